@@ -1,0 +1,43 @@
+/**
+ * The process configuration, one ajv schema with defaults and coercion. Each property is one
+ * environment variable; README's configuration table is written from this list.
+ */
+export const configSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080, description: 'HTTP port' },
+    HOST: { type: 'string', default: '0.0.0.0', description: 'Interface to listen on' },
+    DATABASE_URL: {
+      type: 'string',
+      default: 'sqlite:./data/roster.sqlite',
+      pattern: '^(sqlite:|mysql://|mariadb://)',
+      description: 'sqlite:<path> (embedded, default) or mysql://user:pass@host:port/db',
+    },
+    PUBLIC_BASE_URL: {
+      type: 'string',
+      pattern: '^https?://',
+      description: 'Absolute URL clients reach Roster at; used in SCIM meta.location. Default http://localhost:PORT',
+    },
+    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, default: 1048576, description: 'Largest accepted request body' },
+    JSON_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 1000, default: 32, description: 'Deepest accepted JSON nesting' },
+    DB_POOL_MAX: { type: 'integer', minimum: 1, default: 10, description: 'MySQL/MariaDB pool size' },
+    DB_ACQUIRE_TIMEOUT_MS: {
+      type: 'integer',
+      minimum: 100,
+      default: 2000,
+      description: 'How long a request waits for a database connection before answering 503',
+    },
+    SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10000, description: 'Bound on in-flight requests at SIGTERM' },
+    METRICS_ENABLED: { type: 'boolean', default: true, description: 'Serve GET /metrics' },
+    METRICS_TOKEN: { type: 'string', minLength: 16, description: 'When set, /metrics requires Authorization: Bearer <it>' },
+    SCIM_RATE_LIMIT: {
+      type: 'integer',
+      minimum: 0,
+      default: 200,
+      description: 'SCIM requests per second per token (burst twice that); 0 turns the limit off',
+    },
+    TRUST_PROXY: { type: 'string', default: 'loopback', description: "express 'trust proxy' setting" },
+  },
+} as const;

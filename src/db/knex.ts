@@ -1,0 +1,105 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { mysqlDialect, sqliteDialect, type Dialect } from './dialect.js';
+import { translateDbError } from './errors.js';
+
+export interface DbOptions {
+  poolMax?: number;
+  acquireTimeoutMs?: number;
+  /** Where knex's own warnings go (pool errors while the database is away); default stderr. */
+  logger?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+export interface Db {
+  readonly knex: Knex;
+  readonly dialect: Dialect;
+  /** Runs `fn` in one transaction; a deadlock or busy database is retried once. */
+  tx<T>(fn: (trx: Knex.Transaction) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Builds the knex configuration for a DATABASE_URL; also used by knexfile.ts. */
+export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
+  const acquire = opts.acquireTimeoutMs ?? 2000;
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    return {
+      client: 'better-sqlite3',
+      connection: { filename: file },
+      useNullAsDefault: true,
+      acquireConnectionTimeout: acquire,
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+          try {
+            conn.pragma('journal_mode = WAL');
+            conn.pragma('foreign_keys = ON');
+            conn.pragma('busy_timeout = 5000');
+            conn.pragma('synchronous = NORMAL');
+            done(null, conn);
+          } catch (err) {
+            done(err as Error, conn);
+          }
+        },
+      },
+    };
+  }
+  const u = new URL(url.replace(/^mariadb:/, 'mysql:'));
+  return {
+    client: 'mysql2',
+    connection: {
+      host: u.hostname,
+      port: u.port ? Number(u.port) : 3306,
+      user: decodeURIComponent(u.username),
+      password: decodeURIComponent(u.password),
+      database: u.pathname.replace(/^\//, '') || undefined,
+      charset: 'utf8mb4',
+      timezone: 'Z',
+      connectTimeout: Math.max(acquire, 1000),
+      supportBigNumbers: true,
+    },
+    acquireConnectionTimeout: acquire,
+    pool: {
+      min: 0,
+      max: opts.poolMax ?? 10,
+      // A connection that died while the server was away is dropped, not handed out again.
+      idleTimeoutMillis: 30000,
+      afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+        conn.query("SET SESSION sql_mode = 'TRADITIONAL,NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'", (err) => done(err, conn));
+      },
+    },
+  };
+}
+
+export function openDb(url: string, opts: DbOptions = {}): Db {
+  const config = knexConfig(url, opts);
+  const logger = opts.logger;
+  if (logger) {
+    config.log = {
+      warn: (message: unknown) => logger.warn({ knex: String(message) }, 'database warning'),
+      error: (message: unknown) => logger.error({ knex: String(message) }, 'database error'),
+      deprecate: (message: unknown) => logger.warn({ knex: String(message) }, 'database deprecation'),
+      debug: () => undefined,
+    };
+  }
+  const knex = knexFactory(config);
+  const dialect = config.client === 'better-sqlite3' ? sqliteDialect : mysqlDialect;
+  return {
+    knex,
+    dialect,
+    async tx<T>(fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await knex.transaction(fn);
+        } catch (err) {
+          if (attempt === 0 && dialect.isRetryable(err)) continue;
+          throw translateDbError(err);
+        }
+      }
+    },
+    close: () => knex.destroy(),
+  };
+}

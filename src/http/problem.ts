@@ -1,0 +1,29 @@
+import type { ErrorRequestHandler } from 'express';
+import { STATUS_CODES } from 'node:http';
+import { logFailure, setRetryHeaders, toRosterError } from './error-common.js';
+
+/** Management and system routes answer errors as RFC 9457 problem details. */
+export function problemErrors(): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const known = toRosterError(err);
+    logFailure(req, err, known);
+    const status = known?.status ?? 500;
+    if (known) setRetryHeaders(res, known);
+    const allow = known?.extra.details?.allow;
+    if (typeof allow === 'string') res.setHeader('Allow', allow);
+    res
+      .status(status)
+      .type('application/problem+json')
+      .json({
+        type: 'about:blank',
+        title: STATUS_CODES[status],
+        status,
+        code: known?.code ?? 'internal_error',
+        detail: known ? known.message : 'internal error',
+        instance: req.originalUrl.split('?')[0],
+        requestId: req.id,
+        ...(known?.extra.fields ? { fields: known.extra.fields } : {}),
+        ...(known?.extra.details ? Object.fromEntries(Object.entries(known.extra.details).filter(([k]) => k !== 'allow')) : {}),
+      });
+  };
+}

@@ -1,0 +1,47 @@
+import type { ErrorRequestHandler } from 'express';
+import type { ScimType } from '../errors.js';
+import { logFailure, setRetryHeaders, toRosterError } from './error-common.js';
+
+export const SCIM_ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
+
+/** RFC 7644 §3.12: the HTTP status each scimType may travel with. */
+const VALID_PAIRS: Record<ScimType, number[]> = {
+  invalidFilter: [400],
+  tooMany: [400, 413],
+  uniqueness: [409],
+  mutability: [400],
+  invalidSyntax: [400],
+  invalidPath: [400],
+  noTarget: [400],
+  invalidValue: [400],
+  invalidVers: [400],
+  sensitive: [400, 403],
+};
+
+export function scimTypeFor(status: number, scimType: ScimType | undefined): ScimType | undefined {
+  return scimType !== undefined && VALID_PAIRS[scimType].includes(status) ? scimType : undefined;
+}
+
+/** SCIM routes answer errors in the SCIM error schema, `status` as a string. */
+export function scimErrors(): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const known = toRosterError(err);
+    logFailure(req, err, known);
+    const status = known?.status ?? 500;
+    if (known) setRetryHeaders(res, known);
+    const allow = known?.extra.details?.allow;
+    if (typeof allow === 'string') res.setHeader('Allow', allow);
+    const scimType = scimTypeFor(status, known?.extra.scimType);
+    res
+      .status(status)
+      .type('application/scim+json')
+      .send(
+        JSON.stringify({
+          schemas: [SCIM_ERROR_SCHEMA],
+          status: String(status),
+          ...(scimType ? { scimType } : {}),
+          detail: known ? known.message : `internal error (request ${req.id})`,
+        }),
+      );
+  };
+}
