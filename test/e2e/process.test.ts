@@ -17,7 +17,7 @@ describe('the Roster process', () => {
     const scim = /SCIM token\s+(roster_scim_\S+)/.exec(out)![1]!;
     const admin = /Admin API key\s+(roster_admin_\S+)/.exec(out)![1]!;
     assert.equal((await get(port, '/scim/v2/ServiceProviderConfig', scim)).status, 200);
-    const tenant = await (await get(port, '/api/v1/tenant', admin)).json();
+    const tenant = (await (await get(port, '/api/v1/tenant', admin)).json()) as { slug: string };
     assert.equal(tenant.slug, 'default');
     // The secrets are printed in the banner, never inside a JSON log line.
     for (const line of out.split('\n').filter((l) => l.startsWith('{'))) assert.ok(!line.includes(scim) && !line.includes(admin));

@@ -16,7 +16,7 @@ describe('HTTP basics', () => {
 
   it('puts a request id on every response, keeping a sane one the caller sent', async () => {
     const a = await request(app).get('/healthz').expect(200);
-    assert.match(a.headers['x-request-id'], /^[0-9a-f-]{36}$/);
+    assert.match(String(a.headers['x-request-id']), /^[0-9a-f-]{36}$/);
     const b = await request(app).get('/healthz').set('X-Request-Id', 'trace-123').expect(200);
     assert.equal(b.headers['x-request-id'], 'trace-123');
     const c = await request(app).get('/healthz').set('X-Request-Id', 'bad id with spaces').expect(200);
@@ -35,7 +35,7 @@ describe('HTTP basics', () => {
     const m = await request(app).get('/api/v1/nope').set(t.admin).expect(404);
     assert.equal(m.body.status, 404);
     const s = await request(app).get('/scim/v2/Nope').set(t.scim).expect(404);
-    assert.match(s.headers['content-type'], /^application\/scim\+json/);
+    assert.match(String(s.headers['content-type']), /^application\/scim\+json/);
     assert.equal(JSON.parse(s.text).status, '404');
   });
 
@@ -98,7 +98,7 @@ describe('HTTP basics', () => {
   it('serves Prometheus metrics with request counts by route family', async () => {
     await request(app).get('/scim/v2/ServiceProviderConfig').set(t.scim).expect(200);
     const res = await request(app).get('/metrics').expect(200);
-    assert.match(res.headers['content-type'], /^text\/plain/);
+    assert.match(String(res.headers['content-type']), /^text\/plain/);
     assert.match(res.text, /roster_http_requests_total\{family="scim",method="GET",status="200"\} \d+/);
     assert.match(res.text, /roster_http_request_duration_seconds_bucket/);
     assert.match(res.text, /roster_db_pool_connections\{state="max"\}/);
