@@ -1,5 +1,6 @@
 import type { Migration } from '../src/db/migrate.js';
 import * as m001 from './001_foundation.js';
+import * as m002 from './002_directory.js';
 
 /** Every migration, in order. Both dialects run the same list. */
-export const migrations: Migration[] = [m001];
+export const migrations: Migration[] = [m001, m002];

@@ -39,6 +39,10 @@ export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
             conn.pragma('foreign_keys = ON');
             conn.pragma('busy_timeout = 5000');
             conn.pragma('synchronous = NORMAL');
+            // MySQL tables use a binary collation; LIKE must be case-sensitive here too, so
+            // both dialects answer a filter the same way (case-insensitive attributes are
+            // compared on prepared lower-case keys instead).
+            conn.pragma('case_sensitive_like = ON');
             done(null, conn);
           } catch (err) {
             done(err as Error, conn);
