@@ -21,9 +21,9 @@ export async function up(knex: Knex): Promise<void> {
     t.string('template_id', 36).nullable();
     t.boolean('crm_access').notNullable().defaultTo(false);
     t.string('source', 16).notNullable();
-    // The SCIM document with canonical attribute names, without id, meta and password.
+    // The SCIM document with canonical attribute names, without id and meta. A SCIM password is
+    // never kept: people sign in only through SSO, so a stored hash would be a liability.
     t.text('scim_doc', 'mediumtext').notNullable();
-    t.string('password_hash', 255).nullable();
     t.integer('version').notNullable().defaultTo(1);
     t.bigInteger('created_at').notNullable();
     t.bigInteger('updated_at').notNullable();

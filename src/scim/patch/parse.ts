@@ -1,0 +1,114 @@
+import { InvalidInput } from '../../errors.js';
+import type { ResourceType } from '../schema/registry.js';
+import { parsePatchPath, type PatchPath } from './path.js';
+
+export const PATCH_OP_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+
+/** Most operations one PATCH request may carry. */
+export const MAX_PATCH_OPERATIONS = 1000;
+
+export type PatchOpName = 'add' | 'replace' | 'remove';
+
+/** One validated operation of a PatchOp message (RFC 7644 §3.5.2). */
+export interface PatchOp {
+  op: PatchOpName;
+  /** Absent in the no-path form, where `value` is a map of attributes. */
+  path?: PatchPath;
+  /** The value as sent; `undefined` when the operation had no `value` member, `null` when it was null. */
+  value?: unknown;
+  /** 1-based position in `Operations`, as error messages name it. */
+  index: number;
+}
+
+type Json = Record<string, unknown>;
+
+const OP_NAMES: readonly PatchOpName[] = ['add', 'replace', 'remove'];
+
+function syntax(message: string): InvalidInput {
+  return new InvalidInput('invalid_patch', message, { scimType: 'invalidSyntax' });
+}
+
+function isObject(v: unknown): v is Json {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * A member of a structural object, its name compared case-insensitively: Entra capitalises
+ * structural values (ENTRA-TUT asks servers not to require case-sensitive matches on them).
+ */
+function member(obj: Json, name: string): { present: boolean; value: unknown } {
+  const key = Object.keys(obj).find((k) => k.toLowerCase() === name.toLowerCase());
+  return key === undefined ? { present: false, value: undefined } : { present: true, value: obj[key] };
+}
+
+/**
+ * Runs one operation's step, prefixing any input error with the operation's position: IdP
+ * admins read these messages in Okta's and Entra's provisioning logs, next to the request.
+ */
+export function atOperation<T>(index: number, step: () => T): T {
+  try {
+    return step();
+  } catch (e) {
+    if (e instanceof InvalidInput) throw new InvalidInput(e.code, `operation ${index}: ${e.message}`, e.extra);
+    throw e;
+  }
+}
+
+function checkSchemas(body: Json): void {
+  const { present, value } = member(body, 'schemas');
+  // Okta and Entra always send the PatchOp URN; a client that omits it is accepted all the same.
+  if (!present) return;
+  if (!Array.isArray(value) || !value.some((s) => typeof s === 'string' && s.toLowerCase() === PATCH_OP_SCHEMA.toLowerCase())) {
+    throw syntax(`schemas must contain "${PATCH_OP_SCHEMA}"`);
+  }
+}
+
+function operationList(body: Json): unknown[] {
+  const { value } = member(body, 'Operations');
+  if (!Array.isArray(value) || value.length === 0) throw syntax('Operations must be a non-empty array of operations');
+  if (value.length > MAX_PATCH_OPERATIONS) {
+    throw new InvalidInput('too_many_operations', `Operations holds ${value.length} operations; at most ${MAX_PATCH_OPERATIONS} are accepted per request`, {
+      scimType: 'tooMany',
+    });
+  }
+  return value;
+}
+
+function opName(raw: unknown): PatchOpName {
+  const name = typeof raw === 'string' ? OP_NAMES.find((n) => n === raw.trim().toLowerCase()) : undefined;
+  if (!name) throw syntax(`${raw === undefined ? 'op is missing' : `op ${JSON.stringify(raw)} is unknown`}: expected add, replace or remove`);
+  return name;
+}
+
+/** The path, or undefined for the no-path form (an empty string counts as none). */
+function opPath(raw: unknown, rt: ResourceType): PatchPath | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'string') throw syntax('path must be a string');
+  return raw.trim() === '' ? undefined : parsePatchPath(raw, rt);
+}
+
+function parseOperation(raw: unknown, index: number, rt: ResourceType): PatchOp {
+  if (!isObject(raw)) throw syntax('must be an object with op, path and value');
+  const op = opName(member(raw, 'op').value);
+  const path = opPath(member(raw, 'path').value, rt);
+  const value = member(raw, 'value');
+  if (op === 'remove' && !path) {
+    throw new InvalidInput('no_target', 'remove needs a path naming what to remove', { scimType: 'noTarget' });
+  }
+  if (op !== 'remove' && !value.present) throw new InvalidInput('invalid_value', `${op} needs a value`, { scimType: 'invalidValue' });
+  if (op !== 'remove' && !path && !isObject(value.value)) {
+    throw new InvalidInput('invalid_value', `${op} without a path needs an object of attributes as its value`, { scimType: 'invalidValue' });
+  }
+  return { op, ...(path ? { path } : {}), ...(value.present ? { value: value.value } : {}), index };
+}
+
+/**
+ * Validates a PatchOp message and parses each operation's path against the resource type.
+ * `op` and member names are case-insensitive (Entra sends `Replace`, `Add`, `Remove`); every
+ * error names the 1-based position of the operation at fault.
+ */
+export function parsePatchOps(body: unknown, rt: ResourceType): PatchOp[] {
+  if (!isObject(body)) throw syntax('the PATCH body must be a JSON object');
+  checkSchemas(body);
+  return operationList(body).map((raw, i) => atOperation(i + 1, () => parseOperation(raw, i + 1, rt)));
+}
