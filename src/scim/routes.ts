@@ -1,16 +1,192 @@
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../app.js';
+import type { Ctx } from '../context.js';
+import { InvalidInput, NotFound, NotImplemented } from '../errors.js';
+import { groupsOfUsers, loadMembers, requireGroup, type IdpGroup } from '../directory/groups.js';
+import { requireUser, type User } from '../directory/users.js';
 import { bearerAuth } from '../http/auth.js';
 import { parseJsonBody, requireJsonForWrites } from '../http/body.js';
+import { scimRateLimit } from '../http/rate-limit.js';
 import { resource } from '../http/routes.js';
-import { serviceProviderConfig } from './discovery.js';
+import { createScimGroup, deleteScimGroup, patchScimGroup, replaceScimGroup } from '../provisioning/scim-groups.js';
+import { createScimUser, deleteScimUser, patchScimUser, replaceScimUser } from '../provisioning/scim-users.js';
+import {
+  findResourceType,
+  findSchema,
+  resourceTypeDoc,
+  schemaDoc,
+  serviceProviderConfig,
+} from './discovery.js';
+import { etagOf, expectedVersion, notModified } from './etag.js';
+import { parseListParams, type ListParams } from './list-params.js';
+import { parsePatchOps } from './patch/parse.js';
+import { includes, parseProjection, project, type Projection } from './projection.js';
+import { DirectoryQueries } from './query.js';
+import { allSchemas } from './schema/definitions.js';
+import { GROUP_RT, RESOURCE_TYPES, USER_RT } from './schema/registry.js';
 import { sendScim } from './send.js';
+import { groupResource, LIST_RESPONSE, userLocation, groupLocation, userResource } from './serialize.js';
+
+function listResponse(total: number, startIndex: number, resources: unknown[]) {
+  return { schemas: [LIST_RESPONSE], totalResults: total, startIndex, itemsPerPage: resources.length, Resources: resources };
+}
+
+function ctxOf(req: Request): Ctx {
+  return { ...req.ctx!, now: new Date() };
+}
+
+function param(req: Request, name: string): string {
+  return String(req.params[name]);
+}
+
+function queryProjection(req: Request, rt: typeof USER_RT): Projection {
+  const q = parseListParams(req.query as Record<string, unknown>);
+  return parseProjection(rt, q.attributes, q.excludedAttributes);
+}
 
 export function scimRoutes(deps: AppDeps): Router {
+  const { db, config } = deps;
+  const base = config.publicBaseUrl;
+  const queries = new DirectoryQueries(db.knex);
   const r = Router();
   r.use(requireJsonForWrites());
-  r.use(bearerAuth(deps.db.knex, 'scim'));
-  r.use(parseJsonBody({ limitBytes: deps.config.bodyLimitBytes, maxDepth: deps.config.jsonMaxDepth }));
-  resource(r, '/ServiceProviderConfig', { get: (_req, res) => sendScim(res, 200, serviceProviderConfig(deps.config)) });
+  r.use(bearerAuth(db.knex, 'scim'));
+  r.use(scimRateLimit(config.scimRateLimit));
+  r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth }));
+
+  const presentUsers = async (tenantId: string, users: User[], p: Projection) => {
+    const groups = includes(p, 'groups') ? await groupsOfUsers(db.knex, tenantId, users.map((u) => u.id)) : undefined;
+    return users.map((u) => project(userResource(u, base, groups?.get(u.id)), p));
+  };
+  const presentGroups = async (tenantId: string, groups: IdpGroup[], p: Projection) => {
+    // excludedAttributes=members (every Entra group read) never touches the member table.
+    const members = includes(p, 'members') ? await loadMembers(db.knex, tenantId, groups.map((g) => g.id)) : undefined;
+    return groups.map((g) => project(groupResource(g, base, members?.get(g.id)), p));
+  };
+  const sendUser = async (req: Request, res: Response, status: number, u: User) => {
+    const [body] = await presentUsers(u.tenantId, [u], queryProjection(req, USER_RT));
+    res.setHeader('ETag', etagOf(u.version));
+    if (status === 201) res.setHeader('Location', userLocation(base, u.id));
+    sendScim(res, status, body);
+  };
+  const sendGroup = async (req: Request, res: Response, status: number, g: IdpGroup) => {
+    const [body] = await presentGroups(g.tenantId, [g], queryProjection(req, GROUP_RT));
+    res.setHeader('ETag', etagOf(g.version));
+    if (status === 201) res.setHeader('Location', groupLocation(base, g.id));
+    sendScim(res, status, body);
+  };
+
+  const listUsers = async (tenantId: string, p: ListParams) => {
+    const page = await queries.users(tenantId, p);
+    return listResponse(page.total, p.startIndex, await presentUsers(tenantId, page.items, parseProjection(USER_RT, p.attributes, p.excludedAttributes)));
+  };
+  const listGroups = async (tenantId: string, p: ListParams) => {
+    const page = await queries.groups(tenantId, p);
+    return listResponse(page.total, p.startIndex, await presentGroups(tenantId, page.items, parseProjection(GROUP_RT, p.attributes, p.excludedAttributes)));
+  };
+  const searchBody = (req: Request): ListParams => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidInput('invalid_body', 'a SearchRequest must be a JSON object', { scimType: 'invalidSyntax' });
+    return parseListParams(body);
+  };
+
+  resource(r, '/Users', {
+    get: async (req, res) => sendScim(res, 200, await listUsers(req.ctx!.tenantId, parseListParams(req.query as Record<string, unknown>))),
+    post: async (req, res) => sendUser(req, res, 201, await createScimUser(db, ctxOf(req), req.body)),
+  });
+  resource(r, '/Users/.search', { post: async (req, res) => sendScim(res, 200, await listUsers(req.ctx!.tenantId, searchBody(req))) });
+  resource(r, '/Users/:id', {
+    get: async (req, res) => {
+      const u = await requireUser(db.knex, req.ctx!.tenantId, param(req, 'id'));
+      if (notModified(req.get('if-none-match'), u.version)) return void res.status(304).setHeader('ETag', etagOf(u.version)).end();
+      await sendUser(req, res, 200, u);
+    },
+    put: async (req, res) =>
+      sendUser(req, res, 200, await replaceScimUser(db, ctxOf(req), param(req, 'id'), req.body, expectedVersion(req.get('if-match')))),
+    patch: async (req, res) => {
+      const ops = parsePatchOps(req.body, USER_RT);
+      await sendUser(req, res, 200, await patchScimUser(db, ctxOf(req), param(req, 'id'), ops, expectedVersion(req.get('if-match'))));
+    },
+    delete: async (req, res) => {
+      await deleteScimUser(db, ctxOf(req), param(req, 'id'), expectedVersion(req.get('if-match')));
+      res.status(204).end();
+    },
+  });
+
+  resource(r, '/Groups', {
+    get: async (req, res) => sendScim(res, 200, await listGroups(req.ctx!.tenantId, parseListParams(req.query as Record<string, unknown>))),
+    post: async (req, res) => sendGroup(req, res, 201, await createScimGroup(db, ctxOf(req), req.body)),
+  });
+  resource(r, '/Groups/.search', { post: async (req, res) => sendScim(res, 200, await listGroups(req.ctx!.tenantId, searchBody(req))) });
+  resource(r, '/Groups/:id', {
+    get: async (req, res) => {
+      const g = await requireGroup(db.knex, req.ctx!.tenantId, param(req, 'id'));
+      if (notModified(req.get('if-none-match'), g.version)) return void res.status(304).setHeader('ETag', etagOf(g.version)).end();
+      await sendGroup(req, res, 200, g);
+    },
+    put: async (req, res) => {
+      const { group } = await replaceScimGroup(db, ctxOf(req), param(req, 'id'), req.body, expectedVersion(req.get('if-match')));
+      await sendGroup(req, res, 200, group);
+    },
+    patch: async (req, res) => {
+      const ops = parsePatchOps(req.body, GROUP_RT);
+      const { group } = await patchScimGroup(db, ctxOf(req), param(req, 'id'), ops, expectedVersion(req.get('if-match')));
+      // Entra expects 204 for group PATCH and advises against returning members; a client that
+      // asks for attributes gets the resource.
+      if (req.query.attributes === undefined) {
+        res.setHeader('ETag', etagOf(group.version));
+        return void res.status(204).end();
+      }
+      await sendGroup(req, res, 200, group);
+    },
+    delete: async (req, res) => {
+      await deleteScimGroup(db, ctxOf(req), param(req, 'id'), expectedVersion(req.get('if-match')));
+      res.status(204).end();
+    },
+  });
+
+  // RFC 7644 §3.4.3: a search at the root covers every resource type, users first.
+  resource(r, '/.search', {
+    post: async (req, res) => {
+      const p = searchBody(req);
+      const users = await queries.users(req.ctx!.tenantId, { ...p, count: 0 }).catch(() => undefined);
+      const groups = await queries.groups(req.ctx!.tenantId, { ...p, count: 0 }).catch(() => undefined);
+      if (!users && !groups) await queries.users(req.ctx!.tenantId, p);
+      const nUsers = users?.total ?? 0;
+      const total = nUsers + (groups?.total ?? 0);
+      const out: unknown[] = [];
+      if (users && p.startIndex <= nUsers) out.push(...(await listUsers(req.ctx!.tenantId, p)).Resources);
+      const remaining = p.count - out.length;
+      if (groups && remaining > 0) {
+        const startIndex = Math.max(1, p.startIndex - nUsers);
+        out.push(...(await listGroups(req.ctx!.tenantId, { ...p, startIndex, count: remaining })).Resources);
+      }
+      sendScim(res, 200, listResponse(total, p.startIndex, out));
+    },
+  });
+
+  resource(r, '/ServiceProviderConfig', { get: (_req, res) => sendScim(res, 200, serviceProviderConfig(config)) });
+  resource(r, '/ResourceTypes', {
+    get: (_req, res) => sendScim(res, 200, listResponse(RESOURCE_TYPES.length, 1, RESOURCE_TYPES.map((rt) => resourceTypeDoc(rt, base)))),
+  });
+  resource(r, '/ResourceTypes/:name', {
+    get: (req, res) => {
+      const rt = findResourceType(param(req, 'name'));
+      if (!rt) throw new NotFound('not_found', `no resource type "${param(req, 'name')}"`);
+      sendScim(res, 200, resourceTypeDoc(rt, base));
+    },
+  });
+  resource(r, '/Schemas', { get: (_req, res) => sendScim(res, 200, listResponse(allSchemas.length, 1, allSchemas.map((s) => schemaDoc(s, base)))) });
+  resource(r, '/Schemas/:id', {
+    get: (req, res) => {
+      const s = findSchema(param(req, 'id'));
+      if (!s) throw new NotFound('not_found', `no schema "${param(req, 'id')}"`);
+      sendScim(res, 200, schemaDoc(s, base));
+    },
+  });
+  // RFC 7644 §3.11 allows 501: a SCIM token authenticates a provisioning client, not a person.
+  r.all('/Me', () => {
+    throw new NotImplemented('me_not_supported', '/Me is not available with a SCIM token: it authenticates a client, not a person');
+  });
   return r;
 }

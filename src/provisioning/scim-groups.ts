@@ -1,0 +1,121 @@
+import type { Ctx } from '../context.js';
+import type { Db } from '../db/knex.js';
+import { InvalidInput } from '../errors.js';
+import { recordEvent } from '../audit/record.js';
+import {
+  applyMemberSteps,
+  deleteGroup,
+  insertGroup,
+  lockGroupForChange,
+  requireGroup,
+  writeGroupDoc,
+  type IdpGroup,
+  type MemberDelta,
+  type MemberRef,
+  type MemberStep,
+} from '../directory/groups.js';
+import { planGroupPatch } from '../scim/patch/group.js';
+import type { PatchOp } from '../scim/patch/parse.js';
+import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
+import { GROUP_RT } from '../scim/schema/registry.js';
+
+function entity(g: IdpGroup) {
+  return { type: 'idp_group', id: g.id, name: g.displayName };
+}
+
+/** Members sent in a POST or PUT body, checked before anything is written. */
+function membersOf(doc: ScimDoc): MemberRef[] | undefined {
+  const list = doc.members as { value?: unknown; type?: unknown }[] | undefined;
+  if (list === undefined) return undefined;
+  return list.map((m, i) => {
+    if (typeof m.value !== 'string' || m.value === '') {
+      throw new InvalidInput('invalid_member', `members[${i}].value must be a member id`, { scimType: 'invalidValue' });
+    }
+    const type = typeof m.type === 'string' ? (m.type.toLowerCase() === 'group' ? 'Group' : m.type.toLowerCase() === 'user' ? 'User' : undefined) : undefined;
+    return { value: m.value, ...(type ? { type } : {}) };
+  });
+}
+
+function withoutMembers(doc: ScimDoc): ScimDoc {
+  const { members: _m, ...rest } = doc;
+  return rest;
+}
+
+/** One event per write, named for what happened; members as the ids added and removed. */
+function changeEvent(before: IdpGroup, after: IdpGroup, delta: MemberDelta) {
+  const renamed = before.displayName !== after.displayName || before.externalId !== after.externalId;
+  const event =
+    renamed || (delta.added.length && delta.removed.length) || (!delta.added.length && !delta.removed.length)
+      ? 'scim.group.updated'
+      : delta.added.length
+        ? 'scim.group.members_added'
+        : 'scim.group.members_removed';
+  return {
+    event,
+    entity: entity(after),
+    before: { displayName: before.displayName, externalId: before.externalId, ...(delta.removed.length ? { membersRemoved: delta.removed } : {}) },
+    after: {
+      displayName: after.displayName,
+      externalId: after.externalId,
+      ...(delta.added.length ? { membersAdded: delta.added.map((m) => m.id) } : {}),
+    },
+  };
+}
+
+export async function createScimGroup(db: Db, ctx: Ctx, body: unknown): Promise<IdpGroup> {
+  const { doc } = normalizeResource(GROUP_RT, body);
+  const members = membersOf(doc) ?? [];
+  return db.tx(async (trx) => {
+    const now = ctx.now.getTime();
+    const group = await insertGroup(trx, ctx.tenantId, withoutMembers(doc), 'scim', now);
+    const delta = members.length ? await applyMemberSteps(trx, ctx.tenantId, group.id, [{ kind: 'add', members }], now) : { added: [], removed: [] };
+    await recordEvent(trx, ctx, {
+      event: 'scim.group.created',
+      entity: entity(group),
+      before: null,
+      after: { displayName: group.displayName, externalId: group.externalId, membersAdded: delta.added.map((m) => m.id) },
+    });
+    return group;
+  });
+}
+
+async function change(
+  db: Db,
+  ctx: Ctx,
+  id: string,
+  expected: number | undefined,
+  plan: (current: IdpGroup) => { doc: ScimDoc; memberSteps: MemberStep[] },
+): Promise<{ group: IdpGroup; delta: MemberDelta }> {
+  return db.tx(async (trx) => {
+    const now = ctx.now.getTime();
+    const locked = await lockGroupForChange(trx, ctx.tenantId, id, now, expected);
+    const { doc, memberSteps } = plan(locked);
+    const next = withoutMembers(doc);
+    const group = JSON.stringify(next) === JSON.stringify(locked.doc) ? locked : await writeGroupDoc(trx, locked, next);
+    const delta = await applyMemberSteps(trx, ctx.tenantId, id, memberSteps, now);
+    await recordEvent(trx, ctx, changeEvent(locked, group, delta));
+    return { group, delta };
+  });
+}
+
+export function patchScimGroup(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expected?: number) {
+  return change(db, ctx, id, expected, (current) => planGroupPatch(ops, { id, doc: current.doc }));
+}
+
+/** PUT: the member list is the new membership, applied as a difference. */
+export function replaceScimGroup(db: Db, ctx: Ctx, id: string, body: unknown, expected?: number) {
+  const { doc, readOnlySeen } = normalizeResource(GROUP_RT, body);
+  if (typeof readOnlySeen.id === 'string' && readOnlySeen.id !== id) {
+    throw new InvalidInput('mutability', `id is read-only: the body says "${readOnlySeen.id}" for group "${id}"`, { scimType: 'mutability' });
+  }
+  const members = membersOf(doc) ?? [];
+  return change(db, ctx, id, expected, () => ({ doc, memberSteps: [{ kind: 'replaceAll', members }] }));
+}
+
+export async function deleteScimGroup(db: Db, ctx: Ctx, id: string, expected?: number): Promise<void> {
+  await db.tx(async (trx) => {
+    const group = await requireGroup(trx, ctx.tenantId, id);
+    await deleteGroup(trx, ctx.tenantId, id, expected);
+    await recordEvent(trx, ctx, { event: 'scim.group.deleted', entity: entity(group), before: { displayName: group.displayName, externalId: group.externalId }, after: null });
+  });
+}

@@ -1,0 +1,66 @@
+import type { Knex } from 'knex';
+import { groupFromRow, type IdpGroup } from '../directory/groups.js';
+import { userFromRow, type User } from '../directory/users.js';
+import { parseFilter } from './filter/parser.js';
+import { filterToSql, sortToSql } from './filter/to-sql.js';
+import type { ListParams } from './list-params.js';
+import { GROUP_RT, USER_RT, type ResourceType } from './schema/registry.js';
+import { SeekCache } from './seek-cache.js';
+
+export interface Page<T> {
+  total: number;
+  items: T[];
+}
+
+const TABLE: Record<ResourceType['name'], string> = { User: 'users', Group: 'idp_groups' };
+
+function base(db: Knex, rt: ResourceType, tenantId: string, filterText: string | undefined): Knex.QueryBuilder {
+  const q = db(`${TABLE[rt.name]} as r`).where('r.tenant_id', tenantId);
+  if (rt.name === 'Group') q.andWhere('r.source', 'scim');
+  if (filterText !== undefined && filterText.trim() !== '') {
+    const { sql, bindings } = filterToSql(parseFilter(filterText, rt), rt);
+    q.andWhereRaw(sql, bindings);
+  }
+  return q;
+}
+
+/**
+ * One page of a filtered, sorted list, and the total. The filter becomes SQL with bound values;
+ * nothing is evaluated in memory over the tenant. Order is stable (ties broken by id).
+ */
+async function listPage(db: Knex, cache: SeekCache, rt: ResourceType, tenantId: string, p: ListParams): Promise<Page<Record<string, unknown>>> {
+  const totalRow = await base(db, rt, tenantId, p.filter).count({ n: '*' }).first();
+  const total = Number(totalRow?.n ?? 0);
+  if (p.count === 0 || p.startIndex > total) return { total, items: [] };
+  const q = base(db, rt, tenantId, p.filter).select('r.*').limit(p.count);
+  const seekable = p.sortBy === undefined;
+  const key = SeekCache.key([rt.name, tenantId, p.filter, p.startIndex]);
+  if (p.sortBy !== undefined) {
+    const { sql, bindings } = sortToSql(p.sortBy, rt, p.sortOrder);
+    q.orderByRaw(`${sql}, r.id ${p.sortOrder === 'descending' ? 'desc' : 'asc'}`, bindings);
+    q.offset(p.startIndex - 1);
+  } else {
+    q.orderBy('r.id', 'asc');
+    const after = p.startIndex > 1 ? cache.get(key) : undefined;
+    if (after !== undefined) q.andWhere('r.id', '>', after);
+    else q.offset(p.startIndex - 1);
+  }
+  const rows = (await q) as Record<string, unknown>[];
+  if (seekable && rows.length) cache.set(SeekCache.key([rt.name, tenantId, p.filter, p.startIndex + rows.length]), String(rows[rows.length - 1]!.id));
+  return { total, items: rows };
+}
+
+export class DirectoryQueries {
+  private readonly cache = new SeekCache();
+  constructor(private readonly db: Knex) {}
+
+  async users(tenantId: string, p: ListParams): Promise<Page<User>> {
+    const page = await listPage(this.db, this.cache, USER_RT, tenantId, p);
+    return { total: page.total, items: page.items.map(userFromRow) };
+  }
+
+  async groups(tenantId: string, p: ListParams): Promise<Page<IdpGroup>> {
+    const page = await listPage(this.db, this.cache, GROUP_RT, tenantId, p);
+    return { total: page.total, items: page.items.map(groupFromRow) };
+  }
+}
