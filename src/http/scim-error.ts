@@ -22,26 +22,31 @@ export function scimTypeFor(status: number, scimType: ScimType | undefined): Sci
   return scimType !== undefined && VALID_PAIRS[scimType].includes(status) ? scimType : undefined;
 }
 
+/** The SCIM error body for anything thrown; unexpected failures say only "internal error". */
+export function scimErrorBody(err: unknown, requestId: string): { status: number; body: Record<string, unknown> } {
+  const known = toRosterError(err);
+  const status = known?.status ?? 500;
+  const scimType = scimTypeFor(status, known?.extra.scimType);
+  return {
+    status,
+    body: {
+      schemas: [SCIM_ERROR_SCHEMA],
+      status: String(status),
+      ...(scimType ? { scimType } : {}),
+      detail: known ? known.message : `internal error (request ${requestId})`,
+    },
+  };
+}
+
 /** SCIM routes answer errors in the SCIM error schema, `status` as a string. */
 export function scimErrors(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const known = toRosterError(err);
     logFailure(req, err, known);
-    const status = known?.status ?? 500;
     if (known) setRetryHeaders(res, known);
     const allow = known?.extra.details?.allow;
     if (typeof allow === 'string') res.setHeader('Allow', allow);
-    const scimType = scimTypeFor(status, known?.extra.scimType);
-    res
-      .status(status)
-      .type('application/scim+json')
-      .send(
-        JSON.stringify({
-          schemas: [SCIM_ERROR_SCHEMA],
-          status: String(status),
-          ...(scimType ? { scimType } : {}),
-          detail: known ? known.message : `internal error (request ${req.id})`,
-        }),
-      );
+    const { status, body } = scimErrorBody(err, req.id);
+    res.status(status).type('application/scim+json').send(JSON.stringify(body));
   };
 }

@@ -1,4 +1,5 @@
 import type { Config } from '../config/load.js';
+import { MAX_BULK_OPERATIONS } from './bulk.js';
 import { MAX_COUNT } from './list-params.js';
 import { allSchemas, type SchemaDef } from './schema/definitions.js';
 import { RESOURCE_TYPES, type ResourceType } from './schema/registry.js';
@@ -11,7 +12,7 @@ export function serviceProviderConfig(config: Config) {
     schemas: [SPC_SCHEMA],
     documentationUri: `${config.publicBaseUrl}/docs/scim`,
     patch: { supported: true },
-    bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
+    bulk: { supported: true, maxOperations: MAX_BULK_OPERATIONS, maxPayloadSize: config.bodyLimitBytes },
     filter: { supported: true, maxResults: MAX_COUNT },
     changePassword: { supported: false },
     sort: { supported: true },

@@ -17,6 +17,7 @@ import {
   schemaDoc,
   serviceProviderConfig,
 } from './discovery.js';
+import { processBulk } from './bulk.js';
 import { etagOf, expectedVersion, notModified } from './etag.js';
 import { parseListParams, type ListParams } from './list-params.js';
 import { parsePatchOps } from './patch/parse.js';
@@ -164,6 +165,8 @@ export function scimRoutes(deps: AppDeps): Router {
       sendScim(res, 200, listResponse(total, p.startIndex, out));
     },
   });
+
+  resource(r, '/Bulk', { post: async (req, res) => sendScim(res, 200, await processBulk(db, req, base)) });
 
   resource(r, '/ServiceProviderConfig', { get: (_req, res) => sendScim(res, 200, serviceProviderConfig(config)) });
   resource(r, '/ResourceTypes', {

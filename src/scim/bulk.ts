@@ -1,0 +1,175 @@
+import type { Request } from 'express';
+import type { Ctx } from '../context.js';
+import type { Db } from '../db/knex.js';
+import { InvalidInput, TooLarge } from '../errors.js';
+import { logFailure, toRosterError } from '../http/error-common.js';
+import { scimErrorBody } from '../http/scim-error.js';
+import { createScimGroup, deleteScimGroup, patchScimGroup, replaceScimGroup } from '../provisioning/scim-groups.js';
+import { createScimUser, deleteScimUser, patchScimUser, replaceScimUser } from '../provisioning/scim-users.js';
+import { etagOf, expectedVersion } from './etag.js';
+import { parsePatchOps } from './patch/parse.js';
+import { GROUP_RT, USER_RT } from './schema/registry.js';
+import { groupLocation, userLocation } from './serialize.js';
+
+export const BULK_REQUEST = 'urn:ietf:params:scim:api:messages:2.0:BulkRequest';
+export const BULK_RESPONSE = 'urn:ietf:params:scim:api:messages:2.0:BulkResponse';
+export const MAX_BULK_OPERATIONS = 1000;
+
+interface BulkOp {
+  index: number;
+  method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  bulkId?: string;
+  version?: string;
+  path: string;
+  data?: unknown;
+}
+
+interface OpResult {
+  method: string;
+  bulkId?: string;
+  location?: string;
+  version?: string;
+  status: string;
+  response?: unknown;
+}
+
+const BULK_REF = /^bulkId:(.+)$/;
+
+function parseOps(body: unknown): { ops: BulkOp[]; failOnErrors?: number } {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new InvalidInput('invalid_body', 'a BulkRequest must be a JSON object', { scimType: 'invalidSyntax' });
+  const b = body as Record<string, unknown>;
+  const list = b.Operations ?? b.operations;
+  if (!Array.isArray(list)) throw new InvalidInput('invalid_body', 'Operations must be an array', { scimType: 'invalidSyntax' });
+  if (list.length > MAX_BULK_OPERATIONS) {
+    throw new TooLarge('too_many_operations', `the bulk request has ${list.length} operations; maxOperations is ${MAX_BULK_OPERATIONS}`, { scimType: 'tooMany' });
+  }
+  const fail = b.failOnErrors;
+  if (fail !== undefined && (typeof fail !== 'number' || !Number.isInteger(fail) || fail < 1)) {
+    throw new InvalidInput('invalid_body', 'failOnErrors must be a positive integer', { scimType: 'invalidValue' });
+  }
+  const ops = list.map((raw, index): BulkOp => {
+    const o = (raw ?? {}) as Record<string, unknown>;
+    const method = String(o.method ?? '').toUpperCase();
+    if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) throw new InvalidInput('invalid_body', `operation ${index + 1}: method must be POST, PUT, PATCH or DELETE`, { scimType: 'invalidSyntax' });
+    if (typeof o.path !== 'string') throw new InvalidInput('invalid_body', `operation ${index + 1}: path is required`, { scimType: 'invalidSyntax' });
+    if (method === 'POST' && typeof o.bulkId !== 'string') throw new InvalidInput('invalid_body', `operation ${index + 1}: a POST needs a bulkId`, { scimType: 'invalidSyntax' });
+    return { index, method: method as BulkOp['method'], path: o.path, data: o.data, bulkId: typeof o.bulkId === 'string' ? o.bulkId : undefined, version: typeof o.version === 'string' ? o.version : undefined };
+  });
+  return { ops, failOnErrors: fail as number | undefined };
+}
+
+/** Every bulkId an operation refers to, in its path or anywhere in its data. */
+function references(op: BulkOp): Set<string> {
+  const refs = new Set<string>();
+  const walk = (v: unknown) => {
+    if (typeof v === 'string') {
+      const m = BULK_REF.exec(v);
+      if (m) refs.add(m[1]!);
+    } else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(op.path.split('/').pop());
+  walk(op.data);
+  return refs;
+}
+
+function substitute(v: unknown, ids: Map<string, string>): unknown {
+  if (typeof v === 'string') {
+    const m = BULK_REF.exec(v);
+    return m ? ids.get(m[1]!) ?? v : v;
+  }
+  if (Array.isArray(v)) return v.map((x) => substitute(x, ids));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substitute(x, ids)]));
+  return v;
+}
+
+function target(path: string): { type: 'Users' | 'Groups'; id?: string } {
+  const m = /^\/?(Users|Groups)(?:\/([^/]+))?\/?$/i.exec(path);
+  if (!m) throw new InvalidInput('invalid_path', `bulk path "${path}" must be /Users, /Groups, /Users/{id} or /Groups/{id}`, { scimType: 'invalidPath' });
+  return { type: m[1]!.toLowerCase() === 'users' ? 'Users' : 'Groups', id: m[2] };
+}
+
+async function run(db: Db, ctx: Ctx, base: string, op: BulkOp, ids: Map<string, string>): Promise<OpResult> {
+  const path = op.path.split('/').map((seg) => substitute(seg, ids) as string).join('/');
+  const data = substitute(op.data, ids);
+  const t = target(path);
+  const expected = expectedVersion(op.version);
+  const out = { method: op.method, ...(op.bulkId ? { bulkId: op.bulkId } : {}) };
+  const locate = (id: string) => (t.type === 'Users' ? userLocation(base, id) : groupLocation(base, id));
+  if (op.method === 'POST') {
+    if (t.id) throw new InvalidInput('invalid_path', 'POST goes to /Users or /Groups', { scimType: 'invalidPath' });
+    const created = t.type === 'Users' ? await createScimUser(db, ctx, data) : await createScimGroup(db, ctx, data);
+    ids.set(op.bulkId!, created.id);
+    return { ...out, location: locate(created.id), version: etagOf(created.version), status: '201' };
+  }
+  if (!t.id) throw new InvalidInput('invalid_path', `${op.method} needs a resource id in its path`, { scimType: 'invalidPath' });
+  if (op.method === 'DELETE') {
+    await (t.type === 'Users' ? deleteScimUser(db, ctx, t.id, expected) : deleteScimGroup(db, ctx, t.id, expected));
+    return { ...out, location: locate(t.id), status: '204' };
+  }
+  const version =
+    t.type === 'Users'
+      ? op.method === 'PUT'
+        ? (await replaceScimUser(db, ctx, t.id, data, expected)).version
+        : (await patchScimUser(db, ctx, t.id, parsePatchOps(data, USER_RT), expected)).version
+      : op.method === 'PUT'
+        ? (await replaceScimGroup(db, ctx, t.id, data, expected)).group.version
+        : (await patchScimGroup(db, ctx, t.id, parsePatchOps(data, GROUP_RT), expected)).group.version;
+  return { ...out, location: locate(t.id), version: etagOf(version), status: '200' };
+}
+
+/**
+ * RFC 7644 §3.7. Each operation is its own transaction. Operations run in request order, except
+ * that one referring to a bulkId another operation creates waits until that one has run, so a
+ * group may list users created later in the same request. References that never resolve
+ * (unknown or circular) fail their operations with 409.
+ */
+export async function processBulk(db: Db, req: Request, base: string): Promise<{ schemas: string[]; Operations: OpResult[] }> {
+  const { ops, failOnErrors } = parseOps(req.body);
+  const declared = new Set(ops.flatMap((o) => (o.bulkId && o.method === 'POST' ? [o.bulkId] : [])));
+  const ids = new Map<string, string>();
+  const results = new Map<number, OpResult>();
+  let errors = 0;
+  let pending = ops;
+  const fail = (op: BulkOp, err: unknown) => {
+    errors++;
+    logFailure(req, err, toRosterError(err));
+    const { status, body } = scimErrorBody(err, req.id);
+    results.set(op.index, { method: op.method, ...(op.bulkId ? { bulkId: op.bulkId } : {}), status: String(status), response: body });
+  };
+  while (pending.length && (failOnErrors === undefined || errors < failOnErrors)) {
+    const waiting: BulkOp[] = [];
+    for (const op of pending) {
+      if (failOnErrors !== undefined && errors >= failOnErrors) break;
+      const refs = [...references(op)];
+      if (refs.some((r) => !ids.has(r) && declared.has(r) && !results.has(ops.find((o) => o.bulkId === r)!.index))) {
+        waiting.push(op);
+        continue;
+      }
+      const unresolved = refs.filter((r) => !ids.has(r));
+      if (unresolved.length) {
+        fail(op, new InvalidInput('unresolved_bulk_id', `bulkId ${unresolved.map((r) => `"${r}"`).join(', ')} does not name a resource created in this request`, { scimType: 'invalidValue' }));
+        continue;
+      }
+      try {
+        results.set(op.index, await run(db, { ...req.ctx!, now: new Date() }, base, op, ids));
+      } catch (err) {
+        fail(op, err);
+      }
+    }
+    if (waiting.length === pending.length) {
+      for (const op of waiting) {
+        errors++;
+        results.set(op.index, {
+          method: op.method,
+          ...(op.bulkId ? { bulkId: op.bulkId } : {}),
+          status: '409',
+          response: { schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '409', detail: 'circular bulkId references cannot be resolved' },
+        });
+      }
+      break;
+    }
+    pending = waiting;
+  }
+  return { schemas: [BULK_RESPONSE], Operations: [...results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r) };
+}
