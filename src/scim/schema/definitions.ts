@@ -96,7 +96,7 @@ export const userSchema: SchemaDef = {
     str('locale', "The User's default location for localizing."),
     str('timezone', "The User's time zone in the 'Olson' time zone database format."),
     attr('active', 'boolean', "The User's administrative status; false deactivates (suspends) the user."),
-    str('password', 'The cleartext password, write-only: stored only as a hash and never returned.', {
+    str('password', 'Write-only: accepted and discarded, never stored or returned (people sign in only through SSO).', {
       mutability: 'writeOnly',
       returned: 'never',
     }),
