@@ -19,6 +19,32 @@ export interface Db {
   close(): Promise<void>;
 }
 
+interface SqliteConnection {
+  pragma(s: string): unknown;
+  prepare(sql: string): unknown;
+}
+
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * knex prepares every statement anew, which is most of the cost of a small query on SQLite.
+ * One connection runs one statement at a time to completion (better-sqlite3 is synchronous and
+ * knex reads results with all()/run()), so a prepared statement can be reused safely; SQLite
+ * re-prepares it by itself after a schema change. Bounded, least recently used dropped first.
+ */
+function cachePreparedStatements(conn: SqliteConnection): void {
+  const prepare = conn.prepare.bind(conn);
+  const cache = new Map<string, unknown>();
+  conn.prepare = (sql: string) => {
+    let stmt = cache.get(sql);
+    if (stmt !== undefined) cache.delete(sql);
+    else stmt = prepare(sql);
+    cache.set(sql, stmt);
+    if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+    return stmt;
+  };
+}
+
 /** Builds the knex configuration for a DATABASE_URL; also used by knexfile.ts. */
 export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
   const acquire = opts.acquireTimeoutMs ?? 2000;
@@ -33,8 +59,9 @@ export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
       pool: {
         min: 1,
         max: 1,
-        afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
           try {
+            cachePreparedStatements(conn);
             conn.pragma('journal_mode = WAL');
             conn.pragma('foreign_keys = ON');
             conn.pragma('busy_timeout = 5000');
