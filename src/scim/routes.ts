@@ -32,6 +32,16 @@ function listResponse(total: number, startIndex: number, resources: unknown[]) {
   return { schemas: [LIST_RESPONSE], totalResults: total, startIndex, itemsPerPage: resources.length, Resources: resources };
 }
 
+/** A list's total, or the invalidFilter error of a filter this resource type cannot answer. */
+async function countOrFilterError<T>(run: () => Promise<T>): Promise<T | InvalidInput> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof InvalidInput && err.extra.scimType === 'invalidFilter') return err;
+    throw err;
+  }
+}
+
 function ctxOf(req: Request): Ctx {
   return { ...req.ctx!, now: new Date() };
 }
@@ -146,23 +156,26 @@ export function scimRoutes(deps: AppDeps): Router {
     },
   });
 
-  // RFC 7644 §3.4.3: a search at the root covers every resource type, users first.
+  // RFC 7644 §3.4.3: a search at the root covers every resource type, users first. A filter
+  // that only one type can answer (userName, members) selects nothing of the other.
   resource(r, '/.search', {
     post: async (req, res) => {
       const p = searchBody(req);
-      const users = await queries.users(req.ctx!.tenantId, { ...p, count: 0 }).catch(() => undefined);
-      const groups = await queries.groups(req.ctx!.tenantId, { ...p, count: 0 }).catch(() => undefined);
-      if (!users && !groups) await queries.users(req.ctx!.tenantId, p);
-      const nUsers = users?.total ?? 0;
-      const total = nUsers + (groups?.total ?? 0);
+      const tenantId = req.ctx!.tenantId;
+      const [users, groups] = await Promise.all([
+        countOrFilterError(() => queries.users(tenantId, { ...p, count: 0 })),
+        countOrFilterError(() => queries.groups(tenantId, { ...p, count: 0 })),
+      ]);
+      if (users instanceof InvalidInput && groups instanceof InvalidInput) throw users;
+      const nUsers = users instanceof InvalidInput ? 0 : users.total;
+      const nGroups = groups instanceof InvalidInput ? 0 : groups.total;
       const out: unknown[] = [];
-      if (users && p.startIndex <= nUsers) out.push(...(await listUsers(req.ctx!.tenantId, p)).Resources);
+      if (nUsers && p.startIndex <= nUsers) out.push(...(await listUsers(tenantId, p)).Resources);
       const remaining = p.count - out.length;
-      if (groups && remaining > 0) {
-        const startIndex = Math.max(1, p.startIndex - nUsers);
-        out.push(...(await listGroups(req.ctx!.tenantId, { ...p, startIndex, count: remaining })).Resources);
+      if (nGroups && remaining > 0) {
+        out.push(...(await listGroups(tenantId, { ...p, startIndex: Math.max(1, p.startIndex - nUsers), count: remaining })).Resources);
       }
-      sendScim(res, 200, listResponse(total, p.startIndex, out));
+      sendScim(res, 200, listResponse(nUsers + nGroups, p.startIndex, out));
     },
   });
 

@@ -205,3 +205,18 @@ describe('SCIM behaviour', () => {
     assert.equal((await scim.get('/Me').expect(501)).body.status, '501');
   });
 });
+
+describe('SCIM root search', () => {
+  it('searches users and groups together, and a type-specific filter selects only that type', async () => {
+    const app = await testApp();
+    const scim = scimClient(app, (await buildTenant()).scimToken);
+    await scim.post('/Users', { schemas: [USER], userName: 'root@x.io' }).expect(201);
+    await scim.post('/Groups', { schemas: [GROUP], displayName: 'Root group' }).expect(201);
+    const all = await scim.post('/.search', { schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'] }).expect(200);
+    assert.equal(all.body.totalResults, 2);
+    assert.deepEqual(all.body.Resources.map((x: { meta: { resourceType: string } }) => x.meta.resourceType), ['User', 'Group']);
+    const users = await scim.post('/.search', { filter: 'userName sw "root"' }).expect(200);
+    assert.equal(users.body.totalResults, 1);
+    assert.equal((await scim.post('/.search', { filter: 'nope eq "x"' }).expect(400)).body.scimType, 'invalidFilter');
+  });
+});
