@@ -1,23 +1,11 @@
 import { InvalidInput } from '../../errors.js';
+import type { MemberRef, MemberStep } from '../../directory/groups.js';
 import type { Filter } from '../filter/ast.js';
 import type { ScimDoc } from '../schema/normalize.js';
 import { GROUP_RT, resolvePath, splitUrn, type ResolvedPath } from '../schema/registry.js';
 import { applyPatchToDoc } from './apply-user.js';
 import { atOperation, type PatchOp, type PatchOpName } from './parse.js';
 import { invalidPath } from './path.js';
-
-/** A member as a PATCH names it: the member's id, and its kind when the client says. */
-export interface MemberRef {
-  value: string;
-  type?: 'User' | 'Group';
-}
-
-/** One membership change, for the storage to apply as row inserts and deletes. */
-export type MemberStep =
-  | { kind: 'add'; members: MemberRef[] }
-  | { kind: 'remove'; ids: string[] }
-  | { kind: 'removeAll' }
-  | { kind: 'replaceAll'; members: MemberRef[] };
 
 export interface GroupPatchPlan {
   /** The group's attributes after the operations. */
