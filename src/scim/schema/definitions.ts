@@ -117,11 +117,11 @@ export const userSchema: SchemaDef = {
         attr('primary', 'boolean', 'Indicates the primary or preferred address.'),
       ],
     }),
-    attr('groups', 'complex', 'The groups the user belongs to, directly or through nested groups. Read-only: change membership through Groups.', {
+    attr('groups', 'complex', 'The groups the user is a direct member of. Read-only: change membership through Groups.', {
       multiValued: true,
       mutability: 'readOnly',
       subAttributes: [
-        str('value', 'The identifier of the group.', { mutability: 'readOnly' }),
+        str('value', 'The identifier of the group.', { mutability: 'readOnly', caseExact: true }),
         attr('$ref', 'reference', 'The URI of the corresponding Group resource.', { mutability: 'readOnly', referenceTypes: ['Group'] }),
         str('display', 'A human-readable name of the group.', { mutability: 'readOnly' }),
         str('type', "'direct' or 'indirect'.", { mutability: 'readOnly', canonicalValues: ['direct', 'indirect'] }),
