@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
-import { Conflict, InvalidInput, NotFound, PreconditionFailed } from '../errors.js';
+import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
+import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { caseMappedKey } from '../scim/schema/value-key.js';
@@ -81,9 +82,13 @@ export async function getGroup(db: Knex, tenantId: string, id: string, source: G
   return row ? groupFromRow(row) : undefined;
 }
 
+function groupNotFound(id: string): NotFound {
+  return new NotFound('group_not_found', `no group with id "${id}"`);
+}
+
 export async function requireGroup(db: Knex, tenantId: string, id: string): Promise<IdpGroup> {
   const g = await getGroup(db, tenantId, id);
-  if (!g) throw new NotFound('group_not_found', `no group with id "${id}"`);
+  if (!g) throw groupNotFound(id);
   return g;
 }
 
@@ -122,12 +127,7 @@ export async function lockGroupForChange(trx: Knex, tenantId: string, id: string
   const q = trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' });
   if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
   const changed = await q.update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) {
-    if (expectedVersion !== undefined && (await getGroup(trx, tenantId, id))) {
-      throw new PreconditionFailed('version_mismatch', 'the group was changed by another request; fetch it again');
-    }
-    throw new NotFound('group_not_found', `no group with id "${id}"`);
-  }
+  if (changed === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, expectedVersion, groupNotFound(id), 'group');
   return groupFromRow(await trx('idp_groups').where({ tenant_id: tenantId, id }).first());
 }
 
@@ -289,11 +289,5 @@ export async function deleteGroup(trx: Knex, tenantId: string, id: string, expec
   if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
   // Memberships of this group in other groups go too; its own members cascade.
   await trx('idp_group_members').where({ tenant_id: tenantId, member_id: id }).delete();
-  const n = await q.delete();
-  if (n === 0) {
-    if (expectedVersion !== undefined && (await getGroup(trx, tenantId, id))) {
-      throw new PreconditionFailed('version_mismatch', 'the group was changed by another request; fetch it again');
-    }
-    throw new NotFound('group_not_found', `no group with id "${id}"`);
-  }
+  if ((await q.delete()) === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, expectedVersion, groupNotFound(id), 'group');
 }

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
-import { Conflict, InvalidInput, NotFound, PreconditionFailed } from '../errors.js';
+import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
+import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { caseMappedKey, userNameProblem } from '../scim/schema/value-key.js';
@@ -116,9 +117,13 @@ export async function getUser(db: Knex, tenantId: string, id: string): Promise<U
   return row ? userFromRow(row) : undefined;
 }
 
+function userNotFound(id: string): NotFound {
+  return new NotFound('user_not_found', `no user with id "${id}"`);
+}
+
 export async function requireUser(db: Knex, tenantId: string, id: string): Promise<User> {
   const u = await getUser(db, tenantId, id);
-  if (!u) throw new NotFound('user_not_found', `no user with id "${id}"`);
+  if (!u) throw userNotFound(id);
   return u;
 }
 
@@ -171,12 +176,7 @@ export async function lockUser(trx: Knex, tenantId: string, id: string, now: num
   const q = trx('users').where({ tenant_id: tenantId, id });
   if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
   const changed = await q.update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) {
-    if (expectedVersion !== undefined && (await getUser(trx, tenantId, id))) {
-      throw new PreconditionFailed('version_mismatch', 'the user was changed by another request; fetch it again');
-    }
-    throw new NotFound('user_not_found', `no user with id "${id}"`);
-  }
+  if (changed === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, expectedVersion, userNotFound(id), 'user');
   return (await getUser(trx, tenantId, id))!;
 }
 
@@ -226,11 +226,5 @@ export async function deleteUser(trx: Knex, tenantId: string, id: string, expect
   const q = trx('users').where({ tenant_id: tenantId, id });
   if (expectedVersion !== undefined) q.andWhere({ version: expectedVersion });
   await trx('idp_group_members').where({ tenant_id: tenantId, member_id: id }).delete();
-  const n = await q.delete();
-  if (n === 0) {
-    if (expectedVersion !== undefined && (await getUser(trx, tenantId, id))) {
-      throw new PreconditionFailed('version_mismatch', 'the user was changed by another request; fetch it again');
-    }
-    throw new NotFound('user_not_found', `no user with id "${id}"`);
-  }
+  if ((await q.delete()) === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, expectedVersion, userNotFound(id), 'user');
 }
