@@ -65,8 +65,9 @@ export function scimRoutes(deps: AppDeps): Router {
   r.use(scimRateLimit(config.scimRateLimit));
   r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth }));
 
-  const presentUsers = async (tenantId: string, users: User[], p: Projection) => {
-    const groups = includes(p, 'groups') ? await groupsOfUsers(db.knex, tenantId, users.map((u) => u.id)) : undefined;
+  const presentUsers = async (tenantId: string, users: User[], p: Projection, fresh = false) => {
+    // A user created by this very request belongs to no group yet.
+    const groups = includes(p, 'groups') && !fresh ? await groupsOfUsers(db.knex, tenantId, users.map((u) => u.id)) : undefined;
     return users.map((u) => project(userResource(u, base, groups?.get(u.id)), p));
   };
   const presentGroups = async (tenantId: string, groups: IdpGroup[], p: Projection) => {
@@ -75,7 +76,7 @@ export function scimRoutes(deps: AppDeps): Router {
     return groups.map((g) => project(groupResource(g, base, members?.get(g.id)), p));
   };
   const sendUser = async (req: Request, res: Response, status: number, u: User) => {
-    const [body] = await presentUsers(u.tenantId, [u], queryProjection(req, USER_RT));
+    const [body] = await presentUsers(u.tenantId, [u], queryProjection(req, USER_RT), status === 201);
     res.setHeader('ETag', etagOf(u.version));
     if (status === 201) res.setHeader('Location', userLocation(base, u.id));
     sendScim(res, status, body);
