@@ -1,4 +1,5 @@
 import express, { type Express } from 'express';
+import type { Area } from './access/catalogue.js';
 import type { Config } from './config/load.js';
 import type { Db } from './db/knex.js';
 import type { Logger } from './log.js';
@@ -14,6 +15,8 @@ import { scimRoutes } from './scim/routes.js';
 
 export interface AppDeps {
   config: Config;
+  /** The area catalogue, validated at start. */
+  catalogue: Area[];
   db: Db;
   logger: Logger;
 }

@@ -1,4 +1,6 @@
 import http from 'node:http';
+import { CatalogueError, loadCatalogue } from './access/catalogue.js';
+import { defaultCatalogue } from './access/catalogue-default.js';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { openDb } from './db/knex.js';
@@ -17,6 +19,16 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  let catalogue;
+  try {
+    catalogue = loadCatalogue(config.areaCatalogueFile, defaultCatalogue);
+  } catch (err) {
+    if (err instanceof CatalogueError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   const logger = createLogger(config.logLevel);
   const db = openDb(config.databaseUrl, { poolMax: config.dbPoolMax, acquireTimeoutMs: config.dbAcquireTimeoutMs, logger });
   const applied = await migrateLatest(db.knex);
@@ -28,7 +40,7 @@ async function main(): Promise<void> {
     logger.warn({ publicBaseUrl: config.publicBaseUrl }, 'PUBLIC_BASE_URL is not https; bearer tokens would cross the network in clear');
   }
 
-  const app = createApp({ config, db, logger });
+  const app = createApp({ config, db, logger, catalogue });
   let closing = false;
   // During shutdown, answers ask keep-alive clients to reconnect elsewhere.
   const server = http.createServer((req, res) => {

@@ -16,6 +16,7 @@ export interface Config {
   readonly metricsToken: string | undefined;
   readonly scimRateLimit: number;
   readonly trustProxy: string;
+  readonly areaCatalogueFile: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -55,5 +56,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metricsToken: raw.METRICS_TOKEN as string | undefined,
     scimRateLimit: raw.SCIM_RATE_LIMIT as number,
     trustProxy: raw.TRUST_PROXY as string,
+    areaCatalogueFile: raw.AREA_CATALOGUE_FILE as string | undefined,
   });
 }

@@ -38,6 +38,11 @@ export const configSchema = {
       default: 200,
       description: 'SCIM requests per second per token (burst twice that); 0 turns the limit off',
     },
+    AREA_CATALOGUE_FILE: {
+      type: 'string',
+      minLength: 1,
+      description: "JSON file with the deployment's own area catalogue; default: seed 002's areas",
+    },
     TRUST_PROXY: { type: 'string', default: 'loopback', description: "express 'trust proxy' setting" },
   },
 } as const;

@@ -10,5 +10,6 @@ export function managementRoutes(deps: AppDeps): Router {
   r.use(bearerAuth(deps.db.knex, 'admin'));
   r.use(parseJsonBody({ limitBytes: deps.config.bodyLimitBytes, maxDepth: deps.config.jsonMaxDepth }));
   resource(r, '/tenant', { get: (req, res) => void res.json(presentTenant(req.auth!.tenant)) });
+  resource(r, '/areas', { get: (_req, res) => void res.json(deps.catalogue) });
   return r;
 }

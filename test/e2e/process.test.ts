@@ -57,3 +57,16 @@ describe('the Roster process', () => {
     assert.match(r.stdout(), /"stopped"/);
   });
 });
+
+describe('the Roster process with a bad area catalogue', () => {
+  it('refuses to start, naming the problem, with exit code 2', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const file = `${os.tmpdir()}/roster-bad-catalogue-${process.pid}.json`;
+    fs.writeFileSync(file, JSON.stringify([{ label: 'Sales' }, { label: 'SALES' }]));
+    const r = startRoster({ DATABASE_URL: await freshDatabaseUrl('bad-catalogue'), AREA_CATALOGUE_FILE: file });
+    assert.equal(await r.exited, 2);
+    assert.match(r.stderr(), /two areas have the key "sales"/);
+    fs.rmSync(file);
+  });
+});

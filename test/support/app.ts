@@ -1,4 +1,6 @@
 import type { Express } from 'express';
+import { loadCatalogue } from '../../src/access/catalogue.js';
+import { defaultCatalogue } from '../../src/access/catalogue-default.js';
 import { createApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
@@ -9,7 +11,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 export async function testDeps(env: Record<string, string> = {}): Promise<AppDeps> {
-  return { config: testConfig(env), db: await testDb(), logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent') };
+  const config = testConfig(env);
+  return { config, db: await testDb(), logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), catalogue: loadCatalogue(config.areaCatalogueFile, defaultCatalogue) };
 }
 
 /** The real app over the run's database, configured as a test wants it. */

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { createApp } from '../../../src/app.js';
 import { openDb } from '../../../src/db/knex.js';
 import { createLogger } from '../../../src/log.js';
-import { testConfig } from '../../support/app.js';
+import { testDeps } from '../../support/app.js';
 import { dialectName, testDbUrl } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
@@ -22,7 +22,7 @@ describe('database outage', function () {
     url.host = `127.0.0.1:${proxy.port}`;
     const logger = createLogger('silent');
     const db = openDb(url.toString(), { poolMax: 2, acquireTimeoutMs: 1000, logger });
-    const app = createApp({ config: testConfig(), db, logger });
+    const app = createApp({ ...(await testDeps()), db, logger });
     try {
       await request(app).get('/readyz').expect(200);
       await request(app).get('/api/v1/tenant').set(t.admin).expect(200);
