@@ -17,7 +17,10 @@ export function logFailure(req: Request, err: unknown, known: RosterError | unde
   else if (known.status >= 500) req.log.error({ err: known }, known.code);
 }
 
-export function setRetryHeaders(res: { setHeader(n: string, v: string): void }, known: RosterError): void {
+/** The headers an error carries in either protocol: Retry-After, WWW-Authenticate, Allow. */
+export function setErrorHeaders(res: { setHeader(n: string, v: string): void }, known: RosterError): void {
   if (known.extra.retryAfter !== undefined) res.setHeader('Retry-After', String(known.extra.retryAfter));
   if (known.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="roster"');
+  const allow = known.extra.details?.allow;
+  if (typeof allow === 'string') res.setHeader('Allow', allow);
 }

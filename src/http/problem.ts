@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler } from 'express';
 import { STATUS_CODES } from 'node:http';
-import { logFailure, setRetryHeaders, toRosterError } from './error-common.js';
+import { logFailure, setErrorHeaders, toRosterError } from './error-common.js';
 
 /** Management and system routes answer errors as RFC 9457 problem details. */
 export function problemErrors(): ErrorRequestHandler {
@@ -8,9 +8,7 @@ export function problemErrors(): ErrorRequestHandler {
     const known = toRosterError(err);
     logFailure(req, err, known);
     const status = known?.status ?? 500;
-    if (known) setRetryHeaders(res, known);
-    const allow = known?.extra.details?.allow;
-    if (typeof allow === 'string') res.setHeader('Allow', allow);
+    if (known) setErrorHeaders(res, known);
     res
       .status(status)
       .type('application/problem+json')

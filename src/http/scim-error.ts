@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler } from 'express';
 import type { ScimType } from '../errors.js';
-import { logFailure, setRetryHeaders, toRosterError } from './error-common.js';
+import { logFailure, setErrorHeaders, toRosterError } from './error-common.js';
 
 export const SCIM_ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
 
@@ -43,9 +43,7 @@ export function scimErrors(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const known = toRosterError(err);
     logFailure(req, err, known);
-    if (known) setRetryHeaders(res, known);
-    const allow = known?.extra.details?.allow;
-    if (typeof allow === 'string') res.setHeader('Allow', allow);
+    if (known) setErrorHeaders(res, known);
     const { status, body } = scimErrorBody(err, req.id);
     res.status(status).type('application/scim+json').send(JSON.stringify(body));
   };
