@@ -1,6 +1,7 @@
 import type { Migration } from '../src/db/migrate.js';
 import * as m001 from './001_foundation.js';
 import * as m002 from './002_directory.js';
+import * as m003 from './003_access.js';
 
 /** Every migration, in order. Both dialects run the same list. */
-export const migrations: Migration[] = [m001, m002];
+export const migrations: Migration[] = [m001, m002, m003];

@@ -3,6 +3,7 @@ import type { Area } from './access/catalogue.js';
 import type { Config } from './config/load.js';
 import type { Db } from './db/knex.js';
 import type { Logger } from './log.js';
+import type { Mailer } from './mail/mailer.js';
 import './http/request.js';
 import { NotFound } from './errors.js';
 import { createMetrics } from './http/metrics.js';
@@ -10,6 +11,7 @@ import { problemErrors } from './http/problem.js';
 import { accessLog, requestId } from './http/request-id.js';
 import { scimErrors } from './http/scim-error.js';
 import { systemRoutes } from './http/system.js';
+import { invitePages } from './management/invite-pages.js';
 import { managementRoutes } from './management/routes.js';
 import { scimRoutes } from './scim/routes.js';
 
@@ -19,6 +21,10 @@ export interface AppDeps {
   catalogue: Area[];
   db: Db;
   logger: Logger;
+  /** Delivers the mail outbox after commits (invitations). */
+  mailer: Mailer;
+  /** Tests: every management API response is checked against its OpenAPI schema. */
+  validateResponses?: boolean;
 }
 
 const notFound = () => {
@@ -43,6 +49,7 @@ export function createApp(deps: AppDeps): Express {
   // Each protocol answers its own errors, unknown paths included, in its own shape.
   app.use('/scim/v2', scimRoutes(deps), notFound, scimErrors());
   app.use('/api/v1', managementRoutes(deps), notFound, problemErrors());
+  app.use('/invite', invitePages(deps));
   app.use(notFound, problemErrors());
   return app;
 }

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { openDb } from './db/knex.js';
 import { migrateLatest } from './db/migrate.js';
 import { createLogger } from './log.js';
+import { createMailer } from './mail/mailer.js';
 import { firstStart, firstStartBanner } from './tenants/bootstrap.js';
 
 async function main(): Promise<void> {
@@ -40,7 +41,10 @@ async function main(): Promise<void> {
     logger.warn({ publicBaseUrl: config.publicBaseUrl }, 'PUBLIC_BASE_URL is not https; bearer tokens would cross the network in clear');
   }
 
-  const app = createApp({ config, db, logger, catalogue });
+  const mailer = createMailer({ config, db, logger });
+  // Invitations committed before a restart are sent now.
+  mailer.kick();
+  const app = createApp({ config, db, logger, catalogue, mailer });
   let closing = false;
   // During shutdown, answers ask keep-alive clients to reconnect elsewhere.
   const server = http.createServer((req, res) => {
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
     server.close(async () => {
       clearTimeout(force);
       clearInterval(idle);
+      await mailer.close();
       await db.close();
       logger.info('stopped');
       logger.flush?.();

@@ -25,3 +25,19 @@ export async function ensureTable(knex: Knex, name: string, build: (t: Knex.Crea
   });
   await knex.schema.renameTable(scratch, name);
 }
+
+/** Adds a column unless it exists, so a migration that stopped halfway can be re-run. */
+export async function ensureColumn(knex: Knex, table: string, column: string, build: (t: Knex.AlterTableBuilder) => void): Promise<void> {
+  if (await knex.schema.hasColumn(table, column)) return;
+  await knex.schema.alterTable(table, build);
+}
+
+/** Adds a named index unless one of that name exists on the table. */
+export async function ensureIndex(knex: Knex, table: string, name: string, columns: string[]): Promise<void> {
+  const isMysql = knex.client.config.client === 'mysql2';
+  const found = isMysql
+    ? await knex('information_schema.statistics').where({ table_schema: knex.raw('database()'), table_name: table, index_name: name }).first()
+    : await knex('sqlite_master').where({ type: 'index', name }).first();
+  if (found) return;
+  await knex.schema.alterTable(table, (t) => t.index(columns, name));
+}

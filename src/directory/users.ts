@@ -181,12 +181,15 @@ export async function lockUser(trx: Knex, tenantId: string, id: string, now: num
 }
 
 /**
- * Writes a locked user's new SCIM document. Status follows `active` (SCIM is authoritative
- * for identities), except that an invitation stays pending until it is accepted.
+ * Writes a locked user's new SCIM document. Status follows a change of `active` (SCIM is
+ * authoritative for identities); a write that leaves `active` as it was keeps the status, so
+ * an IdP's routine profile update neither undoes an admin's suspension nor accepts an
+ * invitation.
  */
 export async function writeUserDoc(trx: Knex, locked: User, doc: ScimDoc): Promise<User> {
   const cols = derivedColumns(doc);
-  const status: UserStatus = locked.status === 'invited' && cols.active ? 'invited' : cols.active ? 'active' : 'suspended';
+  const status: UserStatus =
+    cols.active === locked.active ? locked.status : cols.active ? (locked.status === 'invited' ? 'invited' : 'active') : 'suspended';
   try {
     await trx('users').where({ tenant_id: locked.tenantId, id: locked.id }).update({ ...cols, status });
   } catch (err) {
@@ -227,4 +230,38 @@ export async function deleteUser(trx: Knex, tenantId: string, id: string, expect
   if (expectedVersion !== undefined) q.andWhere({ version: expectedVersion });
   await trx('idp_group_members').where({ tenant_id: tenantId, member_id: id }).delete();
   if ((await q.delete()) === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, expectedVersion, userNotFound(id), 'user');
+}
+
+/** The user holding an email, compared as prepared strings (case and width folded). */
+export async function findUserByEmail(db: Knex, tenantId: string, email: string): Promise<User | undefined> {
+  const row = await db('users').where({ tenant_id: tenantId, email_key: caseMappedKey(email).slice(0, 320) }).first();
+  return row ? userFromRow(row) : undefined;
+}
+
+/** Account fields that only the management API sets: never reachable from SCIM or SSO. */
+export interface AccountFields {
+  role?: User['role'];
+  status?: UserStatus;
+  templateId?: string | null;
+  crmAccess?: boolean;
+  lastLoginAt?: number;
+}
+
+export async function writeAccountFields(trx: Knex, locked: User, f: AccountFields): Promise<User> {
+  const row: Row = {};
+  if (f.role !== undefined) row.role = f.role;
+  if (f.status !== undefined) row.status = f.status;
+  if (f.templateId !== undefined) row.template_id = f.templateId;
+  if (f.crmAccess !== undefined) row.crm_access = f.crmAccess;
+  if (f.lastLoginAt !== undefined) row.last_login_at = f.lastLoginAt;
+  if (Object.keys(row).length) await trx('users').where({ tenant_id: locked.tenantId, id: locked.id }).update(row);
+  return userFromRow({ ...userToRow(locked), ...row });
+}
+
+/** Active admins other than `exceptId`: the last-admin rule counts them. */
+export async function countActiveAdmins(db: Knex, tenantId: string, exceptId?: string): Promise<number> {
+  const q = db('users').where({ tenant_id: tenantId, role: 'admin', status: 'active' });
+  if (exceptId) q.whereNot('id', exceptId);
+  const r = await q.count({ n: '*' }).first();
+  return Number(r?.n ?? 0);
 }

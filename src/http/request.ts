@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Principal } from '../access/principal.js';
 import type { Ctx } from '../context.js';
 import type { Tenant, TokenRecord } from '../tenants/store.js';
 
@@ -17,6 +18,8 @@ declare global {
       log: Logger;
       auth?: Authenticated;
       ctx?: Ctx;
+      /** Who acts on the management API, with their permissions as of this request. */
+      principal?: Principal;
     }
   }
 }

@@ -2,14 +2,45 @@ import { Router } from 'express';
 import type { AppDeps } from '../app.js';
 import { bearerAuth } from '../http/auth.js';
 import { parseJsonBody } from '../http/body.js';
-import { resource } from '../http/routes.js';
-import { presentTenant } from './tenant.js';
+import { Api } from './api.js';
+import { registerAuditEvents } from './audit-events.js';
+import { authenticatePrincipal } from './principal.js';
+import { commonSchemas } from './schemas.js';
+import { registerApiKeys } from './api-keys.js';
+import { registerInvitations } from './invitations.js';
+import { registerPermissions } from './permissions.js';
+import { registerRoleTemplates } from './role-templates.js';
+import { registerTenant } from './tenant.js';
+import { registerUsers, userSchema } from './users.js';
+
+/** Everything the management API serves, as one registry (see api.ts). */
+export function buildApi(deps: AppDeps): Api {
+  const api = new Api({ validateResponses: deps.validateResponses ?? false });
+  const common = commonSchemas(api);
+  registerTenant(api, deps, common);
+  const user = userSchema(api, common);
+  registerUsers(api, deps, user);
+  registerPermissions(api, deps);
+  registerInvitations(api, deps, user);
+  registerRoleTemplates(api, deps, common);
+  registerApiKeys(api, deps, common);
+  registerAuditEvents(api, deps, common);
+  return api;
+}
 
 export function managementRoutes(deps: AppDeps): Router {
+  const api = buildApi(deps);
+  const document = api.document({ title: 'Roster management API', version: '1', serverUrl: `${deps.config.publicBaseUrl}/api/v1` });
   const r = Router();
+  r.get('/openapi.json', (_req, res) => void res.json(document));
+  const body = parseJsonBody({ limitBytes: deps.config.bodyLimitBytes, maxDepth: deps.config.jsonMaxDepth });
+  const publicRoutes = Router();
+  publicRoutes.use(body);
+  api.mount(publicRoutes, 'public');
+  r.use(publicRoutes);
   r.use(bearerAuth(deps.db.knex, 'admin'));
-  r.use(parseJsonBody({ limitBytes: deps.config.bodyLimitBytes, maxDepth: deps.config.jsonMaxDepth }));
-  resource(r, '/tenant', { get: (req, res) => void res.json(presentTenant(req.auth!.tenant)) });
-  resource(r, '/areas', { get: (_req, res) => void res.json(deps.catalogue) });
+  r.use(authenticatePrincipal(deps));
+  r.use(body);
+  api.mount(r, 'authenticated');
   return r;
 }

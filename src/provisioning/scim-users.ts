@@ -8,6 +8,7 @@ import type { PatchOp } from '../scim/patch/parse.js';
 import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
 import { USER_RT } from '../scim/schema/registry.js';
 import { ensureSeatFree } from './seats.js';
+import { noteAdminLoss, revokeKeysOf } from './admins.js';
 
 /** A SCIM password is accepted and discarded: people sign in only through SSO. */
 function withoutPassword(doc: ScimDoc): ScimDoc {
@@ -55,6 +56,7 @@ async function change(db: Db, ctx: Ctx, id: string, expected: number | undefined
     const updated = await writeUserDoc(trx, locked, doc);
     const diff = changedAttributes(locked.doc, doc);
     await recordEvent(trx, ctx, { event: eventFor(locked, updated), entity: entity(updated), ...diff });
+    await noteAdminLoss(trx, ctx, locked, updated);
     return updated;
   });
 }
@@ -76,6 +78,8 @@ export async function deleteScimUser(db: Db, ctx: Ctx, id: string, expected?: nu
   await db.tx(async (trx) => {
     const user = await requireUser(trx, ctx.tenantId, id);
     await deleteUser(trx, ctx.tenantId, id, expected);
+    await revokeKeysOf(trx, ctx.tenantId, id, ctx.now.getTime());
     await recordEvent(trx, ctx, { event: 'scim.user.deleted', entity: entity(user), before: user.doc, after: null });
+    await noteAdminLoss(trx, ctx, user, null);
   });
 }

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
+import { seedBuiltinTemplates } from '../access/templates.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { toBool, toMs } from '../db/rows.js';
 import { hashesEqual, hashToken, mintToken, type TokenKind } from './tokens.js';
@@ -26,6 +27,8 @@ export interface TokenRecord {
   expiresAt: number | null;
   lastUsedAt: number | null;
   revokedAt: number | null;
+  /** An admin key owned by a user acts as that user, with that user's permissions. */
+  userId: string | null;
 }
 
 export interface IssuedToken extends TokenRecord {
@@ -65,6 +68,7 @@ function tokenFromRow(r: Row): TokenRecord {
     expiresAt: toMs(r.expires_at),
     lastUsedAt: toMs(r.last_used_at),
     revokedAt: toMs(r.revoked_at),
+    userId: (r.user_id as string | null | undefined) ?? null,
   };
 }
 
@@ -87,7 +91,12 @@ export async function createTenant(
     created_at: now,
   };
   try {
-    await db('tenants').insert(row);
+    // The tenant and its built-in templates appear together.
+    const create = async (trx: Knex) => {
+      await trx('tenants').insert(row);
+      await seedBuiltinTemplates(trx, row.id, now);
+    };
+    await (db.isTransaction ? create(db) : db.transaction(create));
   } catch (err) {
     if (isUniqueViolation(err)) throw new Conflict('slug_taken', `a tenant with slug "${input.slug}" already exists`);
     throw err;
@@ -114,7 +123,7 @@ export async function getTenantBySlug(db: Knex, slug: string): Promise<Tenant> {
 export async function issueToken(
   db: Knex,
   tenantId: string,
-  input: { kind: TokenKind; name?: string; expiresInMs?: number },
+  input: { kind: TokenKind; name?: string; expiresInMs?: number; userId?: string | null },
   now = Date.now(),
 ): Promise<IssuedToken> {
   const minted = mintToken(input.kind);
@@ -128,8 +137,10 @@ export async function issueToken(
     expiresAt: input.expiresInMs ? now + input.expiresInMs : null,
     lastUsedAt: null,
     revokedAt: null,
+    userId: input.userId ?? null,
   };
   await db('api_tokens').insert({
+    user_id: record.userId,
     tenant_id: tenantId,
     id: record.id,
     kind: record.kind,

@@ -4,6 +4,7 @@ import { defaultCatalogue } from '../../src/access/catalogue-default.js';
 import { createApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
+import { createMailer } from '../../src/mail/mailer.js';
 import { testDb } from './db.js';
 
 export function testConfig(env: Record<string, string> = {}): Config {
@@ -12,7 +13,11 @@ export function testConfig(env: Record<string, string> = {}): Config {
 
 export async function testDeps(env: Record<string, string> = {}): Promise<AppDeps> {
   const config = testConfig(env);
-  return { config, db: await testDb(), logger: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), catalogue: loadCatalogue(config.areaCatalogueFile, defaultCatalogue) };
+  const db = await testDb();
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  // No retry timer: a test drives delivery itself, and nothing outlives it.
+  const mailer = createMailer({ config, db, logger, retryIntervalMs: 0 });
+  return { config, db, logger, mailer, catalogue: loadCatalogue(config.areaCatalogueFile, defaultCatalogue), validateResponses: true };
 }
 
 /** The real app over the run's database, configured as a test wants it. */

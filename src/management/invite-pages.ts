@@ -1,0 +1,57 @@
+import { Router, type Response } from 'express';
+import type { AppDeps } from '../app.js';
+import { RosterError } from '../errors.js';
+import { acceptInvitation, lookUpInvitation } from '../provisioning/invitations.js';
+
+const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(res: Response, status: number, title: string, body: string): void {
+  res
+    .status(status)
+    .type('html')
+    .set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+    .set('Referrer-Policy', 'no-referrer')
+    .set('Cache-Control', 'no-store')
+    .send(
+      `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
+        `<title>${escape(title)}</title><style>body{font:16px system-ui;max-width:32rem;margin:4rem auto;padding:0 1rem}</style></head>` +
+        `<body><h1>${escape(title)}</h1>${body}</body></html>`,
+    );
+}
+
+function failure(res: Response, err: unknown): void {
+  if (!(err instanceof RosterError) || err.status >= 500) throw err;
+  page(res, err.status, 'This invitation cannot be used', `<p>${escape(err.message)}</p>`);
+}
+
+/**
+ * The pages behind the link in an invitation mail. Opening the link changes nothing (mail
+ * scanners follow links); accepting takes a click, which posts the form.
+ */
+export function invitePages(deps: AppDeps): Router {
+  const r = Router();
+  r.get('/:token', async (req, res) => {
+    try {
+      const inv = await lookUpInvitation(deps.db, req.params.token!);
+      page(
+        res,
+        200,
+        `Join ${inv.tenantName}`,
+        `<p>You were invited as <strong>${escape(inv.user.email ?? inv.user.userName)}</strong>.</p>` +
+          `<form method="post"><button type="submit">Accept invitation</button></form>` +
+          `<p><small>The link expires ${escape(new Date(inv.expiresAt).toUTCString())}.</small></p>`,
+      );
+    } catch (err) {
+      failure(res, err);
+    }
+  });
+  r.post('/:token', async (req, res) => {
+    try {
+      const user = await acceptInvitation(deps.db, req.params.token!, req.id);
+      page(res, 200, 'Invitation accepted', `<p>Welcome, ${escape(user.email ?? user.userName)}. Sign in through your organisation's single sign-on.</p>`);
+    } catch (err) {
+      failure(res, err);
+    }
+  });
+  return r;
+}

@@ -1,0 +1,137 @@
+import type { Knex } from 'knex';
+import type { Area } from '../access/catalogue.js';
+import { checkInheritance } from '../access/effective.js';
+import type { AreaSettings } from '../access/levels.js';
+import { assertMayAssignRole, assertMayChangeUser, assertMayGrantCrm, assertWithinOwn, wouldHold } from '../access/policies.js';
+import type { Principal } from '../access/principal.js';
+import { getTemplate, requireTemplate, type RoleTemplate } from '../access/templates.js';
+import { getOwnSettings, putOwnSettings } from '../access/user-settings.js';
+import { recordEvent, recordEvents, type AuditInput } from '../audit/record.js';
+import type { Ctx } from '../context.js';
+import type { Db } from '../db/knex.js';
+import { deleteUser, findUserByEmail, lockUser, primaryEmail, writeAccountFields, writeUserDoc, type User } from '../directory/users.js';
+import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
+import type { ScimDoc } from '../scim/schema/normalize.js';
+import { assertNotLastAdmin, revokeKeysOf } from './admins.js';
+
+export interface AccountChange {
+  role?: User['role'];
+  status?: 'active' | 'suspended';
+  templateId?: string | null;
+  crmAccess?: boolean;
+  email?: string;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+function entity(u: User) {
+  return { type: 'user', id: u.id, name: u.email ?? u.userName };
+}
+
+async function templateFor(trx: Knex, tenantId: string, id: string): Promise<RoleTemplate> {
+  try {
+    return await requireTemplate(trx, tenantId, id);
+  } catch (err) {
+    if (err instanceof NotFound) {
+      throw new Unprocessable('unknown_template', `no role template with id "${id}"`, { fields: [{ path: 'body.templateId', message: 'is not a role template of this tenant' }] });
+    }
+    throw err;
+  }
+}
+
+/** The SCIM document with `email` as its primary address, other addresses kept. */
+function withPrimaryEmail(doc: ScimDoc, email: string): ScimDoc {
+  const others = (Array.isArray(doc.emails) ? (doc.emails as Record<string, unknown>[]) : []).filter((e) => e.primary !== true);
+  return { ...doc, emails: [{ value: email, type: 'work', primary: true }, ...others.map((e) => ({ ...e, primary: false }))] };
+}
+
+/**
+ * Changes what SSO never sets: role, status, template, CRM access, and the email. One
+ * transaction, one audit event per field that changed.
+ */
+export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string, change: AccountChange): Promise<User> {
+  return db.tx(async (trx) => {
+    const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime());
+    assertMayChangeUser(p, catalogue, locked, 'change the account');
+    const events: AuditInput[] = [];
+    const e = (event: string, field: string, before: unknown, after: unknown) => events.push({ event, entity: entity(locked), before: { [field]: before }, after: { [field]: after } });
+
+    let next: User = locked;
+    if (change.email !== undefined && change.email.trim() !== locked.email) {
+      const email = change.email.trim();
+      if (!EMAIL.test(email)) throw new InvalidInput('invalid_email', `"${change.email}" is not an email address`, { fields: [{ path: 'body.email', message: 'is not an email address' }] });
+      const holder = await findUserByEmail(trx, ctx.tenantId, email);
+      if (holder && holder.id !== locked.id) throw new Conflict('email_taken', `${email} already belongs to another user of this tenant`);
+      // An invited person's userName is the address they were invited at, so it follows.
+      const doc = withPrimaryEmail(locked.source === 'invite' && locked.userName === locked.email ? { ...locked.doc, userName: email } : locked.doc, email);
+      next = await writeUserDoc(trx, locked, doc);
+      e('user.email_changed', 'email', locked.email, primaryEmail(doc));
+    }
+    const role = change.role ?? locked.role;
+    if (change.role !== undefined && change.role !== locked.role) {
+      assertMayAssignRole(p, change.role);
+      e('user.role_changed', 'role', locked.role, change.role);
+    }
+    if (role === 'admin' && change.crmAccess === false) {
+      throw new Unprocessable('crm_always_on_for_admins', 'admins always have CRM access; it cannot be turned off', { fields: [{ path: 'body.crmAccess', message: 'cannot be false for an admin' }] });
+    }
+    const crmAccess = role === 'admin' ? true : (change.crmAccess ?? locked.crmAccess);
+    if (crmAccess !== locked.crmAccess) {
+      assertMayGrantCrm(p, crmAccess);
+      e('user.crm_access_changed', 'crmAccess', locked.crmAccess, crmAccess);
+    }
+    let status = locked.status;
+    if (change.status !== undefined && change.status !== locked.status) {
+      if (locked.status === 'invited' && change.status === 'active') {
+        throw new Conflict('invitation_pending', `${locked.email} has not accepted the invitation yet; they become active by accepting it`);
+      }
+      status = change.status;
+      e(status === 'suspended' ? 'user.suspended' : 'user.reactivated', 'status', locked.status, status);
+    }
+    let templateId = locked.templateId;
+    if (change.templateId !== undefined && change.templateId !== locked.templateId) {
+      const template = change.templateId ? await templateFor(trx, ctx.tenantId, change.templateId) : null;
+      assertWithinOwn(p, wouldHold(catalogue, await getOwnSettings(trx, ctx.tenantId, id), template));
+      templateId = template?.id ?? null;
+      e('user.template_changed', 'templateId', locked.templateId, templateId);
+    }
+    next = await writeAccountFields(trx, next, { role, status, templateId, crmAccess });
+    await assertNotLastAdmin(trx, ctx, locked, next);
+    await recordEvents(trx, ctx, events);
+    return next;
+  });
+}
+
+/** Permanent: the seat is freed, the user's keys stop working, the audit log keeps its events. */
+export async function deleteAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string): Promise<void> {
+  await db.tx(async (trx) => {
+    const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime());
+    assertMayChangeUser(p, catalogue, locked, 'delete the account');
+    await assertNotLastAdmin(trx, ctx, locked, null);
+    await deleteUser(trx, ctx.tenantId, id);
+    await revokeKeysOf(trx, ctx.tenantId, id, ctx.now.getTime());
+    await recordEvent(trx, ctx, {
+      event: 'user.deleted',
+      entity: entity(locked),
+      before: { email: locked.email, role: locked.role, status: locked.status, source: locked.source },
+      after: null,
+    });
+  });
+}
+
+/** Replaces a user's own area settings, held to the inheritance rule and the actor's own reach. */
+export async function setOwnPermissions(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string, areas: AreaSettings): Promise<User> {
+  return db.tx(async (trx) => {
+    const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime());
+    assertMayChangeUser(p, catalogue, locked, 'change the permissions');
+    const template = locked.templateId ? ((await getTemplate(trx, ctx.tenantId, locked.templateId)) ?? null) : null;
+    checkInheritance(catalogue, areas, template ? wouldHold(catalogue, {}, template) : undefined);
+    assertWithinOwn(p, wouldHold(catalogue, areas, template));
+    const before = await getOwnSettings(trx, ctx.tenantId, id);
+    await putOwnSettings(trx, ctx.tenantId, id, areas, ctx.now.getTime());
+    if (JSON.stringify(before) !== JSON.stringify(areas)) {
+      await recordEvent(trx, ctx, { event: 'permissions.changed', entity: entity(locked), before: { areas: before }, after: { areas } });
+    }
+    return locked;
+  });
+}
