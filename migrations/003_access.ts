@@ -62,6 +62,13 @@ export async function up(knex: Knex): Promise<void> {
     t.foreign('tenant_id', 'mail_outbox_tenant_fk').references('tenants.id').onDelete('CASCADE');
   });
 
+  // Seats in use, kept with the limit on the tenant row: taking one is a single conditional
+  // UPDATE that cannot overshoot the limit under concurrency.
+  await ensureColumn(knex, 'tenants', 'seats_used', (t) => {
+    t.integer('seats_used').notNullable().defaultTo(0);
+  });
+  await knex('tenants').update({ seats_used: knex('users').count('*').where('users.tenant_id', knex.ref('tenants.id')) });
+
   // A key owned by a user acts as that user, with that user's current permissions.
   await ensureColumn(knex, 'api_tokens', 'user_id', (t) => {
     t.string('user_id', 36).nullable();

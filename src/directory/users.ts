@@ -127,11 +127,6 @@ export async function requireUser(db: Knex, tenantId: string, id: string): Promi
   return u;
 }
 
-export async function countUsers(db: Knex, tenantId: string): Promise<number> {
-  const r = await db('users').where({ tenant_id: tenantId }).count({ n: '*' }).first();
-  return Number(r?.n ?? 0);
-}
-
 export interface NewUser {
   doc: ScimDoc;
   source: UserSource;

@@ -74,8 +74,8 @@ export function fieldErrors(errors: ErrorObject[] | null | undefined, root: stri
 export class Api {
   private readonly ops: OperationSpec[] = [];
   private readonly components: Record<string, JsonSchema> = {};
-  private readonly ajv = new Ajv({ allErrors: true, strict: false });
-  private readonly queryAjv = new Ajv({ allErrors: true, strict: false, coerceTypes: 'array' });
+  private readonly ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+  private readonly queryAjv = new Ajv({ allErrors: true, strict: false, coerceTypes: 'array', useDefaults: true });
 
   constructor(private readonly opts: { validateResponses: boolean }) {
     addFormats(this.ajv);

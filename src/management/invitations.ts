@@ -1,6 +1,6 @@
 import type { AppDeps } from '../app.js';
 import { parseSettings } from '../access/levels.js';
-import { countUsers } from '../directory/users.js';
+import { seatsOf } from '../tenants/seats.js';
 import { acceptInvitation, inviteUser, resendInvitation, type Invitation, type InvitationSettings } from '../provisioning/invitations.js';
 import type { Api, JsonSchema } from './api.js';
 import { presentUser } from './users.js';
@@ -21,10 +21,10 @@ export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): 
       seats,
     },
   });
-  const present = async (tenantId: string, limit: number | null, inv: Invitation) => ({
+  const present = async (tenantId: string, inv: Invitation) => ({
     user: presentUser(inv.user),
     invitation: { expiresAt: new Date(inv.expiresAt).toISOString() },
-    seats: { used: await countUsers(deps.db.knex, tenantId), limit },
+    seats: await seatsOf(deps.db.knex, tenantId),
   });
 
   api.add({
@@ -58,7 +58,7 @@ export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): 
       const areas = b.permissions ? parseSettings(deps.catalogue, b.permissions.areas, 'body.permissions.areas') : undefined;
       const inv = await inviteUser(settings, req.ctx!, req.principal!, { email: b.email, role: b.role, templateId: b.templateId, crmAccess: b.crmAccess, areas });
       deps.mailer.kick();
-      res.status(201).location(`${deps.config.publicBaseUrl}/api/v1/users/${inv.user.id}`).json(await present(req.ctx!.tenantId, req.auth!.tenant.userLimit, inv));
+      res.status(201).location(`${deps.config.publicBaseUrl}/api/v1/users/${inv.user.id}`).json(await present(req.ctx!.tenantId, inv));
     },
   });
 
@@ -72,7 +72,7 @@ export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): 
     handler: async (req, res, { params }) => {
       const inv = await resendInvitation(settings, req.ctx!, req.principal!, params.userId!);
       deps.mailer.kick();
-      res.json(await present(req.ctx!.tenantId, req.auth!.tenant.userLimit, inv));
+      res.json(await present(req.ctx!.tenantId, inv));
     },
   });
 

@@ -1,11 +1,11 @@
 import type { AppDeps } from '../app.js';
-import { countUsers } from '../directory/users.js';
+import { seatsOf, type Seats } from '../tenants/seats.js';
 import type { Tenant } from '../tenants/store.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
 
 /** The caller's tenant as the management API shows it, with its seat use. */
-export function presentTenant(t: Tenant, used: number) {
+export function presentTenant(t: Tenant, seats: Seats) {
   return {
     id: t.id,
     slug: t.slug,
@@ -13,7 +13,7 @@ export function presentTenant(t: Tenant, used: number) {
     timeZone: t.timeZone,
     jitProvisioning: t.jitProvisioning,
     userLimit: t.userLimit,
-    seats: { used, limit: t.userLimit },
+    seats,
     createdAt: new Date(t.createdAt).toISOString(),
   };
 }
@@ -48,7 +48,7 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
     responses: { 200: { description: 'The tenant', schema: tenant } },
     handler: async (req, res) => {
       const t = req.auth!.tenant;
-      res.json(presentTenant(t, await countUsers(deps.db.knex, t.id)));
+      res.json(presentTenant(t, await seatsOf(deps.db.knex, t.id)));
     },
   });
   const area: Record<string, unknown> = {

@@ -13,6 +13,7 @@ import { deleteUser, findUserByEmail, lockUser, primaryEmail, writeAccountFields
 import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { assertNotLastAdmin, revokeKeysOf } from './admins.js';
+import { releaseSeat } from '../tenants/seats.js';
 
 export interface AccountChange {
   role?: User['role'];
@@ -109,6 +110,7 @@ export async function deleteAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
     assertMayChangeUser(p, catalogue, locked, 'delete the account');
     await assertNotLastAdmin(trx, ctx, locked, null);
     await deleteUser(trx, ctx.tenantId, id);
+    await releaseSeat(trx, ctx.tenantId);
     await revokeKeysOf(trx, ctx.tenantId, id, ctx.now.getTime());
     await recordEvent(trx, ctx, {
       event: 'user.deleted',

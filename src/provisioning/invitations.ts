@@ -15,7 +15,7 @@ import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
 import { enqueueMail } from '../mail/outbox.js';
 import { getTenant } from '../tenants/store.js';
 import { hashToken } from '../tenants/tokens.js';
-import { ensureSeatFree } from './seats.js';
+import { takeSeat } from '../tenants/seats.js';
 
 export interface InvitationSettings {
   db: Db;
@@ -105,7 +105,7 @@ export async function inviteUser(s: InvitationSettings, ctx: Ctx, p: Principal, 
     checkInheritance(s.catalogue, areas, template ? wouldHold(s.catalogue, {}, template) : undefined);
     assertWithinOwn(p, wouldHold(s.catalogue, areas, template));
     if (await findUserByEmail(trx, ctx.tenantId, email)) throw new Conflict('email_taken', `${email} already belongs to a user of this tenant`);
-    await ensureSeatFree(trx, ctx.tenantId);
+    await takeSeat(trx, ctx.tenantId);
     const now = ctx.now.getTime();
     const user = await insertUser(
       trx,

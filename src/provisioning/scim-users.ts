@@ -7,7 +7,7 @@ import { applyPatchToDoc } from '../scim/patch/apply-user.js';
 import type { PatchOp } from '../scim/patch/parse.js';
 import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
 import { USER_RT } from '../scim/schema/registry.js';
-import { ensureSeatFree } from './seats.js';
+import { releaseSeat, takeSeat } from '../tenants/seats.js';
 import { noteAdminLoss, revokeKeysOf } from './admins.js';
 
 /** A SCIM password is accepted and discarded: people sign in only through SSO. */
@@ -42,7 +42,7 @@ function eventFor(before: User, after: User): string {
 export async function createScimUser(db: Db, ctx: Ctx, body: unknown): Promise<User> {
   const doc = withoutPassword(normalizeResource(USER_RT, body).doc);
   return db.tx(async (trx) => {
-    await ensureSeatFree(trx, ctx.tenantId);
+    await takeSeat(trx, ctx.tenantId);
     const user = await insertUser(trx, ctx.tenantId, { doc, source: 'scim' }, ctx.now.getTime());
     await recordEvent(trx, ctx, { event: 'scim.user.created', entity: entity(user), before: null, after: doc });
     return user;
@@ -78,6 +78,7 @@ export async function deleteScimUser(db: Db, ctx: Ctx, id: string, expected?: nu
   await db.tx(async (trx) => {
     const user = await requireUser(trx, ctx.tenantId, id);
     await deleteUser(trx, ctx.tenantId, id, expected);
+    await releaseSeat(trx, ctx.tenantId);
     await revokeKeysOf(trx, ctx.tenantId, id, ctx.now.getTime());
     await recordEvent(trx, ctx, { event: 'scim.user.deleted', entity: entity(user), before: user.doc, after: null });
     await noteAdminLoss(trx, ctx, user, null);
