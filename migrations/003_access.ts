@@ -56,6 +56,9 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('created_at').notNullable();
     t.bigInteger('sent_at').nullable();
     t.integer('attempts').notNullable().defaultTo(0);
+    // When the last attempt started: the retry backoff counts from it, and a process leaves a
+    // mail another one is sending alone.
+    t.bigInteger('last_attempt_at').nullable();
     t.string('last_error', 1000).nullable();
     t.primary(['tenant_id', 'id'], 'mail_outbox_pk');
     t.index(['sent_at', 'created_at'], 'mail_outbox_pending_idx');

@@ -2,9 +2,11 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { openDb, type Db } from '../db/knex.js';
 import { migrateLatest } from '../db/migrate.js';
-import { RosterError } from '../errors.js';
+import { NotFound, RosterError } from '../errors.js';
+import { getOutboxMail, listOutbox, type OutboxEntry } from '../mail/outbox.js';
 import {
   createTenant,
+  getTenant,
   getTenantBySlug,
   isValidSlug,
   issueToken,
@@ -21,6 +23,8 @@ const USAGE = `usage:
   roster token create <slug> --kind scim|admin [--name N] [--expires-in 90d] [--json]
   roster token list <slug> [--json]
   roster token revoke <slug> <tokenId>
+  roster outbox list [--tenant <slug>] [--limit N] [--json]
+  roster outbox show <mailId> [--tenant <slug>] [--json]
 
 DATABASE_URL selects the database (default sqlite:./data/roster.sqlite).`;
 
@@ -45,6 +49,8 @@ function parse(argv: string[]) {
         json: { type: 'boolean', default: false },
         kind: { type: 'string' },
         'expires-in': { type: 'string' },
+        tenant: { type: 'string' },
+        limit: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -66,6 +72,28 @@ function slugArg(slug: string): string {
 
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
+}
+
+function mailState(m: OutboxEntry): string {
+  if (m.state === 'sent') return `sent ${iso(m.sentAt)}`;
+  if (m.state === 'failed') return `failed after ${m.attempts} attempts`;
+  return m.attempts ? `pending (${m.attempts} failed attempt${m.attempts === 1 ? '' : 's'})` : 'pending';
+}
+
+function mailJson(m: OutboxEntry, slug: string | undefined) {
+  return {
+    id: m.id,
+    tenant: slug ?? m.tenantId,
+    kind: m.kind,
+    to: m.to,
+    subject: m.subject,
+    state: m.state,
+    attempts: m.attempts,
+    lastError: m.lastError,
+    createdAt: iso(m.createdAt),
+    sentAt: iso(m.sentAt),
+    lastAttemptAt: iso(m.lastAttemptAt),
+  };
 }
 
 async function run(p: Parsed, db: Db, io: Io): Promise<void> {
@@ -153,6 +181,48 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
     const tenant = await getTenantBySlug(db.knex, slugArg(slug!));
     const t = await revokeToken(db.knex, tenant.id, tokenId!);
     say({ id: t.id, revokedAt: iso(t.revokedAt) }, `revoked ${t.id}`);
+    return;
+  }
+  if (group === 'outbox' && verb === 'list') {
+    positionals(p, 0, 'outbox list');
+    let limit = 20;
+    if (v.limit !== undefined) {
+      if (!/^\d{1,4}$/.test(v.limit) || Number(v.limit) < 1 || Number(v.limit) > 1000) {
+        throw new UsageError(`--limit must be a whole number from 1 to 1000, got "${v.limit}"`);
+      }
+      limit = Number(v.limit);
+    }
+    const tenant = v.tenant === undefined ? undefined : await getTenantBySlug(db.knex, slugArg(v.tenant));
+    const mails = await listOutbox(db.knex, { tenantId: tenant?.id, limit });
+    const slugs = new Map((await listTenants(db.knex)).map((t) => [t.id, t.slug]));
+    say(
+      mails.map((m) => mailJson(m, slugs.get(m.tenantId))),
+      mails
+        .map((m) =>
+          [m.id, iso(m.createdAt), slugs.get(m.tenantId) ?? m.tenantId, m.to, m.subject, mailState(m), m.lastError ? `last error: ${m.lastError}` : '']
+            .join('\t')
+            .trimEnd(),
+        )
+        .join('\n') || '(no mails)',
+    );
+    return;
+  }
+  if (group === 'outbox' && verb === 'show') {
+    const [id] = positionals(p, 1, 'outbox show');
+    const tenant = v.tenant === undefined ? undefined : await getTenantBySlug(db.knex, slugArg(v.tenant));
+    const m = await getOutboxMail(db.knex, id!, tenant?.id);
+    if (!m) throw new NotFound('mail_not_found', `no mail with id "${id}"${tenant ? ` in tenant "${tenant.slug}"` : ''}`);
+    const slug = tenant?.slug ?? (await getTenant(db.knex, m.tenantId)).slug;
+    const head = [
+      `To: ${m.to}`,
+      `Subject: ${m.subject}`,
+      `Kind: ${m.kind}`,
+      `Tenant: ${slug}`,
+      `Created: ${iso(m.createdAt)}`,
+      `State: ${mailState(m)}`,
+      ...(m.lastError ? [`Last error: ${m.lastError}`] : []),
+    ];
+    say({ ...mailJson(m, slug), text: m.text, html: m.html }, `${head.join('\n')}\n\n${m.text.replace(/\n+$/, '')}`);
     return;
   }
   throw new UsageError(group ? `unknown command: ${p.positionals.join(' ')}` : 'no command given');

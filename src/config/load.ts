@@ -1,4 +1,5 @@
 import { Ajv } from 'ajv';
+import { parseDuration } from '../tenants/tokens.js';
 import { configSchema } from './schema.js';
 
 export interface Config {
@@ -17,6 +18,10 @@ export interface Config {
   readonly scimRateLimit: number;
   readonly trustProxy: string;
   readonly areaCatalogueFile: string | undefined;
+  /** smtp(s)://user:pass@host:port; undefined: mails are logged and kept in the outbox. Holds a password: never log it. */
+  readonly smtpUrl: string | undefined;
+  readonly mailFrom: string;
+  readonly inviteTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -35,11 +40,19 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
-  if (!validate(raw)) {
-    throw new ConfigError(
-      (validate.errors ?? []).map((e) => `${e.instancePath.slice(1) || 'config'}: ${e.message ?? 'invalid'}`),
-    );
+  const problems = validate(raw)
+    ? []
+    : (validate.errors ?? []).map((e) => `${e.instancePath.slice(1) || 'config'}: ${e.message ?? 'invalid'}`);
+  const flagged = (key: string) => problems.some((p) => p.startsWith(`${key}:`));
+  // Checks the schema cannot express. Messages never repeat the value: SMTP_URL holds a password.
+  if (typeof raw.SMTP_URL === 'string' && !flagged('SMTP_URL') && !isSmtpUrl(raw.SMTP_URL)) {
+    problems.push('SMTP_URL: must be a URL of the form smtp://user:pass@host:port or smtps://user:pass@host:port');
   }
+  const inviteTtlMs = typeof raw.INVITE_TTL === 'string' ? parseDuration(raw.INVITE_TTL) : undefined;
+  if (inviteTtlMs === undefined && !flagged('INVITE_TTL')) {
+    problems.push('INVITE_TTL: must be a positive number with a unit s, m, h or d (e.g. 7d)');
+  }
+  if (problems.length) throw new ConfigError(problems);
   const port = raw.PORT as number;
   return Object.freeze({
     port,
@@ -57,5 +70,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     scimRateLimit: raw.SCIM_RATE_LIMIT as number,
     trustProxy: raw.TRUST_PROXY as string,
     areaCatalogueFile: raw.AREA_CATALOGUE_FILE as string | undefined,
+    smtpUrl: raw.SMTP_URL as string | undefined,
+    mailFrom: raw.MAIL_FROM as string,
+    inviteTtlMs: inviteTtlMs!,
   });
+}
+
+function isSmtpUrl(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return (u.protocol === 'smtp:' || u.protocol === 'smtps:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
 }

@@ -44,5 +44,23 @@ export const configSchema = {
       description: "JSON file with the deployment's own area catalogue; default: seed 002's areas",
     },
     TRUST_PROXY: { type: 'string', default: 'loopback', description: "express 'trust proxy' setting" },
+    SMTP_URL: {
+      type: 'string',
+      pattern: '^smtps?://[^/?#\\s]+',
+      description: 'smtp://user:pass@host:port or smtps://…; unset: mails are logged and kept in the outbox, not sent',
+    },
+    MAIL_FROM: {
+      type: 'string',
+      minLength: 3,
+      pattern: '@',
+      default: 'Roster <no-reply@localhost>',
+      description: 'From address of the mails Roster sends',
+    },
+    INVITE_TTL: {
+      type: 'string',
+      pattern: '^\\s*\\d{1,6}[smhd]\\s*$',
+      default: '7d',
+      description: 'How long an invitation link stays valid: a number with a unit s, m, h or d',
+    },
   },
 } as const;

@@ -52,3 +52,14 @@ export const mysqlDialect: Dialect = {
   maxBindings: 10000,
   isRetryable: (err) => ['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT'].includes(errCode(err) ?? ''),
 };
+
+/**
+ * Makes a read inside a transaction see the latest committed rows: MySQL's REPEATABLE READ
+ * otherwise answers from the snapshot taken at the transaction's first read, so a count made
+ * after taking a lock could still be stale. SQLite runs one writer at a time; a plain read is
+ * already current there.
+ */
+export function currentRead(qb: Knex.QueryBuilder): Knex.QueryBuilder {
+  const client = (qb as unknown as { client: { config: { client: string } } }).client;
+  return client.config.client === 'mysql2' ? qb.forShare() : qb;
+}

@@ -3,6 +3,7 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
+import { currentRead } from '../db/dialect.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { caseMappedKey, userNameProblem } from '../scim/schema/value-key.js';
@@ -257,6 +258,6 @@ export async function writeAccountFields(trx: Knex, locked: User, f: AccountFiel
 export async function countActiveAdmins(db: Knex, tenantId: string, exceptId?: string): Promise<number> {
   const q = db('users').where({ tenant_id: tenantId, role: 'admin', status: 'active' });
   if (exceptId) q.whereNot('id', exceptId);
-  const r = await q.count({ n: '*' }).first();
+  const r = await currentRead(q.count({ n: '*' })).first();
   return Number(r?.n ?? 0);
 }

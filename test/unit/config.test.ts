@@ -9,7 +9,38 @@ describe('configuration', () => {
     assert.equal(c.databaseUrl, 'sqlite:./data/roster.sqlite');
     assert.equal(c.publicBaseUrl, 'http://localhost:8080');
     assert.equal(c.dbAcquireTimeoutMs, 2000);
+    assert.equal(c.smtpUrl, undefined);
+    assert.equal(c.mailFrom, 'Roster <no-reply@localhost>');
+    assert.equal(c.inviteTtlMs, 7 * 86_400_000);
     assert.ok(Object.isFrozen(c));
+  });
+
+  it('reads the mail settings and parses INVITE_TTL as a duration', () => {
+    const c = loadConfig({ SMTP_URL: 'smtps://u:p%40ss@mail.example.com:465', MAIL_FROM: 'Acme <id@acme.test>', INVITE_TTL: '12h' });
+    assert.equal(c.smtpUrl, 'smtps://u:p%40ss@mail.example.com:465');
+    assert.equal(c.mailFrom, 'Acme <id@acme.test>');
+    assert.equal(c.inviteTtlMs, 12 * 3_600_000);
+  });
+
+  it('refuses bad mail settings without repeating the SMTP password', () => {
+    for (const [env, key] of [
+      [{ SMTP_URL: 'http://u:hunter22@mail.example.com' }, 'SMTP_URL'],
+      [{ SMTP_URL: 'smtp://u:hunter22@mail.example.com:99999' }, 'SMTP_URL'],
+      [{ INVITE_TTL: '0d' }, 'INVITE_TTL'],
+      [{ INVITE_TTL: 'a week' }, 'INVITE_TTL'],
+      [{ MAIL_FROM: 'nobody' }, 'MAIL_FROM'],
+    ] as const) {
+      assert.throws(
+        () => loadConfig(env),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.equal(err.problems.length, 1, err.message);
+          assert.match(err.problems[0]!, new RegExp(`^${key}: `));
+          assert.ok(!err.message.includes('hunter22'));
+          return true;
+        },
+      );
+    }
   });
 
   it('coerces numbers and booleans from strings and trims a trailing slash off the base URL', () => {

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import request from 'supertest';
 import type { Express } from 'express';
 import { cli } from '../../../src/cli/roster.js';
+import { enqueueMail } from '../../../src/mail/outbox.js';
 import { testDb, testDbUrl } from '../../support/db.js';
 import { testApp } from '../../support/app.js';
 import { ROOT } from '../../support/process.js';
@@ -120,6 +121,68 @@ describe('roster CLI', () => {
     const r = await run('token', 'list', 'no-such-tenant');
     assert.equal(r.code, 1);
     assert.match(r.err, /no tenant with slug "no-such-tenant"/);
+  });
+
+  it('lists the outbox newest first and shows one mail\'s text, so an unsent invitation can be read', async () => {
+    const s = slug();
+    const created = JSON.parse((await run('tenant', 'create', s, '--json')).out);
+    const db = await testDb();
+    const t0 = Date.now() - 60_000;
+    const first = await db.tx((trx) =>
+      enqueueMail(trx, created.tenant.id, { kind: 'invitation', to: 'ann@example.com', subject: 'Join Acme', text: 'Accept: https://roster.test/invite/ann\n' }, t0),
+    );
+    const second = await db.tx((trx) =>
+      enqueueMail(trx, created.tenant.id, { kind: 'invitation', to: 'bob@example.com', subject: 'Join Acme too', text: 'Accept: https://roster.test/invite/bob\n' }, t0 + 1000),
+    );
+    await db.knex('mail_outbox').where({ id: first }).update({ attempts: 2, last_error: 'connect ECONNREFUSED 127.0.0.1:25' });
+
+    const l = await run('outbox', 'list', '--tenant', s, '--json');
+    assert.equal(l.code, 0, l.err);
+    const listed = JSON.parse(l.out);
+    assert.deepEqual(listed.map((m: { id: string }) => m.id), [second, first]);
+    assert.deepEqual(listed[1], {
+      id: first,
+      tenant: s,
+      kind: 'invitation',
+      to: 'ann@example.com',
+      subject: 'Join Acme',
+      state: 'pending',
+      attempts: 2,
+      lastError: 'connect ECONNREFUSED 127.0.0.1:25',
+      createdAt: new Date(t0).toISOString(),
+      sentAt: null,
+      lastAttemptAt: null,
+    });
+    assert.ok(!('text' in listed[0]), 'the list carries no bodies');
+
+    const one = JSON.parse((await run('outbox', 'list', '--tenant', s, '--limit', '1', '--json')).out);
+    assert.deepEqual(one.map((m: { id: string }) => m.id), [second]);
+
+    const text = await run('outbox', 'list', '--tenant', s);
+    assert.equal(text.code, 0, text.err);
+    const lines = text.out.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, new RegExp(`^${first}\t.*ann@example\.com\tJoin Acme\tpending \\(2 failed attempts\\)\tlast error: connect ECONNREFUSED`));
+
+    const shown = await run('outbox', 'show', second);
+    assert.equal(shown.code, 0, shown.err);
+    assert.match(shown.out, /^To: bob@example\.com\nSubject: Join Acme too\n/);
+    assert.match(shown.out, /\n\nAccept: https:\/\/roster\.test\/invite\/bob\n$/);
+    const shownJson = JSON.parse((await run('outbox', 'show', second, '--json')).out);
+    assert.equal(shownJson.text, 'Accept: https://roster.test/invite/bob\n');
+    assert.equal(shownJson.html, null);
+    assert.equal(shownJson.tenant, s);
+
+    const unknown = await run('outbox', 'list', '--tenant', slug());
+    assert.equal(unknown.code, 1, 'an unknown tenant slug is refused');
+    const missing = await run('outbox', 'show', '01900000-0000-7000-8000-000000000000');
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /no mail with id/);
+    for (const argv of [['outbox', 'list', '--limit', '0'], ['outbox', 'list', '--limit', 'all'], ['outbox', 'show'], ['outbox', 'list', 'extra']]) {
+      const r = await run(...argv);
+      assert.equal(r.code, 2, `${argv.join(' ')} → ${r.code}: ${r.err}`);
+      assert.match(r.err, /usage:/);
+    }
   });
 
   it('runs as `npx roster` from the checkout, JSON on stdout and logs apart', async () => {
