@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
-import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { createLogger } from '../../../src/log.js';
 import { createMailer, type Mailer } from '../../../src/mail/mailer.js';
 import { enqueueMail, getOutboxMail, MAX_ATTEMPTS, type OutgoingMail } from '../../../src/mail/outbox.js';
@@ -8,75 +6,10 @@ import type { Db } from '../../../src/db/knex.js';
 import { testConfig } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
+import { SMTP_PASS, SMTP_USER, smtpServer } from '../../support/smtp.js';
 
-interface Received {
-  from: string;
-  rcpt: string[];
-  headers: Map<string, string>;
-  body: string;
-}
-
-const USER = 'roster';
-const PASS = 'p@ss/w0rd-s3cret';
-
-/** A real SMTP server in the process; `reject` holds recipients refused at RCPT TO. */
-async function smtpServer() {
-  const received: Received[] = [];
-  const reject = new Set<string>();
-  const server = new SMTPServer({
-    authOptional: true,
-    allowInsecureAuth: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onAuth(auth, _session, cb) {
-      if (auth.username === USER && auth.password === PASS) cb(null, { user: USER });
-      else cb(new Error('Invalid username or password'));
-    },
-    onRcptTo(address: SMTPServerAddress, _session, cb) {
-      if (reject.has(address.address)) {
-        const err = new Error(`mailbox ${address.address} unavailable`) as Error & { responseCode: number };
-        err.responseCode = 550;
-        cb(err);
-      } else cb();
-    },
-    onData(stream, session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        received.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          rcpt: session.envelope.rcptTo.map((r) => r.address),
-          ...parseMessage(Buffer.concat(chunks).toString('utf8')),
-        });
-        cb();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.server.address() as AddressInfo).port;
-  return {
-    url: `smtp://${USER}:${encodeURIComponent(PASS)}@127.0.0.1:${port}`,
-    received,
-    reject,
-    to: (address: string) => received.filter((m) => m.rcpt.includes(address)),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-/** Just enough RFC 5322: unfolded headers by lower-case name, and a single-part text body. */
-function parseMessage(raw: string): { headers: Map<string, string>; body: string } {
-  const split = raw.indexOf('\r\n\r\n');
-  const headers = new Map<string, string>();
-  for (const line of raw.slice(0, split).replace(/\r\n[ \t]+/g, ' ').split('\r\n')) {
-    const colon = line.indexOf(':');
-    headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-  }
-  let body = raw.slice(split + 4);
-  if (/quoted-printable/i.test(headers.get('content-transfer-encoding') ?? '')) {
-    body = body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
-  }
-  return { headers, body: body.replace(/\r\n/g, '\n') };
-}
+const USER = SMTP_USER;
+const PASS = SMTP_PASS;
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
