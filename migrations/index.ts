@@ -2,6 +2,7 @@ import type { Migration } from '../src/db/migrate.js';
 import * as m001 from './001_foundation.js';
 import * as m002 from './002_directory.js';
 import * as m003 from './003_access.js';
+import * as m004 from './004_workspace.js';
 
 /** Every migration, in order. Both dialects run the same list. */
-export const migrations: Migration[] = [m001, m002, m003];
+export const migrations: Migration[] = [m001, m002, m003, m004];

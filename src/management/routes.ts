@@ -6,6 +6,7 @@ import { Api } from './api.js';
 import { registerAuditEvents } from './audit-events.js';
 import { authenticatePrincipal } from './principal.js';
 import { commonSchemas } from './schemas.js';
+import { registerAgentAccess } from './agent-access.js';
 import { registerApiKeys } from './api-keys.js';
 import { registerInvitations } from './invitations.js';
 import { registerPermissions } from './permissions.js';
@@ -24,6 +25,7 @@ export function buildApi(deps: AppDeps): Api {
   registerInvitations(api, deps, user);
   registerRoleTemplates(api, deps, common);
   registerApiKeys(api, deps, common);
+  registerAgentAccess(api, deps);
   registerAuditEvents(api, deps, common);
   return api;
 }
