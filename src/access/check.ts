@@ -180,9 +180,7 @@ export async function loadNames(knex: Knex, tenantId: string, users: Iterable<Ch
   }
   const groups = await loadGroupClosure(knex, tenantId, groupIds);
   const idp = await inChunks([...idpIds], (c) => knex('idp_groups').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'display_name'));
-  const rules = ruleIds.size && (await knex.schema.hasTable('mapping_rules'))
-    ? await inChunks([...ruleIds], (c) => knex('mapping_rules').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'))
-    : [];
+  const rules = await inChunks([...ruleIds], (c) => knex('mapping_rules').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'));
   return {
     groups,
     idpGroups: new Map(idp.map((g) => [String(g.id), String(g.display_name)])),

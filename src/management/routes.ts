@@ -9,6 +9,7 @@ import { commonSchemas } from './schemas.js';
 import { registerAgentAccess } from './agent-access.js';
 import { registerApiKeys } from './api-keys.js';
 import { registerInvitations } from './invitations.js';
+import { registerMappingRules } from './mapping-rules.js';
 import { registerPermissions } from './permissions.js';
 import { registerRoleTemplates } from './role-templates.js';
 import { registerTenant } from './tenant.js';
@@ -26,6 +27,7 @@ export function buildApi(deps: AppDeps): Api {
   registerRoleTemplates(api, deps, common);
   registerApiKeys(api, deps, common);
   registerAgentAccess(api, deps);
+  registerMappingRules(api, deps, common);
   registerAuditEvents(api, deps, common);
   return api;
 }

@@ -13,6 +13,7 @@ import { deleteUser, findUserByEmail, lockUser, primaryEmail, writeAccountFields
 import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { assertNotLastAdmin, revokeKeysOf } from './admins.js';
+import { syncAfterDirectoryChange } from './mapping.js';
 import { releaseSeat } from '../tenants/seats.js';
 
 export interface AccountChange {
@@ -99,6 +100,7 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
     next = await writeAccountFields(trx, next, { role, status, templateId, crmAccess });
     await assertNotLastAdmin(trx, ctx, locked, next);
     await recordEvents(trx, ctx, events);
+    if (next.status !== locked.status) await syncAfterDirectoryChange(trx, ctx, [id]);
     return next;
   });
 }

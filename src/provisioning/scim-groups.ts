@@ -14,7 +14,9 @@ import {
   type MemberRef,
   type MemberStep,
 } from '../directory/groups.js';
+import { usersUnderIdpGroups } from '../mapping/engine.js';
 import { planGroupPatch } from '../scim/patch/group.js';
+import { syncAfterDirectoryChange, usersAffectedByGroupChange } from './mapping.js';
 import type { PatchOp } from '../scim/patch/parse.js';
 import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
 import { GROUP_RT } from '../scim/schema/registry.js';
@@ -69,6 +71,7 @@ export async function createScimGroup(db: Db, ctx: Ctx, body: unknown): Promise<
     const now = ctx.now.getTime();
     const group = await insertGroup(trx, ctx.tenantId, withoutMembers(doc), 'scim', now);
     const delta = members.length ? await applyMemberSteps(trx, ctx.tenantId, group.id, [{ kind: 'add', members }], now) : { added: [], removed: [] };
+    await syncAfterDirectoryChange(trx, ctx, await usersAffectedByGroupChange(trx, ctx.tenantId, group.id, delta, false));
     await recordEvent(trx, ctx, {
       event: 'scim.group.created',
       entity: entity(group),
@@ -94,6 +97,9 @@ async function change(
     const group = JSON.stringify(next) === JSON.stringify(locked.doc) ? locked : await writeGroupDoc(trx, locked, next);
     const delta = await applyMemberSteps(trx, ctx.tenantId, id, memberSteps, now);
     await recordEvent(trx, ctx, changeEvent(locked, group, delta));
+    // A rename may make rules on displayName or externalId start or stop matching.
+    const renamed = locked.displayName !== group.displayName || locked.externalId !== group.externalId;
+    await syncAfterDirectoryChange(trx, ctx, await usersAffectedByGroupChange(trx, ctx.tenantId, id, delta, renamed));
     return { group, delta };
   });
 }
@@ -115,7 +121,9 @@ export function replaceScimGroup(db: Db, ctx: Ctx, id: string, body: unknown, ex
 export async function deleteScimGroup(db: Db, ctx: Ctx, id: string, expected?: number): Promise<void> {
   await db.tx(async (trx) => {
     const group = await requireGroup(trx, ctx.tenantId, id);
+    const reached = await usersUnderIdpGroups(trx, ctx.tenantId, [id]);
     await deleteGroup(trx, ctx.tenantId, id, expected);
+    await syncAfterDirectoryChange(trx, ctx, reached);
     await recordEvent(trx, ctx, { event: 'scim.group.deleted', entity: entity(group), before: { displayName: group.displayName, externalId: group.externalId }, after: null });
   });
 }

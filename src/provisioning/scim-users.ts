@@ -9,6 +9,7 @@ import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
 import { USER_RT } from '../scim/schema/registry.js';
 import { releaseSeat, takeSeat } from '../tenants/seats.js';
 import { noteAdminLoss, revokeKeysOf } from './admins.js';
+import { syncAfterDirectoryChange } from './mapping.js';
 
 /** A SCIM password is accepted and discarded: people sign in only through SSO. */
 function withoutPassword(doc: ScimDoc): ScimDoc {
@@ -57,6 +58,8 @@ async function change(db: Db, ctx: Ctx, id: string, expected: number | undefined
     const diff = changedAttributes(locked.doc, doc);
     await recordEvent(trx, ctx, { event: eventFor(locked, updated), entity: entity(updated), ...diff });
     await noteAdminLoss(trx, ctx, locked, updated);
+    // Deactivation suspends what rules derived for the user; reactivation restores it.
+    if (locked.status !== updated.status) await syncAfterDirectoryChange(trx, ctx, [id]);
     return updated;
   });
 }

@@ -1,0 +1,283 @@
+import type { AppDeps } from '../app.js';
+import { assertMayReadUser } from '../access/policies.js';
+import { requireAdmin } from '../access/principal.js';
+import { requireUser } from '../directory/users.js';
+import { idpGroupsOfUsers, type SyncDiff } from '../mapping/engine.js';
+import type { MappingRule } from '../mapping/rules.js';
+import { listRules, requireRule, syncStatus, type RuleInput } from '../mapping/store.js';
+import { createRule, deleteRule, previewRule, reconcile, updateRule } from '../provisioning/mapping.js';
+import type { Api, JsonSchema } from './api.js';
+import type { commonSchemas } from './schemas.js';
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function presentRule(r: MappingRule) {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    enabled: r.enabled,
+    position: r.position,
+    match: r.match,
+    actions: r.actions,
+    createdAt: iso(r.createdAt)!,
+    updatedAt: iso(r.updatedAt)!,
+  };
+}
+
+function presentDiff(d: SyncDiff) {
+  return {
+    membershipsAdded: d.membershipsAdded,
+    membershipsRemoved: d.membershipsRemoved,
+    grantsAdded: d.grantsAdded,
+    grantsRemoved: d.grantsRemoved.map(({ id: _id, ...g }) => g),
+  };
+}
+
+export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
+  const date = { type: ['string', 'null'], pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
+  const match: JsonSchema = {
+    type: 'object',
+    required: ['source', 'field', 'operator', 'value'],
+    additionalProperties: false,
+    properties: {
+      source: { enum: ['scim', 'saml', 'oidc', 'any'] },
+      field: { enum: ['id', 'externalId', 'displayName'] },
+      operator: { enum: ['equals', 'prefix', 'glob'], description: 'glob: * any run, ? one character; displayName compares case-insensitively' },
+      value: { type: 'string', minLength: 1, maxLength: 255 },
+    },
+  };
+  const actions: JsonSchema = {
+    type: 'object',
+    required: ['groups', 'agents'],
+    additionalProperties: false,
+    properties: {
+      groups: {
+        type: 'array',
+        maxItems: 100,
+        items: { type: 'object', required: ['groupId', 'role'], additionalProperties: false, properties: { groupId: { type: 'string', maxLength: 36 }, role: { enum: ['member', 'manager'] } } },
+      },
+      agents: {
+        type: 'array',
+        maxItems: 100,
+        items: {
+          type: 'object',
+          required: ['agentId', 'permission'],
+          additionalProperties: false,
+          properties: {
+            agentId: { type: 'string', maxLength: 36 },
+            permission: { enum: ['view_use', 'edit'] },
+            startDate: date,
+            endDate: date,
+            timeZone: { type: ['string', 'null'], maxLength: 64 },
+          },
+        },
+      },
+    },
+  };
+  const matchRef = api.schema('RuleMatch', match);
+  const actionsRef = api.schema('RuleActions', actions);
+  const ruleProps = {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    description: { type: ['string', 'null'], maxLength: 1000 },
+    enabled: { type: 'boolean' },
+    position: { type: 'integer', minimum: 0, description: 'Evaluation and listing order' },
+    match: matchRef,
+    actions: actionsRef,
+  };
+  const input: JsonSchema = { type: 'object', required: ['name', 'enabled', 'match', 'actions'], additionalProperties: false, properties: ruleProps };
+  const rule = api.schema('MappingRule', {
+    type: 'object',
+    required: ['id', 'name', 'description', 'enabled', 'position', 'match', 'actions', 'createdAt', 'updatedAt'],
+    properties: { id: common.id, ...ruleProps, createdAt: common.timestamp, updatedAt: common.timestamp },
+  });
+  const applied = api.schema('RuleApplied', {
+    type: 'object',
+    required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'],
+    description: 'What applying the change did, counted',
+    properties: { membershipsAdded: { type: 'integer' }, membershipsRemoved: { type: 'integer' }, grantsAdded: { type: 'integer' }, grantsRemoved: { type: 'integer' } },
+  });
+  const withApplied = { type: 'object', required: ['rule', 'applied'], properties: { rule, applied } };
+
+  api.add({
+    method: 'get',
+    path: '/mapping-rules',
+    operationId: 'listMappingRules',
+    summary: 'Mapping rules in evaluation order',
+    tag: 'Mapping rules',
+    responses: { 200: { description: 'Every rule', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: rule } } } } },
+    handler: async (req, res) => {
+      requireAdmin(req.principal!, 'read mapping rules');
+      res.json({ items: (await listRules(deps.db.knex, req.ctx!.tenantId)).map(presentRule) });
+    },
+  });
+  api.add({
+    method: 'post',
+    path: '/mapping-rules',
+    operationId: 'createMappingRule',
+    summary: 'Create a rule; it applies at once to the IdP groups that exist',
+    tag: 'Mapping rules',
+    body: input,
+    responses: { 201: { description: 'Created and applied', schema: { ...withApplied, properties: { ...withApplied.properties, id: common.id } } } },
+    handler: async (req, res, { body }) => {
+      const out = await createRule(deps.db, req.ctx!, req.principal!, body as RuleInput);
+      res.status(201).json({ id: out.rule.id, rule: presentRule(out.rule), applied: out.applied });
+    },
+  });
+  api.add({
+    method: 'get',
+    path: '/mapping-rules/{id}',
+    operationId: 'getMappingRule',
+    summary: 'One rule',
+    tag: 'Mapping rules',
+    responses: { 200: { description: 'The rule', schema: rule } },
+    handler: async (req, res, { params }) => {
+      requireAdmin(req.principal!, 'read mapping rules');
+      res.json(presentRule(await requireRule(deps.db.knex, req.ctx!.tenantId, params.id!)));
+    },
+  });
+  api.add({
+    method: 'patch',
+    path: '/mapping-rules/{id}',
+    operationId: 'updateMappingRule',
+    summary: 'Change a rule (enabled included); that rule alone is recomputed',
+    tag: 'Mapping rules',
+    body: { type: 'object', additionalProperties: false, minProperties: 1, properties: ruleProps },
+    responses: { 200: { description: 'Changed and applied', schema: withApplied } },
+    handler: async (req, res, { params, body }) => {
+      const out = await updateRule(deps.db, req.ctx!, req.principal!, params.id!, body as Partial<RuleInput>);
+      res.json({ rule: presentRule(out.rule), applied: out.applied });
+    },
+  });
+  api.add({
+    method: 'delete',
+    path: '/mapping-rules/{id}',
+    operationId: 'deleteMappingRule',
+    summary: 'Delete a rule and revoke exactly what it derived',
+    tag: 'Mapping rules',
+    responses: { 200: { description: 'Deleted; what was revoked', schema: { type: 'object', required: ['applied'], properties: { applied } } } },
+    handler: async (req, res, { params }) => {
+      res.json({ applied: await deleteRule(deps.db, req.ctx!, req.principal!, params.id!) });
+    },
+  });
+
+  const derived = { type: 'array', items: { type: 'object' } };
+  api.add({
+    method: 'post',
+    path: '/mapping-rules/preview',
+    operationId: 'previewMappingRule',
+    summary: 'What a new or edited rule would change; nothing is changed',
+    description: 'Takes the body of POST /mapping-rules, plus `ruleId` to preview an edit of an existing rule.',
+    tag: 'Mapping rules',
+    body: { ...input, properties: { ...ruleProps, ruleId: { type: 'string', maxLength: 36 } } },
+    responses: {
+      200: {
+        description: 'Matched IdP groups and per-user gains and losses',
+        schema: {
+          type: 'object',
+          required: ['matchedGroups', 'changes'],
+          properties: {
+            matchedGroups: {
+              type: 'array',
+              items: { type: 'object', required: ['id', 'displayName', 'source'], properties: { id: { type: 'string' }, displayName: { type: 'string' }, externalId: { type: ['string', 'null'] }, source: { enum: ['scim', 'saml', 'oidc'] } } },
+            },
+            changes: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['userId', 'gains', 'loses'],
+                properties: { userId: { type: 'string' }, gains: { type: 'array', items: { type: 'string' } }, loses: { type: 'array', items: { type: 'string' } } },
+              },
+            },
+          },
+        },
+      },
+    },
+    handler: async (req, res, { body }) => {
+      const { ruleId, ...rest } = body as RuleInput & { ruleId?: string };
+      res.json(await previewRule(deps.db, req.ctx!, req.principal!, rest, ruleId));
+    },
+  });
+  api.add({
+    method: 'post',
+    path: '/mapping-rules/reconcile',
+    operationId: 'reconcileMappingRules',
+    summary: 'Recompute every derived membership and grant from scratch; reports each difference fixed (none in a healthy tenant)',
+    tag: 'Mapping rules',
+    responses: {
+      200: {
+        description: 'What was fixed',
+        schema: {
+          type: 'object',
+          required: ['fixed', 'differences'],
+          properties: {
+            fixed: { type: 'integer' },
+            differences: { type: 'object', required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'], properties: { membershipsAdded: derived, membershipsRemoved: derived, grantsAdded: derived, grantsRemoved: derived } },
+          },
+        },
+      },
+    },
+    handler: async (req, res) => {
+      const out = await reconcile(deps.db, req.ctx!, req.principal!);
+      res.json({ fixed: out.fixed, differences: presentDiff(out.diff) });
+    },
+  });
+  api.add({
+    method: 'get',
+    path: '/mapping-rules/status',
+    operationId: 'getMappingSyncStatus',
+    summary: 'Sync status: last directory change applied, last reconcile and the drift it found',
+    tag: 'Mapping rules',
+    responses: {
+      200: {
+        description: 'The status',
+        schema: {
+          type: 'object',
+          required: ['lastChangeAt', 'lastReconcileAt', 'lastReconcileFixed'],
+          properties: { lastChangeAt: { type: ['string', 'null'] }, lastReconcileAt: { type: ['string', 'null'] }, lastReconcileFixed: { type: ['integer', 'null'] } },
+        },
+      },
+    },
+    handler: async (req, res) => {
+      requireAdmin(req.principal!, 'read the sync status');
+      const s = await syncStatus(deps.db.knex, req.ctx!.tenantId);
+      res.json({ lastChangeAt: iso(s.lastChangeAt), lastReconcileAt: iso(s.lastReconcileAt), lastReconcileFixed: s.lastReconcileFixed });
+    },
+  });
+  api.add({
+    method: 'get',
+    path: '/users/{id}/idp-groups',
+    operationId: 'listUserIdpGroups',
+    summary: "A user's IdP groups, direct and through nesting, with where each came from",
+    tag: 'Mapping rules',
+    responses: {
+      200: {
+        description: 'The groups',
+        schema: {
+          type: 'object',
+          required: ['items'],
+          properties: {
+            items: {
+              type: 'array',
+              items: { type: 'object', required: ['id', 'displayName', 'source', 'direct'], properties: { id: { type: 'string' }, displayName: { type: 'string' }, externalId: { type: ['string', 'null'] }, source: { enum: ['scim', 'saml', 'oidc'] }, direct: { type: 'boolean' } } },
+            },
+          },
+        },
+      },
+    },
+    handler: async (req, res, { params }) => {
+      assertMayReadUser(req.principal!, deps.catalogue, params.id!);
+      await requireUser(deps.db.knex, req.ctx!.tenantId, params.id!);
+      const all = (await idpGroupsOfUsers(deps.db.knex, req.ctx!.tenantId, [params.id!])).get(params.id!) ?? [];
+      const direct = new Set(
+        (await deps.db.knex('idp_group_members').where({ tenant_id: req.ctx!.tenantId, member_id: params.id!, member_type: 'User' }).select('group_id')).map((r) => String(r.group_id)),
+      );
+      const seen = new Set<string>();
+      const items = all
+        .filter((g) => !seen.has(g.id) && seen.add(g.id))
+        .sort((a, b) => a.displayName.localeCompare(b.displayName))
+        .map((g) => ({ id: g.id, displayName: g.displayName, externalId: g.externalId, source: g.source, direct: direct.has(g.id) }));
+      res.json({ items });
+    },
+  });
+}
