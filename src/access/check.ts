@@ -218,8 +218,11 @@ function groupLabel(g: GroupNode, names: Names): string {
 
 function grantReason(grant: Grant, holder: string, names: Names): string {
   const window = describeWindow(grant);
-  const derived = derivation(names, grant.ruleId, grant.idpGroupId);
-  return `${holder} grants ${grant.permission}${window ? ` ${window}` : ''}${derived ? ` (grant ${derived})` : ''}`;
+  const when = window ? ` ${window}` : '';
+  if (grant.subjectType === 'user' && grant.ruleId) {
+    return `rule "${names.rules.get(grant.ruleId) ?? grant.ruleId}" grants ${grant.permission}${when} to members of IdP group "${names.idpGroups.get(grant.idpGroupId) ?? grant.idpGroupId}"`;
+  }
+  return `${holder} grants ${grant.permission}${when}`;
 }
 
 /** Decides one user's access to one agent at one instant, with the reasons. */
@@ -260,7 +263,7 @@ export function decide(u: CheckedUser | undefined, a: CheckedAgent, at: number, 
     const routes: string[] = [];
     let managedHere: GroupNode | undefined;
     if (grant.subjectType === 'user') {
-      if (grant.subjectId === u.id) routes.push('a direct grant to the user');
+      if (grant.subjectId === u.id) routes.push('a grant made to the user directly');
     } else {
       const holder = names.groups.get(grant.subjectId);
       const via = holder?.active ? reachable.get(grant.subjectId) : undefined;

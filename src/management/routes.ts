@@ -11,6 +11,7 @@ import { registerApiKeys } from './api-keys.js';
 import { registerInvitations } from './invitations.js';
 import { registerMappingRules } from './mapping-rules.js';
 import { registerPermissions } from './permissions.js';
+import { registerReports } from './reports.js';
 import { registerRoleTemplates } from './role-templates.js';
 import { registerTenant } from './tenant.js';
 import { registerUsers, userSchema } from './users.js';
@@ -28,6 +29,7 @@ export function buildApi(deps: AppDeps): Api {
   registerApiKeys(api, deps, common);
   registerAgentAccess(api, deps);
   registerMappingRules(api, deps, common);
+  registerReports(api, deps);
   registerAuditEvents(api, deps, common);
   return api;
 }
