@@ -30,7 +30,7 @@ export interface Subject {
 const NO_ACCESS: Record<Exclude<UserStatus, 'active'>, string> = {
   invited: 'user is invited: no access until the invitation is accepted',
   suspended: 'user is suspended: no access until reactivated',
-  deleted: 'user is deleted',
+  deleted: 'no such user: never existed or deleted',
 };
 
 const named = (area: Area): string => `${area.label} (${area.key})`;

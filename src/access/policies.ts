@@ -21,12 +21,17 @@ export function wouldHold(catalogue: Area[], own: AreaSettings, template: Pick<R
   });
 }
 
-/** Refuses a grant beyond the acting member's own effective permissions, naming the first area. */
-export function assertWithinOwn(p: Principal, resulting: EffectiveTree): void {
+/**
+ * Refuses a grant beyond the acting member's own effective permissions, naming the first area.
+ * Only what the change adds counts (`previous` is what the target held before), so a member may
+ * still narrow someone who holds more than they do.
+ */
+export function assertWithinOwn(p: Principal, resulting: EffectiveTree, previous?: EffectiveTree): void {
   if (isAdmin(p) || p.kind !== 'user') return;
   for (const [key, area] of Object.entries(resulting)) {
     const mine = p.effective[key]?.actions ?? [];
-    const extra = area.actions.filter((a) => !mine.includes(a));
+    const had = previous?.[key]?.actions ?? [];
+    const extra = area.actions.filter((a) => !mine.includes(a) && !had.includes(a));
     if (extra.length) {
       throw new Forbidden('beyond_own_permissions', `you cannot grant ${extra.join(', ')} on ${key}: you hold ${p.effective[key]?.level ?? 'none'} there yourself`, {
         details: { area: key },

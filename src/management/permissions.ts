@@ -13,7 +13,11 @@ const ACTIONS = ['view', 'create', 'edit', 'delete', 'manage'];
 
 /** A level or an explicit action list, as set on one area. */
 export const settingSchema: JsonSchema = {
-  oneOf: [{ enum: ['none', 'read', 'edit', 'manage'] }, { type: 'array', uniqueItems: true, items: { enum: ACTIONS } }],
+  // Loose on purpose: the domain check lists every bad area of a request at once, with messages
+  // that name the area; a strict schema here would stop at the first and say less.
+  type: ['string', 'array'],
+  items: { type: 'string' },
+  description: `A level (none, read, edit, manage where the area has it) or a list of actions (${ACTIONS.join(', ')})`,
 };
 
 export const areasSchema: JsonSchema = {

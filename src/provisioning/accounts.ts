@@ -93,7 +93,9 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
     let templateId = locked.templateId;
     if (change.templateId !== undefined && change.templateId !== locked.templateId) {
       const template = change.templateId ? await templateFor(trx, ctx.tenantId, change.templateId) : null;
-      assertWithinOwn(p, wouldHold(catalogue, await getOwnSettings(trx, ctx.tenantId, id), template));
+      const current = locked.templateId ? ((await getTemplate(trx, ctx.tenantId, locked.templateId)) ?? null) : null;
+      const own = await getOwnSettings(trx, ctx.tenantId, id);
+      assertWithinOwn(p, wouldHold(catalogue, own, template), wouldHold(catalogue, own, current));
       templateId = template?.id ?? null;
       e('user.template_changed', 'templateId', locked.templateId, templateId);
     }
@@ -129,9 +131,10 @@ export async function setOwnPermissions(db: Db, catalogue: Area[], ctx: Ctx, p: 
     const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime());
     assertMayChangeUser(p, catalogue, locked, 'change the permissions');
     const template = locked.templateId ? ((await getTemplate(trx, ctx.tenantId, locked.templateId)) ?? null) : null;
-    checkInheritance(catalogue, areas, template ? wouldHold(catalogue, {}, template) : undefined);
-    assertWithinOwn(p, wouldHold(catalogue, areas, template));
+    // Without a template the base is all none, so a sub-section cannot be set under an unset area.
+    checkInheritance(catalogue, areas, wouldHold(catalogue, {}, template));
     const before = await getOwnSettings(trx, ctx.tenantId, id);
+    assertWithinOwn(p, wouldHold(catalogue, areas, template), wouldHold(catalogue, before, template));
     await putOwnSettings(trx, ctx.tenantId, id, areas, ctx.now.getTime());
     if (JSON.stringify(before) !== JSON.stringify(areas)) {
       await recordEvent(trx, ctx, { event: 'permissions.changed', entity: entity(locked), before: { areas: before }, after: { areas } });

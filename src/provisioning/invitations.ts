@@ -102,7 +102,7 @@ export async function inviteUser(s: InvitationSettings, ctx: Ctx, p: Principal, 
   const areas = input.areas ?? {};
   return s.db.tx(async (trx) => {
     const template = input.templateId ? await templateFor(trx, ctx.tenantId, input.templateId) : null;
-    checkInheritance(s.catalogue, areas, template ? wouldHold(s.catalogue, {}, template) : undefined);
+    checkInheritance(s.catalogue, areas, wouldHold(s.catalogue, {}, template));
     assertWithinOwn(p, wouldHold(s.catalogue, areas, template));
     if (await findUserByEmail(trx, ctx.tenantId, email)) throw new Conflict('email_taken', `${email} already belongs to a user of this tenant`);
     await takeSeat(trx, ctx.tenantId);

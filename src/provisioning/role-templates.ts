@@ -21,10 +21,10 @@ function entity(t: RoleTemplate) {
   return { type: 'role_template', id: t.id, name: t.name };
 }
 
-function checkInput(catalogue: Area[], p: Principal, input: TemplateInput): void {
+function checkInput(catalogue: Area[], p: Principal, input: TemplateInput, previous?: RoleTemplate): void {
   if (!input.name.trim()) throw new InvalidInput('invalid_name', 'a role template needs a name', { fields: [{ path: 'body.name', message: 'must not be blank' }] });
   checkInheritance(catalogue, input.areas);
-  assertWithinOwn(p, wouldHold(catalogue, {}, { areas: input.areas, id: '', name: input.name }));
+  assertWithinOwn(p, wouldHold(catalogue, {}, { areas: input.areas, id: '', name: input.name }), previous ? wouldHold(catalogue, {}, previous) : undefined);
 }
 
 export async function createTemplate(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, input: TemplateInput): Promise<RoleTemplate> {
@@ -40,10 +40,9 @@ export async function createTemplate(db: Db, catalogue: Area[], ctx: Ctx, p: Pri
 /** An edit reaches every referencing user at their next request: users hold a live reference. */
 export async function updateTemplate(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string, input: TemplateInput): Promise<RoleTemplate> {
   requireUserManager(p, catalogue, 'manage role templates');
-  checkInput(catalogue, p, input);
   return db.tx(async (trx) => {
     const locked = await lockTemplate(trx, ctx.tenantId, id, ctx.now.getTime());
-    assertWithinOwn(p, wouldHold(catalogue, {}, locked));
+    checkInput(catalogue, p, input, locked);
     const t = await writeTemplate(trx, locked, input);
     await recordEvent(trx, ctx, { event: 'template.updated', entity: entity(t), before: { name: locked.name, areas: locked.areas }, after: { name: t.name, areas: t.areas } });
     return t;
@@ -104,7 +103,7 @@ export async function deleteTemplate(
         if (err instanceof NotFound) throw new Unprocessable('unknown_template', `no role template with id "${opts.reassign}" to reassign to`);
         throw err;
       });
-      assertWithinOwn(p, wouldHold(catalogue, {}, target));
+      assertWithinOwn(p, wouldHold(catalogue, {}, target), wouldHold(catalogue, {}, locked));
       reassigned = await trx('users').where({ tenant_id: ctx.tenantId, template_id: id }).update({ template_id: target.id, version: trx.raw('version + 1') });
     } else if (users.length && opts.detach) {
       const own = await getOwnSettingsOf(trx, ctx.tenantId, users.map((u) => u.id));

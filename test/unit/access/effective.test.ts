@@ -267,7 +267,7 @@ describe('effectivePermissions', () => {
     const reasons = {
       invited: 'user is invited: no access until the invitation is accepted',
       suspended: 'user is suspended: no access until reactivated',
-      deleted: 'user is deleted',
+      deleted: 'no such user: never existed or deleted',
     } as const;
     for (const [status, reason] of Object.entries(reasons) as [keyof typeof reasons, string][]) {
       for (const role of ['admin', 'member'] as const) {
