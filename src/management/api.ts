@@ -31,6 +31,8 @@ export interface OperationSpec {
   description?: string;
   query?: { properties: Record<string, JsonSchema>; required?: string[] };
   body?: JsonSchema;
+  /** A body the handler reads itself as a stream (e.g. CSV), described but not parsed. */
+  rawBody?: { contentType: string; description: string };
   /** Requests that may be sent without a bearer token (the token in the body is the credential). */
   public?: boolean;
   responses: Record<number, ResponseSpec>;
@@ -158,6 +160,9 @@ export class Api {
         ...(op.public ? { security: [] } : {}),
         parameters: [...params, ...queryParams],
         ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: op.body } } } } : {}),
+        ...(op.rawBody
+          ? { requestBody: { required: true, description: op.rawBody.description, content: { [op.rawBody.contentType]: { schema: { type: 'string' } } } } }
+          : {}),
         responses: Object.fromEntries([
           ...Object.entries(op.responses).map(([status, r]) => [
             status,

@@ -2,6 +2,7 @@ import type { AppDeps } from '../app.js';
 import { requireAdmin } from '../access/principal.js';
 import { exportAuditEvents, type ExportFormat } from '../audit/export.js';
 import { listAuditEvents, presentAuditEvent, type AuditFilter } from '../audit/query.js';
+import { InvalidInput } from '../errors.js';
 import type { Api } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
 
@@ -14,15 +15,17 @@ interface FilterQuery {
   to?: string;
 }
 
+function instant(q: FilterQuery, key: 'from' | 'to'): number | undefined {
+  const value = q[key];
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  // The schema admits RFC 3339's leap second (…:60), which Date cannot represent.
+  if (Number.isNaN(ms)) throw new InvalidInput('invalid_query', 'the query string is invalid', { fields: [{ path: `query.${key}`, message: 'is not a representable instant' }] });
+  return ms;
+}
+
 function filterOf(q: FilterQuery): AuditFilter {
-  return {
-    event: q.event,
-    entityType: q.entityType,
-    entityId: q.entityId,
-    actorId: q.actorId,
-    from: q.from === undefined ? undefined : Date.parse(q.from),
-    to: q.to === undefined ? undefined : Date.parse(q.to),
-  };
+  return { event: q.event, entityType: q.entityType, entityId: q.entityId, actorId: q.actorId, from: instant(q, 'from'), to: instant(q, 'to') };
 }
 
 const CONTENT_TYPES: Record<ExportFormat, string> = { csv: 'text/csv; charset=utf-8', ndjson: 'application/x-ndjson' };
@@ -91,9 +94,12 @@ export function registerAuditEvents(api: Api, deps: AppDeps, common: ReturnType<
     handler: async (req, res, input) => {
       requireAdmin(req.principal!, 'export the audit log');
       const { format, ...filter } = input.query as FilterQuery & { format: ExportFormat };
+      const filters = filterOf(filter);
       res.set({ 'Content-Type': CONTENT_TYPES[format], 'Content-Disposition': `attachment; filename="audit-events.${format}"` });
+      // Node drops a HEAD body without pushing back, so the whole log would be read for nothing.
+      if (req.method === 'HEAD') return void res.end();
       try {
-        await exportAuditEvents(deps.db.knex, req.auth!.tenant.id, filterOf(filter), format, res);
+        await exportAuditEvents(deps.db.knex, req.auth!.tenant.id, filters, format, res);
       } catch (err) {
         if (!res.headersSent) throw err;
         // The 200 is already on the wire: only a cut connection tells the client the file is incomplete.

@@ -1,0 +1,240 @@
+import type { Readable } from 'node:stream';
+import { parse } from 'csv-parse';
+import type { Knex } from 'knex';
+import { isValidDate, isValidTimeZone } from '../access/grant-window.js';
+import { groupNameKey, membershipsOf, putManualMembers } from '../access/local-groups.js';
+import { requireAdmin, type Principal } from '../access/principal.js';
+import { recordEvents, type AuditInput } from '../audit/record.js';
+import type { Ctx } from '../context.js';
+import type { Db } from '../db/knex.js';
+import { newId } from '../db/ids.js';
+import { InvalidInput, TooLarge, Unprocessable } from '../errors.js';
+import { caseMappedKey } from '../scim/schema/value-key.js';
+
+/**
+ * CSV imports (seed 004): users to groups and agent grants. The file is read as a stream and
+ * applied in chunks inside one transaction, so memory stays flat for any number of rows and a
+ * single bad row leaves nothing applied; every bad row is reported with its line.
+ */
+
+export type ImportKind = 'group-members' | 'agent-grants';
+
+export interface RowError {
+  line: number;
+  reason: string;
+}
+
+export interface ImportReport {
+  kind: ImportKind;
+  dryRun: boolean;
+  rows: number;
+  /** What was (or, in a dry run, would be) added. */
+  added: number;
+  /** Rows that change nothing: the membership or grant exists already. */
+  unchanged: number;
+  errors: RowError[];
+  errorCount: number;
+}
+
+const COLUMNS: Record<ImportKind, string[]> = {
+  'group-members': ['name', 'email', 'group'],
+  'agent-grants': ['agentid', 'groupid', 'permission', 'startdate', 'enddate'],
+};
+const CHUNK = 1000;
+const MAX_REPORTED_ERRORS = 1000;
+
+interface Line {
+  line: number;
+  cells: Record<string, string>;
+}
+
+class DryRunDone extends Error {
+  constructor(readonly report: ImportReport) {
+    super('dry run');
+  }
+}
+
+/** Reads CSV records with their line numbers, a chunk at a time, refusing more than `maxBytes`. */
+async function* chunks(input: Readable, kind: ImportKind, maxBytes: number): AsyncGenerator<Line[]> {
+  let bytes = 0;
+  input.on('data', (b: Buffer) => {
+    bytes += b.length;
+    if (bytes > maxBytes) input.destroy(new TooLarge('import_too_large', `the CSV file exceeds ${maxBytes} bytes`));
+  });
+  const parser = input.pipe(parse({ bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }));
+  input.on('error', (err) => parser.destroy(err));
+  let header: string[] | null = null;
+  let batch: Line[] = [];
+  for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+    if (!header) {
+      header = record.map((h) => h.toLowerCase().replace(/[^a-z]/g, ''));
+      const missing = COLUMNS[kind].filter((c) => !header!.includes(c) && !(kind === 'agent-grants' && (c === 'startdate' || c === 'enddate')));
+      if (missing.length) {
+        throw new InvalidInput('bad_csv_header', `line 1: the header must name the columns ${COLUMNS[kind].join(', ')} (missing: ${missing.join(', ')})`);
+      }
+      continue;
+    }
+    const cells: Record<string, string> = {};
+    header.forEach((h, i) => (cells[h] = record[i] ?? ''));
+    batch.push({ line: info.lines, cells });
+    if (batch.length === CHUNK) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (!header) throw new InvalidInput('empty_csv', 'the CSV file is empty: it needs a header line');
+  if (batch.length) yield batch;
+}
+
+async function groupsByName(trx: Knex, tenantId: string) {
+  const rows = await trx('local_groups').where({ tenant_id: tenantId }).select('id', 'name', 'name_key', 'status');
+  return new Map(rows.map((r: Record<string, unknown>) => [String(r.name_key), { id: String(r.id), name: String(r.name), active: r.status === 'active' }]));
+}
+
+async function importMembers(trx: Knex, ctx: Ctx, lines: Line[], report: ImportReport, groups: Awaited<ReturnType<typeof groupsByName>>, apply: boolean): Promise<void> {
+  const emails = [...new Set(lines.map((l) => caseMappedKey(l.cells.email ?? '')).filter(Boolean))];
+  const users = new Map(
+    (emails.length ? await trx('users').where({ tenant_id: ctx.tenantId }).whereIn('email_key', emails).select('id', 'email', 'email_key') : []).map((u: Record<string, unknown>) => [
+      String(u.email_key),
+      { id: String(u.id), email: String(u.email) },
+    ]),
+  );
+  const byGroup = new Map<string, Set<string>>();
+  for (const l of lines) {
+    const email = l.cells.email ?? '';
+    const group = groups.get(groupNameKey(l.cells.group ?? ''));
+    const user = users.get(caseMappedKey(email));
+    const problems = [
+      !email ? 'Email is empty' : !user ? `no user with email ${email}` : '',
+      !l.cells.group ? 'Group is empty' : !group ? `no group named "${l.cells.group}"` : !group.active ? `group "${group.name}" is archived` : '',
+    ].filter(Boolean);
+    if (problems.length) fail(report, l.line, problems.join('; '));
+    else (byGroup.get(group!.id) ?? byGroup.set(group!.id, new Set()).get(group!.id)!).add(user!.id);
+  }
+  if (report.errorCount) return;
+  const events: AuditInput[] = [];
+  for (const [groupId, ids] of byGroup) {
+    const current = await membershipsOf(trx, ctx.tenantId, groupId, [...ids]);
+    const fresh = [...ids].filter((id) => !current.get(id)?.manual);
+    report.added += fresh.length;
+    report.unchanged += ids.size - fresh.length;
+    if (!apply || !fresh.length) continue;
+    await putManualMembers(trx, ctx.tenantId, groupId, fresh, [], 'member', ctx.now.getTime());
+    const name = [...groups.values()].find((g) => g.id === groupId)?.name ?? null;
+    for (const userId of fresh) events.push({ event: 'group.member_added', entity: { type: 'group', id: groupId, name }, before: null, after: { userId, role: 'member', via: 'csv_import' } });
+  }
+  await recordEvents(trx, ctx, events);
+}
+
+const PERMISSIONS: Record<string, 'view_use' | 'edit'> = { view_and_use: 'view_use', view_use: 'view_use', edit: 'edit' };
+
+async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportReport, timeZone: string, apply: boolean): Promise<void> {
+  const agentIds = [...new Set(lines.map((l) => l.cells.agentid ?? '').filter(Boolean))];
+  const groupIds = [...new Set(lines.map((l) => l.cells.groupid ?? '').filter(Boolean))];
+  const agents = new Map(
+    (agentIds.length ? await trx('agents').where({ tenant_id: ctx.tenantId }).whereIn('id', agentIds).select('id', 'name', 'access_type') : []).map((a: Record<string, unknown>) => [
+      String(a.id),
+      { name: String(a.name), private: a.access_type === 'private' },
+    ]),
+  );
+  const groups = new Map(
+    (groupIds.length ? await trx('local_groups').where({ tenant_id: ctx.tenantId }).whereIn('id', groupIds).select('id', 'name', 'status') : []).map((g: Record<string, unknown>) => [
+      String(g.id),
+      { name: String(g.name), active: g.status === 'active' },
+    ]),
+  );
+  // Identical manual grants present now (earlier chunks of this import included), so a re-run adds nothing.
+  const present = new Set(
+    (agentIds.length ? await trx('agent_grants').where({ tenant_id: ctx.tenantId, subject_type: 'group', rule_id: '' }).whereIn('agent_id', agentIds) : []).map((g: Record<string, unknown>) =>
+      [g.agent_id, g.subject_id, g.permission, g.start_date ?? '', g.end_date ?? '', g.time_zone].join('|'),
+    ),
+  );
+  const rows: Record<string, unknown>[] = [];
+  const events: AuditInput[] = [];
+  for (const l of lines) {
+    const c = l.cells;
+    const agent = agents.get(c.agentid ?? '');
+    const group = groups.get(c.groupid ?? '');
+    const permission = PERMISSIONS[(c.permission ?? '').toLowerCase()];
+    const zone = c.timezone || timeZone;
+    const problems = [
+      !c.agentid ? 'AgentId is empty' : !agent ? `no agent "${c.agentid}"` : agent.private ? `agent "${agent.name}" is private: grants are refused` : '',
+      !c.groupid ? 'GroupId is empty' : !group ? `no group "${c.groupid}"` : !group.active ? `group "${group.name}" is archived` : '',
+      !permission ? `Permission must be VIEW_AND_USE or EDIT, got "${c.permission ?? ''}"` : '',
+      c.startdate && !isValidDate(c.startdate) ? `StartDate "${c.startdate}" is not a date YYYY-MM-DD` : '',
+      c.enddate && !isValidDate(c.enddate) ? `EndDate "${c.enddate}" is not a date YYYY-MM-DD` : '',
+      c.startdate && c.enddate && c.startdate > c.enddate ? 'EndDate is before StartDate' : '',
+      !isValidTimeZone(zone) ? `"${zone}" is not an IANA time zone` : '',
+    ].filter(Boolean);
+    if (problems.length) {
+      fail(report, l.line, problems.join('; '));
+      continue;
+    }
+    const key = [c.agentid, c.groupid, permission, c.startdate ?? '', c.enddate ?? '', zone].join('|');
+    if (present.has(key)) {
+      report.unchanged++;
+      continue;
+    }
+    present.add(key);
+    report.added++;
+    const row = {
+      tenant_id: ctx.tenantId,
+      id: newId(),
+      agent_id: c.agentid,
+      subject_type: 'group',
+      subject_id: c.groupid,
+      permission,
+      start_date: c.startdate || null,
+      end_date: c.enddate || null,
+      time_zone: zone,
+      rule_id: '',
+      idp_group_id: '',
+      created_at: ctx.now.getTime(),
+    };
+    rows.push(row);
+    events.push({
+      event: 'agent.grant_created',
+      entity: { type: 'agent', id: String(c.agentid), name: agent!.name },
+      before: null,
+      after: { agentId: c.agentid, agentName: agent!.name, groupId: c.groupid, groupName: group!.name, permission, startDate: row.start_date, endDate: row.end_date, timeZone: zone, via: 'csv_import' },
+    });
+  }
+  if (report.errorCount || !apply) return;
+  if (rows.length) await trx('agent_grants').insert(rows);
+  await recordEvents(trx, ctx, events);
+}
+
+function fail(report: ImportReport, line: number, reason: string): void {
+  report.errorCount++;
+  if (report.errors.length < MAX_REPORTED_ERRORS) report.errors.push({ line, reason });
+}
+
+/**
+ * Runs an import. With `dryRun` the same work happens and is rolled back: the report says what
+ * would change. Any bad row → 422 listing the bad rows, nothing applied.
+ */
+export async function runImport(db: Db, ctx: Ctx, p: Principal, kind: ImportKind, input: Readable, opts: { dryRun: boolean; maxBytes: number }): Promise<ImportReport> {
+  requireAdmin(p, 'import CSV files');
+  const report: ImportReport = { kind, dryRun: opts.dryRun, rows: 0, added: 0, unchanged: 0, errors: [], errorCount: 0 };
+  try {
+    await db.tx(async (trx) => {
+      const tenant = await trx('tenants').where({ id: ctx.tenantId }).select('time_zone').first();
+      const groups = kind === 'group-members' ? await groupsByName(trx, ctx.tenantId) : new Map();
+      for await (const lines of chunks(input, kind, opts.maxBytes)) {
+        report.rows += lines.length;
+        // Once a row is bad nothing will be applied; later chunks are still checked, to report every bad row.
+        const apply = !opts.dryRun && report.errorCount === 0;
+        if (kind === 'group-members') await importMembers(trx, ctx, lines, report, groups, apply);
+        else await importGrants(trx, ctx, lines, report, String(tenant?.time_zone ?? 'UTC'), apply);
+      }
+      if (report.errorCount) {
+        throw new Unprocessable('import_rejected', `${report.errorCount} bad row(s): nothing was applied`, { details: { report } });
+      }
+      if (opts.dryRun) throw new DryRunDone(report);
+    });
+  } catch (err) {
+    if (err instanceof DryRunDone) return err.report;
+    throw err;
+  }
+  return report;
+}
