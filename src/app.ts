@@ -14,6 +14,8 @@ import { systemRoutes } from './http/system.js';
 import { invitePages } from './management/invite-pages.js';
 import { managementRoutes } from './management/routes.js';
 import { scimRoutes } from './scim/routes.js';
+import { ssoRoutes } from './sso/routes.js';
+import { sessionMiddleware } from './sso/session.js';
 
 export interface AppDeps {
   config: Config;
@@ -48,7 +50,10 @@ export function createApp(deps: AppDeps): Express {
 
   // Each protocol answers its own errors, unknown paths included, in its own shape.
   app.use('/scim/v2', scimRoutes(deps), notFound, scimErrors());
-  app.use('/api/v1', managementRoutes(deps), notFound, problemErrors());
+  // Sign-in and the management API share the browser session; SCIM never sees it.
+  const sessions = sessionMiddleware(deps);
+  app.use('/api/v1', sessions, managementRoutes(deps), notFound, problemErrors());
+  app.use('/auth', sessions, ssoRoutes(deps), notFound, problemErrors());
   app.use('/invite', invitePages(deps));
   app.use(notFound, problemErrors());
   return app;

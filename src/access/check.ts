@@ -216,13 +216,19 @@ function groupLabel(g: GroupNode, names: Names): string {
   return `group ${g.name}${parent ? ` (child of ${parent.name})` : ''}`;
 }
 
-function grantReason(grant: Grant, holder: string, names: Names): string {
+/** How a grant reaches the user: who holds it, and what follows the grant in the sentence. */
+interface Route {
+  holder: string;
+  tail: string;
+}
+
+function grantReason(grant: Grant, route: Route, names: Names): string {
   const window = describeWindow(grant);
   const when = window ? ` ${window}` : '';
   if (grant.subjectType === 'user' && grant.ruleId) {
     return `rule "${names.rules.get(grant.ruleId) ?? grant.ruleId}" grants ${grant.permission}${when} to members of IdP group "${names.idpGroups.get(grant.idpGroupId) ?? grant.idpGroupId}"`;
   }
-  return `${holder} grants ${grant.permission}${when}`;
+  return `${route.holder} grants ${grant.permission}${when}${route.tail}`;
 }
 
 /** Decides one user's access to one agent at one instant, with the reasons. */
@@ -260,10 +266,10 @@ export function decide(u: CheckedUser | undefined, a: CheckedAgent, at: number, 
   }
   const reachable = reachableGroups(u, names);
   for (const grant of a.grants) {
-    const routes: string[] = [];
+    const routes: Route[] = [];
     let managedHere: GroupNode | undefined;
     if (grant.subjectType === 'user') {
-      if (grant.subjectId === u.id) routes.push('a grant made to the user directly');
+      if (grant.subjectId === u.id) routes.push({ holder: 'a grant made to the user directly', tail: '' });
     } else {
       const holder = names.groups.get(grant.subjectId);
       const via = holder?.active ? reachable.get(grant.subjectId) : undefined;
@@ -272,8 +278,8 @@ export function decide(u: CheckedUser | undefined, a: CheckedAgent, at: number, 
         const membershipNote = derived ? `; the user's membership of ${mine.name} is ${derived}` : '';
         routes.push(
           mine.id === holder!.id
-            ? `${groupLabel(holder!, names)}${membershipNote}`
-            : `group ${holder!.name}, inherited by its descendant ${mine.name} of which the user is a member${membershipNote}`,
+            ? { holder: groupLabel(holder!, names), tail: membershipNote }
+            : { holder: `group ${holder!.name}`, tail: `, inherited by its descendant ${mine.name} of which the user is a member${membershipNote}` },
         );
         if (membership.role === 'manager') managedHere = mine;
       }

@@ -35,10 +35,6 @@ export function describeWindow(w: GrantWindow): string {
   return `${parts.join(' ')} ${w.timeZone}`;
 }
 
-export function isValidTimeZone(zone: string): boolean {
-  return DateTime.now().setZone(zone).isValid;
-}
-
 export function isValidDate(date: string): boolean {
   return /^\d{4}-\d{2}-\d{2}$/.test(date) && DateTime.fromISO(date, { zone: 'UTC' }).isValid;
 }

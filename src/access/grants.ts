@@ -30,6 +30,8 @@ export interface Grant extends GrantWindow {
 
 type Row = Record<string, unknown>;
 
+const CHUNK = 500;
+
 function grantFromRow(r: Row): Grant {
   return {
     tenantId: String(r.tenant_id),
@@ -104,6 +106,21 @@ export async function listAgentGrants(db: Knex, tenantId: string, agentId: strin
   const rows = (await keyset(query, db, BY_ID, q.cursor ? decodeCursor(q.cursor, 1) : undefined, q.limit)) as Row[];
   const page = pageFrom(rows, q.limit, (r) => [String(r.id)]);
   return { grants: page.rows.map(grantFromRow), nextCursor: page.nextCursor };
+}
+
+/** Each grant's subject by name: the group's name or the user's email (null when gone). */
+export async function subjectNames(db: Knex, tenantId: string, grants: Grant[]): Promise<Map<string, string | null>> {
+  const ids = (type: SubjectType) => [...new Set(grants.filter((g) => g.subjectType === type).map((g) => g.subjectId))];
+  const names = new Map<string, string | null>();
+  const groups = ids('group');
+  const users = ids('user');
+  for (let i = 0; i < groups.length; i += CHUNK) {
+    for (const r of await db('local_groups').where({ tenant_id: tenantId }).whereIn('id', groups.slice(i, i + CHUNK)).select('id', 'name')) names.set(`group:${r.id}`, String(r.name));
+  }
+  for (let i = 0; i < users.length; i += CHUNK) {
+    for (const r of await db('users').where({ tenant_id: tenantId }).whereIn('id', users.slice(i, i + CHUNK)).select('id', 'email')) names.set(`user:${r.id}`, (r.email as string | null) ?? null);
+  }
+  return new Map(grants.map((g) => [g.id, names.get(`${g.subjectType}:${g.subjectId}`) ?? null]));
 }
 
 export interface ManualGrant extends GrantWindow {

@@ -77,12 +77,6 @@ export async function requireLocalGroup(db: Knex, tenantId: string, id: string):
   return g;
 }
 
-/** The group of that name, compared as group names are (case and Unicode form folded). */
-export async function findLocalGroupByName(db: Knex, tenantId: string, name: string): Promise<LocalGroup | undefined> {
-  const row = await db('local_groups').where({ tenant_id: tenantId, name_key: groupNameKey(name) }).first();
-  return row ? groupFromRow(row) : undefined;
-}
-
 /**
  * Groups by id as they are now committed: on MariaDB the read waits for a concurrent change or
  * deletion of those rows, so a reference is never taken to a group being deleted.

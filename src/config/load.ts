@@ -22,6 +22,13 @@ export interface Config {
   readonly smtpUrl: string | undefined;
   readonly mailFrom: string;
   readonly inviteTtlMs: number;
+  /** Signs session cookies. Undefined: the app makes a random one (and warns). Never log it. */
+  readonly sessionSecret: string | undefined;
+  readonly sessionIdleMs: number;
+  readonly sessionMaxMs: number;
+  readonly samlSpKeyFile: string | undefined;
+  readonly samlSpCertFile: string | undefined;
+  readonly authRateLimit: number;
 }
 
 export class ConfigError extends Error {
@@ -52,6 +59,19 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (inviteTtlMs === undefined && !flagged('INVITE_TTL')) {
     problems.push('INVITE_TTL: must be a positive number with a unit s, m, h or d (e.g. 7d)');
   }
+  const duration = (key: string, example: string) => {
+    const ms = typeof raw[key] === 'string' ? parseDuration(raw[key] as string) : undefined;
+    if (ms === undefined && !flagged(key)) problems.push(`${key}: must be a positive number with a unit s, m, h or d (e.g. ${example})`);
+    return ms;
+  };
+  const sessionIdleMs = duration('SESSION_IDLE_TIMEOUT', '1h');
+  const sessionMaxMs = duration('SESSION_MAX_AGE', '12h');
+  if (sessionIdleMs !== undefined && sessionMaxMs !== undefined && sessionIdleMs > sessionMaxMs) {
+    problems.push('SESSION_IDLE_TIMEOUT: must not be longer than SESSION_MAX_AGE');
+  }
+  if ((raw.SAML_SP_KEY_FILE === undefined) !== (raw.SAML_SP_CERT_FILE === undefined)) {
+    problems.push(`${raw.SAML_SP_KEY_FILE === undefined ? 'SAML_SP_KEY_FILE' : 'SAML_SP_CERT_FILE'}: SAML_SP_KEY_FILE and SAML_SP_CERT_FILE go together`);
+  }
   if (problems.length) throw new ConfigError(problems);
   const port = raw.PORT as number;
   return Object.freeze({
@@ -73,6 +93,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     smtpUrl: raw.SMTP_URL as string | undefined,
     mailFrom: raw.MAIL_FROM as string,
     inviteTtlMs: inviteTtlMs!,
+    sessionSecret: raw.SESSION_SECRET as string | undefined,
+    sessionIdleMs: sessionIdleMs!,
+    sessionMaxMs: sessionMaxMs!,
+    samlSpKeyFile: raw.SAML_SP_KEY_FILE as string | undefined,
+    samlSpCertFile: raw.SAML_SP_CERT_FILE as string | undefined,
+    authRateLimit: raw.AUTH_RATE_LIMIT as number,
   });
 }
 

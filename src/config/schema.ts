@@ -62,5 +62,38 @@ export const configSchema = {
       default: '7d',
       description: 'How long an invitation link stays valid: a number with a unit s, m, h or d',
     },
+    SESSION_SECRET: {
+      type: 'string',
+      minLength: 32,
+      description: 'Signs session cookies; 32+ characters, the same in every process. Unset: a random one per process (sessions end at restart)',
+    },
+    SESSION_IDLE_TIMEOUT: {
+      type: 'string',
+      pattern: '^\\s*\\d{1,6}[smhd]\\s*$',
+      default: '1h',
+      description: 'A session unused this long ends: a number with a unit s, m, h or d',
+    },
+    SESSION_MAX_AGE: {
+      type: 'string',
+      pattern: '^\\s*\\d{1,6}[smhd]\\s*$',
+      default: '12h',
+      description: 'A session ends this long after sign-in however active it is',
+    },
+    SAML_SP_KEY_FILE: {
+      type: 'string',
+      minLength: 1,
+      description: 'PEM private key of the SAML service provider: signs AuthnRequests, decrypts encrypted assertions. With SAML_SP_CERT_FILE',
+    },
+    SAML_SP_CERT_FILE: {
+      type: 'string',
+      minLength: 1,
+      description: 'PEM certificate of that key, published in the SP metadata for signing and encryption. With SAML_SP_KEY_FILE',
+    },
+    AUTH_RATE_LIMIT: {
+      type: 'integer',
+      minimum: 0,
+      default: 300,
+      description: 'Requests per minute per client address to /auth (sign-in, logout); 0 turns the limit off',
+    },
   },
 } as const;

@@ -1,13 +1,13 @@
+import type {} from 'express-session';
 import type { Logger } from 'pino';
 import type { Principal } from '../access/principal.js';
 import type { Ctx } from '../context.js';
 import type { Tenant, TokenRecord } from '../tenants/store.js';
 
-export interface Authenticated {
-  kind: 'scim' | 'admin';
-  token: TokenRecord;
-  tenant: Tenant;
-}
+/** A bearer token (SCIM token or admin API key), or a signed-in person's browser session. */
+export type Authenticated =
+  | { kind: 'scim' | 'admin'; token: TokenRecord; tenant: Tenant }
+  | { kind: 'session'; tenant: Tenant; userId: string };
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -21,6 +21,18 @@ declare global {
       /** Who acts on the management API, with their permissions as of this request. */
       principal?: Principal;
     }
+  }
+}
+
+declare module 'express-session' {
+  interface SessionData {
+    tenantId: string;
+    userId: string;
+    connectionId: string;
+    /** Epoch ms of the sign-in: the absolute timeout counts from it. */
+    signedInAt: number;
+    /** Session-authenticated writes echo it in X-CSRF-Token. */
+    csrfToken: string;
   }
 }
 

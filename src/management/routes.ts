@@ -1,18 +1,23 @@
 import { Router } from 'express';
 import type { AppDeps } from '../app.js';
-import { bearerAuth } from '../http/auth.js';
+import { keyOrSessionAuth } from '../http/auth.js';
 import { parseJsonBody } from '../http/body.js';
 import { Api } from './api.js';
 import { registerAuditEvents } from './audit-events.js';
 import { authenticatePrincipal } from './principal.js';
 import { commonSchemas } from './schemas.js';
 import { registerAgentAccess } from './agent-access.js';
+import { registerAgents } from './agents.js';
 import { registerApiKeys } from './api-keys.js';
+import { registerGroups } from './groups.js';
+import { registerImports } from './imports.js';
 import { registerInvitations } from './invitations.js';
+import { registerMe } from './me.js';
 import { registerMappingRules } from './mapping-rules.js';
 import { registerPermissions } from './permissions.js';
 import { registerReports } from './reports.js';
 import { registerRoleTemplates } from './role-templates.js';
+import { registerSsoConnections } from './sso-connections.js';
 import { registerTenant } from './tenant.js';
 import { registerUsers, userSchema } from './users.js';
 
@@ -27,10 +32,15 @@ export function buildApi(deps: AppDeps): Api {
   registerInvitations(api, deps, user);
   registerRoleTemplates(api, deps, common);
   registerApiKeys(api, deps, common);
+  registerGroups(api, deps, common);
+  registerAgents(api, deps, common);
   registerAgentAccess(api, deps);
   registerMappingRules(api, deps, common);
   registerReports(api, deps);
+  registerImports(api, deps);
   registerAuditEvents(api, deps, common);
+  registerSsoConnections(api, deps, common);
+  registerMe(api, user);
   return api;
 }
 
@@ -44,7 +54,7 @@ export function managementRoutes(deps: AppDeps): Router {
   publicRoutes.use(body);
   api.mount(publicRoutes, 'public');
   r.use(publicRoutes);
-  r.use(bearerAuth(deps.db.knex, 'admin'));
+  r.use(keyOrSessionAuth(deps.db.knex, deps.config.publicBaseUrl));
   r.use(authenticatePrincipal(deps));
   r.use(body);
   api.mount(r, 'authenticated');

@@ -1,6 +1,11 @@
+import type { Knex } from 'knex';
+import { IANAZone } from 'luxon';
 import type { AppDeps } from '../app.js';
+import { requireAdmin } from '../access/principal.js';
+import { recordEvent } from '../audit/record.js';
+import { InvalidInput } from '../errors.js';
 import { seatsOf, type Seats } from '../tenants/seats.js';
-import type { Tenant } from '../tenants/store.js';
+import { getTenant, type Tenant } from '../tenants/store.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
 
@@ -16,6 +21,34 @@ export function presentTenant(t: Tenant, seats: Seats) {
     seats,
     createdAt: new Date(t.createdAt).toISOString(),
   };
+}
+
+export interface TenantChange {
+  jitProvisioning?: boolean;
+  timeZone?: string;
+  userLimit?: number | null;
+}
+
+/** Applies the settings an admin may change; answers the fields that changed, before and after. */
+async function changeTenant(trx: Knex, tenantId: string, change: TenantChange) {
+  const before = await getTenant(trx, tenantId);
+  const row: Record<string, unknown> = {};
+  const b: TenantChange = {};
+  const a: TenantChange = {};
+  if (change.jitProvisioning !== undefined && change.jitProvisioning !== before.jitProvisioning) {
+    row.jit_provisioning = a.jitProvisioning = change.jitProvisioning;
+    b.jitProvisioning = before.jitProvisioning;
+  }
+  if (change.timeZone !== undefined && change.timeZone !== before.timeZone) {
+    row.time_zone = a.timeZone = change.timeZone;
+    b.timeZone = before.timeZone;
+  }
+  if (change.userLimit !== undefined && change.userLimit !== before.userLimit) {
+    row.user_limit = a.userLimit = change.userLimit;
+    b.userLimit = before.userLimit;
+  }
+  if (Object.keys(row).length) await trx('tenants').where({ id: tenantId }).update(row);
+  return { tenant: await getTenant(trx, tenantId), before: b, after: a };
 }
 
 export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
@@ -49,6 +82,41 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
     handler: async (req, res) => {
       const t = req.auth!.tenant;
       res.json(presentTenant(t, await seatsOf(deps.db.knex, t.id)));
+    },
+  });
+  api.add({
+    method: 'patch',
+    path: '/tenant',
+    operationId: 'updateTenant',
+    summary: "Change the tenant's just-in-time provisioning, time zone or user limit",
+    description:
+      'jitProvisioning lets people unknown to Roster sign in through SSO and become members with no area permissions (a seat each). A user limit below the seats in use blocks new users until enough are deleted; null means no limit.',
+    tag: 'Tenant',
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: {
+        jitProvisioning: { type: 'boolean' },
+        timeZone: { type: 'string', minLength: 1, maxLength: 64, description: 'An IANA time zone, e.g. Europe/Paris: the default of dated grants' },
+        userLimit: { type: ['integer', 'null'], minimum: 0 },
+      },
+    },
+    responses: { 200: { description: 'The tenant after the change', schema: tenant } },
+    handler: async (req, res, { body }) => {
+      requireAdmin(req.principal!, 'change tenant settings');
+      const change = body as TenantChange;
+      if (change.timeZone !== undefined && !IANAZone.isValidZone(change.timeZone)) {
+        throw new InvalidInput('invalid_time_zone', `"${change.timeZone}" is not an IANA time zone`, { fields: [{ path: 'body.timeZone', message: 'is not an IANA time zone' }] });
+      }
+      const result = await deps.db.tx(async (trx) => {
+        const changed = await changeTenant(trx, req.ctx!.tenantId, change);
+        if (Object.keys(changed.after).length) {
+          await recordEvent(trx, req.ctx!, { event: 'tenant.updated', entity: { type: 'tenant', id: changed.tenant.id, name: changed.tenant.name }, before: changed.before, after: changed.after });
+        }
+        return changed.tenant;
+      });
+      res.json(presentTenant(result, await seatsOf(deps.db.knex, result.id)));
     },
   });
   const area: Record<string, unknown> = {

@@ -12,7 +12,7 @@ import type { Db } from '../db/knex.js';
 import { deleteUser, findUserByEmail, lockUser, primaryEmail, writeAccountFields, writeUserDoc, type User } from '../directory/users.js';
 import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
-import { assertNotLastAdmin, revokeKeysOf } from './admins.js';
+import { assertNotLastAdmin, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';
 import { releaseSeat } from '../tenants/seats.js';
 
@@ -115,7 +115,7 @@ export async function deleteAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
     await assertNotLastAdmin(trx, ctx, locked, null);
     await deleteUser(trx, ctx.tenantId, id);
     await releaseSeat(trx, ctx.tenantId);
-    await revokeKeysOf(trx, ctx.tenantId, id, ctx.now.getTime());
+    await endUserAccess(trx, ctx.tenantId, id, ctx.now.getTime());
     await recordEvent(trx, ctx, {
       event: 'user.deleted',
       entity: entity(locked),

@@ -3,6 +3,7 @@ import type { Ctx } from '../context.js';
 import { recordEvent } from '../audit/record.js';
 import { countActiveAdmins, type User } from '../directory/users.js';
 import { Conflict } from '../errors.js';
+import { removeUserGrants } from '../access/grants.js';
 
 const isActiveAdmin = (u: User | null) => u !== null && u.role === 'admin' && u.status === 'active';
 
@@ -38,7 +39,11 @@ export async function noteAdminLoss(trx: Knex, ctx: Ctx, before: User, after: Us
   });
 }
 
-/** A deleted user's own keys stop working with them. */
-export async function revokeKeysOf(trx: Knex, tenantId: string, userId: string, now: number): Promise<void> {
+/**
+ * What goes with a deleted user besides their row: their own keys stop working, and the grants
+ * made to them (which no foreign key reaches) are removed. Memberships cascade with the row.
+ */
+export async function endUserAccess(trx: Knex, tenantId: string, userId: string, now: number): Promise<void> {
   await trx('api_tokens').where({ tenant_id: tenantId, user_id: userId }).whereNull('revoked_at').update({ revoked_at: now });
+  await removeUserGrants(trx, tenantId, userId);
 }

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { Knex } from 'knex';
-import { isValidDate, isValidTimeZone } from '../access/grant-window.js';
+import { isValidDate } from '../access/grant-window.js';
+import { resolveTimeZone } from '../access/grants.js';
 import { groupNameKey, membershipsOf, putManualMembers } from '../access/local-groups.js';
 import { requireAdmin, type Principal } from '../access/principal.js';
 import { recordEvents, type AuditInput } from '../audit/record.js';
@@ -99,6 +100,7 @@ async function importMembers(trx: Knex, ctx: Ctx, lines: Line[], report: ImportR
       { id: String(u.id), email: String(u.email) },
     ]),
   );
+  const emailOf = new Map([...users.values()].map((u) => [u.id, u.email]));
   const byGroup = new Map<string, Set<string>>();
   for (const l of lines) {
     const email = l.cells.email ?? '';
@@ -108,8 +110,14 @@ async function importMembers(trx: Knex, ctx: Ctx, lines: Line[], report: ImportR
       !email ? 'Email is empty' : !user ? `no user with email ${email}` : '',
       !l.cells.group ? 'Group is empty' : !group ? `no group named "${l.cells.group}"` : !group.active ? `group "${group.name}" is archived` : '',
     ].filter(Boolean);
-    if (problems.length) fail(report, l.line, problems.join('; '));
-    else (byGroup.get(group!.id) ?? byGroup.set(group!.id, new Set()).get(group!.id)!).add(user!.id);
+    if (problems.length) {
+      fail(report, l.line, problems.join('; '));
+      continue;
+    }
+    const ids = byGroup.get(group!.id) ?? byGroup.set(group!.id, new Set()).get(group!.id)!;
+    // A pair repeated in the file is one change; the repeats change nothing.
+    if (ids.has(user!.id)) report.unchanged++;
+    else ids.add(user!.id);
   }
   if (report.errorCount) return;
   const events: AuditInput[] = [];
@@ -121,7 +129,7 @@ async function importMembers(trx: Knex, ctx: Ctx, lines: Line[], report: ImportR
     if (!apply || !fresh.length) continue;
     await putManualMembers(trx, ctx.tenantId, groupId, fresh, [], 'member', ctx.now.getTime());
     const name = [...groups.values()].find((g) => g.id === groupId)?.name ?? null;
-    for (const userId of fresh) events.push({ event: 'group.member_added', entity: { type: 'group', id: groupId, name }, before: null, after: { userId, role: 'member', via: 'csv_import' } });
+    for (const userId of fresh) events.push({ event: 'group.member_added', entity: { type: 'group', id: groupId, name }, before: null, after: { userId, email: emailOf.get(userId) ?? null, role: 'member', via: 'csv_import' } });
   }
   await recordEvents(trx, ctx, events);
 }
@@ -156,7 +164,8 @@ async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportRe
     const agent = agents.get(c.agentid ?? '');
     const group = groups.get(c.groupid ?? '');
     const permission = PERMISSIONS[(c.permission ?? '').toLowerCase()];
-    const zone = c.timezone || timeZone;
+    const given = c.timezone || timeZone;
+    const zone = resolveTimeZone(given);
     const problems = [
       !c.agentid ? 'AgentId is empty' : !agent ? `no agent "${c.agentid}"` : agent.private ? `agent "${agent.name}" is private: grants are refused` : '',
       !c.groupid ? 'GroupId is empty' : !group ? `no group "${c.groupid}"` : !group.active ? `group "${group.name}" is archived` : '',
@@ -164,13 +173,13 @@ async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportRe
       c.startdate && !isValidDate(c.startdate) ? `StartDate "${c.startdate}" is not a date YYYY-MM-DD` : '',
       c.enddate && !isValidDate(c.enddate) ? `EndDate "${c.enddate}" is not a date YYYY-MM-DD` : '',
       c.startdate && c.enddate && c.startdate > c.enddate ? 'EndDate is before StartDate' : '',
-      !isValidTimeZone(zone) ? `"${zone}" is not an IANA time zone` : '',
+      !zone ? `"${given}" is not an IANA time zone` : '',
     ].filter(Boolean);
     if (problems.length) {
       fail(report, l.line, problems.join('; '));
       continue;
     }
-    const key = [c.agentid, c.groupid, permission, c.startdate ?? '', c.enddate ?? '', zone].join('|');
+    const key = [c.agentid, c.groupid, permission, c.startdate ?? '', c.enddate ?? '', zone!].join('|');
     if (present.has(key)) {
       report.unchanged++;
       continue;
@@ -186,7 +195,7 @@ async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportRe
       permission,
       start_date: c.startdate || null,
       end_date: c.enddate || null,
-      time_zone: zone,
+      time_zone: zone!,
       rule_id: '',
       idp_group_id: '',
       created_at: ctx.now.getTime(),
@@ -196,7 +205,7 @@ async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportRe
       event: 'agent.grant_created',
       entity: { type: 'agent', id: String(c.agentid), name: agent!.name },
       before: null,
-      after: { agentId: c.agentid, agentName: agent!.name, groupId: c.groupid, groupName: group!.name, permission, startDate: row.start_date, endDate: row.end_date, timeZone: zone, via: 'csv_import' },
+      after: { agentId: c.agentid, agentName: agent!.name, groupId: c.groupid, groupName: group!.name, permission, startDate: row.start_date, endDate: row.end_date, timeZone: zone!, via: 'csv_import' },
     });
   }
   if (report.errorCount || !apply) return;

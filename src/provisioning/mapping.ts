@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { isValidDate, isValidTimeZone } from '../access/grant-window.js';
+import { isValidDate } from '../access/grant-window.js';
+import { resolveTimeZone } from '../access/grants.js';
 import { requireAdmin, type Principal } from '../access/principal.js';
 import { recordEvent } from '../audit/record.js';
 import type { Ctx } from '../context.js';
@@ -64,7 +65,12 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
     if (a.startDate && !isValidDate(a.startDate)) fields.push({ path: `${at}.startDate`, message: 'must be a date YYYY-MM-DD' });
     if (a.endDate && !isValidDate(a.endDate)) fields.push({ path: `${at}.endDate`, message: 'must be a date YYYY-MM-DD' });
     if (a.startDate && a.endDate && a.startDate > a.endDate) fields.push({ path: `${at}.endDate`, message: 'must not be before startDate' });
-    if (a.timeZone && !isValidTimeZone(a.timeZone)) fields.push({ path: `${at}.timeZone`, message: `"${a.timeZone}" is not an IANA time zone` });
+    if (a.timeZone) {
+      const zone = resolveTimeZone(a.timeZone);
+      if (!zone) fields.push({ path: `${at}.timeZone`, message: `"${a.timeZone}" is not an IANA time zone` });
+      // Stored canonical, as grants made through the API are.
+      else a.timeZone = zone;
+    }
   });
   if (input.match.operator === 'glob' && input.match.value.length > 200) fields.push({ path: 'body.match.value', message: 'pattern too long' });
   if (fields.length) throw new Unprocessable('invalid_rule', `the rule refers to things it cannot use: ${fields.map((f) => f.message).join('; ')}`, { fields });

@@ -8,8 +8,9 @@ import type { PatchOp } from '../scim/patch/parse.js';
 import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
 import { USER_RT } from '../scim/schema/registry.js';
 import { releaseSeat, takeSeat } from '../tenants/seats.js';
-import { noteAdminLoss, revokeKeysOf } from './admins.js';
+import { noteAdminLoss, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';
+import { endSessionsOf } from './sessions.js';
 
 /** A SCIM password is accepted and discarded: people sign in only through SSO. */
 function withoutPassword(doc: ScimDoc): ScimDoc {
@@ -57,6 +58,7 @@ async function change(db: Db, ctx: Ctx, id: string, expected: number | undefined
     const updated = await writeUserDoc(trx, locked, doc);
     const diff = changedAttributes(locked.doc, doc);
     await recordEvent(trx, ctx, { event: eventFor(locked, updated), entity: entity(updated), ...diff });
+    if (locked.active && !updated.active) await endSessionsOf(trx, ctx.tenantId, id);
     await noteAdminLoss(trx, ctx, locked, updated);
     // Deactivation suspends what rules derived for the user; reactivation restores it.
     if (locked.status !== updated.status) await syncAfterDirectoryChange(trx, ctx, [id]);
@@ -80,9 +82,10 @@ export function patchScimUser(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expe
 export async function deleteScimUser(db: Db, ctx: Ctx, id: string, expected?: number): Promise<void> {
   await db.tx(async (trx) => {
     const user = await requireUser(trx, ctx.tenantId, id);
+    await endSessionsOf(trx, ctx.tenantId, id);
     await deleteUser(trx, ctx.tenantId, id, expected);
     await releaseSeat(trx, ctx.tenantId);
-    await revokeKeysOf(trx, ctx.tenantId, id, ctx.now.getTime());
+    await endUserAccess(trx, ctx.tenantId, id, ctx.now.getTime());
     await recordEvent(trx, ctx, { event: 'scim.user.deleted', entity: entity(user), before: user.doc, after: null });
     await noteAdminLoss(trx, ctx, user, null);
   });

@@ -1,0 +1,279 @@
+import type { Knex } from 'knex';
+import { recordEvent } from '../audit/record.js';
+import type { Actor, Ctx } from '../context.js';
+import { currentRead } from '../db/dialect.js';
+import type { Db } from '../db/knex.js';
+import { newId } from '../db/ids.js';
+import type { GroupSource } from '../directory/groups.js';
+import { insertUser, userFromRow, writeAccountFields, type User } from '../directory/users.js';
+import { Conflict, Forbidden } from '../errors.js';
+import { caseMappedKey } from '../scim/schema/value-key.js';
+import { takeSeat } from '../tenants/seats.js';
+import { getTenant } from '../tenants/store.js';
+import { activateInvited } from './invitations.js';
+
+/** What an IdP asserted about the person, already verified by the protocol layer. */
+export interface SignInIdentity {
+  email: string | null;
+  /** False only when the IdP says the address is unverified (OIDC email_verified). */
+  emailVerified: boolean;
+  userName: string | null;
+  externalId: string | null;
+  displayName: string | null;
+}
+
+/**
+ * The groups a sign-in carries: `unmanaged` when the connection does not sync groups, `overage`
+ * when the IdP had too many to send (Entra points to Graph instead), else the list.
+ */
+export type ClaimGroups = { kind: 'unmanaged' } | { kind: 'overage' } | { kind: 'listed'; names: string[] };
+
+export interface SignInConnection {
+  id: string;
+  name: string;
+  protocol: 'saml' | 'oidc';
+  matchBy: 'email' | 'userName' | 'externalId';
+}
+
+export interface IdpGroupRef {
+  id: string;
+  displayName: string;
+}
+
+/** A user's claim-sourced IdP group memberships before and after a sign-in. */
+export interface ClaimGroupChange {
+  source: Extract<GroupSource, 'saml' | 'oidc'>;
+  added: IdpGroupRef[];
+  removed: IdpGroupRef[];
+  /** Groups first seen in this sign-in's claims. */
+  created: IdpGroupRef[];
+}
+
+export interface SignInResult {
+  user: User;
+  invitationAccepted: boolean;
+  provisioned: boolean;
+  groups: ClaimGroupChange | null;
+}
+
+/**
+ * A sign-in Roster refuses, with the reason the audit log records (`login.failed`,
+ * `after.reason`) and the user when one was found.
+ */
+export class SignInRefused extends Forbidden {
+  constructor(
+    reason: string,
+    message: string,
+    readonly user: User | null = null,
+  ) {
+    super(reason, message);
+  }
+}
+
+const CHUNK = 500;
+
+function entity(u: User) {
+  return { type: 'user', id: u.id, name: u.email ?? u.userName };
+}
+
+function userActor(u: User): Actor {
+  return { type: 'user', id: u.id, display: u.email ?? u.userName };
+}
+
+/** The identity value the connection matches on, and what a failure calls it. */
+function matchValue(c: SignInConnection, id: SignInIdentity): string {
+  const value = c.matchBy === 'email' ? id.email : c.matchBy === 'userName' ? id.userName : id.externalId;
+  if (!value) throw new SignInRefused('missing_identifier', `the identity provider sent no ${c.matchBy === 'email' ? 'email address' : c.matchBy}, which this connection matches users by`);
+  if (c.matchBy === 'email' && !id.emailVerified) throw new SignInRefused('email_not_verified', `the identity provider says ${value} is not verified`);
+  return value;
+}
+
+/** Users holding the value; email and externalId are not unique, so more than one is possible. */
+async function candidates(trx: Knex, tenantId: string, c: SignInConnection, value: string): Promise<User[]> {
+  const q = trx('users').where('tenant_id', tenantId);
+  if (c.matchBy === 'email') q.andWhere('email_key', caseMappedKey(value).slice(0, 320));
+  else if (c.matchBy === 'userName') q.andWhere('user_name_key', caseMappedKey(value));
+  else q.andWhere('external_id', value);
+  return (await q.limit(2)).map(userFromRow);
+}
+
+async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInIdentity, value: string): Promise<User> {
+  const tenant = await getTenant(trx, ctx.tenantId);
+  if (!tenant.jitProvisioning) {
+    throw new SignInRefused('jit_disabled', `no user matches ${value} in ${tenant.name}, and this organisation does not create accounts at first sign-in; ask an admin to invite you`);
+  }
+  const userName = id.userName ?? id.email;
+  if (!userName) throw new SignInRefused('unknown_user', `no user matches ${value}, and the identity provider sent no email or user name to create one with`);
+  try {
+    await takeSeat(trx, ctx.tenantId);
+  } catch (err) {
+    if (err instanceof Forbidden) throw new SignInRefused('no_seat', `${tenant.name} has no free seat for a new user; ask an admin`);
+    throw err;
+  }
+  const doc = {
+    userName,
+    ...(id.email ? { emails: [{ value: id.email, type: 'work', primary: true }] } : {}),
+    ...(id.displayName ? { displayName: id.displayName } : {}),
+    ...(c.matchBy === 'externalId' ? { externalId: value } : {}),
+    active: true,
+  };
+  let user: User;
+  try {
+    user = await insertUser(trx, ctx.tenantId, { doc, source: 'jit', status: 'active', role: 'member' }, ctx.now.getTime());
+  } catch (err) {
+    if (err instanceof Conflict) throw new SignInRefused('unknown_user', `no user matches ${value}, and the user name ${userName} belongs to another user`);
+    throw err;
+  }
+  await recordEvent(trx, ctx, { event: 'sso.user.created', entity: entity(user), before: null, after: { ...doc, role: 'member', connectionId: c.id } });
+  return writeAccountFields(trx, user, { lastLoginAt: ctx.now.getTime() });
+}
+
+/** Finds the user, creates one just in time, or refuses; an invited user's invitation is accepted. */
+async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInIdentity): Promise<{ user: User; provisioned: boolean; invitationAccepted: boolean }> {
+  const value = matchValue(c, id);
+  const found = await candidates(trx, ctx.tenantId, c, value);
+  if (found.length > 1) throw new SignInRefused('ambiguous_user', `several users match ${value}; an admin must make it unique`);
+  if (!found.length) return { user: await provisionJit(trx, ctx, c, id, value), provisioned: true, invitationAccepted: false };
+  // The write takes the row lock first, so the status read next is current: a concurrent SCIM
+  // deactivation either lands before this sign-in or waits for it.
+  await writeAccountFields(trx, found[0]!, { lastLoginAt: ctx.now.getTime() });
+  const user = userFromRow(await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: found[0]!.id })).first());
+  if (user.status === 'suspended') throw new SignInRefused('suspended', `the account ${user.email ?? user.userName} is suspended; ask an admin`, user);
+  if (user.status === 'invited') {
+    const active = await activateInvited(trx, { ...ctx, actor: userActor(user) }, user.id, 'sign_in');
+    return { user: active, provisioned: false, invitationAccepted: true };
+  }
+  return { user, provisioned: false, invitationAccepted: false };
+}
+
+/** The IdP groups of these names from one claim source, created when first seen. */
+async function ensureClaimGroups(trx: Knex, ctx: Ctx, source: ClaimGroupChange['source'], names: Map<string, string>): Promise<{ byKey: Map<string, IdpGroupRef>; created: IdpGroupRef[] }> {
+  const keys = [...names.keys()];
+  const byKey = new Map<string, IdpGroupRef>();
+  const read = async (part: string[]) => {
+    const rows = await trx('idp_groups').where({ tenant_id: ctx.tenantId, source }).whereIn('display_name_key', part).select('id', 'display_name', 'display_name_key');
+    for (const r of rows) byKey.set(String(r.display_name_key), { id: String(r.id), displayName: String(r.display_name) });
+  };
+  for (let i = 0; i < keys.length; i += CHUNK) await read(keys.slice(i, i + CHUNK));
+  const missing = keys.filter((k) => !byKey.has(k));
+  const now = ctx.now.getTime();
+  for (let i = 0; i < missing.length; i += CHUNK) {
+    const part = missing.slice(i, i + CHUNK);
+    // A claim value is both the name and the externalId: Entra sends object ids, Okta names,
+    // and rules match either. Two first sign-ins with the same new group may race; the no-op
+    // update lets the second find the first's row.
+    await trx('idp_groups')
+      .insert(
+        part.map((key) => {
+          const name = names.get(key)!;
+          return { tenant_id: ctx.tenantId, id: newId(), source, display_name: name, display_name_key: key, external_id: name, scim_doc: JSON.stringify({ displayName: name, externalId: name }), version: 1, created_at: now, updated_at: now };
+        }),
+      )
+      .onConflict(['tenant_id', 'source', 'display_name_key'])
+      .merge(['source']);
+    await read(part);
+  }
+  return { byKey, created: missing.map((k) => byKey.get(k)!) };
+}
+
+/**
+ * Makes the user's memberships in IdP groups of this claim source exactly the claimed ones.
+ * Memberships from SCIM and from the other protocol are left alone.
+ */
+async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, source: ClaimGroupChange['source'], claimed: string[]): Promise<ClaimGroupChange> {
+  const names = new Map<string, string>();
+  for (const raw of claimed) {
+    const name = raw.trim();
+    if (name && name.length <= 255 && !names.has(caseMappedKey(name))) names.set(caseMappedKey(name), name);
+  }
+  const { byKey, created } = await ensureClaimGroups(trx, ctx, source, names);
+  const wanted = new Map([...byKey.values()].map((g) => [g.id, g]));
+  const current = new Map<string, IdpGroupRef>(
+    (
+      await trx('idp_group_members as m')
+        .join('idp_groups as g', function () {
+          this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
+        })
+        .where({ 'm.tenant_id': ctx.tenantId, 'm.member_id': userId, 'g.source': source })
+        .select('g.id', 'g.display_name')
+    ).map((r) => [String(r.id), { id: String(r.id), displayName: String(r.display_name) }]),
+  );
+  const removed = [...current.values()].filter((g) => !wanted.has(g.id));
+  const added = [...wanted.values()].filter((g) => !current.has(g.id));
+  for (let i = 0; i < removed.length; i += CHUNK) {
+    await trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_id: userId }).whereIn('group_id', removed.slice(i, i + CHUNK).map((g) => g.id)).delete();
+  }
+  for (let i = 0; i < added.length; i += CHUNK) {
+    await trx('idp_group_members')
+      .insert(added.slice(i, i + CHUNK).map((g) => ({ tenant_id: ctx.tenantId, group_id: g.id, member_id: userId, member_type: 'User', created_at: ctx.now.getTime() })))
+      .onConflict(['tenant_id', 'group_id', 'member_id'])
+      .merge(['member_type']);
+  }
+  return { source, added, removed, created };
+}
+
+/**
+ * Everything that follows from a change of a user's claim-sourced IdP groups happens here, in
+ * the sign-in's transaction: the audit record, and the mapping rules, which apply to exactly
+ * these added and removed memberships.
+ */
+export async function applyClaimGroupChange(trx: Knex, ctx: Ctx, user: User, change: ClaimGroupChange): Promise<void> {
+  if (!change.added.length && !change.removed.length) return;
+  await recordEvent(trx, ctx, {
+    event: 'sso.user.groups_changed',
+    entity: entity(user),
+    before: { removed: change.removed },
+    after: { source: change.source, added: change.added, ...(change.created.length ? { groupsCreated: change.created.map((g) => g.id) } : {}) },
+  });
+}
+
+/**
+ * A verified sign-in, in one transaction: the user is found (or created just in time, or the
+ * sign-in refused), an invitation is accepted, the last login recorded, the claimed groups
+ * replace the user's claim-sourced IdP groups, and `login.succeeded` is written. SSO never sets
+ * roles or area permissions. Refusals throw SignInRefused and change nothing.
+ */
+export async function signInFromClaims(db: Db, ctx: Ctx, c: SignInConnection, identity: SignInIdentity, groups: ClaimGroups): Promise<SignInResult> {
+  return db.tx(async (trx) => {
+    const resolved = await resolveUser(trx, ctx, c, identity);
+    const user = resolved.user;
+    const asUser: Ctx = { ...ctx, actor: userActor(user) };
+    let change: ClaimGroupChange | null = null;
+    if (groups.kind === 'listed') {
+      change = await replaceClaimGroups(trx, asUser, user.id, c.protocol, groups.names);
+      await applyClaimGroupChange(trx, asUser, user, change);
+    } else if (groups.kind === 'overage') {
+      await recordEvent(trx, asUser, {
+        event: 'sso.groups_overage',
+        entity: entity(user),
+        before: null,
+        after: { connectionId: c.id, warning: 'the identity provider sent a link to the groups instead of the groups (too many to fit); the previous memberships are kept' },
+      });
+    }
+    await recordEvent(trx, asUser, {
+      event: 'login.succeeded',
+      entity: entity(user),
+      before: null,
+      after: {
+        connectionId: c.id,
+        connection: c.name,
+        protocol: c.protocol,
+        ...(resolved.provisioned ? { provisioned: true } : {}),
+        ...(resolved.invitationAccepted ? { invitationAccepted: true } : {}),
+      },
+    });
+    return { user, invitationAccepted: resolved.invitationAccepted, provisioned: resolved.provisioned, groups: change };
+  });
+}
+
+/** A refused or failed sign-in, recorded in its own transaction (the sign-in's rolled back). */
+export async function recordLoginFailure(db: Db, ctx: Ctx, c: SignInConnection, reason: string, user: User | null, subject: string | null): Promise<void> {
+  await db.tx((trx) =>
+    recordEvent(trx, user ? { ...ctx, actor: userActor(user) } : ctx, {
+      event: 'login.failed',
+      entity: user ? entity(user) : { type: 'user', id: null, name: subject },
+      before: null,
+      after: { reason, connectionId: c.id, connection: c.name, protocol: c.protocol },
+    }),
+  );
+}

@@ -1,0 +1,173 @@
+import { randomBytes } from 'node:crypto';
+import * as client from 'openid-client';
+import type { Knex } from 'knex';
+import type { ClaimGroups, SignInIdentity } from '../../provisioning/sign-in.js';
+import { isLoopbackUrl, type OidcConnection } from '../connections.js';
+import { LoginFailure } from '../failure.js';
+import { saveOidcFlow, sweepExpired, takeOidcFlow } from '../pending.js';
+
+/** Everything an OIDC step needs about where it runs. */
+export interface OidcSite {
+  db: Knex;
+  tenantId: string;
+  connection: OidcConnection;
+  redirectUri: string;
+}
+
+export interface OidcSignIn {
+  identity: SignInIdentity;
+  groups: ClaimGroups;
+  returnTo: string | null;
+}
+
+/**
+ * Discovery documents and JWKS per connection version, for an hour: a sign-in should not cost
+ * two extra round trips to the IdP, and a changed connection (new version) is rediscovered.
+ */
+const DISCOVERY_TTL_MS = 60 * 60_000;
+const discovered = new Map<string, { config: client.Configuration; at: number }>();
+
+async function configFor(site: OidcSite): Promise<client.Configuration> {
+  const c = site.connection;
+  const key = `${c.tenantId}/${c.id}/${c.version}`;
+  const hit = discovered.get(key);
+  if (hit && Date.now() - hit.at < DISCOVERY_TTL_MS) return hit.config;
+  const algs = c.oidc.idTokenSigningAlgs;
+  const auth = c.oidc.tokenEndpointAuthMethod === 'client_secret_post' ? client.ClientSecretPost(c.clientSecret) : client.ClientSecretBasic(c.clientSecret);
+  let config: client.Configuration;
+  try {
+    config = await client.discovery(
+      new URL(c.oidc.issuer),
+      c.oidc.clientId,
+      // The pinned algorithms: openid-client would otherwise take whatever the IdP advertises.
+      { id_token_signed_response_alg: (algs.length === 1 ? algs[0] : algs) as string },
+      auth,
+      {
+        // Non-repudiation: the ID token's signature is verified against the IdP's JWKS even
+        // though it came straight from the token endpoint.
+        execute: [client.enableNonRepudiationChecks, ...(isLoopbackUrl(c.oidc.issuer) ? [client.allowInsecureRequests] : [])],
+        timeout: 10,
+      },
+    );
+  } catch (err) {
+    throw classify(err, 'the identity provider\'s discovery document could not be read');
+  }
+  if (discovered.size > 1000) discovered.delete(discovered.keys().next().value!);
+  discovered.set(key, { config, at: Date.now() });
+  return config;
+}
+
+/** Errors and their causes, outermost first. */
+function chain(err: unknown): { message: string; code?: string; claim?: string }[] {
+  const out: { message: string; code?: string; claim?: string }[] = [];
+  let e: unknown = err;
+  for (let i = 0; e && i < 5; i++) {
+    const x = e as { message?: unknown; code?: unknown; claim?: unknown; cause?: unknown };
+    out.push({ message: String(x.message ?? ''), code: typeof x.code === 'string' ? x.code : undefined, claim: typeof x.claim === 'string' ? x.claim : undefined });
+    e = x.cause;
+  }
+  return out;
+}
+
+/** Names the reason of an openid-client failure for the audit log, from its codes and causes. */
+function classify(err: unknown, fallback: string): LoginFailure {
+  if (err instanceof LoginFailure) return err;
+  if (err instanceof client.AuthorizationResponseError) return new LoginFailure('idp_error', `the identity provider answered with an error: ${err.error}`);
+  if (err instanceof client.ResponseBodyError) return new LoginFailure('token_error', `the token endpoint refused the code: ${err.error}`);
+  const links = chain(err);
+  const text = links.map((l) => l.message).join(' | ');
+  const claim = links.find((l) => l.claim)?.claim;
+  const codes = new Set(links.map((l) => l.code));
+  if (claim === 'nonce') return new LoginFailure('bad_nonce', 'the ID token answers another sign-in (nonce mismatch)');
+  if (claim === 'iss' || /"iss"|issuer/i.test(text)) return new LoginFailure('wrong_issuer', 'the response comes from another issuer than this connection names');
+  if (claim === 'aud' || claim === 'azp') return new LoginFailure('wrong_audience', 'the ID token is meant for another client');
+  if (/"state"/.test(text)) return new LoginFailure('bad_state', 'the response answers another sign-in (state mismatch)');
+  if (codes.has('OAUTH_JWT_TIMESTAMP_CHECK_FAILED')) return new LoginFailure('expired', 'the ID token is expired or not yet valid');
+  if (/"alg"|algorithm/i.test(text)) return new LoginFailure('bad_algorithm', 'the ID token is signed with an algorithm this connection does not accept');
+  if (/signature|key/i.test(text)) return new LoginFailure('bad_signature', 'the ID token signature does not verify against the identity provider\'s keys');
+  if (err instanceof TypeError && /fetch failed/i.test(text)) return new LoginFailure('idp_unreachable', 'the identity provider could not be reached');
+  return new LoginFailure('invalid_response', fallback);
+}
+
+/** The IdP URL that starts a sign-in: code flow with PKCE (S256), state and nonce kept for the answer. */
+export async function startOidcSignIn(site: OidcSite, returnTo: string | null): Promise<{ url: string; flowId: string }> {
+  await sweepExpired(site.db, site.tenantId, Date.now());
+  const config = await configFor(site);
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const flow = { state: client.randomState(), nonce: client.randomNonce(), codeVerifier, returnTo };
+  const flowId = randomBytes(32).toString('base64url');
+  await saveOidcFlow(site.db, { tenantId: site.tenantId, connectionId: site.connection.id }, flowId, flow);
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: site.redirectUri,
+    scope: site.connection.oidc.scopes.join(' '),
+    state: flow.state,
+    nonce: flow.nonce,
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+  });
+  return { url: url.href, flowId };
+}
+
+type Claims = Record<string, unknown>;
+
+/** Entra's overage: the groups claim is replaced by a pointer to Graph (`_claim_names`), or `hasgroups`. */
+function isOverage(claims: Claims, name: string): boolean {
+  const names = claims._claim_names as Record<string, unknown> | undefined;
+  return (names !== undefined && typeof names === 'object' && name in names) || claims.hasgroups === true;
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' && v.trim() ? v.trim() : null);
+
+function groupsOf(c: OidcConnection, claims: Claims): ClaimGroups {
+  const name = c.oidc.groupsClaim;
+  if (!name) return { kind: 'unmanaged' };
+  if (isOverage(claims, name)) return { kind: 'overage' };
+  const v = claims[name];
+  const list = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
+  return { kind: 'listed', names: list.filter((x): x is string => typeof x === 'string') };
+}
+
+function identityOf(claims: Claims): SignInIdentity {
+  const email = str(claims.email);
+  return {
+    email,
+    emailVerified: claims.email_verified !== false && claims.email_verified !== 'false',
+    userName: str(claims.preferred_username) ?? email,
+    // Entra's object id is what its SCIM provisioning can send as externalId; elsewhere, sub.
+    externalId: str(claims.oid) ?? str(claims.sub),
+    displayName: str(claims.name),
+  };
+}
+
+/**
+ * Completes the code flow at the callback: the browser's pending flow is used up, the code is
+ * exchanged with the PKCE verifier, and the ID token's signature (pinned algorithms), issuer,
+ * audience, expiry, state and nonce are checked by openid-client. The userinfo endpoint fills
+ * in only what the ID token leaves out and the connection needs.
+ */
+export async function handleOidcCallback(site: OidcSite, flowId: string | undefined, callbackQuery: string): Promise<OidcSignIn> {
+  const scope = { tenantId: site.tenantId, connectionId: site.connection.id };
+  const flow = flowId ? await takeOidcFlow(site.db, scope, flowId) : undefined;
+  if (!flow) throw new LoginFailure('bad_state', 'this sign-in was not started in this browser, has expired, or was already used; start again');
+  const config = await configFor(site);
+  let claims: Claims;
+  try {
+    const tokens = await client.authorizationCodeGrant(config, new URL(`${site.redirectUri}${callbackQuery}`), {
+      expectedState: flow.state,
+      expectedNonce: flow.nonce,
+      pkceCodeVerifier: flow.codeVerifier,
+      idTokenExpected: true,
+    });
+    claims = { ...(tokens.claims() as Claims) };
+    const c = site.connection;
+    const missing =
+      (c.matchBy === 'email' && !str(claims.email)) || (c.oidc.groupsClaim !== null && claims[c.oidc.groupsClaim] === undefined && !isOverage(claims, c.oidc.groupsClaim));
+    if (missing && config.serverMetadata().userinfo_endpoint) {
+      const info = await client.fetchUserInfo(config, tokens.access_token, String(claims.sub));
+      claims = { ...(info as Claims), ...claims };
+    }
+  } catch (err) {
+    throw classify(err, 'the identity provider\'s answer could not be processed');
+  }
+  return { identity: identityOf(claims), groups: groupsOf(site.connection, claims), returnTo: flow.returnTo };
+}
