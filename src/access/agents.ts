@@ -78,7 +78,7 @@ export async function listAgents(db: Knex, tenantId: string, q: AgentListQuery):
   const query = db('agents').where({ tenant_id: tenantId });
   if (q.accessType) query.andWhere('access_type', q.accessType);
   if (q.createdBy) query.andWhere('created_by', q.createdBy);
-  const rows = (await keyset(query, db, BY_ID, q.cursor ? decodeCursor(q.cursor, 1) : undefined, q.limit)) as Row[];
+  const rows = (await keyset(query, BY_ID, q.cursor ? decodeCursor(q.cursor, 1) : undefined, q.limit)) as Row[];
   const page = pageFrom(rows, q.limit, (r) => [String(r.id)]);
   return { agents: page.rows.map(agentFromRow), nextCursor: page.nextCursor };
 }

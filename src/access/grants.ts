@@ -103,7 +103,7 @@ export async function listAgentGrants(db: Knex, tenantId: string, agentId: strin
   if (q.source === 'rule') query.andWhereNot('rule_id', '');
   if (q.groupId) query.andWhere({ subject_type: 'group', subject_id: q.groupId });
   if (q.userId) query.andWhere({ subject_type: 'user', subject_id: q.userId });
-  const rows = (await keyset(query, db, BY_ID, q.cursor ? decodeCursor(q.cursor, 1) : undefined, q.limit)) as Row[];
+  const rows = (await keyset(query, BY_ID, q.cursor ? decodeCursor(q.cursor, 1) : undefined, q.limit)) as Row[];
   const page = pageFrom(rows, q.limit, (r) => [String(r.id)]);
   return { grants: page.rows.map(grantFromRow), nextCursor: page.nextCursor };
 }

@@ -115,7 +115,7 @@ export async function listLocalGroups(db: Knex, tenantId: string, q: GroupListQu
   if (q.topLevel === false) query.whereNotNull('parent_id');
   if (q.name) query.andWhereRaw(`name_key LIKE ? ESCAPE '!'`, [`${escapeLike(groupNameKey(q.name))}%`]);
   const after = q.cursor ? decodeCursor(q.cursor, 2) : undefined;
-  const rows = (await keyset(query, db, BY_NAME, after, q.limit)) as Row[];
+  const rows = (await keyset(query, BY_NAME, after, q.limit)) as Row[];
   const page = pageFrom(rows, q.limit, (r) => [String(r.name_key), String(r.id)]);
   return { groups: page.rows.map(groupFromRow), nextCursor: page.nextCursor };
 }

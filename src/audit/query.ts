@@ -43,7 +43,7 @@ export async function listAuditEvents(
   page: { limit: number; cursor?: string },
 ): Promise<{ rows: AuditEventRow[]; nextCursor: string | null }> {
   const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor, NEWEST_FIRST.length);
-  const rows = (await keyset(filtered(knex, tenantId, filter).select('*'), knex, NEWEST_FIRST, after, page.limit)) as AuditEventRow[];
+  const rows = (await keyset(filtered(knex, tenantId, filter).select('*'), NEWEST_FIRST, after, page.limit)) as AuditEventRow[];
   return pageFrom(rows, page.limit, (r) => [String(r.id)]);
 }
 

@@ -26,7 +26,7 @@ export function decodeCursor(cursor: string, arity: number): (string | number)[]
  * Keyset pagination: rows strictly after the cursor in the given order, so a page costs the same
  * at the end of a list as at its start. The last key column must be unique (the id).
  */
-export function keyset(q: Knex.QueryBuilder, knex: Knex, keys: KeyColumn[], after: (string | number)[] | undefined, limit: number): Knex.QueryBuilder {
+export function keyset(q: Knex.QueryBuilder, keys: KeyColumn[], after: (string | number)[] | undefined, limit: number): Knex.QueryBuilder {
   if (after) {
     // (a > x) OR (a = x AND b > y) OR …, each comparison in its own column's direction.
     q.where((outer) => {

@@ -35,7 +35,7 @@ export async function listUsers(db: Knex, tenantId: string, q: UserListQuery): P
   if (q.templateId) query.andWhere('template_id', q.templateId);
   if (q.source) query.andWhere('source', q.source);
   const after = q.cursor ? decodeCursor(q.cursor, 2) : undefined;
-  const rows = await keyset(query, db, keys, after, q.limit);
+  const rows = await keyset(query, keys, after, q.limit);
   const page = pageFrom(rows as Record<string, unknown>[], q.limit, (r) => {
     const first = q.sort === 'createdAt' ? Number(r.created_at) : q.sort === 'email' ? String(r.email_key ?? '') : Number(r.last_login_at ?? 0);
     return [first, String(r.id)];
