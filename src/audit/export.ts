@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import type { Knex } from 'knex';
 import { stringify } from 'csv-stringify/sync';
 import { isoOrNull } from '../db/rows.js';
+import { drained } from '../http/stream.js';
 import { listAuditEvents, presentAuditEvent, type AuditEventRow, type AuditFilter } from './query.js';
 
 export type ExportFormat = 'csv' | 'ndjson';
@@ -54,21 +55,6 @@ function ndjson(rows: AuditEventRow[]): string {
   let out = '';
   for (const r of rows) out += `${JSON.stringify(presentAuditEvent(r))}\n`;
   return out;
-}
-
-/** Resolves true once `out` drains, false if it closes first (the client went away). */
-function drained(out: Writable): Promise<boolean> {
-  return new Promise((resolve) => {
-    const settle = (ok: boolean) => () => {
-      out.off('drain', onDrain);
-      out.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = settle(true);
-    const onClose = settle(false);
-    out.once('drain', onDrain);
-    out.once('close', onClose);
-  });
 }
 
 /**
