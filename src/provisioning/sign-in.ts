@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { syncAfterDirectoryChange } from './mapping.js';
 import { recordEvent } from '../audit/record.js';
 import type { Actor, Ctx } from '../context.js';
 import { currentRead } from '../db/dialect.js';
@@ -150,8 +151,9 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
 async function ensureClaimGroups(trx: Knex, ctx: Ctx, source: ClaimGroupChange['source'], names: Map<string, string>): Promise<{ byKey: Map<string, IdpGroupRef>; created: IdpGroupRef[] }> {
   const keys = [...names.keys()];
   const byKey = new Map<string, IdpGroupRef>();
+  // Current reads: a group another sign-in created since this transaction began must be found.
   const read = async (part: string[]) => {
-    const rows = await trx('idp_groups').where({ tenant_id: ctx.tenantId, source }).whereIn('display_name_key', part).select('id', 'display_name', 'display_name_key');
+    const rows = await currentRead(trx('idp_groups').where({ tenant_id: ctx.tenantId, source }).whereIn('display_name_key', part).select('id', 'display_name', 'display_name_key'));
     for (const r of rows) byKey.set(String(r.display_name_key), { id: String(r.id), displayName: String(r.display_name) });
   };
   for (let i = 0; i < keys.length; i += CHUNK) await read(keys.slice(i, i + CHUNK));
@@ -190,13 +192,15 @@ async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, source: C
   const wanted = new Map([...byKey.values()].map((g) => [g.id, g]));
   const current = new Map<string, IdpGroupRef>(
     (
-      await trx('idp_group_members as m')
-        .join('idp_groups as g', function () {
-          this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
-        })
-        .where({ 'm.tenant_id': ctx.tenantId, 'm.member_id': userId, 'g.source': source })
-        .select('g.id', 'g.display_name')
-    ).map((r) => [String(r.id), { id: String(r.id), displayName: String(r.display_name) }]),
+      await currentRead(
+        trx('idp_group_members as m')
+          .join('idp_groups as g', function () {
+            this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
+          })
+          .where({ 'm.tenant_id': ctx.tenantId, 'm.member_id': userId, 'g.source': source })
+          .select('g.id', 'g.display_name'),
+      )
+    ).map((r: Record<string, unknown>) => [String(r.id), { id: String(r.id), displayName: String(r.display_name) }]),
   );
   const removed = [...current.values()].filter((g) => !wanted.has(g.id));
   const added = [...wanted.values()].filter((g) => !current.has(g.id));
@@ -225,6 +229,7 @@ export async function applyClaimGroupChange(trx: Knex, ctx: Ctx, user: User, cha
     before: { removed: change.removed },
     after: { source: change.source, added: change.added, ...(change.created.length ? { groupsCreated: change.created.map((g) => g.id) } : {}) },
   });
+  await syncAfterDirectoryChange(trx, ctx, [user.id]);
 }
 
 /**

@@ -15,11 +15,11 @@ import { loadSpCredentials, oidcRedirectUri, samlUrls, spMetadata, type SpCreden
 import { endSession, startSession } from './session.js';
 
 /** Where a person lands after signing in when the sign-in named no page. */
-export const DEFAULT_RETURN_TO = '/api/v1/me';
+const DEFAULT_RETURN_TO = '/api/v1/me';
 const FLOW_COOKIE = 'roster_oidc';
 
 /** Only a path on this site: an open redirect would make Roster a phishing helper. */
-export function safeReturnTo(v: unknown): string | null {
+function safeReturnTo(v: unknown): string | null {
   if (typeof v !== 'string' || v.length > 1000 || !v.startsWith('/') || v.startsWith('//') || /[\\\x00-\x1f\x7f]/.test(v)) return null;
   return v;
 }

@@ -25,6 +25,8 @@ type Callback<T = void> = (err?: unknown, value?: T) => void;
 export class KnexSessionStore extends Store {
   /** Recording every request would turn each read into a write; the idle clock moves in steps. */
   private readonly touchStepMs: number;
+  /** When each session was last recorded as seen, as far as this process knows. */
+  private readonly seen = new Map<string, number>();
 
   constructor(
     private readonly db: Knex,
@@ -46,6 +48,7 @@ export class KnexSessionStore extends Store {
         await this.db('sessions').where({ sid_hash: sidHash(sid) }).delete();
         return cb(null, null);
       }
+      this.noteSeen(String(row.sid_hash), toMs(row.seen_at)!);
       cb(null, JSON.parse(String(row.data)) as SessionData);
     })().catch(cb);
   }
@@ -79,11 +82,22 @@ export class KnexSessionStore extends Store {
       .then(() => cb?.(), (err: unknown) => cb?.(err));
   }
 
+  private noteSeen(hash: string, at: number): void {
+    this.seen.delete(hash);
+    this.seen.set(hash, at);
+    if (this.seen.size > 100_000) this.seen.delete(this.seen.keys().next().value!);
+  }
+
   override touch(sid: string, session: SessionData, cb?: Callback): void {
     const now = Date.now();
+    const hash = sidHash(sid);
+    if (now - (this.seen.get(hash) ?? 0) < this.touchStepMs) {
+      cb?.();
+      return;
+    }
+    this.noteSeen(hash, now);
     this.db('sessions')
-      .where({ sid_hash: sidHash(sid) })
-      .andWhere('seen_at', '<', now - this.touchStepMs)
+      .where({ sid_hash: hash })
       .andWhere('expires_at', '>', now)
       .update({ seen_at: now, expires_at: this.expiry(session.signedInAt, now) })
       .then(() => cb?.(), (err: unknown) => cb?.(err));

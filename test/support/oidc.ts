@@ -198,7 +198,7 @@ export async function startForgingIdp() {
       res.writeHead(302, { location: back.href }).end();
       return;
     }
-    if (url.pathname === '/userinfo') return state.userinfo ? json(200, state.userinfo) : json(401, { error: 'invalid_token' });
+    if (url.pathname === '/userinfo') return json(200, state.userinfo ?? { sub: 'forged-sub' });
     if (url.pathname === '/token' && req.method === 'POST') {
       let body = '';
       req.on('data', (c) => (body += c));

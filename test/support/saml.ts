@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { constants, createCipheriv, generateKeyPairSync, publicEncrypt, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import { SignedXml } from 'xml-crypto';
 
@@ -119,6 +119,29 @@ export function signElement(xml: string, localName: 'Assertion' | 'Response', ke
   return sig.getSignedXml();
 }
 
+/**
+ * An assertion encrypted for the SP as IdPs do it (XML Encryption: AES-256-GCM content, the key
+ * wrapped with RSA-OAEP for the SP certificate).
+ */
+export function encryptAssertion(assertion: string, spCertificate: string): string {
+  const key = randomBytes(32);
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const body = Buffer.concat([iv, cipher.update(assertion, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  const wrapped = publicEncrypt({ key: spCertificate, padding: constants.RSA_PKCS1_OAEP_PADDING }, key);
+  return (
+    `<saml:EncryptedAssertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">` +
+    `<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element">` +
+    `<xenc:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes256-gcm"/>` +
+    `<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey>` +
+    `<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>` +
+    `<xenc:CipherData><xenc:CipherValue>${wrapped.toString('base64')}</xenc:CipherValue></xenc:CipherData>` +
+    `</xenc:EncryptedKey></ds:KeyInfo>` +
+    `<xenc:CipherData><xenc:CipherValue>${body.toString('base64')}</xenc:CipherValue></xenc:CipherData>` +
+    `</xenc:EncryptedData></saml:EncryptedAssertion>`
+  );
+}
+
 export type Signing = 'assertion' | 'response' | 'both' | 'none';
 
 /** A test identity provider: its entity id, SSO URL, signing key, and responses made to order. */
@@ -190,4 +213,10 @@ export async function samlSignIn(agent: Agent, conn: SamlConnectionView, answer:
   const login = await agent.get(pathOf(conn.loginUrl)).query(opts.returnTo ? { returnTo: opts.returnTo } : {}).expect(302);
   const { id } = authnRequestOf(login.headers.location!);
   return agent.post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: answer(id) });
+}
+
+/** The Set-Cookie lines of a response (supertest types them loosely). */
+export function setCookies(res: { headers: Record<string, unknown> }): string[] {
+  const v = res.headers['set-cookie'];
+  return Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : [];
 }

@@ -8,7 +8,8 @@ import { testApp } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { GROUP, scimClient } from '../../support/scim.js';
-import { assertionXml, authnRequestOf, makeKey, pathOf, responseXml, samlSignIn, signElement, TestSamlIdp, type SamlConnectionView } from '../../support/saml.js';
+import { check, createAgent, createGroup } from '../../support/workspace.js';
+import { assertionXml, authnRequestOf, encryptAssertion, makeKey, pathOf, responseXml, samlSignIn, signElement, TestSamlIdp, type SamlConnectionView, setCookies } from '../../support/saml.js';
 
 type Answer = Parameters<TestSamlIdp['response']>[0];
 
@@ -36,7 +37,7 @@ describe('SSO: SAML sign-in', () => {
     assert.equal(res.status, status, res.text);
     assert.match(res.headers['content-type']!, /text\/html/);
     assert.ok(res.text.includes(`Reason: ${reason}.`), res.text);
-    assert.equal(res.headers['set-cookie']?.some((c) => c.startsWith('roster_session=')) ?? false, false, 'no session cookie');
+    assert.equal(setCookies(res).some((c) => c.startsWith('roster_session=')), false, 'no session cookie');
     const failed = await auditEvents(app, t, 'login.failed');
     assert.equal((failed[0]!.after as { reason: string }).reason, reason);
     return failed[0]!;
@@ -53,7 +54,7 @@ describe('SSO: SAML sign-in', () => {
     const res = await signIn(agent, 'ADA@Example.COM');
     assert.equal(res.status, 303, res.text);
     assert.equal(res.headers.location, '/api/v1/me');
-    const cookie = res.headers['set-cookie']!.find((c) => c.startsWith('roster_session='))!;
+    const cookie = setCookies(res).find((c) => c.startsWith('roster_session='))!;
     assert.match(cookie, /HttpOnly/);
     assert.match(cookie, /SameSite=Lax/);
     const me = await agent.get('/api/v1/me').expect(200);
@@ -133,6 +134,25 @@ describe('SSO: SAML sign-in', () => {
     assert.deepEqual(await idpGroups(ada.id), ['scim:Pushed']);
     const scimGroups = await scimClient(app, t.scimToken).get('/Groups').expect(200);
     assert.deepEqual(scimGroups.body.Resources.map((g: { displayName: string }) => g.displayName), ['Pushed'], 'claim groups are not SCIM groups');
+  });
+
+  it('group claims drive the mapping rules: a claim value matches displayName and externalId, and a dropped claim revokes', async () => {
+    const ada = await buildUser(app, t, { email: 'ada@example.com' });
+    const support = await createGroup(app, t, 'Support');
+    const agent = await createAgent(app, t, 'Helpdesk');
+    await request(app)
+      .post('/api/v1/mapping-rules')
+      .set(t.admin)
+      .send({ name: 'Entra support', enabled: true, match: { source: 'saml', field: 'externalId', operator: 'equals', value: '0b9f-support' }, actions: { groups: [{ groupId: support, role: 'member' }], agents: [{ agentId: agent, permission: 'view_use' }] } })
+      .expect(201);
+    await signIn(request.agent(app), 'ada@example.com', { attributes: { groups: ['0b9f-support'] } });
+    const access = await check(app, t, agent, ada.id);
+    assert.equal(access.use, true);
+    assert.deepEqual(access.reasons, ['rule "Entra support" grants view_use to members of IdP group "0b9f-support"']);
+    await signIn(request.agent(app), 'ada@example.com', { attributes: { groups: ['something-else'] } });
+    assert.equal((await check(app, t, agent, ada.id)).use, false);
+    const removed = await auditEvents(app, t, 'agent.grant_removed');
+    assert.equal(removed[0]!.actor.type, 'rule');
   });
 
   it("Entra's group overage (groups.link instead of groups) keeps the previous memberships and records a warning", async () => {
@@ -308,25 +328,47 @@ describe('SSO: SAML sign-in', () => {
     assert.equal(req.url.searchParams.get('Signature'), null);
   });
 
-  it('serves SP metadata: entity id and ACS, and with an SP key pair its signing and encryption certificate (and signs AuthnRequests)', async () => {
-    const md = await request(app).get(pathOf(conn.metadataUrl)).expect(200);
-    assert.match(md.headers['content-type']!, /samlmetadata\+xml/);
-    assert.ok(md.text.includes(`entityID="${conn.entityId}"`));
-    assert.ok(md.text.includes(`Location="${conn.acsUrl}"`));
-    assert.ok(!md.text.includes('KeyDescriptor'));
-
+  describe('with an SP key pair (SAML_SP_KEY_FILE, SAML_SP_CERT_FILE)', () => {
     const sp = makeKey('Roster SP');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'roster-sp-'));
-    fs.writeFileSync(path.join(dir, 'sp.key'), sp.privateKey);
-    fs.writeFileSync(path.join(dir, 'sp.crt'), sp.certificate);
-    const signing = await testApp({ SAML_SP_KEY_FILE: path.join(dir, 'sp.key'), SAML_SP_CERT_FILE: path.join(dir, 'sp.crt') });
-    const md2 = await request(signing).get(pathOf(conn.metadataUrl)).expect(200);
-    const body = sp.certificate.replace(/-----[A-Z ]+-----|\s/g, '');
-    assert.ok(md2.text.includes('use="signing"') && md2.text.includes('use="encryption"'), md2.text);
-    assert.ok(md2.text.replace(/\s/g, '').includes(body));
-    const login = await request(signing).get(pathOf(conn.loginUrl)).expect(302);
-    assert.ok(new URL(login.headers.location!).searchParams.get('Signature'));
-    fs.rmSync(dir, { recursive: true, force: true });
+    let dir: string;
+    let withKeys: Express;
+    before(async () => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'roster-sp-'));
+      fs.writeFileSync(path.join(dir, 'sp.key'), sp.privateKey);
+      fs.writeFileSync(path.join(dir, 'sp.crt'), sp.certificate);
+      withKeys = await testApp({ SAML_SP_KEY_FILE: path.join(dir, 'sp.key'), SAML_SP_CERT_FILE: path.join(dir, 'sp.crt') });
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it('serves SP metadata: entity id and ACS, and the SP certificate for signing and encryption only when there is one', async () => {
+      const plain = await request(app).get(pathOf(conn.metadataUrl)).expect(200);
+      assert.match(plain.headers['content-type']!, /samlmetadata\+xml/);
+      assert.ok(plain.text.includes(`entityID="${conn.entityId}"`));
+      assert.ok(plain.text.includes(`Location="${conn.acsUrl}"`));
+      assert.ok(!plain.text.includes('KeyDescriptor'));
+      const md = await request(withKeys).get(pathOf(conn.metadataUrl)).expect(200);
+      assert.ok(md.text.includes('use="signing"') && md.text.includes('use="encryption"'), md.text);
+      assert.ok(md.text.replace(/\s/g, '').includes(sp.certificate.replace(/-----[A-Z ]+-----|\s/g, '')));
+    });
+
+    it('signs AuthnRequests', async () => {
+      const login = await request(withKeys).get(pathOf(conn.loginUrl)).expect(302);
+      const url = new URL(login.headers.location!);
+      assert.ok(url.searchParams.get('Signature'));
+      assert.equal(url.searchParams.get('SigAlg'), 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256');
+    });
+
+    it('decrypts an encrypted assertion, which must still be signed', async () => {
+      await buildUser(app, t, { email: 'ada@example.com' });
+      const encrypted = (signed: boolean) => (id: string) => {
+        const a = assertionXml({ idpEntityId: idp.entityId, audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: id });
+        return Buffer.from(responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, encryptAssertion(signed ? signElement(a, 'Assertion', idp.key) : a, sp.certificate))).toString('base64');
+      };
+      const agent = request.agent(withKeys);
+      assert.equal((await samlSignIn(agent, conn, encrypted(true))).status, 303);
+      await agent.get('/api/v1/me').expect(200);
+      await refused(await samlSignIn(request.agent(withKeys), conn, encrypted(false)), 401, 'bad_signature');
+    });
   });
 
   it('answers unknown tenants and connections with a page, not a redirect', async () => {
