@@ -7,6 +7,7 @@ import { openDb } from './db/knex.js';
 import { migrateLatest } from './db/migrate.js';
 import { createLogger } from './log.js';
 import { createMailer } from './mail/mailer.js';
+import { SpCredentialsError } from './sso/saml/sp.js';
 import { firstStart, firstStartBanner } from './tenants/bootstrap.js';
 
 async function main(): Promise<void> {
@@ -44,7 +45,18 @@ async function main(): Promise<void> {
   const mailer = createMailer({ config, db, logger });
   // Invitations committed before a restart are sent now.
   mailer.kick();
-  const app = createApp({ config, db, logger, catalogue, mailer });
+  let app;
+  try {
+    app = createApp({ config, db, logger, catalogue, mailer });
+  } catch (err) {
+    // Unreadable SAML SP key files are configuration mistakes: said plainly, like other bad settings.
+    if (err instanceof SpCredentialsError) {
+      process.stderr.write(`${err.message}\n`);
+      await db.close();
+      process.exit(2);
+    }
+    throw err;
+  }
   let closing = false;
   // During shutdown, answers ask keep-alive clients to reconnect elsewhere.
   const server = http.createServer((req, res) => {

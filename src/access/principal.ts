@@ -5,7 +5,7 @@ import { Forbidden } from '../errors.js';
 
 /**
  * Who acts on the management API. A tenant admin key is the break-glass credential and acts
- * with admin authority; a user (through a key they own or, later, a session) acts with their
+ * with admin authority; a user (through a key they own or a sign-in session) acts with their
  * own effective permissions as of this request.
  */
 export type Principal =

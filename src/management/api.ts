@@ -185,10 +185,18 @@ export class Api {
       openapi: '3.1.0',
       info: { title: info.title, version: info.version },
       servers: [{ url: info.serverUrl }],
-      security: [{ bearer: [] }],
+      security: [{ bearer: [] }, { session: [] }],
       paths,
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An admin API key (roster_admin_…)' } },
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An admin API key (roster_admin_…); a key owned by a user acts as that user' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'roster_session',
+            description: 'A sign-in session (SAML or OIDC). Writes also need the X-CSRF-Token header from GET /auth/csrf.',
+          },
+        },
         schemas: this.components,
       },
     };

@@ -70,3 +70,11 @@ describe('the Roster process with a bad area catalogue', () => {
     fs.rmSync(file);
   });
 });
+
+describe('the Roster process with an unreadable SAML SP key', () => {
+  it('refuses to start, naming the file, with exit code 2', async () => {
+    const r = startRoster({ DATABASE_URL: await freshDatabaseUrl('bad-sp-key'), SAML_SP_KEY_FILE: '/nonexistent/sp.key', SAML_SP_CERT_FILE: '/nonexistent/sp.crt' });
+    assert.equal(await r.exited, 2);
+    assert.match(r.stderr(), /SAML_SP_KEY_FILE: cannot read \/nonexistent\/sp\.key/);
+  });
+});

@@ -55,8 +55,8 @@ describe('GET /api/v1/openapi.json', () => {
       const name = /^#\/components\/schemas\/(.+)$/.exec(ref)?.[1];
       assert.ok(name && doc.components.schemas[name], `unresolvable $ref ${ref}`);
     }
-    // The accept endpoint is public; everything else takes a bearer key.
+    // The accept endpoint is public; everything else takes a bearer key or a session.
     assert.deepEqual(doc.paths['/invitations/accept'].post.security, []);
-    assert.deepEqual(doc.security, [{ bearer: [] }]);
+    assert.deepEqual(doc.security, [{ bearer: [] }, { session: [] }]);
   });
 });
