@@ -103,7 +103,8 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
   if (!tenant.jitProvisioning) {
     throw new SignInRefused('jit_disabled', `no user matches ${value} in ${tenant.name}, and this organisation does not create accounts at first sign-in; ask an admin to invite you`);
   }
-  const userName = id.userName ?? id.email;
+  const email = id.emailVerified ? id.email : null;
+  const userName = id.userName ?? email;
   if (!userName) throw new SignInRefused('unknown_user', `no user matches ${value}, and the identity provider sent no email or user name to create one with`);
   try {
     await takeSeat(trx, ctx.tenantId);
@@ -113,7 +114,7 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
   }
   const doc = {
     userName,
-    ...(id.email ? { emails: [{ value: id.email, type: 'work', primary: true }] } : {}),
+    ...(email ? { emails: [{ value: email, type: 'work', primary: true }] } : {}),
     ...(id.displayName ? { displayName: id.displayName } : {}),
     ...(c.matchBy === 'externalId' ? { externalId: value } : {}),
     active: true,

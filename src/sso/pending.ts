@@ -30,13 +30,14 @@ async function consume(db: Knex, s: Scope, id: string, now: number): Promise<boo
 /**
  * node-saml's InResponseTo store, in the database and scoped to one tenant's connection: an
  * AuthnRequest id issued for one connection is unknown to every other. node-saml reads an id,
- * then removes it; removal here is an atomic "mark used" that only one request can win, and
- * `consumedHere` tells the caller whether it was this one.
+ * then removes it; here the id is used up by `claim`, an atomic "mark used" that only one
+ * request can win.
  */
 export class SamlRequestStore implements CacheProvider {
-  readonly consumedHere = new Set<string>();
   /** Where the person wanted to go, read with the request id. */
   returnTo: string | null = null;
+  /** The AuthnRequest id saved by this store, so the browser that started the sign-in can be bound to it. */
+  savedKey: string | null = null;
 
   constructor(
     private readonly db: Knex,
@@ -46,6 +47,7 @@ export class SamlRequestStore implements CacheProvider {
 
   async saveAsync(key: string, value: string): Promise<CacheItem | null> {
     const now = Date.now();
+    this.savedKey = key;
     await this.db('sso_pending').insert({
       tenant_id: this.scope.tenantId,
       connection_id: this.scope.connectionId,
@@ -69,10 +71,17 @@ export class SamlRequestStore implements CacheProvider {
     return String(row.issued_at);
   }
 
+  /**
+   * node-saml removes the id on any failure too, so a junk response naming someone's pending
+   * request would use it up; the id is therefore used up only by `claim`, after verification.
+   */
   async removeAsync(key: string | null): Promise<string | null> {
-    if (key === null) return null;
-    if (await consume(this.db, this.scope, key, Date.now())) this.consumedHere.add(key);
     return key;
+  }
+
+  /** Uses the id up, atomically: true for exactly one caller. */
+  async claim(key: string): Promise<boolean> {
+    return consume(this.db, this.scope, key, Date.now());
   }
 
   /** True when the id was issued here and has been used already: a replay, not a stranger. */

@@ -17,6 +17,7 @@ import { endSession, startSession } from './session.js';
 /** Where a person lands after signing in when the sign-in named no page. */
 const DEFAULT_RETURN_TO = '/api/v1/me';
 const FLOW_COOKIE = 'roster_oidc';
+const SAML_COOKIE = 'roster_saml';
 
 /** Only a path on this site: an open redirect would make Roster a phishing helper. */
 function safeReturnTo(v: unknown): string | null {
@@ -112,6 +113,7 @@ export function ssoRoutes(deps: AppDeps): Router {
     redirectUri: oidcRedirectUri(config.publicBaseUrl, t.tenant.slug, t.connection.id),
   });
   const flowCookie = (t: Target) => ({ httpOnly: true, sameSite: 'lax' as const, path: `/auth/${t.tenant.slug}/oidc/${t.connection.id}/callback` });
+  const samlCookie = (t: Target) => ({ httpOnly: true, secure: true, sameSite: 'none' as const, path: `/auth/${t.tenant.slug}/saml/${t.connection.id}/acs` });
 
   const r = Router();
   r.use(addressRateLimit(config.authRateLimit));
@@ -134,7 +136,12 @@ export function ssoRoutes(deps: AppDeps): Router {
       const off = disabled(t);
       if (off) throw off;
       const returnTo = safeReturnTo(req.query.returnTo);
-      if (t.connection.protocol === 'saml') return res.redirect(302, await startSamlSignIn(samlSite(t), returnTo));
+      if (t.connection.protocol === 'saml') {
+        const started = await startSamlSignIn(samlSite(t), returnTo);
+        // The IdP posts back cross-site, so only SameSite=None reaches the ACS, and it needs TLS.
+        if (req.secure) res.cookie(SAML_COOKIE, started.requestId, { ...samlCookie(t), maxAge: 10 * 60_000 });
+        return res.redirect(302, started.url);
+      }
       const started = await startOidcSignIn(oidcSite(t), returnTo);
       res.cookie(FLOW_COOKIE, started.flowId, { ...flowCookie(t), secure: req.secure, maxAge: 10 * 60_000 });
       res.redirect(302, started.url);
@@ -158,7 +165,9 @@ export function ssoRoutes(deps: AppDeps): Router {
       if (off) throw off;
       const body = (req.body ?? {}) as Record<string, unknown>;
       if (typeof body.SAMLResponse !== 'string' || !body.SAMLResponse) throw new LoginFailure('invalid_response', 'the request carries no SAMLResponse');
-      const outcome = await handleSamlResponse(samlSite(t), body.SAMLResponse, safeReturnTo(body.RelayState));
+      const requestId = cookieValue(req, SAML_COOKIE);
+      if (requestId) res.clearCookie(SAML_COOKIE, samlCookie(t));
+      const outcome = await handleSamlResponse(samlSite(t), body.SAMLResponse, safeReturnTo(body.RelayState), { bound: req.secure, requestId });
       await complete(deps, req, res, t, outcome);
     } catch (err) {
       await refuse(deps, req, res, t, err, null);

@@ -28,7 +28,9 @@ export function sessionMiddleware(deps: AppDeps): RequestHandler {
     unset: 'destroy',
     cookie: { httpOnly: true, sameSite: 'lax', secure: 'auto', path: '/', maxAge: config.sessionMaxMs },
   });
-  return (req, res, next) => (req.get('authorization') ? next() : mw(req, res, next));
+  // A management request with an API key needs no session; sign-in routes always get one, so a
+  // stray Authorization header on a browser's post to the ACS cannot break a sign-in half-way.
+  return (req, res, next) => (req.get('authorization') && !req.originalUrl.startsWith('/auth/') ? next() : mw(req, res, next));
 }
 
 function promised(fn: (cb: (err?: unknown) => void) => void): Promise<void> {

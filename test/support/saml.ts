@@ -212,7 +212,12 @@ export const pathOf = (url: string) => {
 export async function samlSignIn(agent: Agent, conn: SamlConnectionView, answer: (requestId: string) => string, opts: { returnTo?: string } = {}) {
   const login = await agent.get(pathOf(conn.loginUrl)).query(opts.returnTo ? { returnTo: opts.returnTo } : {}).expect(302);
   const { id } = authnRequestOf(login.headers.location!);
-  return agent.post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: answer(id) });
+  const post = agent.post(pathOf(conn.acsUrl)).type('form');
+  // Behind a pretend TLS proxy the browser-binding cookie is Secure, which the agent keeps back
+  // over plain HTTP; a browser on HTTPS would send it, so the test does.
+  const binding = setCookies(login).find((c) => c.startsWith('roster_saml='));
+  if (binding) post.set('Cookie', binding.split(';')[0]!);
+  return post.send({ SAMLResponse: answer(id) });
 }
 
 /** The Set-Cookie lines of a response (supertest types them loosely). */

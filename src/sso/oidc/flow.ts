@@ -132,7 +132,8 @@ function identityOf(claims: Claims): SignInIdentity {
   return {
     email,
     emailVerified: claims.email_verified !== false && claims.email_verified !== 'false',
-    userName: str(claims.preferred_username) ?? email,
+    // An address the provider has not verified may be anyone's: it never stands in for a user name.
+    userName: str(claims.preferred_username) ?? (claims.email_verified === false || claims.email_verified === 'false' ? null : email),
     // Entra's object id is what its SCIM provisioning can send as externalId; elsewhere, sub.
     externalId: str(claims.oid) ?? str(claims.sub),
     displayName: str(claims.name),

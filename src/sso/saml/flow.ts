@@ -88,12 +88,12 @@ function samlOptions(site: SamlSite, cache: SamlRequestStore, signed: { response
 }
 
 /** The IdP URL that starts a sign-in: an AuthnRequest whose id is remembered for its answer. */
-export async function startSamlSignIn(site: SamlSite, returnTo: string | null): Promise<string> {
+export async function startSamlSignIn(site: SamlSite, returnTo: string | null): Promise<{ url: string; requestId: string }> {
   await sweepExpired(site.db, site.tenantId, Date.now());
   const cache = new SamlRequestStore(site.db, { tenantId: site.tenantId, connectionId: site.connection.id }, returnTo);
   const outcome = await runStrategy(samlOptions(site, cache, { response: true, assertion: true }), {});
-  if (!('redirect' in outcome)) throw new Error('the SAML strategy did not redirect to the IdP');
-  return outcome.redirect;
+  if (!('redirect' in outcome) || !cache.savedKey) throw new Error('the SAML strategy did not redirect to the IdP');
+  return { url: outcome.redirect, requestId: cache.savedKey };
 }
 
 type El = Element;
@@ -115,6 +115,21 @@ interface Envelope {
   destination: string | null;
 }
 
+/**
+ * An IdP that refuses a sign-in ("user not assigned to this application") answers with a
+ * non-success status and no assertion. Only a refusal is read from it, so it need not be signed.
+ */
+function refusedByIdp(root: El): void {
+  const status = childElements(root, PROTOCOL_NS, 'Status')[0];
+  const code = status ? childElements(status, PROTOCOL_NS, 'StatusCode')[0] : undefined;
+  const value = code?.getAttribute('Value') ?? '';
+  if (!value || value.endsWith(':Success')) return;
+  const sub = code ? childElements(code, PROTOCOL_NS, 'StatusCode')[0]?.getAttribute('Value') : undefined;
+  const message = status ? childElements(status, PROTOCOL_NS, 'StatusMessage')[0]?.textContent?.trim().slice(0, 200) : undefined;
+  const codes = [value, sub].filter(Boolean).map((v) => v!.split(':').pop());
+  throw new LoginFailure('idp_error', `the identity provider refused the sign-in: ${codes.join('/')}${message ? ` (${message})` : ''}`);
+}
+
 /** What the unverified envelope says, read only to choose checks; nothing in it is trusted. */
 function inspect(xml: string): Envelope {
   const fail = () => {
@@ -125,6 +140,7 @@ function inspect(xml: string): Envelope {
   if (!root || root.localName !== 'Response' || root.namespaceURI !== PROTOCOL_NS) throw new LoginFailure('invalid_response', 'the message is not a SAML Response');
   const assertions = childElements(root, ASSERTION_NS, 'Assertion');
   const encrypted = childElements(root, ASSERTION_NS, 'EncryptedAssertion');
+  if (assertions.length + encrypted.length === 0) refusedByIdp(root);
   if (assertions.length + encrypted.length !== 1) throw new LoginFailure('invalid_response', 'a SAML response must carry exactly one assertion');
   const responseSigned = childElements(root, DSIG_NS, 'Signature').length > 0;
   const assertionSigned = assertions.length === 1 && childElements(assertions[0]!, DSIG_NS, 'Signature').length > 0;
@@ -221,9 +237,22 @@ function groupsOf(site: SamlSite, profile: Profile): ClaimGroups {
  * signature, audience and time checks: the Response's Destination, the assertion's issuer,
  * Recipient and bearer method, InResponseTo used once, and the assertion id used once.
  */
-export async function handleSamlResponse(site: SamlSite, samlResponse: string, relayState: string | null): Promise<SamlSignIn> {
+/**
+ * `browser`: over TLS the browser that started a sign-in holds its request id in a cookie, and
+ * an answer to that request is accepted only from that browser, so nobody can post their own
+ * signed response from someone else's browser and sign them in as themselves (login CSRF).
+ */
+export async function handleSamlResponse(
+  site: SamlSite,
+  samlResponse: string,
+  relayState: string | null,
+  browser: { bound: boolean; requestId: string | undefined },
+): Promise<SamlSignIn> {
   const xml = Buffer.from(samlResponse, 'base64').toString('utf8');
   const envelope = inspect(xml);
+  if (browser.bound && envelope.inResponseTo && browser.requestId !== envelope.inResponseTo) {
+    throw new LoginFailure('other_browser', 'this sign-in was started in another browser (or its cookie expired); start again from this browser');
+  }
   const scope = { tenantId: site.tenantId, connectionId: site.connection.id };
   if (!envelope.inResponseTo && !site.connection.saml.allowIdpInitiated) {
     throw new LoginFailure('unsolicited', 'this connection accepts only answers to sign-ins started here (IdP-initiated sign-in is off)');
@@ -246,9 +275,8 @@ export async function handleSamlResponse(site: SamlSite, samlResponse: string, r
   const subject = profile.nameID ?? null;
   try {
     const checked = checkAssertion(site, profile, envelope.inResponseTo);
-    if (envelope.inResponseTo && !cache.consumedHere.has(envelope.inResponseTo)) {
-      await cache.removeAsync(envelope.inResponseTo);
-      if (!cache.consumedHere.has(envelope.inResponseTo)) throw new LoginFailure('replayed', 'this SAML response was already used');
+    if (envelope.inResponseTo && !(await cache.claim(envelope.inResponseTo))) {
+      throw new LoginFailure('replayed', 'this SAML response was already used');
     }
     if (!(await rememberAssertion(site.db, scope, checked.assertionId, checked.notOnOrAfter + CLOCK_SKEW_MS))) {
       throw new LoginFailure('replayed', 'this SAML assertion was already used');

@@ -141,6 +141,18 @@ describe('SSO: OIDC sign-in', () => {
       await refused(await signIn(request.agent(app), real, { account: { sub: 's5', email: who, email_verified: false } }), 403, 'email_not_verified');
     });
 
+    it('never lets an unverified email stand in for the user name (matchBy userName)', async () => {
+      const victim = email();
+      await buildUser(app, t, { email: victim, role: 'admin' });
+      await request(app).patch(`/api/v1/sso-connections/${real.id}`).set(t.admin).send({ matchBy: 'userName' }).expect(200);
+      try {
+        const res = await signIn(request.agent(app), real, { account: { sub: 'attacker', email: victim, email_verified: false } });
+        await refused(res, 403, 'missing_identifier');
+      } finally {
+        await request(app).patch(`/api/v1/sso-connections/${real.id}`).set(t.admin).send({ matchBy: 'email' }).expect(200);
+      }
+    });
+
     it('matches by SCIM externalId (the sub) when the connection says so', async () => {
       const who = email();
       const created = await scimClient(app, t.scimToken).post('/Users', oktaUser(who, { externalId: '00u-okta-42' })).expect(201);

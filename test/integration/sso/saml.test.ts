@@ -136,6 +136,44 @@ describe('SSO: SAML sign-in', () => {
     assert.deepEqual(scimGroups.body.Resources.map((g: { displayName: string }) => g.displayName), ['Pushed'], 'claim groups are not SCIM groups');
   });
 
+  it('over TLS, an answer is accepted only in the browser that started the sign-in (no login CSRF)', async () => {
+    await buildUser(app, t, { email: 'ada@example.com' });
+    const tls = { 'X-Forwarded-Proto': 'https' };
+    const mine = request.agent(app);
+    const login = await mine.get(pathOf(conn.loginUrl)).set(tls).expect(302);
+    const cookie = setCookies(login).find((c) => c.startsWith('roster_saml='))!;
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /Secure/);
+    assert.match(cookie, /SameSite=None/);
+    const { id } = authnRequestOf(login.headers.location!);
+    // Someone else's browser posting this signed answer is refused; the right browser then signs in.
+    const elsewhere = await request(app).post(pathOf(conn.acsUrl)).set(tls).type('form').send({ SAMLResponse: answer('ada@example.com')(id) });
+    await refused(elsewhere, 401, 'other_browser');
+    // The test talks plain HTTP behind a pretend TLS proxy, so the Secure cookie is sent by hand.
+    const ok = await mine.post(pathOf(conn.acsUrl)).set(tls).set('Cookie', cookie.split(';')[0]!).type('form').send({ SAMLResponse: answer('ada@example.com')(id) });
+    assert.equal(ok.status, 303, ok.text);
+  });
+
+  it("names the IdP's own refusal (a status without an assertion), and a junk answer does not use up the pending sign-in", async () => {
+    await buildUser(app, t, { email: 'ada@example.com' });
+    const agent = request.agent(app);
+    const login = await agent.get(pathOf(conn.loginUrl)).expect(302);
+    const { id } = authnRequestOf(login.headers.location!);
+    const denied = responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, '').replace(
+      '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>',
+      '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:RequestDenied"/></samlp:StatusCode><samlp:StatusMessage>User is not assigned to this application</samlp:StatusMessage>',
+    );
+    const refusedByIdp = await agent.post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: Buffer.from(denied).toString('base64') });
+    await refused(refusedByIdp, 401, 'idp_error');
+    assert.match(refusedByIdp.text, /Responder\/RequestDenied \(User is not assigned to this application\)/);
+    // Someone posting junk that names this request id (with an unverifiable signature) …
+    const forged = Buffer.from(answer('mallory@example.com')(id), 'base64').toString('utf8').replace(/<ds:SignatureValue>[^<]+/, '<ds:SignatureValue>AAAA');
+    await refused(await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: Buffer.from(forged).toString('base64') }), 401, 'bad_signature');
+    // … does not use it up: the genuine answer still signs the person in.
+    const ok = await agent.post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: answer('ada@example.com')(id) });
+    assert.equal(ok.status, 303, ok.text);
+  });
+
   it('group claims drive the mapping rules: a claim value matches displayName and externalId, and a dropped claim revokes', async () => {
     const ada = await buildUser(app, t, { email: 'ada@example.com' });
     const support = await createGroup(app, t, 'Support');
