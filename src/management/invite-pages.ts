@@ -1,23 +1,8 @@
 import { Router, type Response } from 'express';
+import { escapeHtml as escape, htmlPage as page } from '../http/html-page.js';
 import type { AppDeps } from '../app.js';
 import { RosterError } from '../errors.js';
 import { acceptInvitation, lookUpInvitation } from '../provisioning/invitations.js';
-
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-function page(res: Response, status: number, title: string, body: string): void {
-  res
-    .status(status)
-    .type('html')
-    .set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-    .set('Referrer-Policy', 'no-referrer')
-    .set('Cache-Control', 'no-store')
-    .send(
-      `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
-        `<title>${escape(title)}</title><style>body{font:16px system-ui;max-width:32rem;margin:4rem auto;padding:0 1rem}</style></head>` +
-        `<body><h1>${escape(title)}</h1>${body}</body></html>`,
-    );
-}
 
 function failure(res: Response, err: unknown): void {
   if (!(err instanceof RosterError) || err.status >= 500) throw err;
