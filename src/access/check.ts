@@ -106,9 +106,9 @@ async function loadGroupClosure(knex: Knex, tenantId: string, groupIds: string[]
       `WITH RECURSIVE up(id) AS (
          SELECT id FROM local_groups WHERE tenant_id = ? AND id IN (${chunk.map(() => '?').join(',')})
          UNION
-         SELECT g.parent_id FROM local_groups g JOIN up ON g.id = up.id WHERE g.tenant_id = ? AND g.parent_id IS NOT NULL
+         SELECT g.parent_id FROM up CROSS JOIN local_groups g ON g.tenant_id = ? AND g.id = up.id AND g.parent_id IS NOT NULL
        )
-       SELECT g.id, g.name, g.parent_id, g.status FROM local_groups g JOIN up ON g.id = up.id WHERE g.tenant_id = ?`,
+       SELECT g.id, g.name, g.parent_id, g.status FROM up CROSS JOIN local_groups g ON g.tenant_id = ? AND g.id = up.id`,
       [tenantId, ...chunk, tenantId, tenantId],
     );
     const list: Record<string, unknown>[] = Array.isArray(rows) && Array.isArray(rows[0]) ? rows[0] : rows;

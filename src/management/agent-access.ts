@@ -226,9 +226,9 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
             `WITH RECURSIVE down(id) AS (
                SELECT id FROM local_groups WHERE tenant_id = ? AND id IN (${groupIds.map(() => '?').join(',')})
                UNION
-               SELECT g.id FROM local_groups g JOIN down ON g.parent_id = down.id WHERE g.tenant_id = ?
+               SELECT g.id FROM down CROSS JOIN local_groups g ON g.tenant_id = ? AND g.parent_id = down.id
              )
-             SELECT DISTINCT m.user_id FROM group_members m JOIN down ON m.group_id = down.id WHERE m.tenant_id = ?`,
+             SELECT DISTINCT m.user_id FROM down CROSS JOIN group_members m ON m.tenant_id = ? AND m.group_id = down.id`,
             [tenantId, ...groupIds, tenantId, tenantId],
           )
         : [];

@@ -55,7 +55,9 @@ function rowsOf(result: unknown): Record<string, unknown>[] {
 
 /**
  * Each user's IdP groups, direct and through nesting: membership of a child IdP group counts for
- * rules matching its parents.
+ * rules matching its parents. The recursive steps say CROSS JOIN because SQLite then keeps the
+ * written join order (walk from the few rows found so far into the indexed table); with a plain
+ * JOIN it scanned every membership of the tenant per step. MariaDB reads CROSS JOIN … ON as JOIN.
  */
 export async function idpGroupsOfUsers(trx: Knex, tenantId: string, userIds: string[]): Promise<Map<string, MatchableGroup[]>> {
   const out = new Map<string, MatchableGroup[]>();
@@ -67,11 +69,11 @@ export async function idpGroupsOfUsers(trx: Knex, tenantId: string, userIds: str
            SELECT group_id, member_id FROM idp_group_members
             WHERE tenant_id = ? AND member_type = 'User' AND member_id IN (${chunk.map(() => '?').join(',')})
            UNION
-           SELECT m.group_id, up.user_id FROM idp_group_members m JOIN up ON m.member_id = up.group_id
-            WHERE m.tenant_id = ? AND m.member_type = 'Group'
+           SELECT m.group_id, up.user_id FROM up CROSS JOIN idp_group_members m
+               ON m.tenant_id = ? AND m.member_id = up.group_id AND m.member_type = 'Group'
          )
          SELECT up.user_id, g.id, g.source, g.external_id, g.display_name
-           FROM up JOIN idp_groups g ON g.id = up.group_id WHERE g.tenant_id = ?`,
+           FROM up CROSS JOIN idp_groups g ON g.tenant_id = ? AND g.id = up.group_id`,
         [tenantId, ...chunk, tenantId, tenantId],
       ),
     );
@@ -94,11 +96,11 @@ export async function usersUnderIdpGroups(trx: Knex, tenantId: string, groupIds:
         `WITH RECURSIVE down(group_id) AS (
            SELECT id FROM idp_groups WHERE tenant_id = ? AND id IN (${chunk.map(() => '?').join(',')})
            UNION
-           SELECT m.member_id FROM idp_group_members m JOIN down ON m.group_id = down.group_id
-            WHERE m.tenant_id = ? AND m.member_type = 'Group'
+           SELECT m.member_id FROM down CROSS JOIN idp_group_members m
+               ON m.tenant_id = ? AND m.group_id = down.group_id AND m.member_type = 'Group'
          )
-         SELECT DISTINCT m.member_id FROM idp_group_members m JOIN down ON m.group_id = down.group_id
-          WHERE m.tenant_id = ? AND m.member_type = 'User'`,
+         SELECT DISTINCT m.member_id FROM down CROSS JOIN idp_group_members m
+             ON m.tenant_id = ? AND m.group_id = down.group_id AND m.member_type = 'User'`,
         [tenantId, ...chunk, tenantId, tenantId],
       ),
     );

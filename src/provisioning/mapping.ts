@@ -103,6 +103,9 @@ async function sweepRule(db: Db, ctx: Ctx, ruleId: string, before: MappingRule |
   for (const r of await db.knex('agent_grants').where({ tenant_id: ctx.tenantId, rule_id: ruleId, subject_type: 'user' }).distinct('subject_id')) users.add(String(r.subject_id));
   const all = [...users].sort();
   for (let i = 0; i < all.length; i += SWEEP_CHUNK) {
+    // better-sqlite3 is synchronous: without a turn of the event loop between chunks, other
+    // requests would wait for the whole sweep instead of one chunk.
+    if (i) await new Promise((resolve) => setImmediate(resolve));
     const diff = await db.tx((trx) => syncUsers(trx, ctx, all.slice(i, i + SWEEP_CHUNK), { rules: after ? [after] : [], ruleIds: [ruleId] }));
     total.membershipsAdded.push(...diff.membershipsAdded);
     total.membershipsRemoved.push(...diff.membershipsRemoved);
@@ -249,6 +252,7 @@ export async function reconcile(db: Db, ctx: Ctx, p: Principal): Promise<{ fixed
   for (;;) {
     const ids = (await db.knex('users').where({ tenant_id: ctx.tenantId }).andWhere('id', '>', after).orderBy('id').limit(SWEEP_CHUNK).select('id')).map((r) => String(r.id));
     if (!ids.length) break;
+    if (after) await new Promise((resolve) => setImmediate(resolve));
     after = ids[ids.length - 1]!;
     const d = await db.tx((trx) => syncUsers(trx, ctx, ids, { rules }));
     total.membershipsAdded.push(...d.membershipsAdded);
