@@ -46,11 +46,12 @@ export async function* accessMatrix(knex: Knex, tenantId: string, at: number): A
       (bySubject.get(k) ?? bySubject.set(k, new Set()).get(k)!).add(a.id);
     }
   }
+  // The agents' rule and IdP group names are the same for every slice: read once.
+  const agentNames = await loadNames(knex, tenantId, [], agents.values());
   for await (const ids of userSlices(knex, tenantId)) {
     const users = await loadUsers(knex, tenantId, ids);
     const names = await loadNames(knex, tenantId, users.values(), []);
-    const withRules = await loadNames(knex, tenantId, [], agents.values());
-    const merged = { groups: names.groups, idpGroups: withRules.idpGroups, rules: withRules.rules };
+    const merged = { groups: names.groups, idpGroups: new Map([...agentNames.idpGroups, ...names.idpGroups]), rules: new Map([...agentNames.rules, ...names.rules]) };
     const rows: MatrixRow[] = [];
     for (const id of ids) {
       const u = users.get(id);

@@ -154,7 +154,9 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
         const ids = (await candidates.clone().offset(offset).limit(q.limit * 2)).map((r: Record<string, unknown>) => String(r.id));
         if (!ids.length) break;
         const agents = await loadAgents(knex, tenantId, ids);
-        const allNames = await loadNames(knex, tenantId, [user], agents.values());
+        // The user's branch of the group tree is loaded once above; only the agents' names are new.
+        const agentNames = await loadNames(knex, tenantId, [], agents.values());
+        const allNames = { groups: names.groups, idpGroups: new Map([...names.idpGroups, ...agentNames.idpGroups]), rules: new Map([...names.rules, ...agentNames.rules]) };
         for (const id of ids) {
           const a = agents.get(id)!;
           const d = decide(user, a, when, allNames);
