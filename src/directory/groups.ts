@@ -6,6 +6,7 @@ import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { caseMappedKey } from '../scim/schema/value-key.js';
+import { whereVersion, type VersionCondition } from '../scim/etag.js';
 
 export type GroupSource = 'scim' | 'saml' | 'oidc';
 
@@ -120,14 +121,14 @@ export async function writeGroupDoc(trx: Knex, locked: IdpGroup, doc: ScimDoc): 
  * Takes a group's row for a change: bumps the version (holding the row lock until commit) and
  * returns the group as it is now, so the change applies to fresh state. Every change to a
  * group, membership included, starts here, which serialises concurrent changes of one group
- * instead of letting them interleave. With `expectedVersion` (If-Match), a stale version fails
- * with 412; without it, concurrent PATCHes (Okta renames with every membership push) all apply.
+ * instead of letting them interleave. With a `condition` (If-Match, If-None-Match), a version it
+ * refuses fails with 412; without it, concurrent PATCHes (Okta renames with every membership
+ * push) all apply.
  */
-export async function lockGroupForChange(trx: Knex, tenantId: string, id: string, now: number, expectedVersion?: number): Promise<IdpGroup> {
-  const q = trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' });
-  if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
+export async function lockGroupForChange(trx: Knex, tenantId: string, id: string, now: number, condition?: VersionCondition): Promise<IdpGroup> {
+  const q = whereVersion(trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' }), condition);
   const changed = await q.update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, expectedVersion, groupNotFound(id), 'group');
+  if (changed === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, condition, groupNotFound(id), 'group');
   return groupFromRow(await trx('idp_groups').where({ tenant_id: tenantId, id }).first());
 }
 
@@ -284,10 +285,9 @@ export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[
   return out;
 }
 
-export async function deleteGroup(trx: Knex, tenantId: string, id: string, expectedVersion?: number): Promise<void> {
-  const q = trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' });
-  if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
+export async function deleteGroup(trx: Knex, tenantId: string, id: string, condition?: VersionCondition): Promise<void> {
+  const q = whereVersion(trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' }), condition);
   // Memberships of this group in other groups go too; its own members cascade.
   await trx('idp_group_members').where({ tenant_id: tenantId, member_id: id }).delete();
-  if ((await q.delete()) === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, expectedVersion, groupNotFound(id), 'group');
+  if ((await q.delete()) === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, condition, groupNotFound(id), 'group');
 }

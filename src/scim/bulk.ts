@@ -6,7 +6,7 @@ import { logFailure, toRosterError } from '../http/error-common.js';
 import { scimErrorBody } from '../http/scim-error.js';
 import { createScimGroup, deleteScimGroup, patchScimGroup, replaceScimGroup } from '../provisioning/scim-groups.js';
 import { createScimUser, deleteScimUser, patchScimUser, replaceScimUser } from '../provisioning/scim-users.js';
-import { etagOf, expectedVersion } from './etag.js';
+import { etagOf, writeCondition } from './etag.js';
 import { parsePatchOps } from './patch/parse.js';
 import { GROUP_RT, USER_RT } from './schema/registry.js';
 import { groupLocation, userLocation } from './serialize.js';
@@ -19,7 +19,8 @@ interface BulkOp {
   index: number;
   method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   bulkId?: string;
-  version?: string;
+  /** The op's `version`, as sent: an entity tag list checked like If-Match when it runs. */
+  version?: unknown;
   path: string;
   data?: unknown;
 }
@@ -53,7 +54,7 @@ function parseOps(body: unknown): { ops: BulkOp[]; failOnErrors?: number } {
     if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) throw new InvalidInput('invalid_body', `operation ${index + 1}: method must be POST, PUT, PATCH or DELETE`, { scimType: 'invalidSyntax' });
     if (typeof o.path !== 'string') throw new InvalidInput('invalid_body', `operation ${index + 1}: path is required`, { scimType: 'invalidSyntax' });
     if (method === 'POST' && typeof o.bulkId !== 'string') throw new InvalidInput('invalid_body', `operation ${index + 1}: a POST needs a bulkId`, { scimType: 'invalidSyntax' });
-    return { index, method: method as BulkOp['method'], path: o.path, data: o.data, bulkId: typeof o.bulkId === 'string' ? o.bulkId : undefined, version: typeof o.version === 'string' ? o.version : undefined };
+    return { index, method: method as BulkOp['method'], path: o.path, data: o.data, bulkId: typeof o.bulkId === 'string' ? o.bulkId : undefined, version: o.version ?? undefined };
   });
   return { ops, failOnErrors: fail as number | undefined };
 }
@@ -93,7 +94,10 @@ async function run(db: Db, ctx: Ctx, base: string, op: BulkOp, ids: Map<string, 
   const path = op.path.split('/').map((seg) => substitute(seg, ids) as string).join('/');
   const data = substitute(op.data, ids);
   const t = target(path);
-  const expected = expectedVersion(op.version);
+  if (op.version !== undefined && typeof op.version !== 'string') {
+    throw new InvalidInput('invalid_precondition', 'version must be an entity tag such as W/"3"', { scimType: 'invalidSyntax' });
+  }
+  const expected = op.version === undefined ? undefined : writeCondition(op.version);
   const out = { method: op.method, ...(op.bulkId ? { bulkId: op.bulkId } : {}) };
   const locate = (id: string) => (t.type === 'Users' ? userLocation(base, id) : groupLocation(base, id));
   if (op.method === 'POST') {

@@ -18,7 +18,7 @@ import {
   serviceProviderConfig,
 } from './discovery.js';
 import { processBulk } from './bulk.js';
-import { etagOf, expectedVersion, notModified } from './etag.js';
+import { etagOf, notModified, writeCondition, type VersionCondition } from './etag.js';
 import { parseListParams, type ListParams } from './list-params.js';
 import { parsePatchOps } from './patch/parse.js';
 import { includes, parseProjection, project, type Projection } from './projection.js';
@@ -44,6 +44,11 @@ async function countOrFilterError<T>(run: () => Promise<T>): Promise<T | Invalid
 
 function ctxOf(req: Request): Ctx {
   return { ...req.ctx!, now: new Date() };
+}
+
+/** If-Match and If-None-Match of a write (RFC 7644 §3.14, RFC 9110 §13.1). */
+function conditionOf(req: Request): VersionCondition | undefined {
+  return writeCondition(req.get('if-match'), req.get('if-none-match'));
 }
 
 function param(req: Request, name: string): string {
@@ -114,13 +119,13 @@ export function scimRoutes(deps: AppDeps): Router {
       await sendUser(req, res, 200, u);
     },
     put: async (req, res) =>
-      sendUser(req, res, 200, await replaceScimUser(db, ctxOf(req), param(req, 'id'), req.body, expectedVersion(req.get('if-match')))),
+      sendUser(req, res, 200, await replaceScimUser(db, ctxOf(req), param(req, 'id'), req.body, conditionOf(req))),
     patch: async (req, res) => {
       const ops = parsePatchOps(req.body, USER_RT);
-      await sendUser(req, res, 200, await patchScimUser(db, ctxOf(req), param(req, 'id'), ops, expectedVersion(req.get('if-match'))));
+      await sendUser(req, res, 200, await patchScimUser(db, ctxOf(req), param(req, 'id'), ops, conditionOf(req)));
     },
     delete: async (req, res) => {
-      await deleteScimUser(db, ctxOf(req), param(req, 'id'), expectedVersion(req.get('if-match')));
+      await deleteScimUser(db, ctxOf(req), param(req, 'id'), conditionOf(req));
       res.status(204).end();
     },
   });
@@ -137,12 +142,12 @@ export function scimRoutes(deps: AppDeps): Router {
       await sendGroup(req, res, 200, g);
     },
     put: async (req, res) => {
-      const { group } = await replaceScimGroup(db, ctxOf(req), param(req, 'id'), req.body, expectedVersion(req.get('if-match')));
+      const { group } = await replaceScimGroup(db, ctxOf(req), param(req, 'id'), req.body, conditionOf(req));
       await sendGroup(req, res, 200, group);
     },
     patch: async (req, res) => {
       const ops = parsePatchOps(req.body, GROUP_RT);
-      const { group } = await patchScimGroup(db, ctxOf(req), param(req, 'id'), ops, expectedVersion(req.get('if-match')));
+      const { group } = await patchScimGroup(db, ctxOf(req), param(req, 'id'), ops, conditionOf(req));
       // Entra expects 204 for group PATCH and advises against returning members; a client that
       // asks for attributes gets the resource.
       if (req.query.attributes === undefined) {
@@ -152,7 +157,7 @@ export function scimRoutes(deps: AppDeps): Router {
       await sendGroup(req, res, 200, group);
     },
     delete: async (req, res) => {
-      await deleteScimGroup(db, ctxOf(req), param(req, 'id'), expectedVersion(req.get('if-match')));
+      await deleteScimGroup(db, ctxOf(req), param(req, 'id'), conditionOf(req));
       res.status(204).end();
     },
   });
