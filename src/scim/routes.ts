@@ -104,7 +104,7 @@ export function scimRoutes(deps: AppDeps): Router {
   const searchBody = (req: Request): ListParams => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidInput('invalid_body', 'a SearchRequest must be a JSON object', { scimType: 'invalidSyntax' });
-    return parseListParams(body);
+    return parseListParams(body, 'body');
   };
 
   resource(r, '/Users', {
