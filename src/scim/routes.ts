@@ -67,7 +67,8 @@ export function scimRoutes(deps: AppDeps): Router {
   const r = Router();
   r.use(requireJsonForWrites());
   r.use(bearerAuth(db.knex, 'scim'));
-  r.use(scimRateLimit(config.scimRateLimit));
+  const rateLimit = scimRateLimit(config.scimRateLimit);
+  r.use(rateLimit.middleware);
   r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth }));
 
   const presentUsers = async (tenantId: string, users: User[], p: Projection, fresh = false) => {
@@ -185,7 +186,7 @@ export function scimRoutes(deps: AppDeps): Router {
     },
   });
 
-  resource(r, '/Bulk', { post: async (req, res) => sendScim(res, 200, await processBulk(db, req, base)) });
+  resource(r, '/Bulk', { post: async (req, res) => sendScim(res, 200, await processBulk(db, req, base, (cost) => rateLimit.charge(req, cost))) });
 
   resource(r, '/ServiceProviderConfig', { get: (_req, res) => sendScim(res, 200, serviceProviderConfig(config)) });
   resource(r, '/ResourceTypes', {
