@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../app.js';
 import type { Ctx } from '../context.js';
 import { InvalidInput, NotFound, NotImplemented } from '../errors.js';
-import { groupsOfUsers, loadMembers, requireGroup, type IdpGroup } from '../directory/groups.js';
+import { groupsOfUsers, loadMembersWithin, requireGroup, type IdpGroup } from '../directory/groups.js';
 import { requireUser, type User } from '../directory/users.js';
 import { bearerAuth } from '../http/auth.js';
 import { parseJsonBody, requireJsonForWrites } from '../http/body.js';
@@ -77,8 +77,10 @@ export function scimRoutes(deps: AppDeps): Router {
     return users.map((u) => project(userResource(u, base, groups?.get(u.id)), p));
   };
   const presentGroups = async (tenantId: string, groups: IdpGroup[], p: Projection) => {
-    // excludedAttributes=members (every Entra group read) never touches the member table.
-    const members = includes(p, 'members') ? await loadMembers(db.knex, tenantId, groups.map((g) => g.id)) : undefined;
+    // excludedAttributes=members (every Entra group read) never touches the member table. One
+    // response carries at most SCIM_MEMBERS_PER_RESPONSE members: the groups past that budget
+    // come without `members` (RFC 7644 lets a server omit it), never with a partial list.
+    const members = includes(p, 'members') ? await loadMembersWithin(db.knex, tenantId, groups.map((g) => g.id), config.scimMembersPerResponse) : undefined;
     return groups.map((g) => project(groupResource(g, base, members?.get(g.id)), p));
   };
   const sendUser = async (req: Request, res: Response, status: number, u: User) => {
