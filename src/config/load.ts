@@ -16,6 +16,7 @@ export interface Config {
   readonly metricsEnabled: boolean;
   readonly metricsToken: string | undefined;
   readonly scimRateLimit: number;
+  readonly scimMembersPerResponse: number;
   readonly trustProxy: string;
   readonly areaCatalogueFile: string | undefined;
   /** smtp(s)://user:pass@host:port; undefined: mails are logged and kept in the outbox. Holds a password: never log it. */
@@ -88,6 +89,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metricsEnabled: raw.METRICS_ENABLED as boolean,
     metricsToken: raw.METRICS_TOKEN as string | undefined,
     scimRateLimit: raw.SCIM_RATE_LIMIT as number,
+    scimMembersPerResponse: raw.SCIM_MEMBERS_PER_RESPONSE as number,
     trustProxy: raw.TRUST_PROXY as string,
     areaCatalogueFile: raw.AREA_CATALOGUE_FILE as string | undefined,
     smtpUrl: raw.SMTP_URL as string | undefined,

@@ -38,6 +38,12 @@ export const configSchema = {
       default: 200,
       description: 'SCIM requests per second per token (burst twice that); 0 turns the limit off',
     },
+    SCIM_MEMBERS_PER_RESPONSE: {
+      type: 'integer',
+      minimum: 1,
+      default: 10000,
+      description: 'Most group members one SCIM response carries (a list page in total, or one group)',
+    },
     AREA_CATALOGUE_FILE: {
       type: 'string',
       minLength: 1,
