@@ -89,6 +89,9 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
       }
       status = change.status;
       e(status === 'suspended' ? 'user.suspended' : 'user.reactivated', 'status', locked.status, status);
+      // The IdP stays authoritative for its users: reactivating someone it deactivated makes
+      // them active in SCIM too, so its next `active: false` is a change again and applies.
+      if (status === 'active' && !locked.active) next = await writeUserDoc(trx, next, { ...next.doc, active: true });
     }
     let templateId = locked.templateId;
     if (change.templateId !== undefined && change.templateId !== locked.templateId) {

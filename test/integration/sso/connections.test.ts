@@ -115,21 +115,17 @@ describe('management API: SSO connections and tenant settings', () => {
     assert.deepEqual((await request(app).get('/api/v1/sso-connections').set(other.admin).expect(200)).body.items, []);
   });
 
-  it('PATCH /tenant sets JIT provisioning, the time zone and the user limit, audited, admins only', async () => {
-    const res = await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true, timeZone: 'Europe/Paris', userLimit: 25 }).expect(200);
+  it('PATCH /tenant sets JIT provisioning and the time zone, audited, admins only', async () => {
+    const res = await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true, timeZone: 'Europe/Paris' }).expect(200);
     assert.equal(res.body.jitProvisioning, true);
     assert.equal(res.body.timeZone, 'Europe/Paris');
-    assert.deepEqual(res.body.seats, { used: 0, limit: 25 });
     const got = await request(app).get('/api/v1/tenant').set(t.admin).expect(200);
     assert.equal(got.body.timeZone, 'Europe/Paris');
-    assert.equal((await request(app).patch('/api/v1/tenant').set(t.admin).send({ userLimit: null }).expect(200)).body.userLimit, null);
     const events = await auditEvents(app, t, 'tenant.updated');
-    assert.deepEqual(events[1]!.before, { jitProvisioning: false, timeZone: 'UTC', userLimit: null });
-    assert.deepEqual(events[1]!.after, { jitProvisioning: true, timeZone: 'Europe/Paris', userLimit: 25 });
-    assert.deepEqual(events[0]!.after, { userLimit: null });
+    assert.deepEqual(events[0]!.before, { jitProvisioning: false, timeZone: 'UTC' });
+    assert.deepEqual(events[0]!.after, { jitProvisioning: true, timeZone: 'Europe/Paris' });
 
     assert.equal((await request(app).patch('/api/v1/tenant').set(t.admin).send({ timeZone: 'Mars/Olympus' }).expect(400)).body.code, 'invalid_time_zone');
-    await request(app).patch('/api/v1/tenant').set(t.admin).send({ userLimit: -1 }).expect(400);
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ userLimit: 1.5 }).expect(400);
     await request(app).patch('/api/v1/tenant').set(t.admin).send({}).expect(400);
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ slug: 'other' }).expect(400);
