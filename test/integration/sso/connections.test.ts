@@ -72,7 +72,7 @@ describe('management API: SSO connections and tenant settings', () => {
   it('refuses bad settings, naming each field', async () => {
     assert.deepEqual(fields(await create(oidc({ issuer: 'http://acme.okta.com' })).expect(400)), ['body.issuer']);
     await create(oidc({ issuer: 'http://127.0.0.1:8443' })).expect(201);
-    await create(oidc({ name: 'Local', issuer: 'http://localhost:9000/realms/x' })).expect(201);
+    await create(oidc({ name: 'Local', issuer: 'http://localhost:9000/realms/x', enabled: false })).expect(201);
     assert.deepEqual(fields(await create({ protocol: 'oidc', name: 'x' }).expect(400)).sort(), ['body.clientId', 'body.clientSecret', 'body.issuer']);
     assert.deepEqual(fields(await create(oidc({ name: 'x', scopes: ['email'] })).expect(400)), ['body.scopes']);
     assert.equal((await create(oidc({ name: 'x', idTokenSigningAlgs: ['none'] })).expect(400)).body.code, 'invalid_body');
