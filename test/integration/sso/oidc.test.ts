@@ -142,6 +142,22 @@ describe('SSO: OIDC sign-in', () => {
       await refused(await signIn(request.agent(app), real, { account: { sub: 's5', email: who, email_verified: false } }), 403, 'email_not_verified');
     });
 
+    it('counts an email without email_verified only when the connection trusts the IdP to verify (Entra)', async () => {
+      const who = email();
+      const user = await buildUser(app, t, { email: who });
+      await refused(await signIn(request.agent(app), real, { account: { sub: `nv-${who}`, email: who } }), 403, 'email_not_verified');
+      const on = await request(app).patch(`/api/v1/sso-connections/${real.id}`).set(t.admin).send({ trustEmailWithoutVerifiedClaim: true }).expect(200);
+      assert.equal(on.body.trustEmailWithoutVerifiedClaim, true);
+      try {
+        await refused(await signIn(request.agent(app), real, { account: { sub: `nv-${who}`, email: who, email_verified: false } }), 403, 'email_not_verified');
+        const agent = request.agent(app);
+        assert.equal((await signIn(agent, real, { account: { sub: `nv-${who}`, email: who } })).status, 303);
+        assert.equal((await agent.get('/api/v1/me').expect(200)).body.user.id, user.id);
+      } finally {
+        await request(app).patch(`/api/v1/sso-connections/${real.id}`).set(t.admin).send({ trustEmailWithoutVerifiedClaim: false }).expect(200);
+      }
+    });
+
     it('never lets an unverified email stand in for the user name (matchBy userName)', async () => {
       const victim = email();
       await buildUser(app, t, { email: victim, role: 'admin' });
