@@ -2,7 +2,11 @@
  * Mapping rules: which IdP groups a rule matches, and what it gives their members.
  */
 
-export type MatchSource = 'scim' | 'saml' | 'oidc' | 'any';
+/**
+ * scim: groups SCIM pushed; connection: claim groups of the connection `connectionId`;
+ * saml/oidc: claim groups of every connection of that protocol; any: all of them.
+ */
+export type MatchSource = 'scim' | 'saml' | 'oidc' | 'any' | 'connection';
 export type MatchField = 'id' | 'externalId' | 'displayName';
 export type MatchOperator = 'equals' | 'prefix' | 'glob';
 
@@ -11,6 +15,8 @@ export interface RuleMatch {
   field: MatchField;
   operator: MatchOperator;
   value: string;
+  /** With source `connection`: the SSO connection whose claim groups match. */
+  connectionId?: string;
 }
 
 export interface GroupAction {
@@ -48,6 +54,8 @@ export interface MappingRule {
 export interface MatchableGroup {
   id: string;
   source: 'scim' | 'saml' | 'oidc';
+  /** The connection that asserted a claim group; '' for SCIM groups. */
+  connectionId?: string;
   externalId: string | null;
   displayName: string;
 }
@@ -69,7 +77,7 @@ export function matcher(m: RuleMatch): (g: MatchableGroup) => boolean {
         ? (v: string) => norm(v).startsWith(want)
         : ((re: RegExp) => (v: string) => re.test(norm(v)))(globRegExp(want, 's'));
   return (g) => {
-    if (m.source !== 'any' && m.source !== g.source) return false;
+    if (m.source === 'connection' ? g.connectionId !== m.connectionId : m.source !== 'any' && m.source !== g.source) return false;
     const v = m.field === 'id' ? g.id : m.field === 'externalId' ? g.externalId : g.displayName;
     return v !== null && test(v);
   };

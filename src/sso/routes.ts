@@ -63,7 +63,7 @@ function ssoCtx(req: Request, t: Target): Ctx {
 }
 
 function signInConnection(c: Connection): SignInConnection {
-  return { id: c.id, name: c.name, protocol: c.protocol, matchBy: c.matchBy };
+  return { id: c.id, name: c.name, protocol: c.protocol, matchBy: c.matchBy, domains: c.domains };
 }
 
 /** A refused or failed sign-in: recorded as login.failed (never with assertions or tokens), shown as a page. */

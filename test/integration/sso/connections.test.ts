@@ -34,6 +34,8 @@ describe('management API: SSO connections and tenant settings', () => {
     assert.equal(res.body.tokenEndpointAuthMethod, 'client_secret_basic');
     assert.deepEqual(res.body.idTokenSigningAlgs, ['RS256']);
     assert.equal(res.body.matchBy, 'email');
+    assert.deepEqual(res.body.domains, []);
+    assert.equal(res.body.trustEmailWithoutVerifiedClaim, false);
     assert.equal(res.body.enabled, true);
     await request(app).patch(`/api/v1/sso-connections/${res.body.id}`).set(t.admin).send({ clientSecret: `${SECRET}-2`, scopes: ['openid', 'email'] }).expect(200);
     const one = await request(app).get(`/api/v1/sso-connections/${res.body.id}`).set(t.admin).expect(200);
@@ -72,12 +74,13 @@ describe('management API: SSO connections and tenant settings', () => {
   it('refuses bad settings, naming each field', async () => {
     assert.deepEqual(fields(await create(oidc({ issuer: 'http://acme.okta.com' })).expect(400)), ['body.issuer']);
     await create(oidc({ issuer: 'http://127.0.0.1:8443' })).expect(201);
-    await create(oidc({ name: 'Local', issuer: 'http://localhost:9000/realms/x' })).expect(201);
+    await create(oidc({ name: 'Local', issuer: 'http://localhost:9000/realms/x', enabled: false })).expect(201);
     assert.deepEqual(fields(await create({ protocol: 'oidc', name: 'x' }).expect(400)).sort(), ['body.clientId', 'body.clientSecret', 'body.issuer']);
     assert.deepEqual(fields(await create(oidc({ name: 'x', scopes: ['email'] })).expect(400)), ['body.scopes']);
     assert.equal((await create(oidc({ name: 'x', idTokenSigningAlgs: ['none'] })).expect(400)).body.code, 'invalid_body');
     assert.equal((await create(oidc({ name: 'x', idTokenSigningAlgs: ['HS256'] })).expect(400)).body.code, 'invalid_body');
     assert.deepEqual(fields(await create(oidc({ name: 'x', allowIdpInitiated: true })).expect(400)), ['body.allowIdpInitiated']);
+    assert.deepEqual(fields(await create({ protocol: 'saml', name: 'x', idpMetadataXml: idp.metadata(), trustEmailWithoutVerifiedClaim: true }).expect(400)), ['body.trustEmailWithoutVerifiedClaim']);
     assert.deepEqual(fields(await create({ protocol: 'saml', name: 'x' }).expect(400)), ['body.idpEntityId']);
     assert.deepEqual(fields(await create({ protocol: 'saml', name: 'x', idpMetadataXml: '<nope' }).expect(400)), ['body.idpMetadataXml']);
     const postOnly = idp.metadata().replace(/<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"[^>]*\/>/, '');
