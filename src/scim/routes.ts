@@ -63,7 +63,7 @@ export function scimRoutes(deps: AppDeps): Router {
   r.use(requireJsonForWrites());
   r.use(bearerAuth(db.knex, 'scim'));
   r.use(scimRateLimit(config.scimRateLimit));
-  r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth }));
+  r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth, timeoutMs: config.requestBodyTimeoutMs }));
 
   const presentUsers = async (tenantId: string, users: User[], p: Projection, fresh = false) => {
     // A user created by this very request belongs to no group yet.
