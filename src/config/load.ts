@@ -9,6 +9,7 @@ export interface Config {
   readonly publicBaseUrl: string;
   readonly logLevel: string;
   readonly bodyLimitBytes: number;
+  readonly requestBodyTimeoutMs: number;
   readonly jsonMaxDepth: number;
   readonly dbPoolMax: number;
   readonly dbAcquireTimeoutMs: number;
@@ -82,6 +83,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publicBaseUrl: ((raw.PUBLIC_BASE_URL as string | undefined) ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     logLevel: raw.LOG_LEVEL as string,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES as number,
+    requestBodyTimeoutMs: raw.REQUEST_BODY_TIMEOUT_MS as number,
     jsonMaxDepth: raw.JSON_MAX_DEPTH as number,
     dbPoolMax: raw.DB_POOL_MAX as number,
     dbAcquireTimeoutMs: raw.DB_ACQUIRE_TIMEOUT_MS as number,

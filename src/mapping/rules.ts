@@ -60,9 +60,33 @@ export interface MatchableGroup {
   displayName: string;
 }
 
-function globRegExp(pattern: string, flags: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, flags);
+/**
+ * A glob (`*` any run, `?` any one UTF-16 unit, everything else literal) as a matcher that runs in
+ * O(pattern × text) at worst: the two-pointer walk backtracks only to the last `*`, never
+ * combinatorially, so a pattern of many `*` cannot stall the process the way a regex would.
+ */
+export function globMatcher(pattern: string): (text: string) => boolean {
+  const p = pattern.replace(/\*{2,}/g, '*');
+  return (text) => {
+    let i = 0;
+    let j = 0;
+    let star = -1;
+    let resume = 0;
+    while (j < text.length) {
+      if (i < p.length && p[i] === '*') {
+        star = i++;
+        resume = j;
+      } else if (i < p.length && (p[i] === '?' || p[i] === text[j])) {
+        i++;
+        j++;
+      } else if (star >= 0) {
+        i = star + 1;
+        j = ++resume;
+      } else return false;
+    }
+    while (i < p.length && p[i] === '*') i++;
+    return i === p.length;
+  };
 }
 
 /** A compiled matcher: display names compare case-insensitively, ids and external ids exactly. */
@@ -75,7 +99,7 @@ export function matcher(m: RuleMatch): (g: MatchableGroup) => boolean {
       ? (v: string) => norm(v) === want
       : m.operator === 'prefix'
         ? (v: string) => norm(v).startsWith(want)
-        : ((re: RegExp) => (v: string) => re.test(norm(v)))(globRegExp(want, 's'));
+        : ((glob: (t: string) => boolean) => (v: string) => glob(norm(v)))(globMatcher(want));
   return (g) => {
     if (m.source === 'connection' ? g.connectionId !== m.connectionId : m.source !== 'any' && m.source !== g.source) return false;
     const v = m.field === 'id' ? g.id : m.field === 'externalId' ? g.externalId : g.displayName;

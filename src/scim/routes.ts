@@ -69,7 +69,7 @@ export function scimRoutes(deps: AppDeps): Router {
   r.use(bearerAuth(db.knex, 'scim'));
   const rateLimit = scimRateLimit(config.scimRateLimit);
   r.use(rateLimit.middleware);
-  r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth }));
+  r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth, timeoutMs: config.requestBodyTimeoutMs }));
 
   const presentUsers = async (tenantId: string, users: User[], p: Projection, fresh = false) => {
     // A user created by this very request belongs to no group yet.
