@@ -86,11 +86,7 @@ async function assertMayPassOn(trx: Knex, tenantId: string, p: Principal, after:
   const had = new Set((await rightsCarried(trx, tenantId, before)).map((r) => r.id));
   const fresh = (await rightsCarried(trx, tenantId, after)).filter((r) => !had.has(r.id));
   if (!fresh.length) return;
-  const names = await agentNames(
-    trx,
-    tenantId,
-    fresh.map((r) => r.agentId),
-  );
+  const names = await agentNames(trx, tenantId, fresh.map((r) => r.agentId));
   const agents = [...new Set(fresh.map((r) => r.agentId))].map((id) => ({ id, name: names.get(id) ?? id }));
   throw new Forbidden(
     'beyond_own_permissions',
