@@ -1,6 +1,7 @@
 import { InvalidInput } from '../../errors.js';
-import type { ResourceType } from '../schema/registry.js';
-import { parsePatchPath, type PatchPath } from './path.js';
+import { checkValueCount } from '../schema/limits.js';
+import { splitUrn, type ResourceType } from '../schema/registry.js';
+import { parsePatchPath, resolveAttrPath, type PatchPath } from './path.js';
 
 export const PATCH_OP_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
@@ -14,6 +15,7 @@ export interface PatchOp {
   op: PatchOpName;
   /** Absent in the no-path form, where `value` is a map of attributes. */
   path?: PatchPath;
+
   /** The value as sent; `undefined` when the operation had no `value` member, `null` when it was null. */
   value?: unknown;
   /** 1-based position in `Operations`, as error messages name it. */
@@ -87,11 +89,32 @@ function opPath(raw: unknown, rt: ResourceType): PatchPath | undefined {
   return raw.trim() === '' ? undefined : parsePatchPath(raw, rt);
 }
 
+/**
+ * Refuses a list longer than a user's cap while the request is parsed, before any database
+ * work; what a list becomes once merged with the stored one is checked when it is applied.
+ */
+function checkListSizes(rt: ResourceType, path: PatchPath | undefined, value: unknown): void {
+  if (path) {
+    if (!path.filter && !path.target.sub && Array.isArray(value)) checkValueCount(path.target.attr, value.length, path.text);
+    return;
+  }
+  if (!isObject(value)) return;
+  for (const [key, v] of Object.entries(value)) {
+    const schema = /^urn:/i.test(key) ? splitUrn(rt, key) : undefined;
+    if (schema?.rest === '') checkListSizes(rt, undefined, v);
+    else if (Array.isArray(v)) {
+      const target = resolveAttrPath(rt, key);
+      if (target && !target.sub) checkValueCount(target.attr, v.length, key);
+    }
+  }
+}
+
 function parseOperation(raw: unknown, index: number, rt: ResourceType): PatchOp {
   if (!isObject(raw)) throw syntax('must be an object with op, path and value');
   const op = opName(member(raw, 'op').value);
   const path = opPath(member(raw, 'path').value, rt);
   const value = member(raw, 'value');
+  checkListSizes(rt, path, value.value);
   if (op === 'remove' && !path) {
     throw new InvalidInput('no_target', 'remove needs a path naming what to remove', { scimType: 'noTarget' });
   }
