@@ -328,7 +328,11 @@ function requiredNames(doc: ScimDoc, rt: ResourceType): string[] {
 
 function applyOperation(doc: ScimDoc, rt: ResourceType, op: PatchOp, current: { id: string }): void {
   const required = requiredNames(doc, rt);
-  if (op.path) applyChange(doc, rt, { op: op.op, target: op.path.target, filter: op.path.filter, value: op.value, where: op.path.text });
+  if (op.extension) {
+    // The extension's container is keyed by its URN, which is what a remove takes away.
+    if (op.op === 'remove') delete doc[op.extension];
+    else applySchemaMap(doc, rt, op.op, op.extension, op.value, current);
+  } else if (op.path) applyChange(doc, rt, { op: op.op, target: op.path.target, filter: op.path.filter, value: op.value, where: op.path.text });
   else applyValueMap(doc, rt, op.op, op.value as Json, current);
   const lost = required.find((name) => doc[name] === undefined);
   if (lost) throw new InvalidInput('invalid_value', `${lost} is required and cannot be removed`, { scimType: 'invalidValue' });

@@ -15,7 +15,11 @@ export interface PatchOp {
   op: PatchOpName;
   /** Absent in the no-path form, where `value` is a map of attributes. */
   path?: PatchPath;
-
+  /**
+   * An extension's schema URN given alone as the path (RFC 7644 §3.10): `value` is a map of that
+   * extension's attributes, and a remove takes the whole extension away.
+   */
+  extension?: string;
   /** The value as sent; `undefined` when the operation had no `value` member, `null` when it was null. */
   value?: unknown;
   /** 1-based position in `Operations`, as error messages name it. */
@@ -89,6 +93,20 @@ function opPath(raw: unknown, rt: ResourceType): PatchPath | undefined {
   return raw.trim() === '' ? undefined : parsePatchPath(raw, rt);
 }
 
+/** The extension whose schema URN alone is the path, if it is one (a core URN alone names no attribute). */
+function extensionPath(raw: unknown, rt: ResourceType): string | undefined {
+  if (typeof raw !== 'string') return undefined;
+  const split = splitUrn(rt, raw.trim());
+  return split && split.rest === '' && split.schema.id !== rt.schema.id ? split.schema.id : undefined;
+}
+
+function extensionOperation(op: PatchOpName, extension: string, value: { present: boolean; value: unknown }, index: number): PatchOp {
+  if (op !== 'remove' && !isObject(value.value)) {
+    throw new InvalidInput('invalid_value', `${op} of ${extension} needs an object of its attributes as its value`, { scimType: 'invalidValue' });
+  }
+  return { op, extension, ...(value.present ? { value: value.value } : {}), index };
+}
+
 /**
  * Refuses a list longer than a user's cap while the request is parsed, before any database
  * work; what a list becomes once merged with the stored one is checked when it is applied.
@@ -112,8 +130,14 @@ function checkListSizes(rt: ResourceType, path: PatchPath | undefined, value: un
 function parseOperation(raw: unknown, index: number, rt: ResourceType): PatchOp {
   if (!isObject(raw)) throw syntax('must be an object with op, path and value');
   const op = opName(member(raw, 'op').value);
-  const path = opPath(member(raw, 'path').value, rt);
+  const rawPath = member(raw, 'path').value;
   const value = member(raw, 'value');
+  const extension = extensionPath(rawPath, rt);
+  if (extension) {
+    checkListSizes(rt, undefined, value.value);
+    return extensionOperation(op, extension, value, index);
+  }
+  const path = opPath(rawPath, rt);
   checkListSizes(rt, path, value.value);
   if (op === 'remove' && !path) {
     throw new InvalidInput('no_target', 'remove needs a path naming what to remove', { scimType: 'noTarget' });

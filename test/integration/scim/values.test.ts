@@ -187,4 +187,31 @@ describe('SCIM values: types, lengths and caps', () => {
       assert.ok(spread < 5000, `${spread} ms`);
     });
   });
+
+  describe('a PATCH whose path is an extension URN (RFC 7644 §3.5.2, §3.10)', () => {
+    it('adds, replaces and removes the extension attributes', async () => {
+      const boss = (await scim.post('/Users', user('boss@example.com')).expect(201)).body;
+      const u = (await scim.post('/Users', user('ext-path@example.com')).expect(201)).body;
+      const added = await scim.patch(`/Users/${u.id}`, patchBody({ op: 'add', path: ENTERPRISE, value: { department: 'R&D', manager: { value: boss.id } } })).expect(200);
+      assert.equal(added.body[ENTERPRISE].department, 'R&D');
+      assert.equal(added.body[ENTERPRISE].manager.value, boss.id);
+      const replaced = await scim.patch(`/Users/${u.id}`, patchBody({ op: 'replace', path: ENTERPRISE.toLowerCase(), value: { department: 'Ops', costCenter: '42' } })).expect(200);
+      assert.equal(replaced.body[ENTERPRISE].department, 'Ops');
+      assert.equal(replaced.body[ENTERPRISE].costCenter, '42');
+      assert.equal(replaced.body[ENTERPRISE].manager.value, boss.id, 'attributes not named are kept');
+      const filtered = await scim.get(`/Users?filter=${encodeURIComponent(`${ENTERPRISE}:department eq "ops"`)}`).expect(200);
+      assert.equal(filtered.body.totalResults, 1);
+      const removed = await scim.patch(`/Users/${u.id}`, patchBody({ op: 'remove', path: ENTERPRISE })).expect(200);
+      assert.equal(removed.body[ENTERPRISE], undefined);
+      assert.equal((await read(scim, `/Users/${u.id}`))[ENTERPRISE], undefined);
+      assert.equal((await scim.get(`/Users?filter=${encodeURIComponent(`${ENTERPRISE}:department eq "ops"`)}`).expect(200)).body.totalResults, 0);
+    });
+
+    it('refuses a value that is not an object of the extension attributes, or of the wrong types', async () => {
+      const u = (await scim.post('/Users', user('ext-bad@example.com', { [ENTERPRISE]: { department: 'R&D' } })).expect(201)).body;
+      refused(await scim.patch(`/Users/${u.id}`, patchBody({ op: 'add', path: ENTERPRISE, value: 'R&D' })), ENTERPRISE);
+      refused(await scim.patch(`/Users/${u.id}`, patchBody({ op: 'replace', path: ENTERPRISE, value: { department: 7 } })), 'department');
+      assert.equal((await read(scim, `/Users/${u.id}`))[ENTERPRISE].department, 'R&D');
+    });
+  });
 });
