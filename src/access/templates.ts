@@ -6,6 +6,7 @@ import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { AreaSettings } from './levels.js';
 import { builtinTemplates } from './templates-builtin.js';
+import { uniqueKey } from '../scim/schema/value-key.js';
 
 export interface RoleTemplate {
   tenantId: string;
@@ -85,7 +86,7 @@ export async function insertTemplate(trx: Knex, tenantId: string, input: { name:
     tenant_id: tenantId,
     id: newId(),
     name: input.name.trim(),
-    name_key: nameKey(input.name),
+    name_key: uniqueKey('name', input.name, 200, nameKey),
     areas_json: JSON.stringify(input.areas),
     builtin: false,
     version: 1,
@@ -112,7 +113,7 @@ export async function writeTemplate(trx: Knex, locked: RoleTemplate, input: { na
   try {
     await trx('role_templates')
       .where({ tenant_id: locked.tenantId, id: locked.id })
-      .update({ name: input.name.trim(), name_key: nameKey(input.name), areas_json: JSON.stringify(input.areas) });
+      .update({ name: input.name.trim(), name_key: uniqueKey('name', input.name, 200, nameKey), areas_json: JSON.stringify(input.areas) });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTaken(input.name, err);
     throw err;

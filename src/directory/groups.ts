@@ -5,7 +5,7 @@ import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { uniqueKey } from '../scim/schema/value-key.js';
 import { whereVersion, type VersionCondition } from '../scim/etag.js';
 
 export type GroupSource = 'scim' | 'saml' | 'oidc';
@@ -72,7 +72,7 @@ function columns(doc: ScimDoc) {
   const displayName = checkedDisplayName(doc);
   return {
     display_name: displayName,
-    display_name_key: caseMappedKey(displayName),
+    display_name_key: uniqueKey('displayName', displayName, 255),
     external_id: typeof doc.externalId === 'string' ? doc.externalId : null,
     scim_doc: JSON.stringify(doc),
   };

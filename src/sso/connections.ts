@@ -3,7 +3,7 @@ import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import { Conflict, InvalidInput, NotFound, type FieldError } from '../errors.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { uniqueKey } from '../scim/schema/value-key.js';
 import { normalizeCertificate } from './saml/certificates.js';
 import { MetadataError, parseIdpMetadata } from './saml/idp-metadata.js';
 
@@ -243,7 +243,7 @@ export async function insertConnection(trx: Knex, tenantId: string, input: Conne
     id: newId(),
     protocol: input.protocol,
     name: p.name,
-    name_key: caseMappedKey(p.name),
+    name_key: uniqueKey('name', p.name, 200),
     enabled: p.enabled,
     match_by: p.matchBy,
     domains_json: JSON.stringify(p.domains),
@@ -289,7 +289,7 @@ export async function writeConnection(trx: Knex, locked: Connection, change: Omi
   const p = prepare({ ...change, protocol: locked.protocol, name: change.name ?? locked.name }, locked);
   const cols = {
     name: p.name,
-    name_key: caseMappedKey(p.name),
+    name_key: uniqueKey('name', p.name, 200),
     enabled: p.enabled,
     match_by: p.matchBy,
     domains_json: JSON.stringify(p.domains),
