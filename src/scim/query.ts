@@ -47,7 +47,7 @@ async function listPage(db: Knex, cache: SeekCache, rt: ResourceType, tenantId: 
   if (p.count === 0 || p.startIndex > total) return { total, items: [] };
   const q = base(db, rt, tenantId, p.filter).select('r.*').limit(p.count);
   const seekable = p.sortBy === undefined;
-  const key = SeekCache.key([rt.name, tenantId, p.filter, p.startIndex]);
+  const key = SeekCache.key(rt.name, tenantId, p.filter, p.startIndex);
   if (p.sortBy !== undefined) {
     const { sql, bindings } = sortToSql(p.sortBy, rt, p.sortOrder);
     q.orderByRaw(`${sql}, r.id ${p.sortOrder === 'descending' ? 'desc' : 'asc'}`, bindings);
@@ -59,7 +59,7 @@ async function listPage(db: Knex, cache: SeekCache, rt: ResourceType, tenantId: 
     else q.offset(p.startIndex - 1);
   }
   const rows = (await q) as Record<string, unknown>[];
-  if (seekable && rows.length) cache.set(SeekCache.key([rt.name, tenantId, p.filter, p.startIndex + rows.length]), String(rows[rows.length - 1]!.id));
+  if (seekable && rows.length) cache.set(SeekCache.key(rt.name, tenantId, p.filter, p.startIndex + rows.length), String(rows[rows.length - 1]!.id));
   return { total, items: rows };
 }
 
