@@ -18,6 +18,7 @@ export interface Config {
   readonly metricsToken: string | undefined;
   readonly scimRateLimit: number;
   readonly scimMembersPerResponse: number;
+  readonly scimQueryTimeoutMs: number;
   readonly trustProxy: string;
   readonly areaCatalogueFile: string | undefined;
   /** smtp(s)://user:pass@host:port; undefined: mails are logged and kept in the outbox. Holds a password: never log it. */
@@ -92,6 +93,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metricsToken: raw.METRICS_TOKEN as string | undefined,
     scimRateLimit: raw.SCIM_RATE_LIMIT as number,
     scimMembersPerResponse: raw.SCIM_MEMBERS_PER_RESPONSE as number,
+    scimQueryTimeoutMs: raw.SCIM_QUERY_TIMEOUT_MS as number,
     trustProxy: raw.TRUST_PROXY as string,
     areaCatalogueFile: raw.AREA_CATALOGUE_FILE as string | undefined,
     smtpUrl: raw.SMTP_URL as string | undefined,

@@ -45,6 +45,12 @@ export const configSchema = {
       default: 200,
       description: 'SCIM requests per second per token (burst twice that); 0 turns the limit off',
     },
+    SCIM_QUERY_TIMEOUT_MS: {
+      type: 'integer',
+      minimum: 0,
+      default: 5000,
+      description: 'MySQL/MariaDB: time limit of one SCIM list statement (400 tooMany past it); 0 turns it off',
+    },
     SCIM_MEMBERS_PER_RESPONSE: {
       type: 'integer',
       minimum: 1,

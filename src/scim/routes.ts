@@ -63,7 +63,7 @@ function queryProjection(req: Request, rt: typeof USER_RT): Projection {
 export function scimRoutes(deps: AppDeps): Router {
   const { db, config } = deps;
   const base = config.publicBaseUrl;
-  const queries = new DirectoryQueries(db.knex);
+  const queries = new DirectoryQueries(db.knex, config.scimQueryTimeoutMs);
   const r = Router();
   r.use(requireJsonForWrites());
   r.use(bearerAuth(db.knex, 'scim'));

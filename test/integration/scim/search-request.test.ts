@@ -42,6 +42,17 @@ describe('SCIM /.search: SearchRequest members are type-checked', () => {
     });
   }
 
+  it('a filter past its cost limits → 400 invalidFilter naming the limit, before it runs', async () => {
+    const subs = Array.from({ length: 11 }, (_, i) => `title co "${i}"`).join(' or ');
+    for (const path of ['/.search', '/Users/.search']) {
+      const res = await scim.post(path, { schemas: [SEARCH], filter: subs }).expect(400);
+      assert.equal(res.body.scimType, 'invalidFilter');
+      assert.match(res.body.detail, /more than 10 "co", "sw" or "ew" comparisons/);
+    }
+    const deep = `${'('.repeat(33)}title pr${')'.repeat(33)}`;
+    assert.match((await scim.get(`/Users?filter=${encodeURIComponent(deep)}`).expect(400)).body.detail, /deeper than 32 levels/);
+  });
+
   it('well-typed members still work, null meaning absent', async () => {
     const res = await scim
       .post('/Users/.search', { schemas: [SEARCH], attributes: ['title'], excludedAttributes: null, startIndex: 1, count: 5, filter: 'userName eq "search@x.io"', sortBy: 'userName', sortOrder: 'descending' })
