@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { mysqlDialect, sqliteDialect, type Dialect } from './dialect.js';
-import { translateDbError } from './errors.js';
+import { scrubBoundValues, translateDbError } from './errors.js';
 
 export interface DbOptions {
   poolMax?: number;
@@ -54,6 +54,7 @@ export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
     return {
       client: 'better-sqlite3',
       connection: { filename: file },
+      compileSqlOnError: false,
       useNullAsDefault: true,
       acquireConnectionTimeout: acquire,
       pool: {
@@ -81,6 +82,7 @@ export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
   const u = new URL(url.replace(/^mariadb:/, 'mysql:'));
   return {
     client: 'mysql2',
+    compileSqlOnError: false,
     connection: {
       host: u.hostname,
       port: u.port ? Number(u.port) : 3306,
@@ -117,6 +119,8 @@ export function openDb(url: string, opts: DbOptions = {}): Db {
     };
   }
   const knex = knexFactory(config);
+  // Runs before the failed query's promise settles, so no caller or log ever sees a bound value.
+  knex.on('query-error', (err: unknown, obj?: { sql?: unknown }) => scrubBoundValues(err, typeof obj?.sql === 'string' ? obj.sql : undefined));
   const dialect = config.client === 'better-sqlite3' ? sqliteDialect : mysqlDialect;
   return {
     knex,
