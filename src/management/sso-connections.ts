@@ -75,7 +75,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     issuer: { type: 'string', maxLength: 1000, description: 'OIDC: the issuer URL (discovery at /.well-known/openid-configuration); https, or http on loopback' },
     clientId: { type: 'string', minLength: 1, maxLength: 500 },
     clientSecret: { type: 'string', minLength: 1, maxLength: 2000, writeOnly: true, description: 'OIDC: stored to call the token endpoint; never returned' },
-    scopes: { type: 'array', minItems: 1, maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' } },
+    scopes: { type: 'array', minItems: 1, maxItems: 50, uniqueItems: true, items: { type: 'string', maxLength: 255, pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' } },
     groupsClaim: { ...nullableName, description: 'OIDC: the ID-token claim listing groups (Okta: groups; Entra: groups); null: groups are not synced' },
     tokenEndpointAuthMethod: { enum: ['client_secret_basic', 'client_secret_post'] },
     idTokenSigningAlgs: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...ID_TOKEN_ALGS] }, description: 'OIDC: accepted ID-token algorithms (default RS256); none and HS* never' },
