@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { eachChunk, inChunks, insertChunked } from '../db/batch.js';
+import { eachChunk, inChunks, inListChunks, insertChunked } from '../db/batch.js';
 import type { Area } from './catalogue.js';
 import { canManageUsers, type Principal } from './principal.js';
 import { currentRead, escapeLike } from '../db/dialect.js';
@@ -339,4 +339,54 @@ export async function membershipAuthority(db: Knex, catalogue: Area[], p: Princi
   if (canManageUsers(p, catalogue)) return 'full';
   if (p.kind !== 'user' || group.status !== 'active') return null;
   return (await effectiveRole(db, group.tenantId, group.id, p.user.id)) === 'manager' ? 'group_manager' : null;
+}
+
+// ---- what a group carries ----
+
+/**
+ * A group and its ancestors, nearest first, as committed now (on MariaDB the walk waits for a
+ * concurrent move), so a decision on what the chain carries sees the tree it will change.
+ */
+export async function groupChain(trx: Knex, tenantId: string, id: string): Promise<string[]> {
+  const chain: string[] = [];
+  for (let at: string | null = id; at !== null && !chain.includes(at); ) {
+    const row: Row | undefined = await currentRead(trx('local_groups').where({ tenant_id: tenantId, id: at }).select('id', 'parent_id')).first();
+    if (!row) break;
+    chain.push(at);
+    at = (row.parent_id as string | null) || null;
+  }
+  return chain;
+}
+
+/** One agent right a group holds: a grant to it, or a data source restricted to it. */
+export interface CarriedRight {
+  /** The grant's or the data source's id. */
+  id: string;
+  kind: 'grant' | 'data_source';
+  agentId: string;
+  groupId: string;
+}
+
+/**
+ * The agent grants and data-source restrictions held by these groups, whatever their state or
+ * window: an archived group or a dated grant comes into force later without anyone asking.
+ */
+export async function rightsCarried(trx: Knex, tenantId: string, groupIds: string[]): Promise<CarriedRight[]> {
+  const out: CarriedRight[] = [];
+  const unique = [...new Set(groupIds)];
+  for (const chunk of inListChunks(trx, unique)) {
+    const grants = await currentRead(trx('agent_grants').where({ tenant_id: tenantId, subject_type: 'group' }).whereIn('subject_id', chunk).select('id', 'agent_id', 'subject_id'));
+    for (const g of grants as Row[]) out.push({ id: String(g.id), kind: 'grant', agentId: String(g.agent_id), groupId: String(g.subject_id) });
+    const sources = await currentRead(
+      trx('data_source_groups as l')
+        .join('agent_data_sources as s', function () {
+          this.on('s.tenant_id', 'l.tenant_id').andOn('s.id', 'l.data_source_id');
+        })
+        .where({ 'l.tenant_id': tenantId })
+        .whereIn('l.group_id', chunk)
+        .select('s.id', 's.agent_id', 'l.group_id'),
+    );
+    for (const s of sources as Row[]) out.push({ id: String(s.id), kind: 'data_source', agentId: String(s.agent_id), groupId: String(s.group_id) });
+  }
+  return out;
 }

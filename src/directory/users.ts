@@ -8,6 +8,7 @@ import { currentRead } from '../db/dialect.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { caseMappedKey, userNameProblem } from '../scim/schema/value-key.js';
+import { whereVersion, type VersionCondition } from '../scim/etag.js';
 import { userAttrRows } from './user-attrs.js';
 
 export type UserStatus = 'invited' | 'active' | 'suspended';
@@ -167,14 +168,13 @@ export async function insertUser(trx: Knex, tenantId: string, input: NewUser, no
 
 /**
  * Takes a user's row for a change: bumps the version (and so holds the row lock until commit)
- * and returns the user as it is now. With `expectedVersion` (If-Match), a stale version fails
- * with 412; without it, concurrent changes queue up rather than fail.
+ * and returns the user as it is now. With a `condition` (If-Match, If-None-Match), a version it
+ * refuses fails with 412; without it, concurrent changes queue up rather than fail.
  */
-export async function lockUser(trx: Knex, tenantId: string, id: string, now: number, expectedVersion?: number): Promise<User> {
-  const q = trx('users').where({ tenant_id: tenantId, id });
-  if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
+export async function lockUser(trx: Knex, tenantId: string, id: string, now: number, condition?: VersionCondition): Promise<User> {
+  const q = whereVersion(trx('users').where({ tenant_id: tenantId, id }), condition);
   const changed = await q.update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, expectedVersion, userNotFound(id), 'user');
+  if (changed === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, condition, userNotFound(id), 'user');
   return (await getUser(trx, tenantId, id))!;
 }
 
@@ -223,11 +223,10 @@ export function userToRow(u: User): Row {
 }
 
 /** Deletes a user and their IdP group memberships; audit events stay. */
-export async function deleteUser(trx: Knex, tenantId: string, id: string, expectedVersion?: number): Promise<void> {
-  const q = trx('users').where({ tenant_id: tenantId, id });
-  if (expectedVersion !== undefined) q.andWhere({ version: expectedVersion });
+export async function deleteUser(trx: Knex, tenantId: string, id: string, condition?: VersionCondition): Promise<void> {
+  const q = whereVersion(trx('users').where({ tenant_id: tenantId, id }), condition);
   await trx('idp_group_members').where({ tenant_id: tenantId, member_id: id }).delete();
-  if ((await q.delete()) === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, expectedVersion, userNotFound(id), 'user');
+  if ((await q.delete()) === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, condition, userNotFound(id), 'user');
 }
 
 /** The user holding an email, compared as prepared strings (case and width folded). */

@@ -5,14 +5,11 @@ import { describeWindow, windowState } from '../access/grant-window.js';
 import { canManageUsers } from '../access/principal.js';
 import { Forbidden, NotFound } from '../errors.js';
 import type { Api, JsonSchema } from './api.js';
+import { instantOr } from './instant.js';
 import { pageOf, pageQuery } from './schemas.js';
 import { decodeCursor, encodeCursor } from '../db/keyset.js';
 
 const ACTIONS: AgentAction[] = ['view', 'use', 'edit', 'delete', 'managePermissions'];
-
-function instant(query: { at?: string }): number {
-  return query.at ? Date.parse(query.at) : Date.now();
-}
 
 /** Users may ask about themselves; admins, admin keys and user managers about anyone. */
 function assertMayAsk(req: Request, catalogue: AppDeps['catalogue'], userIds: Iterable<string>): void {
@@ -58,7 +55,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     responses: { 200: { description: 'The decision; a user with no access gets every boolean false', schema: access } },
     handler: async (req, res, { params, query }) => {
       assertMayAsk(req, deps.catalogue, [params.userId!]);
-      const { agents, decisions } = await checkMany(knex, req.ctx!.tenantId, [{ userId: params.userId!, agentId: params.agentId! }], instant(query));
+      const { agents, decisions } = await checkMany(knex, req.ctx!.tenantId, [{ userId: params.userId!, agentId: params.agentId! }], instantOr((query as { at?: string }).at, 'query.at', Date.now()));
       if (!agents.size) throw new NotFound('agent_not_found', `no agent with id "${params.agentId}"`);
       res.json(present(decisions[0]!));
     },
@@ -99,7 +96,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     handler: async (req, res, { body }) => {
       const b = body as { checks: { userId: string; agentId: string; action: AgentAction }[]; at?: string };
       assertMayAsk(req, deps.catalogue, b.checks.map((c) => c.userId));
-      const { decisions } = await checkMany(knex, req.ctx!.tenantId, b.checks, instant(b));
+      const { decisions } = await checkMany(knex, req.ctx!.tenantId, b.checks, instantOr(b.at, 'body.at', Date.now()));
       res.json({ results: b.checks.map((c, i) => ({ ...c, allowed: decisions[i]![c.action], reasons: decisions[i]!.reasons })) });
     },
   });
@@ -148,7 +145,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       }
       const items: unknown[] = [];
       let nextCursor: string | null = null;
-      const when = instant(q);
+      const when = instantOr(q.at, 'query.at', Date.now());
       // Candidates with no grant in force are skipped, so read in slices until the page is full.
       for (let offset = 0; items.length < q.limit; offset += q.limit * 2) {
         const ids = (await candidates.clone().offset(offset).limit(q.limit * 2)).map((r: Record<string, unknown>) => String(r.id));
@@ -220,7 +217,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       const agents = await loadAgents(knex, tenantId, [params.id!]);
       const agent = agents.get(params.id!);
       if (!agent) throw new NotFound('agent_not_found', `no agent with id "${params.id}"`);
-      const when = instant(query);
+      const when = instantOr((query as { at?: string }).at, 'query.at', Date.now());
       const groupIds = agent.grants.filter((g) => g.subjectType === 'group').map((g) => g.subjectId);
       // Members of a granted group and of its descendants are reached.
       const reached = groupIds.length

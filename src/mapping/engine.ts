@@ -70,14 +70,14 @@ export async function idpGroupsOfUsers(trx: Knex, tenantId: string, userIds: str
            SELECT m.group_id, up.user_id FROM up CROSS JOIN idp_group_members m
                ON m.tenant_id = ? AND m.member_id = up.group_id AND m.member_type = 'Group'
          )
-         SELECT up.user_id, g.id, g.source, g.external_id, g.display_name
+         SELECT up.user_id, g.id, g.source, g.connection_id, g.external_id, g.display_name
            FROM up CROSS JOIN idp_groups g ON g.tenant_id = ? AND g.id = up.group_id`,
         [tenantId, ...chunk, tenantId, tenantId],
       ),
     );
     for (const r of rows) {
       const list = out.get(String(r.user_id)) ?? [];
-      list.push({ id: String(r.id), source: r.source as MatchableGroup['source'], externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) });
+      list.push({ id: String(r.id), source: r.source as MatchableGroup['source'], connectionId: String(r.connection_id), externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) });
       out.set(String(r.user_id), list);
     }
   }

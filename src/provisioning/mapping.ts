@@ -10,6 +10,7 @@ import type { MemberDelta } from '../directory/groups.js';
 import { Unprocessable, type FieldError } from '../errors.js';
 import { diffSize, syncUsers, usersUnderIdpGroups, type SyncDiff } from '../mapping/engine.js';
 import { matcher, type MappingRule } from '../mapping/rules.js';
+import { connectionMatchErrors } from '../sso/connections.js';
 import { deleteRuleRow, insertRule, listRules, lockRule, requireRule, touchSync, writeRule, type RuleInput } from '../mapping/store.js';
 
 /** Users per transaction when a rule change or a reconcile sweeps many users. */
@@ -73,6 +74,7 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
       else a.timeZone = zone;
     }
   });
+  fields.push(...(await connectionMatchErrors(trx, tenantId, input.match)));
   if (input.match.operator === 'glob' && input.match.value.length > 200) fields.push({ path: 'body.match.value', message: 'pattern too long' });
   if (fields.length) throw new Unprocessable('invalid_rule', `the rule refers to things it cannot use: ${fields.map((f) => f.message).join('; ')}`, { fields });
 }
@@ -80,9 +82,9 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
 /** IdP groups the rule matches now. */
 export async function matchedGroups(trx: Knex, tenantId: string, rule: Pick<MappingRule, 'match'>) {
   const test = matcher(rule.match);
-  const rows = await trx('idp_groups').where({ tenant_id: tenantId }).select('id', 'source', 'external_id', 'display_name');
+  const rows = await trx('idp_groups').where({ tenant_id: tenantId }).select('id', 'source', 'connection_id', 'external_id', 'display_name');
   return rows
-    .map((r: Record<string, unknown>) => ({ id: String(r.id), source: r.source as 'scim', externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) }))
+    .map((r: Record<string, unknown>) => ({ id: String(r.id), source: r.source as 'scim', connectionId: String(r.connection_id), externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) }))
     .filter(test);
 }
 

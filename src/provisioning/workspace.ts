@@ -42,6 +42,7 @@ import {
   type LocalGroup,
   type MemberRole,
 } from '../access/local-groups.js';
+import { assertMayGrantMembership, assertMayShapeGroup } from '../access/policies.js';
 import { isAdmin, requireAdmin, requireUserManager, type Principal } from '../access/principal.js';
 import { recordEvents, type AuditInput } from '../audit/record.js';
 import type { Ctx } from '../context.js';
@@ -103,6 +104,7 @@ export async function createGroup(db: Db, catalogue: Area[], ctx: Ctx, p: Princi
   const name = checkedName(input.name, 'body.name');
   return db.tx(async (trx) => {
     if (input.parentId) await existingParent(trx, ctx.tenantId, input.parentId);
+    await assertMayShapeGroup(trx, p, ctx.tenantId, null, { parentId: input.parentId ?? null });
     const g = await insertLocalGroup(trx, ctx.tenantId, { ...input, name }, ctx.now.getTime());
     await recordEvents(trx, ctx, [{ event: 'group.created', entity: groupEntity(g), before: null, after: groupFields(g) }]);
     return g;
@@ -119,6 +121,7 @@ export async function updateGroup(db: Db, catalogue: Area[], ctx: Ctx, p: Princi
       await existingParent(trx, ctx.tenantId, change.parentId);
       await assertNoCycle(trx, locked, change.parentId);
     }
+    await assertMayShapeGroup(trx, p, ctx.tenantId, locked, change);
     const next = await writeLocalGroup(trx, locked, change);
     const was = groupFields(locked);
     const is = groupFields(next);
@@ -251,7 +254,6 @@ export interface MembersAdded {
 export async function addGroupMembers(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, groupId: string, sel: MemberSelection & { role?: MemberRole }): Promise<MembersAdded> {
   return db.tx(async (trx) => {
     const { group, authority } = await membershipGroup(trx, catalogue, ctx, p, groupId);
-    if (authority === 'group_manager' && sel.role === 'manager') throw managerLimit('you cannot make anyone a manager');
     const people = await resolvePeople(trx, ctx.tenantId, sel);
     const current = await membershipsOf(trx, ctx.tenantId, groupId, people.map((x) => x.id));
     const role = sel.role ?? 'member';
@@ -262,6 +264,7 @@ export async function addGroupMembers(db: Db, catalogue: Area[], ctx: Ctx, p: Pr
       else if (sel.role !== undefined && sel.role !== had) out.updated.push({ ...person, role, previousRole: had });
       else out.unchanged.push({ ...person, role: had });
     }
+    await assertMayGrantMembership(trx, catalogue, p, group, { members: out.added.length > 0, managers: role === 'manager' && out.added.length + out.updated.length > 0 });
     if (authority === 'group_manager' && out.updated.length) throw managerLimit(`you cannot change the role of manager ${quoted(out.updated.map((u) => u.email ?? u.id))}`);
     await putManualMembers(
       trx,
