@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { insertChunked } from '../db/batch.js';
 import { Conflict, NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
@@ -66,7 +67,7 @@ export async function seedBuiltinTemplates(trx: Knex, tenantId: string, now = Da
       created_at: now,
       updated_at: now,
     }));
-  if (rows.length) await trx('role_templates').insert(rows);
+  await insertChunked(trx, 'role_templates', rows);
 }
 
 export async function listTemplates(db: Knex, tenantId: string): Promise<RoleTemplate[]> {
