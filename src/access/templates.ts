@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { insertChunked } from '../db/batch.js';
 import { Conflict, NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
@@ -34,9 +35,13 @@ function templateFromRow(r: Row): RoleTemplate {
   };
 }
 
-/** Template names are unique per tenant regardless of case and Unicode form. */
+/**
+ * Template names are unique per tenant regardless of case and Unicode form. Lower-casing can
+ * lengthen a name ("İ" becomes two characters), so the key is cut to its column's 200, as a
+ * local group's is.
+ */
 function nameKey(name: string): string {
-  return name.normalize('NFC').trim().toLowerCase();
+  return name.normalize('NFC').trim().toLowerCase().slice(0, 200);
 }
 
 function nameTaken(name: string, cause: unknown): Conflict {
@@ -63,7 +68,7 @@ export async function seedBuiltinTemplates(trx: Knex, tenantId: string, now = Da
       created_at: now,
       updated_at: now,
     }));
-  if (rows.length) await trx('role_templates').insert(rows);
+  await insertChunked(trx, 'role_templates', rows);
 }
 
 export async function listTemplates(db: Knex, tenantId: string): Promise<RoleTemplate[]> {

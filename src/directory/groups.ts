@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { eachChunk, inChunks, inListChunks, insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
@@ -132,19 +133,11 @@ export async function lockGroupForChange(trx: Knex, tenantId: string, id: string
   return groupFromRow(await trx('idp_groups').where({ tenant_id: tenantId, id }).first());
 }
 
-function chunks<T>(list: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
-  return out;
-}
-
-const CHUNK = 500;
-
 /** Resolves member ids to users or groups of the tenant; unknown ids fail the request, listed. */
 async function resolveMembers(trx: Knex, tenantId: string, groupId: string, refs: MemberRef[]): Promise<Map<string, 'User' | 'Group'>> {
   const ids = [...new Set(refs.map((r) => r.value))];
   const found = new Map<string, 'User' | 'Group'>();
-  for (const part of chunks(ids, CHUNK)) {
+  await eachChunk(trx, ids, async (part) => {
     for (const r of await trx('users').where('tenant_id', tenantId).whereIn('id', part).select('id')) found.set(String(r.id), 'User');
     const missing = part.filter((id) => !found.has(id));
     if (missing.length) {
@@ -152,7 +145,7 @@ async function resolveMembers(trx: Knex, tenantId: string, groupId: string, refs
         found.set(String(r.id), 'Group');
       }
     }
-  }
+  });
   const unknown = ids.filter((id) => !found.has(id));
   if (unknown.length) {
     const shown = unknown.slice(0, 20).map((id) => `"${id}"`).join(', ');
@@ -171,12 +164,8 @@ async function resolveMembers(trx: Knex, tenantId: string, groupId: string, refs
 }
 
 async function presentAmong(trx: Knex, tenantId: string, groupId: string, ids: string[]): Promise<Set<string>> {
-  const present = new Set<string>();
-  for (const part of chunks(ids, CHUNK)) {
-    const rows = await trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('member_id', part).select('member_id');
-    for (const r of rows) present.add(String(r.member_id));
-  }
-  return present;
+  const rows = await inChunks(trx, ids, (part) => trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('member_id', part).select('member_id'));
+  return new Set(rows.map((r) => String(r.member_id)));
 }
 
 async function allMemberIds(trx: Knex, tenantId: string, groupId: string): Promise<string[]> {
@@ -186,22 +175,20 @@ async function allMemberIds(trx: Knex, tenantId: string, groupId: string): Promi
 async function addMembers(trx: Knex, tenantId: string, groupId: string, types: Map<string, 'User' | 'Group'>, ids: string[], now: number) {
   const present = await presentAmong(trx, tenantId, groupId, ids);
   const fresh = ids.filter((id) => !present.has(id));
-  for (const part of chunks(fresh, CHUNK)) {
-    // A concurrent request may have added the same member since the read above; the no-op
-    // update keeps that from failing the whole change.
-    await trx('idp_group_members')
-      .insert(part.map((id) => ({ tenant_id: tenantId, group_id: groupId, member_id: id, member_type: types.get(id)!, created_at: now })))
-      .onConflict(['tenant_id', 'group_id', 'member_id'])
-      .merge(['member_type']);
-  }
+  // A concurrent request may have added the same member since the read above; the no-op
+  // update keeps that from failing the whole change.
+  await insertChunked(
+    trx,
+    'idp_group_members',
+    fresh.map((id) => ({ tenant_id: tenantId, group_id: groupId, member_id: id, member_type: types.get(id)!, created_at: now })),
+    { conflict: (q) => q.onConflict(['tenant_id', 'group_id', 'member_id']).merge(['member_type']) },
+  );
   return fresh;
 }
 
 async function removeMembers(trx: Knex, tenantId: string, groupId: string, ids: string[]) {
   const present = [...(await presentAmong(trx, tenantId, groupId, ids))];
-  for (const part of chunks(present, CHUNK)) {
-    await trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('member_id', part).delete();
-  }
+  await eachChunk(trx, present, (part) => trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('member_id', part).delete());
   return present;
 }
 
@@ -277,7 +264,7 @@ function collect(out: Map<string, MemberView[]>, groupIds: string[], rows: Recor
 export async function loadMembersWithin(db: Knex, tenantId: string, groupIds: string[], budget: number): Promise<Map<string, MemberView[]>> {
   const out = new Map<string, MemberView[]>();
   let left = budget;
-  for (const part of chunks(groupIds, CHUNK)) {
+  for (const part of inListChunks(db, groupIds)) {
     const rows = await memberRows(db, tenantId, part, left + 1);
     if (rows.length <= left) {
       collect(out, part, rows);
@@ -298,7 +285,7 @@ export async function loadMembersWithin(db: Knex, tenantId: string, groupIds: st
 /** The SCIM groups each user is a direct member of. */
 export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[]): Promise<Map<string, { id: string; displayName: string }[]>> {
   const out = new Map<string, { id: string; displayName: string }[]>(userIds.map((id) => [id, []]));
-  for (const part of chunks(userIds, CHUNK)) {
+  for (const part of inListChunks(db, userIds)) {
     const rows = await db('idp_group_members as m')
       .join('idp_groups as g', function () {
         this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
@@ -107,12 +108,13 @@ function userNameTaken(userName: string, cause: unknown): Conflict {
   return new Conflict('user_name_taken', `userName "${userName}" is already taken in this tenant`, { scimType: 'uniqueness', cause });
 }
 
-async function writeAttrs(trx: Knex, tenantId: string, userId: string, doc: ScimDoc, chunk: number): Promise<void> {
-  const rows = userAttrRows(doc).map((r) => ({ tenant_id: tenantId, user_id: userId, ...r }));
-  for (let i = 0; i < rows.length; i += chunk) await trx('user_attrs').insert(rows.slice(i, i + chunk));
+async function writeAttrs(trx: Knex, tenantId: string, userId: string, doc: ScimDoc): Promise<void> {
+  await insertChunked(
+    trx,
+    'user_attrs',
+    userAttrRows(doc).map((r) => ({ tenant_id: tenantId, user_id: userId, ...r })),
+  );
 }
-
-const ATTR_CHUNK = 1000;
 
 export async function getUser(db: Knex, tenantId: string, id: string): Promise<User | undefined> {
   const row = await db('users').where({ tenant_id: tenantId, id }).first();
@@ -160,7 +162,7 @@ export async function insertUser(trx: Knex, tenantId: string, input: NewUser, no
     if (isUniqueViolation(err)) throw userNameTaken(cols.user_name, err);
     throw err;
   }
-  await writeAttrs(trx, tenantId, row.id, input.doc, ATTR_CHUNK);
+  await writeAttrs(trx, tenantId, row.id, input.doc);
   return userFromRow(row);
 }
 
@@ -193,7 +195,7 @@ export async function writeUserDoc(trx: Knex, locked: User, doc: ScimDoc): Promi
     throw err;
   }
   await trx('user_attrs').where({ tenant_id: locked.tenantId, user_id: locked.id }).delete();
-  await writeAttrs(trx, locked.tenantId, locked.id, doc, ATTR_CHUNK);
+  await writeAttrs(trx, locked.tenantId, locked.id, doc);
   return userFromRow({ ...userToRow(locked), ...cols, status });
 }
 

@@ -24,7 +24,7 @@ function present(a: AgentAccess) {
 
 export function registerAgentAccess(api: Api, deps: AppDeps): void {
   const knex = deps.db.knex;
-  const at = { type: 'string', format: 'date-time', description: 'Evaluate at this instant instead of now (ISO 8601)' };
+  const at = { type: 'string', format: 'date-time', maxLength: 64, description: 'Evaluate at this instant instead of now (ISO 8601)' };
   const access = api.schema('AgentAccess', {
     type: 'object',
     required: ['view', 'use', 'edit', 'delete', 'managePermissions', 'level', 'dataSources', 'reasons'],

@@ -57,8 +57,8 @@ export function registerAuditEvents(api: Api, deps: AppDeps, common: ReturnType<
     entityType: { type: 'string', minLength: 1, maxLength: 32 },
     entityId: common.id,
     actorId: common.id,
-    from: { ...common.timestamp, description: 'Events at or after this instant' },
-    to: { ...common.timestamp, description: 'Events before this instant' },
+    from: { ...common.timestamp, maxLength: 64, description: 'Events at or after this instant' },
+    to: { ...common.timestamp, maxLength: 64, description: 'Events before this instant' },
   };
 
   api.add({

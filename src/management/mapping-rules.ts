@@ -35,7 +35,7 @@ function presentDiff(d: SyncDiff) {
 }
 
 export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
-  const date = { type: ['string', 'null'], pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
+  const date = { type: ['string', 'null'], maxLength: 10, pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
   const match: JsonSchema = {
     type: 'object',
     required: ['source', 'field', 'operator', 'value'],

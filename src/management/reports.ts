@@ -10,7 +10,7 @@ import { instantOr } from './instant.js';
 export function registerReports(api: Api, deps: AppDeps): void {
   const knex = deps.db.knex;
   const format = { enum: ['json', 'csv'], default: 'json' };
-  const at = { type: 'string', format: 'date-time', description: 'Evaluate at this instant instead of now' };
+  const at = { type: 'string', format: 'date-time', maxLength: 64, description: 'Evaluate at this instant instead of now' };
   const table = (columns: string[]) => ({
     description: 'Streamed: `{"items":[…]}` as JSON, or CSV with a header row',
     contentType: 'application/json',

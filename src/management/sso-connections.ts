@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { AppDeps } from '../app.js';
 import type { Ctx } from '../context.js';
+import { inChunks } from '../db/batch.js';
 import { requireUser } from '../directory/users.js';
 import { syncAfterDirectoryChange } from '../provisioning/mapping.js';
 import { bindingsOf, unbind } from '../sso/bindings.js';
@@ -27,7 +28,6 @@ import type { commonSchemas } from './schemas.js';
 const iso = (ms: number) => new Date(ms).toISOString();
 
 const MAX_DOMAINS = 50;
-const CHUNK = 500;
 /** A lowercase DNS name of two or more labels (IDNs in their xn-- form). */
 const DOMAIN_PATTERN = '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
 
@@ -103,7 +103,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     issuer: { type: 'string', maxLength: 1000, description: 'OIDC: the issuer URL (discovery at /.well-known/openid-configuration); https, or http on loopback' },
     clientId: { type: 'string', minLength: 1, maxLength: 500 },
     clientSecret: { type: 'string', minLength: 1, maxLength: 2000, writeOnly: true, description: 'OIDC: stored to call the token endpoint; never returned' },
-    scopes: { type: 'array', minItems: 1, maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' } },
+    scopes: { type: 'array', minItems: 1, maxItems: 50, uniqueItems: true, items: { type: 'string', maxLength: 255, pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' } },
     groupsClaim: { ...nullableName, description: 'OIDC: the ID-token claim listing groups (Okta: groups; Entra: groups); null: groups are not synced' },
     tokenEndpointAuthMethod: { enum: ['client_secret_basic', 'client_secret_post'] },
     idTokenSigningAlgs: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...ID_TOKEN_ALGS] }, description: 'OIDC: accepted ID-token algorithms (default RS256); none and HS* never' },
@@ -318,10 +318,8 @@ async function removeClaimGroups(trx: Knex, ctx: Ctx, connectionId: string): Pro
   const groups = (await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).select('id')).map((r: Record<string, unknown>) => String(r.id));
   if (!groups.length) return 0;
   const users = new Set<string>();
-  for (let i = 0; i < groups.length; i += CHUNK) {
-    const rows = await trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_type: 'User' }).whereIn('group_id', groups.slice(i, i + CHUNK)).distinct('member_id');
-    for (const r of rows) users.add(String(r.member_id));
-  }
+  const rows = await inChunks(trx, groups, (part) => trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_type: 'User' }).whereIn('group_id', part).distinct('member_id'));
+  for (const r of rows) users.add(String(r.member_id));
   await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).delete();
   await syncAfterDirectoryChange(trx, ctx, [...users]);
   return groups.length;

@@ -4,6 +4,7 @@ import { resolveTimeZone } from '../access/grants.js';
 import { requireAdmin, type Principal } from '../access/principal.js';
 import { recordEvent } from '../audit/record.js';
 import type { Ctx } from '../context.js';
+import { eachChunk, inChunks } from '../db/batch.js';
 import type { Db } from '../db/knex.js';
 import type { MemberDelta } from '../directory/groups.js';
 import { Unprocessable, type FieldError } from '../errors.js';
@@ -35,7 +36,7 @@ export async function usersAffectedByGroupChange(trx: Knex, tenantId: string, gr
   const users = new Set<string>(delta.added.filter((m) => m.type === 'User').map((m) => m.id));
   const nested = delta.added.filter((m) => m.type === 'Group').map((m) => m.id);
   if (delta.removed.length) {
-    const groups = new Set((await trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', delta.removed).select('id')).map((r) => String(r.id)));
+    const groups = new Set((await inChunks(trx, delta.removed, (part) => trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id'))).map((r) => String(r.id)));
     for (const id of delta.removed) {
       if (groups.has(id)) nested.push(id);
       else users.add(id);
@@ -237,8 +238,8 @@ async function describeTargets(trx: Knex, tenantId: string, diff: SyncDiff): Pro
   const groupIds = [...new Set([...diff.membershipsAdded, ...diff.membershipsRemoved].map((m) => m.groupId))];
   const agentIds = [...new Set([...diff.grantsAdded, ...diff.grantsRemoved].map((g) => g.agentId))];
   const out = new Map<string, string>();
-  if (groupIds.length) for (const g of await trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', groupIds).select('id', 'name')) out.set(String(g.id), String(g.name));
-  if (agentIds.length) for (const a of await trx('agents').where({ tenant_id: tenantId }).whereIn('id', agentIds).select('id', 'name')) out.set(String(a.id), String(a.name));
+  for (const g of await inChunks(trx, groupIds, (part) => trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(g.id), String(g.name));
+  for (const a of await inChunks(trx, agentIds, (part) => trx('agents').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(a.id), String(a.name));
   return out;
 }
 
@@ -273,7 +274,11 @@ export async function reconcile(db: Db, ctx: Ctx, p: Principal): Promise<{ fixed
     .select('g.id');
   const fixed = diffSize(total) + orphans.length;
   await db.tx(async (trx) => {
-    if (orphans.length) await trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', orphans.map((o) => String(o.id))).delete();
+    await eachChunk(
+      trx,
+      orphans.map((o) => String(o.id)),
+      (part) => trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', part).delete(),
+    );
     await touchSync(trx, ctx.tenantId, ctx.now.getTime(), { fixed });
     await recordEvent(trx, ctx, { event: 'mapping.reconciled', entity: { type: 'tenant', id: ctx.tenantId }, before: null, after: { fixed } });
   });

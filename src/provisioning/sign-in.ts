@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { syncAfterDirectoryChange } from './mapping.js';
 import { recordEvent } from '../audit/record.js';
 import type { Actor, Ctx } from '../context.js';
+import { eachChunk, insertChunked } from '../db/batch.js';
 import { currentRead } from '../db/dialect.js';
 import type { Db } from '../db/knex.js';
 import { newId } from '../db/ids.js';
@@ -78,8 +79,6 @@ export class SignInRefused extends Forbidden {
     super(reason, message);
   }
 }
-
-const CHUNK = 500;
 
 function entity(u: User) {
   return { type: 'user', id: u.id, name: u.email ?? u.userName };
@@ -201,25 +200,24 @@ async function ensureClaimGroups(trx: Knex, ctx: Ctx, c: SignInConnection, names
     const rows = await currentRead(trx('idp_groups').where({ tenant_id: ctx.tenantId, source: c.protocol, connection_id: c.id }).whereIn('display_name_key', part).select('id', 'display_name', 'display_name_key'));
     for (const r of rows) byKey.set(String(r.display_name_key), { id: String(r.id), displayName: String(r.display_name) });
   };
-  for (let i = 0; i < keys.length; i += CHUNK) await read(keys.slice(i, i + CHUNK));
+  await eachChunk(trx, keys, read);
   const missing = keys.filter((k) => !byKey.has(k));
   const now = ctx.now.getTime();
-  for (let i = 0; i < missing.length; i += CHUNK) {
-    const part = missing.slice(i, i + CHUNK);
+  await eachChunk(trx, missing, async (part) => {
     // A claim value is both the name and the externalId: Entra sends object ids, Okta names,
     // and rules match either. Two first sign-ins with the same new group may race; the no-op
     // update lets the second find the first's row.
-    await trx('idp_groups')
-      .insert(
-        part.map((key) => {
-          const name = names.get(key)!;
-          return { tenant_id: ctx.tenantId, id: newId(), source: c.protocol, connection_id: c.id, display_name: name, display_name_key: key, external_id: name, scim_doc: JSON.stringify({ displayName: name, externalId: name }), version: 1, created_at: now, updated_at: now };
-        }),
-      )
-      .onConflict(['tenant_id', 'source', 'connection_id', 'display_name_key'])
-      .merge(['source']);
+    await insertChunked(
+      trx,
+      'idp_groups',
+      part.map((key) => {
+        const name = names.get(key)!;
+        return { tenant_id: ctx.tenantId, id: newId(), source: c.protocol, connection_id: c.id, display_name: name, display_name_key: key, external_id: name, scim_doc: JSON.stringify({ displayName: name, externalId: name }), version: 1, created_at: now, updated_at: now };
+      }),
+      { conflict: (q) => q.onConflict(['tenant_id', 'source', 'connection_id', 'display_name_key']).merge(['source']) },
+    );
     await read(part);
-  }
+  });
   return { byKey, created: missing.map((k) => byKey.get(k)!) };
 }
 
@@ -252,15 +250,17 @@ async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, c: SignIn
   );
   const removed = [...current.values()].filter((g) => !wanted.has(g.id));
   const added = [...wanted.values()].filter((g) => !current.has(g.id));
-  for (let i = 0; i < removed.length; i += CHUNK) {
-    await trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_id: userId }).whereIn('group_id', removed.slice(i, i + CHUNK).map((g) => g.id)).delete();
-  }
-  for (let i = 0; i < added.length; i += CHUNK) {
-    await trx('idp_group_members')
-      .insert(added.slice(i, i + CHUNK).map((g) => ({ tenant_id: ctx.tenantId, group_id: g.id, member_id: userId, member_type: 'User', created_at: ctx.now.getTime() })))
-      .onConflict(['tenant_id', 'group_id', 'member_id'])
-      .merge(['member_type']);
-  }
+  await eachChunk(
+    trx,
+    removed.map((g) => g.id),
+    (part) => trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_id: userId }).whereIn('group_id', part).delete(),
+  );
+  await insertChunked(
+    trx,
+    'idp_group_members',
+    added.map((g) => ({ tenant_id: ctx.tenantId, group_id: g.id, member_id: userId, member_type: 'User', created_at: ctx.now.getTime() })),
+    { conflict: (q) => q.onConflict(['tenant_id', 'group_id', 'member_id']).merge(['member_type']) },
+  );
   return { source: c.protocol, connectionId: c.id, added, removed, created };
 }
 

@@ -46,6 +46,7 @@ import { assertMayGrantMembership, assertMayShapeGroup } from '../access/policie
 import { isAdmin, requireAdmin, requireUserManager, type Principal } from '../access/principal.js';
 import { recordEvents, type AuditInput } from '../audit/record.js';
 import type { Ctx } from '../context.js';
+import { inChunks } from '../db/batch.js';
 import { currentRead } from '../db/dialect.js';
 import type { Db } from '../db/knex.js';
 import { Conflict, Forbidden, InvalidInput, NotFound, Unprocessable, type FieldError } from '../errors.js';
@@ -59,8 +60,6 @@ import { getTenant } from '../tenants/store.js';
 
 /** Most users one membership request may name (ids and emails together). */
 export const MAX_MEMBERS_PER_REQUEST = 1000;
-
-const CHUNK = 500;
 
 const groupEntity = (g: LocalGroup) => ({ type: 'group', id: g.id, name: g.name });
 const agentEntity = (a: { id: string; name: string }) => ({ type: 'agent', id: a.id, name: a.name });
@@ -200,18 +199,14 @@ async function resolvePeople(trx: Knex, tenantId: string, sel: MemberSelection):
   }
   const byId = new Map<string, Person>();
   const uniqueIds = [...new Set(ids)];
-  for (let i = 0; i < uniqueIds.length; i += CHUNK) {
-    for (const r of await trx('users').where({ tenant_id: tenantId }).whereIn('id', uniqueIds.slice(i, i + CHUNK)).select('id', 'email')) {
-      byId.set(String(r.id), { id: String(r.id), email: (r.email as string | null) ?? null });
-    }
+  for (const r of await inChunks(trx, uniqueIds, (part) => trx('users').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'email'))) {
+    byId.set(String(r.id), { id: String(r.id), email: (r.email as string | null) ?? null });
   }
   const key = (e: string) => caseMappedKey(e).slice(0, 320);
   const byEmail = new Map<string, Person>();
   const keys = [...new Set(emails.map(key))];
-  for (let i = 0; i < keys.length; i += CHUNK) {
-    for (const r of await trx('users').where({ tenant_id: tenantId }).whereIn('email_key', keys.slice(i, i + CHUNK)).select('id', 'email', 'email_key')) {
-      byEmail.set(String(r.email_key), { id: String(r.id), email: (r.email as string | null) ?? null });
-    }
+  for (const r of await inChunks(trx, keys, (part) => trx('users').where({ tenant_id: tenantId }).whereIn('email_key', part).select('id', 'email', 'email_key'))) {
+    byEmail.set(String(r.email_key), { id: String(r.id), email: (r.email as string | null) ?? null });
   }
   const fields: FieldError[] = [];
   ids.forEach((id, i) => byId.has(id) || fields.push({ path: `body.userIds.${i}`, message: `"${id}" is not a user of this tenant` }));
