@@ -6,6 +6,7 @@ import { testApp } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { templateId } from '../../support/management.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
+import { addMembers, createAgent, createGroup, grant } from '../../support/workspace.js';
 
 let seq = 0;
 
@@ -41,5 +42,48 @@ describe('answers bounded by the request, not the tenant', () => {
     );
     const detached = await request(app).delete(`/api/v1/role-templates/${tpl}`).query({ detach: true }).set(t.admin);
     assert.equal(detached.status, 204);
+  });
+
+  it("pages an agent's access: grants and users by id, at most `limit` of each per page, all of them in the end", async () => {
+    const agent = await createAgent(app, t, 'Paged agent');
+    const parent = await createGroup(app, t, 'Paged parent');
+    const child = await createGroup(app, t, 'Paged child', parent);
+    const inChild = await users(app, t, 4);
+    const direct = await users(app, t, 3);
+    const outsider = await users(app, t, 2);
+    await addMembers(app, t, child, inChild);
+    await addMembers(app, t, parent, [outsider[0]!]);
+    const grantIds = [await grant(app, t, agent, { groupId: parent, permission: 'view_use' })];
+    for (const u of direct) grantIds.push(await grant(app, t, agent, { userId: u, permission: 'edit', endDate: '2000-01-01', timeZone: 'UTC' }));
+    // An ended grant reaches nobody: the direct holders are listed as grants, not as users.
+    const reached = [...inChild, outsider[0]!].sort();
+
+    const grants: { id: string; inForce: boolean }[] = [];
+    const seen: { userId: string; level: string }[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    let firstCursor = '';
+    do {
+      const res = await request(app).get(`/api/v1/agents/${agent}/access`).query({ limit: 2, ...(cursor ? { cursor } : {}) }).set(t.admin).expect(200);
+      assert.ok(res.body.grants.length <= 2 && res.body.users.length <= 2, JSON.stringify(res.body));
+      assert.equal(res.body.agent.id, agent);
+      grants.push(...res.body.grants);
+      seen.push(...res.body.users);
+      cursor = res.body.nextCursor ?? undefined;
+      firstCursor ||= cursor ?? '';
+      assert.ok(++pages < 10, 'the cursor ends');
+    } while (cursor);
+    assert.deepEqual(grants.map((g) => g.id), [...grantIds].sort());
+    assert.deepEqual(grants.filter((g) => g.inForce).length, 1);
+    assert.deepEqual(seen.map((u) => u.userId), reached);
+    assert.ok(seen.every((u) => u.level === 'view_use'));
+
+    const all = await request(app).get(`/api/v1/agents/${agent}/access`).set(t.admin).expect(200);
+    assert.equal(all.body.nextCursor, null);
+    assert.equal(all.body.users.length, reached.length);
+    await request(app).get(`/api/v1/agents/${agent}/access`).query({ cursor: 'not-a-cursor' }).set(t.admin).expect(400);
+    const other = await buildTenant();
+    await request(app).get(`/api/v1/agents/${agent}/access`).query({ limit: 2, cursor: firstCursor }).set(other.admin).expect(404);
+    assert.ok(firstCursor);
   });
 });
