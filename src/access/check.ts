@@ -111,10 +111,31 @@ async function loadGroupClosure(knex: Knex, tenantId: string, groupIds: string[]
   return out;
 }
 
-export async function loadAgents(knex: Knex, tenantId: string, ids: string[]): Promise<Map<string, CheckedAgent>> {
+/**
+ * Which grants to load: those held by some users and groups (deciding for users whose groups,
+ * with ancestors, are among them comes out the same as with every grant), or a page of grants.
+ */
+export type GrantFilter = { userIds: string[]; groupIds: string[] } | { grantIds: string[] };
+
+/**
+ * Agents with their grants and data sources. A filter keeps the rest of the agents' grants (rule-
+ * derived per-user grants grow with the tenant) in the database.
+ */
+export async function loadAgents(knex: Knex, tenantId: string, ids: string[], only?: GrantFilter): Promise<Map<string, CheckedAgent>> {
   const unique = [...new Set(ids)];
   const agents = await inChunks(knex, unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
-  const grants = await inChunks(knex, unique, (c) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c));
+  const grants = await inChunks(knex, unique, (c) => {
+    const q = knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c);
+    if (only && 'grantIds' in only) q.whereIn('id', only.grantIds);
+    else if (only) {
+      q.andWhere((w) =>
+        w
+          .where((u) => u.where('subject_type', 'user').whereIn('subject_id', only.userIds))
+          .orWhere((g) => g.where('subject_type', 'group').whereIn('subject_id', only.groupIds)),
+      );
+    }
+    return q;
+  });
   const sources = await inChunks(knex, unique, (c) => knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'));
   const sourceGroups = await inChunks(
     knex,
