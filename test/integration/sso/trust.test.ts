@@ -114,6 +114,20 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       assert.deepEqual((await bindings(v.id)).map((b) => b.subject), ['okta-v2']);
     });
 
+    it('two first sign-ins at once: the same identity both get in with one binding; two identities for one user, only one', async () => {
+      const u = await buildUser(app, t, { email: 'race@corp.example' });
+      const same = await Promise.all([signIn(corp, 'okta-race', 'race@corp.example'), signIn(corp, 'okta-race', 'race@corp.example')]);
+      assert.deepEqual(same.map((r) => r.res.status), [303, 303]);
+      assert.deepEqual((await bindings(u.id)).map((b) => b.subject), ['okta-race']);
+
+      const w = await buildUser(app, t, { email: 'race2@corp.example' });
+      const two = await Promise.all([signIn(corp, 'okta-a', 'race2@corp.example'), signIn(corp, 'okta-b', 'race2@corp.example')]);
+      assert.deepEqual(two.map((r) => r.res.status).sort(), [303, 403]);
+      const winner = two.find((r) => r.res.status === 303)!;
+      assert.equal((await winner.agent.get('/api/v1/me').expect(200)).body.user.id, w.id);
+      assert.equal((await bindings(w.id)).length, 1);
+    });
+
     it('binds a user created at first sign-in (JIT), and binds nothing for a transient NameID', async () => {
       await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true }).expect(200);
       const jit = await signedInAs(corp, 'okta-new', 'new@corp.example');
