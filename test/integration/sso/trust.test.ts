@@ -249,6 +249,23 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       assert.equal((await check(app, t, ledger, ceo.id)).edit, false);
     });
 
+    it("a sign-in replaces only its own connection's claim groups, and takes the user out of the unowned ones from before migration 009", async () => {
+      const u = await buildUser(app, t, { email: 'ada@corp.example' });
+      const db = (await testDb()).knex;
+      const now = Date.now();
+      const unowned = { tenant_id: t.tenant.id, source: 'saml', connection_id: '', display_name: 'Legacy', display_name_key: 'legacy', external_id: 'Legacy', scim_doc: '{}', version: 1, created_at: now, updated_at: now };
+      await db('idp_groups').insert({ ...unowned, id: `legacy-${now}` });
+      await db('idp_group_members').insert({ tenant_id: t.tenant.id, group_id: `legacy-${now}`, member_id: u.id, member_type: 'User', created_at: now });
+      await patchConn(corp.id, { domains: ['corp.example'] }).expect(200);
+      const other: Conn = (await connect({ name: 'Other', idpMetadataXml: contractorIdp.metadata(), attributes: { groups: 'groups' }, domains: ['corp.example'] }).expect(201)).body;
+      await signedInAs(other, 'o-ada', 'ada@corp.example', { idp: contractorIdp, groups: ['Ops'] });
+      await signedInAs(corp, 'okta-ada', 'ada@corp.example', { groups: ['Eng'] });
+      const names = async () => ((await request(app).get(`/api/v1/users/${u.id}/idp-groups`).set(t.admin).expect(200)).body.items as { displayName: string }[]).map((g) => g.displayName).sort();
+      assert.deepEqual(await names(), ['Eng', 'Ops']);
+      await signedInAs(corp, 'okta-ada', 'ada@corp.example', { groups: [] });
+      assert.deepEqual(await names(), ['Ops']);
+    });
+
     it('without domains (one connection) any address matches; a sub-domain is not its parent', async () => {
       await buildUser(app, t, { email: 'ada@elsewhere.example' });
       await signedInAs(corp, 'okta-ada', 'ada@elsewhere.example');
