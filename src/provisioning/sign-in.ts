@@ -99,9 +99,9 @@ function matchValue(c: SignInConnection, id: SignInIdentity): string {
   const value = c.matchBy === 'email' ? id.email : c.matchBy === 'userName' ? id.userName : id.externalId;
   if (!value) throw new SignInRefused('missing_identifier', `the identity provider sent no ${c.matchBy === 'email' ? 'email address' : c.matchBy}, which this connection matches users by`);
   if (c.matchBy === 'email' && !id.emailVerified) throw new SignInRefused('email_not_verified', `the identity provider does not say that ${value} is verified`);
-  if (c.matchBy === 'email' && trustedEmail(c, id) === null) {
-    throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`);
-  }
+  // A user name shaped like an address (Okta logins, Entra UPNs) is held to the domains as well.
+  const outside = c.matchBy === 'email' ? trustedEmail(c, id) === null : c.matchBy === 'userName' && value.includes('@') && c.domains.length > 0 && !inDomains(value, c.domains);
+  if (outside) throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`);
   return value;
 }
 

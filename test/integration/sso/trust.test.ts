@@ -266,6 +266,15 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       assert.deepEqual(await names(), ['Ops']);
     });
 
+    it('holds a user name shaped like an address to the domains too (matchBy userName)', async () => {
+      const ceo = await buildUser(app, t, { email: 'ceo@corp.example' });
+      await patchConn(corp.id, { domains: ['corp.example'] }).expect(200);
+      const contractor: Conn = (await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), matchBy: 'userName', domains: ['contractor.example'] }).expect(201)).body;
+      await refused((await signIn(contractor, 'ceo@corp.example', 'someone@contractor.example', { idp: contractorIdp })).res, 'email_domain_not_allowed');
+      await patchConn(corp.id, { matchBy: 'userName' }).expect(200);
+      assert.equal(await signedInAs(corp, 'ceo@corp.example', 'ceo@corp.example'), ceo.id);
+    });
+
     it('without domains (one connection) any address matches; a sub-domain is not its parent', async () => {
       await buildUser(app, t, { email: 'ada@elsewhere.example' });
       await signedInAs(corp, 'okta-ada', 'ada@elsewhere.example');
