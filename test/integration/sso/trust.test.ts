@@ -193,6 +193,14 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       await patchConn(corp.id, { domains: [] }).expect(200);
     });
 
+    it('two connections created at once without domains: one is refused', async () => {
+      const fresh = await buildTenant();
+      const make = (name: string, idp: TestSamlIdp) => request(app).post('/api/v1/sso-connections').set(fresh.admin).send({ protocol: 'saml', name, idpMetadataXml: idp.metadata() });
+      const answers = await Promise.all([make('A', corpIdp), make('B', contractorIdp)]);
+      assert.deepEqual(answers.map((r) => r.status).sort(), [201, 409]);
+      assert.equal((await request(app).get('/api/v1/sso-connections').set(fresh.admin).expect(200)).body.items.length, 1);
+    });
+
     it("a contractor IdP cannot sign anyone in as the CEO, and its groups are not the corporate ones", async () => {
       const ceo = await buildUser(app, t, { email: 'ceo@corp.example' });
       const finance = await createGroup(app, t, 'Finance');
