@@ -49,6 +49,16 @@ export function assertMayChangeUser(p: Principal, catalogue: Area[], target: Use
   if (!isAdmin(p) && target.role === 'admin') throw new Forbidden('admin_required', `only admins may ${what} of an admin`);
 }
 
+/**
+ * A user's email is what their first sign-in through any connection matches on, and every
+ * user is the IdP's (scim, jit) or was invited at an address: pointing it elsewhere hands all
+ * the user holds (agent access, group roles, area permissions) to whoever owns the new address,
+ * which no non-admin could grant directly. So only admins change it.
+ */
+export function assertMayChangeEmail(p: Principal): void {
+  if (!isAdmin(p)) throw new Forbidden('admin_required', "only admins may change a user's email: it decides who signs in as them");
+}
+
 export function assertMayAssignRole(p: Principal, role: User['role']): void {
   if (role === 'admin' && !isAdmin(p)) throw new Forbidden('admin_required', 'only admins may make someone an admin');
 }

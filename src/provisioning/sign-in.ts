@@ -104,6 +104,18 @@ function matchValue(c: SignInConnection, id: SignInIdentity): string {
   return value;
 }
 
+/**
+ * A connection with domains speaks only for users whose Roster address lies in them (their
+ * email, else a user name shaped like an address), whatever it matched on or bound earlier: an
+ * externalId, a plain user name or a binding made before the domains were set names no domain.
+ */
+function assertUserInDomains(c: SignInConnection, user: User): void {
+  if (!c.domains.length) return;
+  const address = user.email ?? (user.userName.includes('@') ? user.userName : null);
+  if (address && inDomains(address, c.domains)) return;
+  throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in ${address ? `addresses at ${address.slice(address.lastIndexOf('@') + 1)}` : 'users without an address in its domains'}; ask an admin`, user);
+}
+
 /** Users holding the value; email and externalId are not unique, so more than one is possible. */
 async function candidates(trx: Knex, tenantId: string, c: SignInConnection, value: string): Promise<User[]> {
   const q = trx('users').where('tenant_id', tenantId);
@@ -185,6 +197,7 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
     // The user already signs in through this connection as someone else at the IdP: the email
     // (or user name) may have been pointed at them, so this identity does not get their account.
     if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id))) throw boundToOther(c, value, found[0]!);
+    assertUserInDomains(c, found[0]!);
     resolved = await signInExisting(trx, ctx, found[0]!);
   }
   if (id.subject && (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id) throw boundToOther(c, value, resolved.user);

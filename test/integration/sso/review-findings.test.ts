@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import type { Express } from 'express';
+import { testApp } from '../../support/app.js';
+import { testDb } from '../../support/db.js';
+import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { auditEvents, buildUser } from '../../support/management.js';
+import { samlSignIn, TestSamlIdp, type SamlConnectionView } from '../../support/saml.js';
+import { oktaUser, scimClient } from '../../support/scim.js';
+import { check, createAgent, createGroup, addMembers } from '../../support/workspace.js';
+
+type Conn = SamlConnectionView & { id: string; name: string };
+const isMysql = Boolean(process.env.TEST_DATABASE_URL);
+
+/** The security review's findings R1–R9 against bindings, domains and the group-grant policy: each asserts the safe behaviour. */
+describe('security review findings on SSO trust and grants', () => {
+  let app: Express;
+  let t: TestTenant;
+  const corpIdp = new TestSamlIdp();
+  const contractorIdp = new TestSamlIdp();
+  before(async () => {
+    app = await testApp();
+  });
+  beforeEach(async () => {
+    t = await buildTenant();
+  });
+  const connect = (body: Record<string, unknown>) => request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', ...body });
+  const patchConn = (id: string, body: Record<string, unknown>) => request(app).patch(`/api/v1/sso-connections/${id}`).set(t.admin).send(body);
+  async function signIn(conn: Conn, idp: TestSamlIdp, nameId: string, email: string | null, format = 'persistent', groups?: string[]) {
+    const agent = request.agent(app);
+    const attributes: Record<string, string | string[]> = {};
+    if (email) attributes.email = email;
+    if (groups) attributes.groups = groups;
+    const res = await samlSignIn(agent, conn, (id) =>
+      idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId, nameIdFormat: `urn:oasis:names:tc:SAML:2.0:nameid-format:${format}`, inResponseTo: id, attributes }),
+    );
+    const me = res.status === 303 ? ((await agent.get('/api/v1/me')).body?.user?.id as string | undefined) : undefined;
+    return { status: res.status, me, text: res.text };
+  }
+  async function lastFailure() {
+    const events = await auditEvents(app, t, 'login.failed');
+    return (events[0]?.after as { reason?: string } | undefined)?.reason;
+  }
+
+  it('R1: a connection with domains matching by externalId or userName lands only on users in its domains', async () => {
+    const ceo = await scimClient(app, t.scimToken).post('/Users', oktaUser('ceo', { emails: [{ primary: true, value: 'ceo@corp.example', type: 'work' }], externalId: 'ceo-ext' })).expect(201);
+    await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201);
+    const byExt: Conn = (await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), domains: ['contractor.example'], matchBy: 'externalId' }).expect(201)).body;
+    const r = await signIn(byExt, contractorIdp, 'ceo-ext', 'someone@contractor.example');
+    assert.equal(r.me, undefined, 'signed in as the CEO by externalId');
+    assert.equal(await lastFailure(), 'email_domain_not_allowed');
+    await patchConn(byExt.id, { matchBy: 'userName' }).expect(200);
+    const u = await signIn(byExt, contractorIdp, 'ceo', 'someone@contractor.example');
+    assert.equal(u.me, undefined, 'signed in as the CEO by a user name that is not an address');
+    // The same match inside the domains still works.
+    const carl = await scimClient(app, t.scimToken).post('/Users', oktaUser('carl', { emails: [{ primary: true, value: 'carl@contractor.example', type: 'work' }], externalId: 'carl-ext' })).expect(201);
+    assert.equal((await signIn(byExt, contractorIdp, 'carl', 'carl@contractor.example')).me, carl.body.id);
+    void ceo;
+  });
+});
