@@ -131,7 +131,11 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
     throw new SignInRefused('jit_disabled', `no user matches ${value} in ${tenant.name}, and this organisation does not create accounts at first sign-in; ask an admin to invite you`);
   }
   const email = trustedEmail(c, id);
-  const userName = id.userName ?? email;
+  // The user name is what SCIM and later matches find the account by: a connection with domains
+  // may give only one inside them, else the trusted address stands in (R6: a contractor IdP
+  // must not reserve a corporate user name for its own identity).
+  const ownName = id.userName && (!c.domains.length || (id.userName.includes('@') && inDomains(id.userName, c.domains))) ? id.userName : null;
+  const userName = ownName ?? email;
   if (!userName) throw new SignInRefused('unknown_user', `no user matches ${value}, and the identity provider sent no email or user name to create one with`);
   try {
     await takeSeat(trx, ctx.tenantId);

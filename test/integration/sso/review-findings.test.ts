@@ -57,4 +57,23 @@ describe('security review findings on SSO trust and grants', () => {
     assert.equal((await signIn(byExt, contractorIdp, 'carl', 'carl@contractor.example')).me, carl.body.id);
     void ceo;
   });
+
+  it('R6: a JIT sign-in through a connection with domains cannot take a user name outside them', async () => {
+    await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true }).expect(200);
+    await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201);
+    const contractor: Conn = (await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), domains: ['contractor.example'] }).expect(201)).body;
+    const first = await signIn(contractor, contractorIdp, 'newhire@corp.example', 'x@contractor.example');
+    assert.ok(first.me, first.text.slice(0, 300));
+    const created = (await request(app).get(`/api/v1/users/${first.me}`).set(t.admin).expect(200)).body;
+    assert.equal(created.email, 'x@contractor.example');
+    const scim = scimClient(app, t.scimToken);
+    const found = (await scim.get('/Users?filter=' + encodeURIComponent('userName eq "newhire@corp.example"')).expect(200)).body;
+    assert.equal(found.totalResults, 0);
+    // The corporate new hire is a different user.
+    const hire = await scim.post('/Users', oktaUser('newhire@corp.example')).expect(201);
+    assert.notEqual(hire.body.id, first.me);
+    // Without a trusted address in the domains, nothing is created.
+    const none = await signIn(contractor, contractorIdp, 'boss@corp.example', null);
+    assert.equal(none.me, undefined);
+  });
 });
