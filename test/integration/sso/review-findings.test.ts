@@ -58,6 +58,21 @@ describe('security review findings on SSO trust and grants', () => {
     void ceo;
   });
 
+  it('R2: with a transient NameID connection, a user manager cannot re-point a peer by two email edits', async () => {
+    const corp: Conn = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata() }).expect(201)).body;
+    const m = await buildUser(app, t, { email: 'm@corp.example', areas: { account: 'manage' } });
+    const v = await buildUser(app, t, { email: 'v@corp.example' });
+    assert.equal((await signIn(corp, corpIdp, '_t1', 'm@corp.example', 'transient')).me, m.id);
+    assert.equal((await signIn(corp, corpIdp, '_t2', 'v@corp.example', 'transient')).me, v.id);
+    const own = await request(app).patch(`/api/v1/users/${m.id}`).set(m.auth).send({ email: 'm-old@corp.example' }).expect(403);
+    assert.equal(own.body.code, 'admin_required');
+    await request(app).patch(`/api/v1/users/${v.id}`).set(m.auth).send({ email: 'm@corp.example' }).expect(403);
+    assert.equal((await signIn(corp, corpIdp, '_t3', 'm@corp.example', 'transient')).me, m.id);
+    // An admin still may, and it is audited.
+    await request(app).patch(`/api/v1/users/${v.id}`).set(t.admin).send({ email: 'v2@corp.example' }).expect(200);
+    assert.equal(((await auditEvents(app, t, 'user.email_changed'))[0]!.after as { email: string }).email, 'v2@corp.example');
+  });
+
   it('R6: a JIT sign-in through a connection with domains cannot take a user name outside them', async () => {
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true }).expect(200);
     await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201);
@@ -75,5 +90,21 @@ describe('security review findings on SSO trust and grants', () => {
     // Without a trusted address in the domains, nothing is created.
     const none = await signIn(contractor, contractorIdp, 'boss@corp.example', null);
     assert.equal(none.me, undefined);
+  });
+
+  it('R9: a user manager cannot re-point an invited member to a friend', async () => {
+    const corp: Conn = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201)).body;
+    const helpdesk = await buildUser(app, t, { email: 'helpdesk@corp.example', areas: { account: 'manage' } });
+    const bot = await createAgent(app, t, 'Deploy Bot');
+    const eng = await createGroup(app, t, 'Engineering');
+    await request(app).post(`/api/v1/agents/${bot}/grants`).set(t.admin).send({ groupId: eng, permission: 'edit' }).expect(201);
+    const inv = await request(app).post('/api/v1/invitations').set(t.admin).send({ email: 'v@corp.example', role: 'member' });
+    assert.ok(inv.status < 300, JSON.stringify(inv.body));
+    const v = (inv.body.user ?? inv.body).id as string;
+    await addMembers(app, t, eng, [v]);
+    const res = await request(app).patch(`/api/v1/users/${v}`).set(helpdesk.auth).send({ email: 'friend@corp.example' }).expect(403);
+    assert.equal(res.body.code, 'admin_required');
+    const r = await signIn(corp, corpIdp, 'okta-friend', 'friend@corp.example');
+    assert.notEqual(r.me, v);
   });
 });
