@@ -223,7 +223,11 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       const c = await db.tx(async (trx) => {
         const locked = await lockConnection(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
         const updated = await writeConnection(trx, locked, change);
-        if (updated.enabled) await assertDomainsWhereShared(trx, req.ctx!.tenantId);
+        // Only what widens a trust space is refused: enabling, or emptying the domains. Adding
+        // domains to one of several connections that lack them (migration 009) must pass.
+        const widens = !locked.enabled || (locked.domains.length > 0 && !updated.domains.length);
+        const domainsChanged = JSON.stringify(locked.domains) !== JSON.stringify(updated.domains);
+        if (updated.enabled && (widens || domainsChanged)) await assertDomainsWhereShared(trx, req.ctx!.tenantId, { onlyOverlaps: !widens });
         const sessionsEnded = locked.enabled && !updated.enabled ? await endConnectionSessions(trx, req.ctx!.tenantId, updated.id) : 0;
         await recordEvent(trx, req.ctx!, {
           event: 'sso_connection.updated',

@@ -161,6 +161,18 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
   return writeAccountFields(trx, user, { lastLoginAt: ctx.now.getTime() });
 }
 
+/**
+ * A connection without domains matches users only while it is the tenant's one enabled
+ * connection: a tenant left with several and no domains (migration 009) would otherwise be one
+ * trust space again, where any IdP names anyone.
+ */
+async function assertOwnTrustSpace(trx: Knex, tenantId: string, c: SignInConnection): Promise<void> {
+  if (c.domains.length) return;
+  const row = await trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).count({ n: '*' }).first();
+  if (Number(row?.n ?? 0) < 2) return;
+  throw new SignInRefused('connection_domains_required', `${c.name} has no email domains while this organisation has several sign-in connections; ask an admin to set its domains`);
+}
+
 type Resolved = { user: User; provisioned: boolean; invitationAccepted: boolean };
 
 function boundToOther(c: SignInConnection, value: string, user: User): SignInRefused {
@@ -190,8 +202,12 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
   if (id.subject) {
     const boundId = await boundUser(trx, ctx.tenantId, c.id, id.subject);
     const bound = boundId ? await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: boundId })).first() : undefined;
-    if (bound) return signInExisting(trx, ctx, userFromRow(bound));
+    if (bound) {
+      assertUserInDomains(c, userFromRow(bound));
+      return signInExisting(trx, ctx, userFromRow(bound));
+    }
   }
+  await assertOwnTrustSpace(trx, ctx.tenantId, c);
   const value = matchValue(c, id);
   const found = await candidates(trx, ctx.tenantId, c, value);
   if (found.length > 1) throw new SignInRefused('ambiguous_user', `several users match ${value}; an admin must make it unique`);

@@ -317,19 +317,35 @@ export function inDomains(email: string, domains: string[]): boolean {
 
 /**
  * Two IdPs never share a trust space: with two or more enabled connections, each must say which
- * email domains it speaks for. Called after a create or change, in its transaction; the tenant
- * row is taken first so two connections enabled at once are checked one after the other.
+ * email domains it speaks for (unless `onlyOverlaps`: a change that narrows nothing new), and no
+ * domain belongs to two of them. Called after a create or change, in its transaction; the tenant
+ * row is taken first, and the list read current (on MariaDB the transaction's snapshot predates
+ * the lock), so two connections enabled at once are checked one after the other.
  */
-export async function assertDomainsWhereShared(trx: Knex, tenantId: string): Promise<void> {
+export async function assertDomainsWhereShared(trx: Knex, tenantId: string, opts: { onlyOverlaps?: boolean } = {}): Promise<void> {
   await trx('tenants').where({ id: tenantId }).update({ user_limit: trx.raw('user_limit') });
-  const enabled = (await listConnections(trx, tenantId)).filter((c) => c.enabled);
+  const rows = await trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).orderBy('created_at').orderBy('id');
+  const enabled = (rows as Row[]).map(connectionFromRow);
   const missing = enabled.filter((c) => !c.domains.length);
-  if (enabled.length < 2 || !missing.length) return;
-  throw new Conflict(
-    'connection_domains_required',
-    `with ${enabled.length} enabled SSO connections each needs its email domains; set domains on: ${missing.map((c) => `"${c.name}"`).join(', ')}`,
-    { details: { connections: missing.map((c) => ({ id: c.id, name: c.name })) } },
-  );
+  if (enabled.length >= 2 && missing.length && !opts.onlyOverlaps) {
+    throw new Conflict(
+      'connection_domains_required',
+      `with ${enabled.length} enabled SSO connections each needs its email domains; set domains on: ${missing.map((c) => `"${c.name}"`).join(', ')}`,
+      { details: { connections: missing.map((c) => ({ id: c.id, name: c.name })) } },
+    );
+  }
+  const owner = new Map<string, Connection>();
+  for (const c of enabled) {
+    for (const d of c.domains) {
+      const other = owner.get(d);
+      if (other && other.id !== c.id) {
+        throw new Conflict('connection_domains_overlap', `the domain ${d} is on both "${other.name}" and "${c.name}": one IdP speaks for a domain`, {
+          details: { domain: d, connections: [other, c].map((x) => ({ id: x.id, name: x.name })) },
+        });
+      }
+      owner.set(d, c);
+    }
+  }
 }
 
 /** A rule's match names a connection exactly when its source is `connection`, and one of this tenant's. */

@@ -73,6 +73,20 @@ describe('security review findings on SSO trust and grants', () => {
     assert.equal(((await auditEvents(app, t, 'user.email_changed'))[0]!.after as { email: string }).email, 'v2@corp.example');
   });
 
+  it('R3: two enabled connections without domains, as migration 009 leaves a tenant, match no one by email', async () => {
+    const ceo = await buildUser(app, t, { email: 'ceo@corp.example' });
+    const corp: Conn = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201)).body;
+    const contractor: Conn = (await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), domains: ['contractor.example'] }).expect(201)).body;
+    await (await testDb()).knex('sso_connections').where({ tenant_id: t.tenant.id }).update({ domains_json: '[]' });
+    assert.equal((await signIn(contractor, contractorIdp, 'c-1', 'ceo@corp.example')).me, undefined);
+    assert.equal(await lastFailure(), 'connection_domains_required');
+    // Adding domains to one is allowed now (it narrows), and that one signs in again.
+    await patchConn(corp.id, { domains: ['corp.example'] }).expect(200);
+    assert.equal((await signIn(corp, corpIdp, 'ceo-1', 'ceo@corp.example')).me, ceo.id);
+    // Emptying them again while two are enabled is refused.
+    await patchConn(corp.id, { domains: [] }).expect(409);
+  });
+
   it('R6: a JIT sign-in through a connection with domains cannot take a user name outside them', async () => {
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true }).expect(200);
     await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201);
@@ -90,6 +104,22 @@ describe('security review findings on SSO trust and grants', () => {
     // Without a trusted address in the domains, nothing is created.
     const none = await signIn(contractor, contractorIdp, 'boss@corp.example', null);
     assert.equal(none.me, undefined);
+  });
+
+  it('R8: once domains are set, a cross-domain binding no longer signs in', async () => {
+    const ceo = await buildUser(app, t, { email: 'ceo@corp.example' });
+    const corp: Conn = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata() }).expect(201)).body;
+    const c2: Conn = (await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), enabled: false }).expect(201)).body;
+    await (await testDb()).knex('sso_connections').where({ tenant_id: t.tenant.id, id: c2.id }).update({ enabled: true });
+    await patchConn(corp.id, { enabled: false }).expect(200);
+    // The contractor IdP alone, without domains: any address, so it binds to the CEO.
+    assert.equal((await signIn(c2, contractorIdp, 'c-1', 'ceo@corp.example')).me, ceo.id);
+    await patchConn(corp.id, { enabled: true, domains: ['corp.example'] }).expect(409);
+    // Adding domains to an enabled connection passes, whatever the others lack.
+    await patchConn(c2.id, { domains: ['contractor.example'] }).expect(200);
+    await patchConn(corp.id, { enabled: true, domains: ['corp.example'] }).expect(200);
+    assert.equal((await signIn(c2, contractorIdp, 'c-1', 'whatever@contractor.example')).me, undefined, 'still the CEO');
+    assert.equal(await lastFailure(), 'email_domain_not_allowed');
   });
 
   it('R9: a user manager cannot re-point an invited member to a friend', async () => {
