@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { currentRead } from '../db/dialect.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
@@ -324,7 +325,7 @@ export function inDomains(email: string, domains: string[]): boolean {
  */
 export async function assertDomainsWhereShared(trx: Knex, tenantId: string, opts: { onlyOverlaps?: boolean } = {}): Promise<void> {
   await trx('tenants').where({ id: tenantId }).update({ user_limit: trx.raw('user_limit') });
-  const rows = await trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).orderBy('created_at').orderBy('id');
+  const rows = await currentRead(trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).orderBy('created_at').orderBy('id'));
   const enabled = (rows as Row[]).map(connectionFromRow);
   const missing = enabled.filter((c) => !c.domains.length);
   if (enabled.length >= 2 && missing.length && !opts.onlyOverlaps) {

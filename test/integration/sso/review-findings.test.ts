@@ -87,6 +87,28 @@ describe('security review findings on SSO trust and grants', () => {
     await patchConn(corp.id, { domains: [] }).expect(409);
   });
 
+  it('R4 (MariaDB): two connections enabled at once without domains: one is refused', async function () {
+    if (!isMysql) this.skip();
+    const a: Conn = (await connect({ name: 'A', idpMetadataXml: corpIdp.metadata(), enabled: false }).expect(201)).body;
+    const b: Conn = (await connect({ name: 'B', idpMetadataXml: contractorIdp.metadata(), enabled: false }).expect(201)).body;
+    const knex = (await testDb()).knex;
+    // Hold the tenant row so both PATCHes wait at the domains check after locking their own row.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const holder = knex.transaction(async (trx) => {
+      await trx('tenants').where({ id: t.tenant.id }).update({ user_limit: trx.raw('user_limit') });
+      await held;
+    });
+    const pa = patchConn(a.id, { enabled: true }).then((r) => r);
+    const pb = patchConn(b.id, { enabled: true }).then((r) => r);
+    await new Promise((r) => setTimeout(r, 1500));
+    release();
+    await holder;
+    const [ra, rb] = await Promise.all([pa, pb]);
+    const enabled = (await request(app).get('/api/v1/sso-connections').set(t.admin).expect(200)).body.items.filter((c: { enabled: boolean }) => c.enabled);
+    assert.deepEqual([[ra.status, rb.status].sort(), enabled.length], [[200, 409], 1]);
+  });
+
   it('R6: a JIT sign-in through a connection with domains cannot take a user name outside them', async () => {
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true }).expect(200);
     await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201);
