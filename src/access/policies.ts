@@ -6,6 +6,8 @@ import type { AreaSettings } from './levels.js';
 import { effectiveRole, groupChain, rightsCarried, type GroupChange, type LocalGroup } from './local-groups.js';
 import { canManageUsers, isAdmin, requireUserManager, type Principal } from './principal.js';
 import type { RoleTemplate } from './templates.js';
+import { inChunks } from '../db/batch.js';
+import { currentRead } from '../db/dialect.js';
 import type { User } from '../directory/users.js';
 import { Forbidden } from '../errors.js';
 
@@ -85,6 +87,12 @@ function mayGrantAgentAccess(p: Principal): boolean {
   return isAdmin(p);
 }
 
+async function activeGroups(trx: Knex, tenantId: string, ids: string[]): Promise<string[]> {
+  if (!ids.length) return [];
+  const rows = await inChunks<string, Record<string, unknown>>(trx, ids, (part) => currentRead(trx('local_groups').where({ tenant_id: tenantId, status: 'active' }).whereIn('id', part).select('id')));
+  return rows.map((r: Record<string, unknown>) => String(r.id));
+}
+
 /**
  * Refuses a change that gives people what the groups in `after` carry beyond what `before`
  * already gave them, unless the principal could grant each of those agent rights directly.
@@ -93,7 +101,10 @@ function mayGrantAgentAccess(p: Principal): boolean {
  */
 async function assertMayPassOn(trx: Knex, tenantId: string, p: Principal, after: string[], before: string[], what: string): Promise<void> {
   if (mayGrantAgentAccess(p)) return;
-  const had = new Set((await rightsCarried(trx, tenantId, before)).map((r) => r.id));
+  // Only what active groups carry was held before: an archived group gives nothing, so a right
+  // it shares with the new chain (a data source restricted to both) is still fresh.
+  const active = await activeGroups(trx, tenantId, before);
+  const had = new Set((await rightsCarried(trx, tenantId, active)).map((r) => r.id));
   const fresh = (await rightsCarried(trx, tenantId, after)).filter((r) => !had.has(r.id));
   if (!fresh.length) return;
   const names = await agentNames(trx, tenantId, fresh.map((r) => r.agentId));

@@ -109,6 +109,23 @@ describe('security review findings on SSO trust and grants', () => {
     assert.deepEqual([[ra.status, rb.status].sort(), enabled.length], [[200, 409], 1]);
   });
 
+  it('R5: moving a group from under an archived parent to a group sharing a restricted data source is refused', async () => {
+    const helpdesk = await buildUser(app, t, { areas: { account: 'manage' } });
+    const friend = await buildUser(app, t);
+    const agent = await createAgent(app, t, 'HR Bot', 'organization');
+    const p = await createGroup(app, t, 'Old HR');
+    const q = await createGroup(app, t, 'HR');
+    const g = await createGroup(app, t, 'Team', p);
+    await request(app).post(`/api/v1/agents/${agent}/data-sources`).set(t.admin).send({ name: 'Salaries', access: 'groups', groupIds: [p, q] }).expect(201);
+    await request(app).patch(`/api/v1/groups/${p}`).set(t.admin).send({ status: 'archived' }).expect(200);
+    await addMembers(app, t, g, [friend.id]);
+    assert.deepEqual((await check(app, t, agent, friend.id)).dataSources, []);
+    const res = await request(app).patch(`/api/v1/groups/${g}`).set(helpdesk.auth).send({ parentId: q });
+    assert.equal(res.status, 403, JSON.stringify(res.body));
+    assert.equal(res.body.code, 'beyond_own_permissions');
+    assert.deepEqual((await check(app, t, agent, friend.id)).dataSources, []);
+  });
+
   it('R6: a JIT sign-in through a connection with domains cannot take a user name outside them', async () => {
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true }).expect(200);
     await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201);
