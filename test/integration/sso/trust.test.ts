@@ -264,9 +264,12 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       const unowned = { tenant_id: t.tenant.id, source: 'saml', connection_id: '', display_name: 'Legacy', display_name_key: 'legacy', external_id: 'Legacy', scim_doc: '{}', version: 1, created_at: now, updated_at: now };
       await db('idp_groups').insert({ ...unowned, id: `legacy-${now}` });
       await db('idp_group_members').insert({ tenant_id: t.tenant.id, group_id: `legacy-${now}`, member_id: u.id, member_type: 'User', created_at: now });
-      await patchConn(corp.id, { domains: ['corp.example'] }).expect(200);
+      // Two enabled connections never speak for one domain: the user moves from one IdP to the other.
+      await patchConn(corp.id, { domains: ['corp.example'], enabled: false }).expect(200);
       const other: Conn = (await connect({ name: 'Other', idpMetadataXml: contractorIdp.metadata(), attributes: { groups: 'groups' }, domains: ['corp.example'] }).expect(201)).body;
       await signedInAs(other, 'o-ada', 'ada@corp.example', { idp: contractorIdp, groups: ['Ops'] });
+      await patchConn(other.id, { enabled: false }).expect(200);
+      await patchConn(corp.id, { enabled: true }).expect(200);
       await signedInAs(corp, 'okta-ada', 'ada@corp.example', { groups: ['Eng'] });
       const names = async () => ((await request(app).get(`/api/v1/users/${u.id}/idp-groups`).set(t.admin).expect(200)).body.items as { displayName: string }[]).map((g) => g.displayName).sort();
       assert.deepEqual(await names(), ['Eng', 'Ops']);
