@@ -10,6 +10,7 @@ import { recordEvent } from '../audit/record.js';
 import { endConnectionSessions } from '../provisioning/sessions.js';
 import {
   assertDomainsWhereShared,
+  assertNoSharedRules,
   deleteConnection,
   ID_TOKEN_ALGS,
   insertConnection,
@@ -187,7 +188,10 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       requireAdmin(req.principal!, 'manage SSO connections');
       const c = await db.tx(async (trx) => {
         const created = await insertConnection(trx, req.ctx!.tenantId, body as ConnectionInput, req.ctx!.now.getTime());
-        if (created.enabled) await assertDomainsWhereShared(trx, req.ctx!.tenantId);
+        if (created.enabled) {
+          await assertDomainsWhereShared(trx, req.ctx!.tenantId);
+          await assertNoSharedRules(trx, req.ctx!.tenantId, created);
+        }
         await recordEvent(trx, req.ctx!, { event: 'sso_connection.created', entity: entity(created), before: null, after: audited(created) });
         return created;
       });
@@ -228,6 +232,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
         const widens = !locked.enabled || (locked.domains.length > 0 && !updated.domains.length);
         const domainsChanged = JSON.stringify(locked.domains) !== JSON.stringify(updated.domains);
         if (updated.enabled && (widens || domainsChanged)) await assertDomainsWhereShared(trx, req.ctx!.tenantId, { onlyOverlaps: !widens });
+        if (updated.enabled && !locked.enabled) await assertNoSharedRules(trx, req.ctx!.tenantId, updated);
         const sessionsEnded = locked.enabled && !updated.enabled ? await endConnectionSessions(trx, req.ctx!.tenantId, updated.id) : 0;
         await recordEvent(trx, req.ctx!, {
           event: 'sso_connection.updated',

@@ -3,6 +3,7 @@ import { currentRead } from '../db/dialect.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
+import { listRules } from '../mapping/store.js';
 import { Conflict, InvalidInput, NotFound, type FieldError } from '../errors.js';
 import { uniqueKey } from '../scim/schema/value-key.js';
 import { normalizeCertificate } from './saml/certificates.js';
@@ -349,11 +350,40 @@ export async function assertDomainsWhereShared(trx: Knex, tenantId: string, opts
   }
 }
 
-/** A rule's match names a connection exactly when its source is `connection`, and one of this tenant's. */
-export async function connectionMatchErrors(db: Knex, tenantId: string, match: { source: string; connectionId?: string }): Promise<FieldError[]> {
+/**
+ * A rule's match names a connection exactly when its source is `connection`, and one of this
+ * tenant's. A protocol-wide source (`saml`, `oidc`) trusts every connection of the protocol and
+ * `any` every connection: once there are two, another IdP could assert the groups such a rule
+ * was written for, so an enabled rule must name its connection (a disabled one may stay, so an
+ * old rule can still be switched off). Connections count enabled or not: their claim groups
+ * outlive a disable.
+ */
+export async function connectionMatchErrors(db: Knex, tenantId: string, match: { source: string; connectionId?: string }, enabled = true): Promise<FieldError[]> {
   if (match.source !== 'connection') {
-    return match.connectionId === undefined ? [] : [{ path: 'body.match.connectionId', message: 'applies only with source connection' }];
+    if (match.connectionId !== undefined) return [{ path: 'body.match.connectionId', message: 'applies only with source connection' }];
+    if (!enabled || (match.source !== 'saml' && match.source !== 'oidc' && match.source !== 'any')) return [];
+    const all = await listConnections(db, tenantId);
+    const reached = match.source === 'any' ? all : all.filter((c) => c.protocol === match.source);
+    if (reached.length < 2) return [];
+    return [{ path: 'body.match.source', message: `${match.source} would trust ${reached.length} SSO connections (${reached.map((c) => `"${c.name}"`).join(', ')}); use source "connection" with match.connectionId, or "scim"` }];
   }
   if (match.connectionId === undefined) return [{ path: 'body.match.connectionId', message: 'is required with source connection' }];
   return (await getConnection(db, tenantId, match.connectionId)) ? [] : [{ path: 'body.match.connectionId', message: `no SSO connection "${match.connectionId}"` }];
+}
+
+/**
+ * Creating or enabling a connection must not hand it groups that enabled protocol-wide or `any`
+ * rules were written for: with a second connection of the protocol (or any second connection)
+ * they would match its claims, so the change is refused naming them.
+ */
+export async function assertNoSharedRules(trx: Knex, tenantId: string, c: Connection): Promise<void> {
+  const all = await listConnections(trx, tenantId);
+  const sameProtocol = all.filter((x) => x.protocol === c.protocol).length;
+  const rules = (await listRules(trx, tenantId, { enabledOnly: true })).filter((r) => (r.match.source === c.protocol && sameProtocol > 1) || (r.match.source === 'any' && all.length > 1));
+  if (!rules.length) return;
+  throw new Conflict(
+    'protocol_rules_present',
+    `mapping rules that trust every ${c.protocol === 'saml' ? 'SAML' : 'OIDC'} connection would also match "${c.name}": give them source "connection" (or "scim") first: ${rules.map((r) => `"${r.name}"`).join(', ')}`,
+    { details: { rules: rules.map((r) => ({ id: r.id, name: r.name, source: r.match.source })) } },
+  );
 }

@@ -145,6 +145,47 @@ describe('security review findings on SSO trust and grants', () => {
     assert.equal(none.me, undefined);
   });
 
+  it('R7: protocol-wide rules cannot reach a second connection of the protocol', async () => {
+    await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), attributes: { groups: 'groups' }, domains: ['corp.example'] }).expect(201);
+    const finance = await createGroup(app, t, 'Finance');
+    const ledger = await createAgent(app, t, 'Ledger');
+    const rule = (source: string) => ({
+      name: `Finance admins ${source}`,
+      enabled: true,
+      match: { source, field: 'displayName', operator: 'equals', value: 'Finance Admins' },
+      actions: { groups: [{ groupId: finance, role: 'manager' }], agents: [{ agentId: ledger, permission: 'edit' }] },
+    });
+    const saml = (await request(app).post('/api/v1/mapping-rules').set(t.admin).send(rule('saml')).expect(201)).body;
+    // A second SAML connection is refused while a saml rule would match its groups, naming the rule.
+    const refused = await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), attributes: { groups: 'groups' }, domains: ['contractor.example'] }).expect(409);
+    assert.equal(refused.body.code, 'protocol_rules_present');
+    assert.deepEqual(refused.body.rules.map((r: { id: string }) => r.id), [saml.id ?? saml.rule?.id]);
+    await request(app).delete(`/api/v1/mapping-rules/${saml.id ?? saml.rule?.id}`).set(t.admin).expect((r) => assert.ok(r.status < 300, String(r.status)));
+    const contractor: Conn = (await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), attributes: { groups: 'groups' }, domains: ['contractor.example'] }).expect(201)).body;
+    // Now saml and any rules are refused, naming the field.
+    for (const source of ['saml', 'any']) {
+      const res = await request(app).post('/api/v1/mapping-rules').set(t.admin).send(rule(source)).expect(422);
+      assert.ok(res.body.fields.some((f: { path: string }) => f.path === 'body.match.source'), JSON.stringify(res.body));
+    }
+    const carl = await buildUser(app, t, { email: 'carl@contractor.example' });
+    const r = await signIn(contractor, contractorIdp, 'c-2', 'carl@contractor.example', 'persistent', ['Finance Admins']);
+    assert.equal(r.me, carl.id, r.text.slice(0, 300));
+    assert.equal((await check(app, t, ledger, carl.id)).edit, false);
+  });
+
+  it('R7: an any rule matching externalId matches SCIM groups only, not a claim of that name', async () => {
+    const corp: Conn = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), attributes: { groups: 'groups' } }).expect(201)).body;
+    const ledger = await createAgent(app, t, 'Ledger');
+    await request(app)
+      .post('/api/v1/mapping-rules')
+      .set(t.admin)
+      .send({ name: 'Entra finance', enabled: true, match: { source: 'any', field: 'externalId', operator: 'equals', value: '6f1c-finance' }, actions: { groups: [], agents: [{ agentId: ledger, permission: 'edit' }] } })
+      .expect(201);
+    const u = await buildUser(app, t, { email: 'u@corp.example' });
+    assert.equal((await signIn(corp, corpIdp, 'u-1', 'u@corp.example', 'persistent', ['6f1c-finance'])).me, u.id);
+    assert.equal((await check(app, t, ledger, u.id)).edit, false);
+  });
+
   it('R8: once domains are set, a cross-domain binding no longer signs in', async () => {
     const ceo = await buildUser(app, t, { email: 'ceo@corp.example' });
     const corp: Conn = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata() }).expect(201)).body;
