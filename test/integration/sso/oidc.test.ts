@@ -267,6 +267,15 @@ describe('SSO: OIDC sign-in', () => {
       assert.equal((await agent.get('/api/v1/me').expect(200)).body.user.id, thin.id);
     });
 
+    it("does not take userinfo's email_verified for the ID token's different address", async () => {
+      issue((tr) => jwt({ alg: 'RS256', kid: 'k1' }, forger.claims(tr, { sub: `sub-${who}`, email: who }), forger.key));
+      forger.state.userinfo = { sub: `sub-${who}`, email: email('forged.example'), email_verified: true };
+      await refused(await signIn(request.agent(app), forged), 403, 'email_not_verified');
+      // The same address verified by userinfo counts.
+      forger.state.userinfo = { sub: `sub-${who}`, email: who, email_verified: true };
+      assert.equal((await signIn(request.agent(app), forged)).status, 303);
+    });
+
     it('sends the client secret in the body when the connection says client_secret_post', async () => {
       await request(app).patch(`/api/v1/sso-connections/${forged.id}`).set(t.admin).send({ tokenEndpointAuthMethod: 'client_secret_post' }).expect(200);
       try {
