@@ -72,6 +72,11 @@ export function presentConnection(c: Connection, publicBaseUrl: string, tenantSl
   };
 }
 
+/** Who issues the subjects a connection binds: the OIDC issuer and client, or the SAML IdP's entity id. */
+function idpIdentity(c: Connection): string {
+  return c.protocol === 'oidc' ? JSON.stringify([c.oidc.issuer, c.oidc.clientId]) : c.saml.idpEntityId;
+}
+
 /** What the audit log keeps of a connection: its settings, never the secret or whole certificates. */
 function audited(c: Connection) {
   if (c.protocol === 'oidc') return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, domains: c.domains, ...c.oidc };
@@ -234,11 +239,14 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
         if (updated.enabled && (widens || domainsChanged)) await assertDomainsWhereShared(trx, req.ctx!.tenantId, { onlyOverlaps: !widens });
         if (updated.enabled && !locked.enabled) await assertNoSharedRules(trx, req.ctx!.tenantId, updated);
         const sessionsEnded = locked.enabled && !updated.enabled ? await endConnectionSessions(trx, req.ctx!.tenantId, updated.id) : 0;
+        // A subject means something only at the IdP that issued it: another IdP's `sub` or
+        // NameID could equal it and sign in as the bound user, so the bindings go.
+        const bindingsRemoved = idpIdentity(locked) !== idpIdentity(updated) ? await trx('sso_bindings').where({ tenant_id: req.ctx!.tenantId, connection_id: updated.id }).delete() : 0;
         await recordEvent(trx, req.ctx!, {
           event: 'sso_connection.updated',
           entity: entity(updated),
           before: audited(locked),
-          after: { ...audited(updated), ...(change.clientSecret !== undefined ? { clientSecretChanged: true } : {}), ...(sessionsEnded ? { sessionsEnded } : {}) },
+          after: { ...audited(updated), ...(change.clientSecret !== undefined ? { clientSecretChanged: true } : {}), ...(sessionsEnded ? { sessionsEnded } : {}), ...(bindingsRemoved ? { bindingsRemoved } : {}) },
         });
         return updated;
       });

@@ -217,4 +217,30 @@ describe('security review findings on SSO trust and grants', () => {
     const r = await signIn(corp, corpIdp, 'okta-friend', 'friend@corp.example');
     assert.notEqual(r.me, v);
   });
+
+  it('a connection pointed at another IdP forgets its bindings, audited', async () => {
+    const corp: Conn = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata() }).expect(201)).body;
+    const ada = await buildUser(app, t, { email: 'ada@corp.example' });
+    const bob = await buildUser(app, t, { email: 'bob@corp.example' });
+    assert.equal((await signIn(corp, corpIdp, 'n-1', 'ada@corp.example')).me, ada.id);
+    await patchConn(corp.id, { idpMetadataXml: contractorIdp.metadata() }).expect(200);
+    assert.equal(((await auditEvents(app, t, 'sso_connection.updated'))[0]!.after as { bindingsRemoved?: number }).bindingsRemoved, 1);
+    assert.deepEqual((await request(app).get(`/api/v1/users/${ada.id}/sso-bindings`).set(t.admin).expect(200)).body.items, []);
+    // The new IdP's subject n-1 is someone else: matched by their own address, not bound to Ada.
+    assert.equal((await signIn(corp, contractorIdp, 'n-1', 'bob@corp.example')).me, bob.id);
+    // A change that keeps the IdP keeps the bindings.
+    await patchConn(corp.id, { name: 'Corp SSO' }).expect(200);
+    assert.equal((await signIn(corp, contractorIdp, 'n-1', 'bob@corp.example')).me, bob.id);
+  });
+
+  it('two enabled connections cannot speak for the same domain', async () => {
+    const corp: Conn = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), domains: ['corp.example'] }).expect(201)).body;
+    const res = await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), domains: ['contractor.example', 'corp.example'] }).expect(409);
+    assert.equal(res.body.code, 'connection_domains_overlap');
+    const c2: Conn = (await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), domains: ['contractor.example'] }).expect(201)).body;
+    assert.equal((await patchConn(c2.id, { domains: ['corp.example'] }).expect(409)).body.code, 'connection_domains_overlap');
+    await patchConn(corp.id, { enabled: false }).expect(200);
+    await patchConn(c2.id, { domains: ['corp.example'] }).expect(200);
+    assert.equal((await patchConn(corp.id, { enabled: true }).expect(409)).body.code, 'connection_domains_overlap');
+  });
 });
