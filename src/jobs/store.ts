@@ -43,6 +43,8 @@ export interface NewJob {
    * next chunk) before writing the new one.
    */
   key?: string;
+  /** An id made beforehand with `newId()`, when input was staged under it (staging.ts). */
+  id?: string;
 }
 
 type Row = Record<string, unknown>;
@@ -84,7 +86,7 @@ export async function enqueueJob(trx: Knex.Transaction, ctx: Ctx, job: NewJob): 
   if (job.key !== undefined) await supersede(trx, ctx.tenantId, job.key, now);
   const row = {
     tenant_id: ctx.tenantId,
-    id: newId(),
+    id: job.id ?? newId(),
     kind: job.kind,
     state: 'queued',
     job_key: job.key ?? null,
