@@ -54,7 +54,7 @@ export async function up(knex: Knex): Promise<void> {
     t.string('tenant_id', 36).notNullable();
     t.string('job_id', 36).notNullable();
     t.integer('seq').notNullable();
-    t.text('data_json').notNullable();
+    t.text('data_json', 'mediumtext').notNullable();
     t.bigInteger('created_at').notNullable();
     t.primary(['tenant_id', 'job_id', 'seq'], 'job_rows_pk');
     t.index(['created_at'], 'job_rows_created_idx');

@@ -230,14 +230,18 @@ export async function loadRunning(trx: Knex.Transaction, tenantId: string, id: s
   };
 }
 
-/** Stores a chunk's cursor and progress in the chunk's transaction; `final` ends the job. */
+/**
+ * Stores a chunk's cursor and progress in the chunk's transaction, renewing the lease from the
+ * chunk's end (a chunk that ran long keeps its job); `done` ends the job.
+ */
 export async function storeChunk(
   trx: Knex.Transaction,
   job: RunningJob,
   outcome: { cursor: unknown; progress: { done: number; total?: number | null }; done: boolean; result?: unknown },
+  leaseMs: number,
   now: number,
 ): Promise<void> {
-  const update: Row = { cursor_json: toJson(outcome.cursor), progress_done: outcome.progress.done, updated_at: now };
+  const update: Row = { cursor_json: toJson(outcome.cursor), progress_done: outcome.progress.done, lease_until: now + leaseMs, updated_at: now };
   if (outcome.progress.total !== undefined) update.progress_total = outcome.progress.total;
   if (outcome.done) Object.assign(update, ended('succeeded', now, null), { result_json: toJson(outcome.result ?? null) });
   await trx('jobs').where({ tenant_id: job.tenantId, id: job.id }).update(update);

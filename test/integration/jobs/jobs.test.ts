@@ -171,4 +171,12 @@ describe('jobs', () => {
     assert.deepEqual([done.state, done.progress.done], ['succeeded', 3]);
     assert.deepEqual(await chunksRecorded(db, t.tenant.id, job.id), [0, 1, 2]);
   });
+
+  it('a chunk that outlasts the lease keeps its job: the lease runs from the chunk\'s commit', async () => {
+    const job = await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 2, delayMs: 300 } });
+    assert.ok(await claimJob(db.knex, t.tenant.id, job.id, 'slow', 200, Date.now()));
+    assert.equal(await runChunk(db, t.tenant.id, job.id, 'slow', 200), 'more');
+    assert.equal(await runChunk(db, t.tenant.id, job.id, 'slow', 200), 'ended');
+    assert.equal((await getJob(db.knex, t.tenant.id, job.id))!.state, 'succeeded');
+  });
 });
