@@ -45,6 +45,8 @@ export async function up(knex: Knex): Promise<void> {
     t.index(['tenant_id', 'kind', 'id'], 'jobs_kind_idx');
     // Workers look for queued jobs and expired leases across tenants.
     t.index(['state', 'lease_until'], 'jobs_claim_idx');
+    // Finished jobs are dropped after a while (src/jobs/worker.ts).
+    t.index(['finished_at'], 'jobs_finished_idx');
     t.foreign('tenant_id', 'jobs_tenant_fk').references('tenants.id').onDelete('CASCADE');
   });
 

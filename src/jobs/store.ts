@@ -264,6 +264,16 @@ export async function failJob(db: Db, tenantId: string, id: string, owner: strin
   });
 }
 
+/** Drops up to `limit` jobs that finished before `before`; answers how many it dropped. */
+export async function dropFinishedJobs(knex: Knex, before: number, limit: number): Promise<number> {
+  const rows = await knex('jobs').where('finished_at', '<', before).orderBy('finished_at').limit(limit).select('tenant_id', 'id');
+  const byTenant = new Map<string, string[]>();
+  for (const r of rows) byTenant.set(String(r.tenant_id), [...(byTenant.get(String(r.tenant_id)) ?? []), String(r.id)]);
+  let n = 0;
+  for (const [tenantId, ids] of byTenant) n += Number(await knex('jobs').where({ tenant_id: tenantId }).whereIn('id', ids).where('finished_at', '<', before).delete());
+  return n;
+}
+
 /** Gives the job back to the queue (state queued, no lease), if `owner` still holds it. */
 export async function releaseJob(knex: Knex, tenantId: string, id: string, owner: string, now: number): Promise<void> {
   await knex('jobs').where({ tenant_id: tenantId, id, lease_owner: owner, state: 'running' }).update({ state: 'queued', lease_owner: null, lease_until: null, updated_at: now });
