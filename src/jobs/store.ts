@@ -65,7 +65,7 @@ export function presentJob(r: Row): Job {
   };
 }
 
-export function truncatedError(message: string): string {
+function truncatedError(message: string): string {
   const text = message.replace(/\s+/g, ' ').trim();
   return text.length > ERROR_MAX ? `${text.slice(0, ERROR_MAX - 1)}…` : text;
 }

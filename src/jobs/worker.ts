@@ -33,7 +33,7 @@ export interface JobWorkerOptions {
 
 const CANDIDATES = 10;
 /** Finished jobs stay readable this long (30 days), then the workers drop them. */
-export const JOB_RETENTION_MS = 30 * 86_400_000;
+const JOB_RETENTION_MS = 30 * 86_400_000;
 const DROP_BATCH = 500;
 
 export function createJobWorker(opts: JobWorkerOptions): JobWorker {
