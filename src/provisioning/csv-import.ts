@@ -318,13 +318,39 @@ export async function runImport(
   }
 }
 
+/**
+ * Staged rows hold up to this many CSV lines each (and about this many bytes of them), so that
+ * the apply reads and drops a hundredth as many database rows.
+ */
+const STAGE_LINES = 100;
+const STAGE_BYTES = 1024 * 1024;
+
+function stageGroups(lines: Line[]): Line[][] {
+  const groups: Line[][] = [];
+  let group: Line[] = [];
+  let bytes = 0;
+  for (const l of lines) {
+    const size = JSON.stringify(l.cells).length;
+    if (group.length && (group.length === STAGE_LINES || bytes + size > STAGE_BYTES)) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(l);
+    bytes += size;
+  }
+  if (group.length) groups.push(group);
+  return groups;
+}
+
 async function stageAndEnqueue(db: Db, ctx: Ctx, kind: ImportKind, file: string, rows: number): Promise<Job> {
   const id = newId();
   try {
     let seq = 0;
     for await (const lines of spooled(file)) {
-      await stageJobRows(db, ctx.tenantId, id, seq, lines, ctx.now.getTime());
-      seq += lines.length;
+      const groups = stageGroups(lines);
+      await stageJobRows(db, ctx.tenantId, id, seq, groups, ctx.now.getTime());
+      seq += groups.length;
     }
     return await db.tx((trx) => enqueueJob(trx, ctx, { id, kind: `import.${kind}`, payload: { rows }, total: rows }));
   } catch (err) {
@@ -347,9 +373,9 @@ function importJobKind(kind: ImportKind): JobKind<{ rows: number }, null, Import
       const report = newReport(kind, false);
       async function* staged(): AsyncGenerator<Line[]> {
         for (let after = -1; ; ) {
-          const page = await readJobRows<Line>(trx, job.tenantId, job.id, after, CHUNK);
+          const page = await readJobRows<Line[]>(trx, job.tenantId, job.id, after, CHUNK / STAGE_LINES);
           if (!page.length) return;
-          yield page.map((r) => r.data);
+          yield page.flatMap((r) => r.data);
           after = page[page.length - 1]!.seq;
         }
       }
