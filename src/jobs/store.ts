@@ -113,7 +113,7 @@ export async function enqueueJob(trx: Knex.Transaction, ctx: Ctx, job: NewJob): 
 }
 
 async function supersede(trx: Knex.Transaction, tenantId: string, key: string, now: number): Promise<void> {
-  const older = await trx('jobs').where({ tenant_id: tenantId, active_key: key }).select('id', 'kind');
+  const older = await currentRead(trx('jobs').where({ tenant_id: tenantId, active_key: key }).select('id', 'kind'));
   if (!older.length) return;
   await trx('jobs').where({ tenant_id: tenantId, active_key: key }).whereIn('state', LIVE).update(ended('cancelled', now, 'superseded'));
   for (const o of older) await jobKind(String(o.kind))?.cleanup?.(trx, { tenantId, id: String(o.id) });
