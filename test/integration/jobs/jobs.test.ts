@@ -131,6 +131,13 @@ describe('jobs', () => {
     assert.equal((await getJob(db.knex, t.tenant.id, other.id))!.state, 'queued');
   });
 
+  it('concurrent enqueues with one key leave exactly one live job', async () => {
+    const results = await Promise.allSettled([0, 1, 2].map(() => enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 }, key: 'mapping_rule:race' })));
+    assert.ok(results.some((r) => r.status === 'fulfilled'));
+    const live = await db.knex('jobs').where({ tenant_id: t.tenant.id, job_key: 'mapping_rule:race' }).whereIn('state', ['queued', 'running']).count({ n: '*' }).first();
+    assert.equal(Number(live!.n), 1);
+  });
+
   it('two workers over one database never run the same job or chunk twice', async function () {
     this.timeout(60_000);
     const jobs = await Promise.all(range(6).map(() => enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 4, delayMs: 5 } })));
