@@ -131,6 +131,14 @@ describe('jobs', () => {
     assert.equal((await getJob(db.knex, t.tenant.id, other.id))!.state, 'queued');
   });
 
+  it('counts queued and running jobs of all tenants in /metrics', async () => {
+    await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 } });
+    const res = await request(app).get('/metrics').expect(200);
+    const queued = Number(/^roster_jobs\{state="queued"\} (\d+)$/m.exec(res.text)?.[1]);
+    assert.ok(queued >= 1, res.text.split('\n').filter((l) => l.startsWith('roster_jobs')).join('\n'));
+    assert.match(res.text, /^roster_jobs\{state="running"\} \d+$/m);
+  });
+
   it('concurrent enqueues with one key leave exactly one live job', async () => {
     const results = await Promise.allSettled([0, 1, 2].map(() => enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 }, key: 'mapping_rule:race' })));
     assert.ok(results.some((r) => r.status === 'fulfilled'));
