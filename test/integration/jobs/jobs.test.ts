@@ -171,6 +171,17 @@ describe('jobs', () => {
     assert.equal(wins.filter(Boolean).length, 1);
   });
 
+  it("tenants take turns: one tenant's many jobs do not hold back another's", async () => {
+    const busy = await Promise.all(range(4).map(() => enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 } })));
+    const other = await buildTenant();
+    const late = await enqueue(db, other.tenant.id, { kind: 'test.count', payload: { chunks: 1 } });
+    const worker = createJobWorker({ db, logger });
+    while ((await getJob(db.knex, other.tenant.id, late.id))!.state !== 'succeeded') assert.ok(await worker.runOnce(), 'a job was left');
+    const done = await Promise.all(busy.map(async (j) => (await getJob(db.knex, t.tenant.id, j.id))!.state));
+    assert.ok(done.filter((s) => s === 'succeeded').length <= 1, `the busy tenant ran ${done.join(', ')} first`);
+    await drain(worker);
+  });
+
   it('a job whose holder went silent is taken over when its lease expires, from its last committed chunk', async () => {
     const job = await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 3 } });
     assert.ok(await claimJob(db.knex, t.tenant.id, job.id, 'dead', 200, Date.now()));
