@@ -16,7 +16,6 @@ import { claimable, claimJob, dropFinishedJobs, releaseJob, tenantsWaiting } fro
  * back to the queue and resolves.
  */
 export interface JobWorker {
-  readonly owner: string;
   /** Starts polling every `pollMs` (at once after a job ends). */
   start(): void;
   /** Claims one job and runs it until it ends or its lease is lost; false when none was free. */
@@ -118,7 +117,6 @@ export function createJobWorker(opts: JobWorkerOptions): JobWorker {
   }
 
   return {
-    owner,
     start() {
       if (!loop && !stopping) loop = run();
     },
