@@ -1,0 +1,621 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Express, Router } from 'express';
+import request from 'supertest';
+import { createApp, type AppDeps } from '../../../src/app.js';
+import { scimRoutes } from '../../../src/scim/routes.js';
+import { bind } from '../../../src/sso/bindings.js';
+import { testDeps } from '../../support/app.js';
+import { dialectName } from '../../support/db.js';
+import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { ENTERPRISE, GROUP, oktaUser, PATCH_OP, patchBody, scimClient, USER } from '../../support/scim.js';
+
+/**
+ * One tenant-isolation test over every route, enumerated from the sources of truth: the
+ * management registry (through the OpenAPI document it generates) and the SCIM router's own
+ * route table. For each route and each id it takes (path, body or query), tenant A's admin
+ * credentials send tenant B's id while every other id is A's own: a path id answers 404, an id
+ * in a body or query 404/422 naming it (a read may also answer an empty 200), and neither
+ * tenant's rows change. Every answer to A, whatever its status, is searched for B's ids, names
+ * and emails. A route this file cannot exercise (a path parameter with no factory, a body with
+ * no entry) fails the test, so a route added later is covered or reported, never skipped.
+ */
+
+/** The kinds of object a route can name; each has a factory below that makes one in a tenant. */
+type Kind =
+  | 'user'
+  | 'invitedUser'
+  | 'group'
+  | 'otherGroup'
+  | 'agent'
+  | 'grant'
+  | 'dataSource'
+  | 'roleTemplate'
+  | 'otherRoleTemplate'
+  | 'apiKey'
+  | 'mappingRule'
+  | 'ssoConnection'
+  | 'idpGroup'
+  | 'job';
+
+interface Obj {
+  id: string;
+  name?: string;
+  email?: string;
+}
+type Fixture = Record<Kind, Obj>;
+
+/** Which kind a path parameter names: `segment.param` first, then the parameter, then `id` after its segment. */
+const PATH_KINDS: Record<string, Kind> = {
+  'invitations.userId': 'invitedUser',
+  userId: 'user',
+  agentId: 'agent',
+  groupId: 'group',
+  grantId: 'grant',
+  dsId: 'dataSource',
+  connectionId: 'ssoConnection',
+  'users.id': 'user',
+  'groups.id': 'group',
+  'agents.id': 'agent',
+  'role-templates.id': 'roleTemplate',
+  'api-keys.id': 'apiKey',
+  'mapping-rules.id': 'mappingRule',
+  'sso-connections.id': 'ssoConnection',
+  'jobs.id': 'job',
+  // SCIM
+  'Users.id': 'user',
+  'Groups.id': 'idpGroup',
+};
+
+/** Path parameters that name no tenant's data (SCIM discovery), with the value to send. */
+const STATIC_PARAMS: Record<string, string> = {
+  'ResourceTypes.name': 'User',
+  'Schemas.id': USER,
+};
+
+/** Query parameters that take an id, by name; any other `…Id` parameter fails the test. */
+const QUERY_KINDS: Record<string, Kind> = {
+  userId: 'user',
+  groupId: 'group',
+  parentId: 'otherGroup',
+  templateId: 'roleTemplate',
+  createdBy: 'user',
+  entityId: 'user',
+  actorId: 'apiKey',
+  reassign: 'otherRoleTemplate',
+};
+
+/** Operations about the caller as a person: sent with a key of A's user instead of the tenant's admin key. */
+const AS_USER = new Set(['getMe']);
+
+type Body = (t: Fixture) => unknown;
+
+/** A JSON body for every management operation that takes one, by operationId. */
+const BODIES: Record<string, Body> = {
+  updateTenant: () => ({ jitProvisioning: false }),
+  updateUser: (t) => ({ templateId: t.roleTemplate.id }),
+  setUserPermissions: () => ({ areas: {} }),
+  checkAreas: (t) => ({ userId: t.user.id, area: AREA, action: 'view' }),
+  inviteUser: (t) => ({ email: `invitee-${seq()}@a.example.com`, role: 'member', templateId: t.roleTemplate.id }),
+  createRoleTemplate: () => ({ name: `template ${seq()}`, areas: {} }),
+  updateRoleTemplate: () => ({ name: `template ${seq()}`, areas: {} }),
+  createApiKey: (t) => ({ kind: 'admin', name: `key ${seq()}`, userId: t.user.id }),
+  createGroup: (t) => ({ name: `group ${seq()}`, parentId: t.otherGroup.id }),
+  updateGroup: (t) => ({ parentId: t.otherGroup.id }),
+  addGroupMembers: (t) => ({ userIds: [t.user.id], role: 'member' }),
+  removeGroupMembers: (t) => ({ userIds: [t.user.id] }),
+  createAgent: (t) => ({ name: `agent ${seq()}`, accessType: 'groups', createdBy: t.user.id }),
+  updateAgent: () => ({ description: 'changed' }),
+  createAgentGrant: (t) => ({ groupId: t.otherGroup.id, permission: 'view_use' }),
+  updateAgentGrant: () => ({ permission: 'edit' }),
+  createAgentDataSource: (t) => ({ name: `source ${seq()}`, access: 'groups', groupIds: [t.group.id] }),
+  updateAgentDataSource: (t) => ({ access: 'groups', groupIds: [t.otherGroup.id] }),
+  checkAgentAccessBatch: (t) => ({ checks: [{ userId: t.user.id, agentId: t.agent.id, action: 'use' }] }),
+  createMappingRule: (t) => ruleBody(t, `rule ${seq()}`),
+  updateMappingRule: (t) => {
+    const { match, actions } = ruleBody(t, 'x');
+    return { match, actions };
+  },
+  previewMappingRule: (t) => ({ ...ruleBody(t, 'preview'), ruleId: t.mappingRule.id }),
+  // Disabled: a second enabled connection would need email domains on the first one too.
+  createSsoConnection: () => ({ protocol: 'oidc', name: `idp ${seq()}`, enabled: false, issuer: 'https://idp.a.example.com', clientId: 'c', clientSecret: 's' }),
+  updateSsoConnection: () => ({ name: `idp ${seq()}` }),
+};
+
+/** Bodies of operations that read their own stream (CSV imports). */
+const RAW_BODIES: Record<string, (t: Fixture) => { type: string; text: string }> = {
+  importGroupMembers: (t) => ({ type: 'text/csv', text: `Name,Email,Group\nSomeone,${t.user.email},${t.group.name}\n` }),
+  importAgentGrants: (t) => ({ type: 'text/csv', text: `AgentId,GroupId,Permission\n${t.agent.id},${t.group.id},VIEW_AND_USE\n` }),
+};
+
+interface ScimCase {
+  body?: Body;
+  query?: (t: Fixture) => Record<string, string>;
+  /** An answer of 200 whose per-operation statuses carry the verdict (Bulk). */
+  bulk?: boolean;
+  /** The status of a request naming nothing of B's, when it is not a success. */
+  control?: number;
+}
+
+/** How to exercise each SCIM route (`METHOD path` as the router declares it). */
+const SCIM: Record<string, ScimCase> = {
+  'GET /Users': { query: (t) => ({ filter: `userName eq "${t.user.email}"` }) },
+  'POST /Users': { body: (t) => ({ ...oktaUser(`new-${seq()}@a.example.com`), schemas: [USER, ENTERPRISE], [ENTERPRISE]: { manager: { value: t.user.id } } }) },
+  'POST /Users/.search': { body: (t) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: `id eq "${t.user.id}"` }) },
+  'GET /Users/:id': {},
+  'PUT /Users/:id': { body: () => oktaUser(`replaced-${seq()}@a.example.com`) },
+  'PATCH /Users/:id': { body: () => patchBody({ op: 'replace', path: 'displayName', value: 'Changed' }) },
+  'DELETE /Users/:id': {},
+  'GET /Groups': { query: (t) => ({ filter: `members.value eq "${t.user.id}"` }) },
+  'POST /Groups': { body: (t) => ({ schemas: [GROUP], displayName: `idp ${seq()}`, members: [{ value: t.user.id }] }) },
+  'POST /Groups/.search': { body: (t) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: `id eq "${t.idpGroup.id}"` }) },
+  'GET /Groups/:id': {},
+  'PUT /Groups/:id': { body: (t) => ({ schemas: [GROUP], displayName: t.idpGroup.name, members: [{ value: t.user.id }] }) },
+  'PATCH /Groups/:id': { body: (t) => patchBody({ op: 'add', path: 'members', value: [{ value: t.user.id }] }) },
+  'DELETE /Groups/:id': {},
+  'POST /.search': { body: (t) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: `id eq "${t.user.id}"` }) },
+  'POST /Bulk': {
+    bulk: true,
+    body: (t) => ({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'],
+      Operations: [
+        { method: 'PATCH', path: `/Users/${t.user.id}`, data: { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'displayName', value: 'Bulk' }] } },
+        { method: 'PATCH', path: `/Groups/${t.idpGroup.id}`, data: { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: t.user.id }] }] } },
+      ],
+    }),
+  },
+  'GET /ServiceProviderConfig': {},
+  'GET /ResourceTypes': {},
+  'GET /ResourceTypes/:name': {},
+  'GET /Schemas': {},
+  'GET /Schemas/:id': {},
+  'GET /Me': { control: 501 },
+};
+
+let counter = 0;
+const seq = () => `${++counter}`;
+let AREA = '';
+
+function ruleBody(t: Fixture, name: string) {
+  return {
+    name,
+    enabled: true,
+    match: { source: 'connection', connectionId: t.ssoConnection.id, field: 'displayName', operator: 'equals', value: 'nothing matches this' },
+    actions: { groups: [{ groupId: t.group.id, role: 'member' }], agents: [{ agentId: t.agent.id, permission: 'view_use' }] },
+  };
+}
+
+/** One request: which kinds it names, and which of them are tenant B's. */
+interface Route {
+  api: 'management' | 'scim';
+  method: string;
+  /** As declared: `/users/{id}` or `/Users/:id`. */
+  path: string;
+  label: string;
+  operationId?: string;
+  pathKinds: { param: string; kind: Kind }[];
+  staticParams: Record<string, string>;
+  queryKinds: Record<string, Kind>;
+  body?: Body;
+  raw?: (t: Fixture) => { type: string; text: string };
+  scimQuery?: (t: Fixture) => Record<string, string>;
+  bulk?: boolean;
+  control?: number;
+  /** The route only reads: a B id in its query or body may also answer an empty 200. */
+  read: boolean;
+}
+
+interface OpenApiOperation {
+  operationId: string;
+  security?: unknown[];
+  parameters?: { name: string; in: string }[];
+  requestBody?: { content: Record<string, unknown> };
+}
+
+/** Every authenticated management operation, from the document the registry generates. */
+function managementRoutes(doc: { paths: Record<string, Record<string, OpenApiOperation>> }, problems: string[]): Route[] {
+  const out: Route[] = [];
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const label = `${method.toUpperCase()} /api/v1${path} (${op.operationId})`;
+      // Public operations take their credential in the body (an invitation token), not a tenant's key.
+      if (op.security && op.security.length === 0) continue;
+      const pathKinds = paramKinds(path, /\{(\w+)\}/g, label, problems);
+      const queryKinds: Record<string, Kind> = {};
+      for (const p of op.parameters ?? []) {
+        if (p.in !== 'query') continue;
+        const kind = QUERY_KINDS[p.name];
+        if (kind) queryKinds[p.name] = kind;
+        else if (/Id$|By$/.test(p.name)) problems.push(`${label}: query parameter ${p.name} looks like an id but has no kind in QUERY_KINDS`);
+      }
+      const types = Object.keys(op.requestBody?.content ?? {});
+      const route: Route = { api: 'management', method, path, label, operationId: op.operationId, pathKinds: pathKinds.kinds, staticParams: pathKinds.statics, queryKinds, read: method === 'get' };
+      if (types.includes('application/json')) {
+        route.body = BODIES[op.operationId];
+        if (!route.body) problems.push(`${label}: no body in BODIES`);
+      } else if (types.length) {
+        route.raw = RAW_BODIES[op.operationId];
+        if (!route.raw) problems.push(`${label}: no body in RAW_BODIES`);
+      }
+      out.push(route);
+    }
+  }
+  return out;
+}
+
+/** Every SCIM endpoint, read off the router's own route table. */
+function scimRoutesOf(router: Router, problems: string[]): Route[] {
+  const out: Route[] = [];
+  const stack = (router as unknown as { stack: { route?: { path: string; methods: Record<string, boolean> } }[] }).stack;
+  for (const layer of stack) {
+    if (!layer.route) continue;
+    const methods = Object.keys(layer.route.methods).filter((m) => m !== '_all');
+    // `resource()` answers every undeclared method with 405 through a catch-all; a path with only
+    // a catch-all (/Me) is exercised with GET.
+    const declared = methods.length ? methods : stack.some((l) => l.route?.path === layer.route!.path && Object.keys(l.route.methods).some((m) => m !== '_all')) ? [] : ['get'];
+    for (const method of declared) {
+      const path = layer.route.path;
+      const key = `${method.toUpperCase()} ${path}`;
+      const label = `${method.toUpperCase()} /scim/v2${path}`;
+      const spec = SCIM[key];
+      if (!spec) {
+        problems.push(`${label}: no entry in SCIM`);
+        continue;
+      }
+      const kinds = paramKinds(path, /:(\w+)/g, label, problems);
+      out.push({
+        api: 'scim',
+        method,
+        path,
+        label,
+        pathKinds: kinds.kinds,
+        staticParams: kinds.statics,
+        queryKinds: {},
+        body: spec.body,
+        scimQuery: spec.query,
+        bulk: spec.bulk,
+        control: spec.control,
+        read: method === 'get' || path.endsWith('.search'),
+      });
+    }
+  }
+  return out;
+}
+
+function paramKinds(path: string, pattern: RegExp, label: string, problems: string[]) {
+  const kinds: { param: string; kind: Kind }[] = [];
+  const statics: Record<string, string> = {};
+  const segments = path.split('/');
+  for (const m of path.matchAll(pattern)) {
+    const param = m[1]!;
+    const at = segments.findIndex((s) => s === m[0]);
+    const segment = segments[at - 1] ?? '';
+    const key = `${segment}.${param}`;
+    if (STATIC_PARAMS[key] !== undefined) statics[param] = STATIC_PARAMS[key];
+    else {
+      const kind = PATH_KINDS[key] ?? PATH_KINDS[param];
+      if (kind) kinds.push({ param, kind });
+      else problems.push(`${label}: no factory kind for path parameter ${param} (add it to PATH_KINDS)`);
+    }
+  }
+  return { kinds, statics };
+}
+
+/** The kinds a body or query builder reads, found by running it over a recording fixture. */
+function kindsRead(build: ((t: Fixture) => unknown) | undefined): Kind[] {
+  if (!build) return [];
+  const read = new Set<Kind>();
+  const probe = new Proxy({} as Fixture, {
+    get: (_t, kind: string) => {
+      read.add(kind as Kind);
+      return { id: 'probe', name: 'probe', email: 'probe@probe.example' };
+    },
+  });
+  build(probe);
+  return [...read];
+}
+
+function kindsOf(r: Route): Kind[] {
+  return [...new Set([...r.pathKinds.map((p) => p.kind), ...Object.values(r.queryKinds), ...kindsRead(r.body), ...kindsRead(r.raw), ...kindsRead(r.scimQuery)])];
+}
+
+describe('tenant isolation: every route, ids of another tenant', function () {
+  // Two tenants, one of each object, reused by every request.
+  this.timeout(dialectName === 'mysql' ? 180_000 : 90_000);
+  let deps: AppDeps;
+  let app: Express;
+  let a: TestTenant;
+  let b: TestTenant;
+  let routes: Route[];
+  const problems: string[] = [];
+  let marker: Record<'a' | 'b', string>;
+  let userAuth: { Authorization: string };
+
+  const admin = (t: TestTenant) => (method: 'get' | 'post' | 'patch' | 'put' | 'delete', path: string) => request(app)[method](`/api/v1${path}`).set(t.admin);
+  const created = (res: request.Response, what: string): string => {
+    if (res.status >= 300 || typeof res.body?.id !== 'string') throw new Error(`factory ${what}: ${res.status} ${res.text}`);
+    return res.body.id as string;
+  };
+
+  /** Makes one object of a kind in a tenant through the public APIs, with the objects it needs. */
+  const factories: Record<Kind, (t: TestTenant, get: (k: Kind) => Promise<Obj>, m: string) => Promise<Obj>> = {
+    user: async (t, _get, m) => {
+      const email = `person-${seq()}@${m}.example.com`;
+      return { id: created(await scimClient(app, t.scimToken).post('/Users', oktaUser(email, { externalId: `ext-${m}-${seq()}` })), 'user'), email };
+    },
+    invitedUser: async (t, _get, m) => {
+      const email = `invitee-${seq()}@${m}.example.com`;
+      const res = await admin(t)('post', '/invitations').send({ email, role: 'member' });
+      if (res.status !== 201) throw new Error(`factory invitedUser: ${res.status} ${res.text}`);
+      return { id: String(res.body.user?.id ?? res.body.userId ?? res.body.id), email };
+    },
+    group: async (t, get, m) => {
+      const name = `${m} group ${seq()}`;
+      const id = created(await admin(t)('post', '/groups').send({ name }), 'group');
+      const members = await admin(t)('post', `/groups/${id}/members`).send({ userIds: [(await get('user')).id], role: 'manager' });
+      if (members.status >= 300) throw new Error(`factory group members: ${members.status} ${members.text}`);
+      return { id, name };
+    },
+    otherGroup: async (t, _get, m) => {
+      const name = `${m} other group ${seq()}`;
+      return { id: created(await admin(t)('post', '/groups').send({ name }), 'otherGroup'), name };
+    },
+    agent: async (t, get, m) => {
+      const name = `${m} agent ${seq()}`;
+      return { id: created(await admin(t)('post', '/agents').send({ name, accessType: 'groups', createdBy: (await get('user')).id }), 'agent'), name };
+    },
+    grant: async (t, get) => {
+      const [agent, group] = [await get('agent'), await get('group')];
+      return { id: created(await admin(t)('post', `/agents/${agent.id}/grants`).send({ groupId: group.id, permission: 'view_use' }), 'grant') };
+    },
+    dataSource: async (t, get, m) => {
+      const [agent, group] = [await get('agent'), await get('group')];
+      const name = `${m} source ${seq()}`;
+      return { id: created(await admin(t)('post', `/agents/${agent.id}/data-sources`).send({ name, access: 'groups', groupIds: [group.id] }), 'dataSource'), name };
+    },
+    roleTemplate: async (t, get, m) => {
+      const name = `${m} template ${seq()}`;
+      const id = created(await admin(t)('post', '/role-templates').send({ name, areas: {} }), 'roleTemplate');
+      const user = await admin(t)('patch', `/users/${(await get('user')).id}`).send({ templateId: id });
+      if (user.status !== 200) throw new Error(`factory roleTemplate user: ${user.status} ${user.text}`);
+      return { id, name };
+    },
+    otherRoleTemplate: async (t, _get, m) => {
+      const name = `${m} other template ${seq()}`;
+      return { id: created(await admin(t)('post', '/role-templates').send({ name, areas: {} }), 'otherRoleTemplate'), name };
+    },
+    apiKey: async (t, _get, m) => {
+      const name = `${m} key ${seq()}`;
+      return { id: created(await admin(t)('post', '/api-keys').send({ kind: 'scim', name }), 'apiKey'), name };
+    },
+    ssoConnection: async (t, get, m) => {
+      const name = `${m} idp ${seq()}`;
+      const id = created(
+        await admin(t)('post', '/sso-connections').send({
+          protocol: 'oidc',
+          name,
+          domains: [`sso${seq()}.${m}.example.com`],
+          issuer: `https://${m}.example.com`,
+          clientId: `${m}-client`,
+          clientSecret: `${m}-secret`,
+        }),
+        'ssoConnection',
+      );
+      // A sign-in binding, so that a removal through the other tenant would show.
+      const userId = (await get('user')).id;
+      await deps.db.tx((trx) => bind(trx, t.tenant.id, id, `${m}-subject-${seq()}`, userId, Date.now()));
+      return { id, name };
+    },
+    mappingRule: async (t, get, m) => {
+      const [idpGroup, group, agent] = [await get('idpGroup'), await get('group'), await get('agent')];
+      const name = `${m} rule ${seq()}`;
+      const res = await admin(t)('post', '/mapping-rules').send({
+        name,
+        enabled: true,
+        match: { source: 'scim', field: 'displayName', operator: 'equals', value: idpGroup.name },
+        actions: { groups: [{ groupId: group.id, role: 'member' }], agents: [{ agentId: agent.id, permission: 'view_use' }] },
+      });
+      if (res.status >= 300) throw new Error(`factory mappingRule: ${res.status} ${res.text}`);
+      return { id: String(res.body.rule?.id ?? res.body.id), name };
+    },
+    idpGroup: async (t, get, m) => {
+      const name = `${m} idp group ${seq()}`;
+      const res = await scimClient(app, t.scimToken).post('/Groups', { schemas: [GROUP], displayName: name, members: [{ value: (await get('user')).id }] });
+      return { id: created(res, 'idpGroup'), name };
+    },
+    job: async (t) => {
+      // Where jobs exist, a reconcile is one.
+      const res = await admin(t)('post', '/mapping-rules/reconcile');
+      const job = (res.body?.job ?? res.body) as { id?: string; kind?: string };
+      if (!job?.id || !job.kind) throw new Error(`factory job: reconcile answered no job: ${res.status} ${res.text}`);
+      return { id: job.id };
+    },
+  };
+
+  /** The kinds asked for (and what they need) in one tenant, each made once. */
+  async function build(t: TestTenant, m: string, kinds: Kind[]): Promise<Fixture> {
+    const made = new Map<Kind, Promise<Obj>>();
+    const get = (k: Kind): Promise<Obj> => {
+      if (!made.has(k)) made.set(k, factories[k](t, get, m));
+      return made.get(k)!;
+    };
+    // One at a time: the order of writes stays the same from run to run.
+    for (const k of kinds) await get(k);
+    const out: Partial<Fixture> = {};
+    for (const [k, p] of made) out[k] = await p;
+    return out as Fixture;
+  }
+
+  before(async () => {
+    deps = await testDeps();
+    app = createApp(deps);
+    a = await buildTenant();
+    b = await buildTenant();
+    marker = { a: `iso-a-${randomBytes(4).toString('hex')}`, b: `iso-b-${randomBytes(4).toString('hex')}` };
+    const areas = await admin(a)('get', '/areas').expect(200);
+    AREA = (areas.body.items ?? areas.body)[0].key;
+    const doc = await request(app).get('/api/v1/openapi.json').expect(200);
+    routes = [...managementRoutes(doc.body, problems), ...scimRoutesOf(scimRoutes(deps), problems)];
+  });
+
+  /** The tables that carry tenant_id, read off the schema so that a table added later is covered too. */
+  async function tenantTables(): Promise<string[]> {
+    const knex = deps.db.knex;
+    if (dialectName === 'sqlite') {
+      const rows = (await knex.raw("SELECT m.name AS t FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND p.name = 'tenant_id'")) as { t: string }[];
+      return rows.map((r) => r.t).sort();
+    }
+    const [rows] = (await knex.raw("SELECT table_name AS t FROM information_schema.columns WHERE table_schema = DATABASE() AND column_name = 'tenant_id'")) as [{ t: string }[]];
+    return rows.map((r) => r.t).sort();
+  }
+
+  /** Every row of one tenant, table by table, in a stable order (when a key was last used is not data). */
+  async function snapshot(tables: string[], tenantId: string): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    out.set('tenants', [JSON.stringify(await deps.db.knex('tenants').where({ id: tenantId }).first())]);
+    for (const table of tables) {
+      const rows = (await deps.db.knex(table).where({ tenant_id: tenantId }).select()) as Record<string, unknown>[];
+      out.set(table, rows.map((r) => JSON.stringify({ ...r, last_used_at: undefined })).sort());
+    }
+    return out;
+  }
+
+  function diff(before: Map<string, string[]>, after: Map<string, string[]>): string {
+    const changes: string[] = [];
+    for (const [table, rows] of after) {
+      const was = new Set(before.get(table) ?? []);
+      const now = new Set(rows);
+      const gone = [...was].filter((r) => !now.has(r));
+      const added = rows.filter((r) => !was.has(r));
+      if (gone.length || added.length) changes.push(`${table}: -${JSON.stringify(gone)} +${JSON.stringify(added)}`);
+    }
+    return changes.join('; ');
+  }
+
+  it('has a way to exercise every registered route', () => {
+    assert.deepEqual(problems, []);
+    assert.ok(routes.some((r) => r.api === 'scim') && routes.some((r) => r.api === 'management'));
+  });
+
+  /** Sends a route as tenant A, with the ids of `t` (A's, some of them B's). */
+  function send(r: Route, t: Fixture): request.Test {
+    let path = r.path;
+    for (const { param, kind } of r.pathKinds) path = path.replace(r.api === 'scim' ? `:${param}` : `{${param}}`, encodeURIComponent(t[kind].id));
+    for (const [param, value] of Object.entries(r.staticParams)) path = path.replace(r.api === 'scim' ? `:${param}` : `{${param}}`, encodeURIComponent(value));
+    const method = r.method as 'get' | 'post' | 'put' | 'patch' | 'delete';
+    if (r.api === 'scim') {
+      const req = request(app)[method](`/scim/v2${path}`).set({ Authorization: `Bearer ${a.scimToken}`, Accept: 'application/scim+json' });
+      if (r.scimQuery) req.query(r.scimQuery(t));
+      return r.body ? req.set('Content-Type', 'application/scim+json').send(JSON.stringify(r.body(t))) : req;
+    }
+    const req = request(app)[method](`/api/v1${path}`).set(AS_USER.has(r.operationId ?? '') ? userAuth : a.admin);
+    const query = Object.fromEntries(Object.entries(r.queryKinds).map(([name, kind]) => [name, t[kind].id]));
+    if (Object.keys(query).length) req.query(query);
+    if (r.raw) {
+      const raw = r.raw(t);
+      return req.set('Content-Type', raw.type).send(raw.text);
+    }
+    return r.body ? req.send(r.body(t) as object) : req;
+  }
+
+  it("answers A's requests naming B's ids like ids that never existed, changes nothing of B's and shows nothing of B's", async () => {
+    const kindsUsed = [...new Set(routes.flatMap(kindsOf))];
+    const fa = await build(a, marker.a, kindsUsed);
+    const fb = await build(b, marker.b, kindsUsed);
+    const key = await admin(a)('post', '/api-keys').send({ kind: 'admin', name: 'a person', userId: fa.user.id }).expect(201);
+    userAuth = { Authorization: `Bearer ${key.body.token}` };
+    // Everything of B's that must never reach A: ids, names, emails, and the marker in every name.
+    const secrets = [b.tenant.id, b.tenant.slug, marker.b, ...Object.values(fb).flatMap((o) => [o.id, o.name, o.email])].filter((x): x is string => Boolean(x));
+    const values = (o: Obj) => [o.id, o.name, o.email].filter((x): x is string => Boolean(x));
+    const failures: string[] = [];
+    const tables = await tenantTables();
+    let requests = 0;
+    const started = Date.now();
+
+    /** A's answer with some kinds swapped for B's (or for ids that never existed). */
+    const answer = async (route: Route, t: Fixture) => {
+      requests++;
+      const res = await send(route, t);
+      return { res, text: `${JSON.stringify(res.headers)}\n${res.text ?? ''}` };
+    };
+    /** An answer with what differs between two runs of the same request blanked out. */
+    const normalized = (res: request.Response, swapped: string[]) => {
+      let text = res.text ?? '';
+      for (const v of swapped) text = text.split(v).join('<swapped>');
+      return `${res.status} ${text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>').replace(/\d+/g, '<n>')}`;
+    };
+
+    for (const route of routes) {
+      const kinds = kindsOf(route);
+      const cases = kinds.length > 1 ? [...kinds.map((k) => [k]), kinds] : kinds.map((k) => [k]);
+      for (const swapped of cases) {
+        const mixed = { ...fa } as Fixture;
+        for (const k of swapped) mixed[k] = fb[k];
+        const sent = swapped.flatMap((k) => values(fb[k]));
+        const label = `${route.label} with B's ${swapped.join(' + ')}`;
+        const beforeA = await snapshot(tables, a.tenant.id);
+        const beforeB = await snapshot(tables, b.tenant.id);
+        const { res, text } = await answer(route, mixed);
+        const afterB = await snapshot(tables, b.tenant.id);
+        const afterA = await snapshot(tables, a.tenant.id);
+        const inPath = route.pathKinds.some((p) => swapped.includes(p.kind));
+        // What a request naming B's ids may answer: 404 for an id in the path; for one in a body
+        // or query 404/422 (400 where a body's ids are checked with its fields) naming it.
+        let verdict = '';
+        if (route.bulk) {
+          const ops = (res.body?.Operations ?? []) as { status: string }[];
+          const body = route.body!(mixed) as { Operations: unknown[] };
+          body.Operations.forEach((op, i) => {
+            const touchesB = sent.some((v) => JSON.stringify(op).includes(v));
+            if (touchesB && ![400, 404].includes(Number(ops[i]?.status))) verdict += `bulk operation ${i} answered ${ops[i]?.status}; `;
+          });
+          if (res.status !== 200) verdict += `${res.status} ${res.text}`;
+        } else if (inPath) {
+          if (res.status !== 404) verdict = `expected 404, got ${res.status} ${res.text}`;
+        } else if (![400, 404, 422].includes(res.status)) verdict = `expected 400/404/422, got ${res.status} ${res.text}`;
+        else if (!sent.some((v) => res.text.includes(v))) verdict = `${res.status} does not name the unknown id: ${res.text}`;
+        let likeUnknown = false;
+        if (verdict && !route.bulk) {
+          // Not an error: then B's id must be answered exactly as an id that never existed.
+          const phantom = { ...fa } as Fixture;
+          const phantomIds: string[] = [];
+          for (const k of swapped) {
+            const id = randomUUID();
+            phantomIds.push(id);
+            phantom[k] = { ...fb[k], id };
+          }
+          const unknown = await answer(route, phantom);
+          likeUnknown = normalized(unknown.res, [...phantomIds, ...sent]) === normalized(res, sent);
+          if (!likeUnknown) failures.push(`${label}: ${verdict} (an id that never existed gets ${unknown.res.status} ${unknown.res.text})`);
+        } else if (verdict) failures.push(`${label}: ${verdict}`);
+        let rest = text;
+        for (const v of sent) rest = rest.split(v).join('');
+        const leaked = secrets.filter((x) => rest.includes(x));
+        if (leaked.length) failures.push(`${label}: the answer (${res.status}) shows B's ${leaked.join(', ')}: ${text.slice(0, 2000)}`);
+        const changedB = diff(beforeB, afterB);
+        if (changedB) failures.push(`${label}: tenant B changed: ${changedB}`);
+        // A refused request changes nothing either (a bulk's other operations may apply).
+        const changedA = diff(beforeA, afterA);
+        if (changedA && !route.bulk && !likeUnknown) failures.push(`${label}: tenant A changed (${res.status}): ${changedA}`);
+      }
+    }
+
+    // Every route once with A's own ids: it works (so the 404s above are not of a broken
+    // request) and shows nothing of B's. Deletions last, each on objects of its own.
+    const ordered = [...routes.filter((r) => r.method !== 'delete'), ...routes.filter((r) => r.method === 'delete')];
+    for (const route of ordered) {
+      const own = route.method === 'delete' ? await build(a, marker.a, kindsOf(route)) : fa;
+      const beforeB = await snapshot(tables, b.tenant.id);
+      const { res, text } = await answer(route, own);
+      const expected = route.control ?? 'a success';
+      if (expected === 'a success' ? res.status >= 400 : res.status !== expected) failures.push(`${route.label}: expected ${expected}, got ${res.status} ${res.text}`);
+      const leaked = secrets.filter((x) => text.includes(x));
+      if (leaked.length) failures.push(`${route.label}: the answer (${res.status}) shows B's ${leaked.join(', ')}: ${text.slice(0, 2000)}`);
+      const changedB = diff(beforeB, await snapshot(tables, b.tenant.id));
+      if (changedB) failures.push(`${route.label}: tenant B changed: ${changedB}`);
+    }
+    console.log(`      ${routes.length} routes, ${requests} requests in ${Date.now() - started} ms`);
+    assert.deepEqual(failures, []);
+  });
+});
+
