@@ -111,12 +111,12 @@ const BODIES: Record<string, Body> = {
   createAgentDataSource: (t) => ({ name: `source ${seq()}`, access: 'groups', groupIds: [t.group.id] }),
   updateAgentDataSource: (t) => ({ access: 'groups', groupIds: [t.otherGroup.id] }),
   checkAgentAccessBatch: (t) => ({ checks: [{ userId: t.user.id, agentId: t.agent.id, action: 'use' }] }),
-  createMappingRule: (t) => ruleBody(t, `rule ${seq()}`),
+  createMappingRule: (t) => ruleBody(t, `rule ${seq()}`, 'idpGroup'),
   updateMappingRule: (t) => {
-    const { match, actions } = ruleBody(t, 'x');
+    const { match, actions } = ruleBody(t, 'x', 'connection');
     return { match, actions };
   },
-  previewMappingRule: (t) => ({ ...ruleBody(t, 'preview'), ruleId: t.mappingRule.id }),
+  previewMappingRule: (t) => ({ ...ruleBody(t, 'preview', 'idpGroup'), ruleId: t.mappingRule.id }),
   // Disabled: a second enabled connection would need email domains on the first one too.
   createSsoConnection: () => ({ protocol: 'oidc', name: `idp ${seq()}`, enabled: false, issuer: 'https://idp.a.example.com', clientId: 'c', clientSecret: 's' }),
   updateSsoConnection: () => ({ name: `idp ${seq()}` }),
@@ -173,14 +173,19 @@ const SCIM: Record<string, ScimCase> = {
 };
 
 let counter = 0;
-const seq = () => `${++counter}`;
+/** A unique part of a name, which comparisons of two answers blank out (see `normalized`). */
+const seq = () => `q${++counter}q`;
 let AREA = '';
 
-function ruleBody(t: Fixture, name: string) {
+/** A rule whose match names an IdP group by id (SCIM) or a connection, and whose actions name A's or B's objects. */
+function ruleBody(t: Fixture, name: string, match: 'idpGroup' | 'connection') {
   return {
     name,
     enabled: true,
-    match: { source: 'connection', connectionId: t.ssoConnection.id, field: 'displayName', operator: 'equals', value: 'nothing matches this' },
+    match:
+      match === 'idpGroup'
+        ? { source: 'scim', field: 'id', operator: 'equals', value: t.idpGroup.id }
+        : { source: 'connection', connectionId: t.ssoConnection.id, field: 'displayName', operator: 'equals', value: 'Engineering' },
     actions: { groups: [{ groupId: t.group.id, role: 'member' }], agents: [{ agentId: t.agent.id, permission: 'view_use' }] },
   };
 }
@@ -497,19 +502,19 @@ describe('tenant isolation: every route, ids of another tenant', function () {
   });
 
   /** Sends a route as tenant A, with the ids of `t` (A's, some of them B's). */
-  function send(r: Route, t: Fixture): request.Test {
+  function send(r: Route, t: Fixture, filters = true): request.Test {
     let path = r.path;
     for (const { param, kind } of r.pathKinds) path = path.replace(r.api === 'scim' ? `:${param}` : `{${param}}`, encodeURIComponent(t[kind].id));
     for (const [param, value] of Object.entries(r.staticParams)) path = path.replace(r.api === 'scim' ? `:${param}` : `{${param}}`, encodeURIComponent(value));
     const method = r.method as 'get' | 'post' | 'put' | 'patch' | 'delete';
     if (r.api === 'scim') {
       const req = request(app)[method](`/scim/v2${path}`).set({ Authorization: `Bearer ${a.scimToken}`, Accept: 'application/scim+json' });
-      if (r.scimQuery) req.query(r.scimQuery(t));
+      if (r.scimQuery && filters) req.query(r.scimQuery(t));
       return r.body ? req.set('Content-Type', 'application/scim+json').send(JSON.stringify(r.body(t))) : req;
     }
     const req = request(app)[method](`/api/v1${path}`).set(AS_USER.has(r.operationId ?? '') ? userAuth : a.admin);
     const query = Object.fromEntries(Object.entries(r.queryKinds).map(([name, kind]) => [name, t[kind].id]));
-    if (Object.keys(query).length) req.query(query);
+    if (filters && Object.keys(query).length) req.query(query);
     if (r.raw) {
       const raw = r.raw(t);
       return req.set('Content-Type', raw.type).send(raw.text);
@@ -523,26 +528,59 @@ describe('tenant isolation: every route, ids of another tenant', function () {
     const fb = await build(b, marker.b, kindsUsed);
     const key = await admin(a)('post', '/api-keys').send({ kind: 'admin', name: 'a person', userId: fa.user.id }).expect(201);
     userAuth = { Authorization: `Bearer ${key.body.token}` };
-    // Everything of B's that must never reach A: ids, names, emails, and the marker in every name.
-    const secrets = [b.tenant.id, b.tenant.slug, marker.b, ...Object.values(fb).flatMap((o) => [o.id, o.name, o.email])].filter((x): x is string => Boolean(x));
     const values = (o: Obj) => [o.id, o.name, o.email].filter((x): x is string => Boolean(x));
+    // Everything of B's that must never reach A: ids, names, emails, and the marker in every name.
+    const secrets = new Set([b.tenant.id, b.tenant.slug, marker.b, ...Object.values(fb).flatMap(values)]);
     const failures: string[] = [];
     const tables = await tenantTables();
     let requests = 0;
     const started = Date.now();
 
-    /** A's answer with some kinds swapped for B's (or for ids that never existed). */
-    const answer = async (route: Route, t: Fixture) => {
+    const answer = async (route: Route, t: Fixture, filters = true) => {
       requests++;
-      const res = await send(route, t);
+      const res = await send(route, t, filters);
       return { res, text: `${JSON.stringify(res.headers)}\n${res.text ?? ''}` };
     };
-    /** An answer with what differs between two runs of the same request blanked out. */
+    /** Fails the answer if it carries any of B's data other than what the request itself sent. */
+    const shows = (label: string, res: request.Response, text: string, sent: string[]) => {
+      let rest = text;
+      for (const v of sent) rest = rest.split(v).join('');
+      const leaked = [...secrets].filter((x) => rest.includes(x));
+      if (leaked.length) failures.push(`${label}: the answer (${res.status}) shows B's ${leaked.join(', ')}: ${text.slice(0, 2000)}`);
+    };
+    /** An answer with what differs between two runs of one request blanked out. */
     const normalized = (res: request.Response, swapped: string[]) => {
       let text = res.text ?? '';
       for (const v of swapped) text = text.split(v).join('<swapped>');
-      return `${res.status} ${text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>').replace(/\d+/g, '<n>')}`;
+      text = text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>').replace(/q\d+q/g, '<seq>');
+      // A rule's position is the count of rules before it, which grows with every run.
+      text = text.replace(/"position":\d+/g, '"position":<n>');
+      return `${res.status} ${text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')}`;
     };
+
+    /** The route with A's own ids: it works (so a 404 given to B's id is not that of a broken request). */
+    const control = async (route: Route, own: Fixture) => {
+      const beforeB = await snapshot(tables, b.tenant.id);
+      const { res, text } = await answer(route, own);
+      // 409: the request found its object in a state that refuses it (a job already finished).
+      if (route.control ? res.status !== route.control : res.status >= 400 && res.status !== 409) {
+        failures.push(`${route.label}: expected ${route.control ?? 'a success or 409'}, got ${res.status} ${res.text}`);
+      }
+      shows(route.label, res, text, []);
+      const changedB = diff(beforeB, await snapshot(tables, b.tenant.id));
+      if (changedB) failures.push(`${route.label}: tenant B changed: ${changedB}`);
+    };
+
+    // Reads first, while A's rows hold nothing that came from B (see the phantom below), and
+    // lists once more without their filters: all of A's items, none of B's.
+    for (const route of routes.filter((r) => r.method === 'get')) {
+      await control(route, fa);
+      if (Object.keys(route.queryKinds).length || route.scimQuery) {
+        const { res, text } = await answer(route, fa, false);
+        if (res.status !== 200) failures.push(`${route.label} without filters: expected 200, got ${res.status} ${res.text}`);
+        shows(`${route.label} without filters`, res, text, []);
+      }
+    }
 
     // Snapshots carry over from one request to the next while nothing else writes.
     let lastA = await snapshot(tables, a.tenant.id);
@@ -560,8 +598,8 @@ describe('tenant isolation: every route, ids of another tenant', function () {
         const [afterA, afterB] = await Promise.all([snapshot(tables, a.tenant.id), snapshot(tables, b.tenant.id)]);
         [lastA, lastB] = [afterA, afterB];
         const inPath = route.pathKinds.some((p) => swapped.includes(p.kind));
-        // What a request naming B's ids may answer: 404 for an id in the path; for one in a body
-        // or query 404/422 (400 where a body's ids are checked with its fields) naming it.
+        // What a request naming B's ids answers: 404 for an id in the path; for one in a body or
+        // query 404/422 (400 where a body's ids are checked with its fields) naming it.
         let verdict = '';
         if (route.bulk) {
           const ops = (res.body?.Operations ?? []) as { status: string }[];
@@ -571,52 +609,44 @@ describe('tenant isolation: every route, ids of another tenant', function () {
             if (touchesB && ![400, 404].includes(Number(ops[i]?.status))) verdict += `bulk operation ${i} answered ${ops[i]?.status}; `;
           });
           if (res.status !== 200) verdict += `${res.status} ${res.text}`;
-        } else if (inPath) {
-          if (res.status !== 404) verdict = `expected 404, got ${res.status} ${res.text}`;
-        } else if (![400, 404, 422].includes(res.status)) verdict = `expected 400/404/422, got ${res.status} ${res.text}`;
-        else if (!sent.some((v) => res.text.includes(v))) verdict = `${res.status} does not name the unknown id: ${res.text}`;
-        let likeUnknown = false;
-        if (verdict && !route.bulk) {
-          // Not an error: then B's id must be answered exactly as an id that never existed.
-          const phantom = { ...fa } as Fixture;
-          const phantomIds: string[] = [];
-          for (const k of swapped) {
-            const id = randomUUID();
-            phantomIds.push(id);
-            phantom[k] = { ...fb[k], id };
+          if (verdict) failures.push(`${label}: ${verdict}`);
+        } else {
+          if (inPath) {
+            if (res.status !== 404) verdict = `expected 404, got ${res.status} ${res.text}`;
+          } else if (![400, 404, 422].includes(res.status)) verdict = `expected 400/404/422, got ${res.status} ${res.text}`;
+          else if (!sent.some((v) => res.text.includes(v))) verdict = `${res.status} does not name the unknown id: ${res.text}`;
+          if (verdict) {
+            // Otherwise B's object must be answered exactly as one that never existed (an access
+            // check denies an unknown user; a SCIM manager may name a user not provisioned yet).
+            const phantom = { ...fa } as Fixture;
+            for (const k of swapped) {
+              const id = randomUUID();
+              phantom[k] = { id, name: `never ${id}`, email: `never-${id}@nowhere.example.com` };
+            }
+            const unknown = await answer(route, phantom);
+            lastA = await snapshot(tables, a.tenant.id);
+            const unknownValues = swapped.flatMap((k) => values(phantom[k]));
+            if (normalized(unknown.res, unknownValues) !== normalized(res, sent)) {
+              failures.push(`${label}: ${verdict} (an id that never existed gets ${unknown.res.status} ${unknown.res.text})`);
+            } else if (diff(beforeA, afterA)) {
+              // A now holds B's id as its own opaque value (a rule's match, a manager): A's
+              // answers may echo it from here on.
+              for (const v of sent) secrets.delete(v);
+            }
+          } else {
+            const changedA = diff(beforeA, afterA);
+            if (changedA) failures.push(`${label}: refused (${res.status}) but tenant A changed: ${changedA}`);
           }
-          const unknown = await answer(route, phantom);
-          lastA = await snapshot(tables, a.tenant.id);
-          likeUnknown = normalized(unknown.res, [...phantomIds, ...sent]) === normalized(res, sent);
-          if (!likeUnknown) failures.push(`${label}: ${verdict} (an id that never existed gets ${unknown.res.status} ${unknown.res.text})`);
-        } else if (verdict) failures.push(`${label}: ${verdict}`);
-        let rest = text;
-        for (const v of sent) rest = rest.split(v).join('');
-        const leaked = secrets.filter((x) => rest.includes(x));
-        if (leaked.length) failures.push(`${label}: the answer (${res.status}) shows B's ${leaked.join(', ')}: ${text.slice(0, 2000)}`);
+        }
+        shows(label, res, text, sent);
         const changedB = diff(beforeB, afterB);
         if (changedB) failures.push(`${label}: tenant B changed: ${changedB}`);
-        // A refused request changes nothing either (a bulk's other operations may apply).
-        const changedA = diff(beforeA, afterA);
-        if (changedA && !route.bulk && !likeUnknown) failures.push(`${label}: tenant A changed (${res.status}): ${changedA}`);
       }
     }
 
-    // Every route once with A's own ids: it works (so the 404s above are not of a broken
-    // request) and shows nothing of B's. Deletions last, each on objects of its own.
-    const ordered = [...routes.filter((r) => r.method !== 'delete'), ...routes.filter((r) => r.method === 'delete')];
-    for (const route of ordered) {
-      const own = route.method === 'delete' ? await build(a, marker.a, kindsOf(route)) : fa;
-      const beforeB = await snapshot(tables, b.tenant.id);
-      const { res, text } = await answer(route, own);
-      // 409 answers a request that found its object in a state that refuses it (a finished job).
-      const expected = route.control ?? 'a success or 409';
-      if (route.control ? res.status !== route.control : res.status >= 400 && res.status !== 409) failures.push(`${route.label}: expected ${expected}, got ${res.status} ${res.text}`);
-      const leaked = secrets.filter((x) => text.includes(x));
-      if (leaked.length) failures.push(`${route.label}: the answer (${res.status}) shows B's ${leaked.join(', ')}: ${text.slice(0, 2000)}`);
-      const changedB = diff(beforeB, await snapshot(tables, b.tenant.id));
-      if (changedB) failures.push(`${route.label}: tenant B changed: ${changedB}`);
-    }
+    // Then the writes with A's own ids; deletions last, each on objects of its own.
+    for (const route of routes.filter((r) => r.method !== 'get' && r.method !== 'delete')) await control(route, fa);
+    for (const route of routes.filter((r) => r.method === 'delete')) await control(route, await build(a, marker.a, kindsOf(route)));
     console.log(`      ${routes.length} routes, ${requests} requests in ${Date.now() - started} ms`);
     assert.deepEqual(failures, []);
   });
