@@ -8,17 +8,23 @@ import { bind } from '../../../src/sso/bindings.js';
 import { testDeps } from '../../support/app.js';
 import { dialectName } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { rowChanges, tenantRows, tenantTables } from '../../support/tenant-rows.js';
 import { ENTERPRISE, GROUP, oktaUser, PATCH_OP, patchBody, scimClient, USER } from '../../support/scim.js';
 
 /**
  * One tenant-isolation test over every route, enumerated from the sources of truth: the
  * management registry (through the OpenAPI document it generates) and the SCIM router's own
  * route table. For each route and each id it takes (path, body or query), tenant A's admin
- * credentials send tenant B's id while every other id is A's own: a path id answers 404, an id
- * in a body or query 404/422 naming it (a read may also answer an empty 200), and neither
- * tenant's rows change. Every answer to A, whatever its status, is searched for B's ids, names
- * and emails. A route this file cannot exercise (a path parameter with no factory, a body with
- * no entry) fails the test, so a route added later is covered or reported, never skipped.
+ * credentials (the SCIM token for SCIM) send tenant B's id while every other id is A's own:
+ * - a path id answers 404; an id in a body or query 400/404/422 naming it, or else exactly what
+ *   an id that never existed gets (an access check denies an unknown user, a list filtered by
+ *   it is empty);
+ * - B's rows do not change, nor do A's when the request is refused;
+ * - no answer to A, of any route, whatever its status, shows B's ids, names or emails beyond
+ *   what the request itself sent; lists are also read without their filters.
+ * Each route also runs with A's own ids and must work, so a 404 above is not that of a broken
+ * request. A route this file cannot exercise (a path parameter with no factory, a body with no
+ * entry) fails the first test: a route added later is covered or reported, never skipped.
  */
 
 /** The kinds of object a route can name; each has a factory below that makes one in a tenant. */
@@ -95,7 +101,7 @@ const BODIES: Record<string, Body> = {
   updateTenant: () => ({ jitProvisioning: false }),
   updateUser: (t) => ({ templateId: t.roleTemplate.id }),
   setUserPermissions: () => ({ areas: {} }),
-  checkAreas: (t) => ({ userId: t.user.id, area: AREA, action: 'view' }),
+  checkAreas: (t) => ({ userId: t.user.id, area, action: 'view' }),
   inviteUser: (t) => ({ email: `invitee-${seq()}@a.example.com`, role: 'member', templateId: t.roleTemplate.id }),
   createRoleTemplate: () => ({ name: `template ${seq()}`, areas: {} }),
   updateRoleTemplate: () => ({ name: `template ${seq()}`, areas: {} }),
@@ -175,7 +181,8 @@ const SCIM: Record<string, ScimCase> = {
 let counter = 0;
 /** A unique part of a name, which comparisons of two answers blank out (see `normalized`). */
 const seq = () => `q${++counter}q`;
-let AREA = '';
+/** An area of the catalogue, read at the start (area checks name one). */
+let area = '';
 
 /** A rule whose match names an IdP group by id (SCIM) or a connection, and whose actions name A's or B's objects. */
 function ruleBody(t: Fixture, name: string, match: 'idpGroup' | 'connection') {
@@ -190,7 +197,7 @@ function ruleBody(t: Fixture, name: string, match: 'idpGroup' | 'connection') {
   };
 }
 
-/** One request: which kinds it names, and which of them are tenant B's. */
+/** A route, the kinds of object it names, and how to exercise it. */
 interface Route {
   api: 'management' | 'scim';
   method: string;
@@ -206,8 +213,6 @@ interface Route {
   scimQuery?: (t: Fixture) => Record<string, string>;
   bulk?: boolean;
   control?: number;
-  /** The route only reads: a B id in its query or body may also answer an empty 200. */
-  read: boolean;
 }
 
 interface OpenApiOperation {
@@ -234,7 +239,7 @@ function managementRoutes(doc: { paths: Record<string, Record<string, OpenApiOpe
         else if (/Id$|By$/.test(p.name)) problems.push(`${label}: query parameter ${p.name} looks like an id but has no kind in QUERY_KINDS`);
       }
       const types = Object.keys(op.requestBody?.content ?? {});
-      const route: Route = { api: 'management', method, path, label, operationId: op.operationId, pathKinds: pathKinds.kinds, staticParams: pathKinds.statics, queryKinds, read: method === 'get' };
+      const route: Route = { api: 'management', method, path, label, operationId: op.operationId, pathKinds: pathKinds.kinds, staticParams: pathKinds.statics, queryKinds };
       if (types.includes('application/json')) {
         route.body = BODIES[op.operationId];
         if (!route.body) problems.push(`${label}: no body in BODIES`);
@@ -250,19 +255,21 @@ function managementRoutes(doc: { paths: Record<string, Record<string, OpenApiOpe
 
 /** Every SCIM endpoint, read off the router's own route table. */
 function scimRoutesOf(router: Router, problems: string[]): Route[] {
-  const out: Route[] = [];
   const stack = (router as unknown as { stack: { route?: { path: string; methods: Record<string, boolean> } }[] }).stack;
-  for (const layer of stack) {
-    if (!layer.route) continue;
-    const methods = Object.keys(layer.route.methods).filter((m) => m !== '_all');
-    // `resource()` answers every undeclared method with 405 through a catch-all; a path with only
-    // a catch-all (/Me) is exercised with GET.
-    const declared = methods.length ? methods : stack.some((l) => l.route?.path === layer.route!.path && Object.keys(l.route.methods).some((m) => m !== '_all')) ? [] : ['get'];
-    for (const method of declared) {
-      const path = layer.route.path;
-      const key = `${method.toUpperCase()} ${path}`;
+  // `resource()` follows each path's methods with a catch-all answering 405; a path served by a
+  // catch-all alone (/Me answers 501 to every method) is exercised with GET.
+  const methods = new Map<string, Set<string>>();
+  for (const { route } of stack) {
+    if (!route) continue;
+    const declared = methods.get(route.path) ?? new Set<string>();
+    for (const m of Object.keys(route.methods)) if (m !== '_all') declared.add(m);
+    methods.set(route.path, declared);
+  }
+  const out: Route[] = [];
+  for (const [path, declared] of methods) {
+    for (const method of declared.size ? declared : ['get']) {
       const label = `${method.toUpperCase()} /scim/v2${path}`;
-      const spec = SCIM[key];
+      const spec = SCIM[`${method.toUpperCase()} ${path}`];
       if (!spec) {
         problems.push(`${label}: no entry in SCIM`);
         continue;
@@ -280,7 +287,6 @@ function scimRoutesOf(router: Router, problems: string[]): Route[] {
         scimQuery: spec.query,
         bulk: spec.bulk,
         control: spec.control,
-        read: method === 'get' || path.endsWith('.search'),
       });
     }
   }
@@ -458,43 +464,10 @@ describe('tenant isolation: every route, ids of another tenant', function () {
     b = await buildTenant();
     marker = { a: `iso-a-${randomBytes(4).toString('hex')}`, b: `iso-b-${randomBytes(4).toString('hex')}` };
     const areas = await admin(a)('get', '/areas').expect(200);
-    AREA = (areas.body.items ?? areas.body)[0].key;
+    area = (areas.body.items ?? areas.body)[0].key;
     const doc = await request(app).get('/api/v1/openapi.json').expect(200);
     routes = [...managementRoutes(doc.body, problems), ...scimRoutesOf(scimRoutes(deps), problems)];
   });
-
-  /** The tables that carry tenant_id, read off the schema so that a table added later is covered too. */
-  async function tenantTables(): Promise<string[]> {
-    const knex = deps.db.knex;
-    if (dialectName === 'sqlite') {
-      const rows = (await knex.raw("SELECT m.name AS t FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND p.name = 'tenant_id'")) as { t: string }[];
-      return rows.map((r) => r.t).sort();
-    }
-    const [rows] = (await knex.raw("SELECT table_name AS t FROM information_schema.columns WHERE table_schema = DATABASE() AND column_name = 'tenant_id'")) as [{ t: string }[]];
-    return rows.map((r) => r.t).sort();
-  }
-
-  /** Every row of one tenant, table by table, in a stable order (when a key was last used is not data). */
-  async function snapshot(tables: string[], tenantId: string): Promise<Map<string, string[]>> {
-    const knex = deps.db.knex;
-    const read = async (table: string): Promise<[string, string[]]> => {
-      const rows = (await (table === 'tenants' ? knex(table).where({ id: tenantId }) : knex(table).where({ tenant_id: tenantId })).select()) as Record<string, unknown>[];
-      return [table, rows.map((r) => JSON.stringify({ ...r, last_used_at: undefined })).sort()];
-    };
-    return new Map(await Promise.all(['tenants', ...tables].map(read)));
-  }
-
-  function diff(before: Map<string, string[]>, after: Map<string, string[]>): string {
-    const changes: string[] = [];
-    for (const [table, rows] of after) {
-      const was = new Set(before.get(table) ?? []);
-      const now = new Set(rows);
-      const gone = [...was].filter((r) => !now.has(r));
-      const added = rows.filter((r) => !was.has(r));
-      if (gone.length || added.length) changes.push(`${table}: -${JSON.stringify(gone)} +${JSON.stringify(added)}`);
-    }
-    return changes.join('; ');
-  }
 
   it('has a way to exercise every registered route', () => {
     assert.deepEqual(problems, []);
@@ -529,7 +502,8 @@ describe('tenant isolation: every route, ids of another tenant', function () {
     // Everything of B's that must never reach A: ids, names, emails, and the marker in every name.
     const secrets = new Set([b.tenant.id, b.tenant.slug, marker.b, ...Object.values(fb).flatMap(values)]);
     const failures: string[] = [];
-    const tables = await tenantTables();
+    const tables = await tenantTables(deps.db.knex);
+    const snapshot = (tenantId: string) => tenantRows(deps.db.knex, tables, tenantId);
     let requests = 0;
     const started = Date.now();
 
@@ -558,14 +532,14 @@ describe('tenant isolation: every route, ids of another tenant', function () {
 
     /** The route with A's own ids: it works (so a 404 given to B's id is not that of a broken request). */
     const control = async (route: Route, own: Fixture) => {
-      const beforeB = await snapshot(tables, b.tenant.id);
+      const beforeB = await snapshot(b.tenant.id);
       const { res, text } = await answer(route, own);
       // 409: the request found its object in a state that refuses it (a job already finished).
       if (route.control ? res.status !== route.control : res.status >= 400 && res.status !== 409) {
         failures.push(`${route.label}: expected ${route.control ?? 'a success or 409'}, got ${res.status} ${res.text}`);
       }
       shows(route.label, res, text, []);
-      const changedB = diff(beforeB, await snapshot(tables, b.tenant.id));
+      const changedB = rowChanges(beforeB, await snapshot(b.tenant.id));
       if (changedB) failures.push(`${route.label}: tenant B changed: ${changedB}`);
     };
 
@@ -581,8 +555,8 @@ describe('tenant isolation: every route, ids of another tenant', function () {
     }
 
     // Snapshots carry over from one request to the next while nothing else writes.
-    let lastA = await snapshot(tables, a.tenant.id);
-    let lastB = await snapshot(tables, b.tenant.id);
+    let lastA = await snapshot(a.tenant.id);
+    let lastB = await snapshot(b.tenant.id);
     for (const route of routes) {
       const kinds = kindsOf(route);
       const cases = kinds.length > 1 ? [...kinds.map((k) => [k]), kinds] : kinds.map((k) => [k]);
@@ -594,7 +568,7 @@ describe('tenant isolation: every route, ids of another tenant', function () {
         const { res, text, sent: request } = await answer(route, mixed);
         // B's values this request carried: the answer may name them back, and nothing else of B's.
         const sent = swapped.flatMap((k) => values(fb[k])).filter((v) => request.includes(v));
-        const [afterA, afterB] = await Promise.all([snapshot(tables, a.tenant.id), snapshot(tables, b.tenant.id)]);
+        const [afterA, afterB] = await Promise.all([snapshot(a.tenant.id), snapshot(b.tenant.id)]);
         [lastA, lastB] = [afterA, afterB];
         const inPath = route.pathKinds.some((p) => swapped.includes(p.kind));
         // What a request naming B's ids answers: 404 for an id in the path; for one in a body or
@@ -623,22 +597,22 @@ describe('tenant isolation: every route, ids of another tenant', function () {
               phantom[k] = { id, name: `never ${id}`, email: `never-${id}@nowhere.example.com` };
             }
             const unknown = await answer(route, phantom);
-            lastA = await snapshot(tables, a.tenant.id);
+            lastA = await snapshot(a.tenant.id);
             const unknownValues = swapped.flatMap((k) => values(phantom[k])).filter((v) => unknown.sent.includes(v));
             if (normalized(unknown.res, unknownValues) !== normalized(res, sent)) {
               failures.push(`${label}: ${verdict} (an id that never existed gets ${unknown.res.status} ${unknown.res.text})`);
-            } else if (diff(beforeA, afterA)) {
+            } else if (rowChanges(beforeA, afterA)) {
               // A now holds B's id as its own opaque value (a rule's match, a manager): A's
               // answers may echo it from here on.
               for (const v of sent) secrets.delete(v);
             }
           } else {
-            const changedA = diff(beforeA, afterA);
+            const changedA = rowChanges(beforeA, afterA);
             if (changedA) failures.push(`${label}: refused (${res.status}) but tenant A changed: ${changedA}`);
           }
         }
         shows(label, res, text, sent);
-        const changedB = diff(beforeB, afterB);
+        const changedB = rowChanges(beforeB, afterB);
         if (changedB) failures.push(`${label}: tenant B changed: ${changedB}`);
       }
     }
