@@ -482,7 +482,6 @@ describe('tenant isolation: every route, ids of another tenant', function () {
     assert.ok(routes.some((r) => r.api === 'scim') && routes.some((r) => r.api === 'management'));
   });
 
-  /** Sends a route as tenant A, with the ids of `t` (A's, some of them B's). */
   /** Sends a route as tenant A with the ids of `t` (A's, some of them B's); `sent` is what the request carried. */
   function send(r: Route, t: Fixture, filters = true): { test: request.Test; sent: string } {
     let path = r.path;
