@@ -113,6 +113,28 @@ describe('statement limits: large requests succeed on every dialect', () => {
     assert.deepEqual(after.body.schemas, [GROUP]);
     assert.ok(!after.body.members?.length);
   });
+
+  it('the access-matrix report for a user in 33,000 groups', async function () {
+    this.timeout(120_000);
+    const db = await testDb();
+    const [userId] = await seedUsers(db.knex, t, 1);
+    const now = Date.now();
+    const groups = Array.from({ length: 33_000 }, (_, i) => ({ tenant_id: t.tenant.id, id: randomUUID(), name: `g${i}`, name_key: `g${i}`, status: 'active', created_at: now, updated_at: now }));
+    for (let i = 0; i < groups.length; i += 500) {
+      await db.knex('local_groups').insert(groups.slice(i, i + 500));
+      await db.knex('group_members').insert(groups.slice(i, i + 500).map((g) => ({ tenant_id: t.tenant.id, group_id: g.id, user_id: userId!, role: 'member', rule_id: '', idp_group_id: '', created_at: now })));
+    }
+    const agent = await createAgent(app, t, 'Deep Assistant');
+    await request(app).post(`/api/v1/agents/${agent}/grants`).set(t.admin).send({ groupId: groups[32_999]!.id, permission: 'view_use' }).expect(201);
+    const res = await request(app).get('/api/v1/reports/access-matrix').query({ format: 'csv' }).set(t.admin).buffer(true).parse((r, done) => {
+      let text = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => (text += c));
+      r.on('end', () => done(null, text));
+    });
+    assert.equal(res.status, 200);
+    assert.ok((res.body as string).split('\n').some((line) => line.startsWith(`${userId},`) && line.includes(agent)), res.body as string);
+  });
 });
 
 /** Users written straight into the tables (the API would take minutes for 40,000). */
