@@ -98,9 +98,9 @@ function matchValue(c: SignInConnection, id: SignInIdentity): string {
   const value = c.matchBy === 'email' ? id.email : c.matchBy === 'userName' ? id.userName : id.externalId;
   if (!value) throw new SignInRefused('missing_identifier', `the identity provider sent no ${c.matchBy === 'email' ? 'email address' : c.matchBy}, which this connection matches users by`);
   if (c.matchBy === 'email' && !id.emailVerified) throw new SignInRefused('email_not_verified', `the identity provider does not say that ${value} is verified`);
-  if (c.matchBy === 'email' && trustedEmail(c, id) === null) {
-    throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`);
-  }
+  // A user name shaped like an address (Okta logins, Entra UPNs) is held to the domains as well.
+  const outside = c.matchBy === 'email' ? trustedEmail(c, id) === null : c.matchBy === 'userName' && value.includes('@') && c.domains.length > 0 && !inDomains(value, c.domains);
+  if (outside) throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`);
   return value;
 }
 
@@ -147,6 +147,10 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
 
 type Resolved = { user: User; provisioned: boolean; invitationAccepted: boolean };
 
+function boundToOther(c: SignInConnection, value: string, user: User): SignInRefused {
+  return new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} as another identity of that provider; an admin can remove that binding`, user);
+}
+
 /** An existing user signs in: last login recorded, suspension refused, an invitation accepted. */
 async function signInExisting(trx: Knex, ctx: Ctx, found: User): Promise<Resolved> {
   // The write takes the row lock first, so the status read next is current: a concurrent SCIM
@@ -180,14 +184,10 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
   else {
     // The user already signs in through this connection as someone else at the IdP: the email
     // (or user name) may have been pointed at them, so this identity does not get their account.
-    if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id))) {
-      throw new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} with another identity of that provider; an admin can remove that binding`, found[0]!);
-    }
+    if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id))) throw boundToOther(c, value, found[0]!);
     resolved = await signInExisting(trx, ctx, found[0]!);
   }
-  if (id.subject && (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id) {
-    throw new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} with another identity of that provider; an admin can remove that binding`, resolved.user);
-  }
+  if (id.subject && (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id) throw boundToOther(c, value, resolved.user);
   return resolved;
 }
 
@@ -222,10 +222,10 @@ async function ensureClaimGroups(trx: Knex, ctx: Ctx, c: SignInConnection, names
 }
 
 /**
- * Makes the user's memberships in the connection's claim groups exactly the claimed ones.
- * Claim groups from before groups had owners (several connections of the protocol, see
- * migration 009) are left as the user signs in. SCIM groups and other connections' groups are
- * left alone.
+ * Makes the user's memberships in the connection's claim groups exactly the claimed ones. The
+ * user also leaves the protocol's unowned claim groups (connection_id '': made before groups had
+ * owners, in a tenant with several connections of the protocol, see migration 009). SCIM groups
+ * and other connections' groups are left alone.
  */
 async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, c: SignInConnection, claimed: string[]): Promise<ClaimGroupChange> {
   const names = new Map<string, string>();

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { isAdmin, type Principal } from '../access/principal.js';
+import { currentRead } from '../db/dialect.js';
 import { toMs } from '../db/rows.js';
 import { Forbidden, NotFound } from '../errors.js';
 
@@ -18,25 +19,26 @@ export interface Binding {
 
 const hashOf = (subject: string) => createHash('sha256').update(subject, 'utf8').digest('hex');
 
-/** The user a subject is bound to through this connection, if any. */
+/** The user a subject is bound to through this connection, if any (a current read: a binding committed meanwhile counts). */
 export async function boundUser(trx: Knex, tenantId: string, connectionId: string, subject: string): Promise<string | undefined> {
-  const row = await trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, subject_hash: hashOf(subject) }).first('user_id');
+  const row = await currentRead(trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, subject_hash: hashOf(subject) }).first('user_id'));
   return row ? String(row.user_id) : undefined;
 }
 
 /** Whether the user is bound to some other subject through this connection. */
 export async function isBoundThrough(trx: Knex, tenantId: string, connectionId: string, userId: string): Promise<boolean> {
-  return Boolean(await trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, user_id: userId }).first('user_id'));
+  return Boolean(await currentRead(trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, user_id: userId }).first('user_id')));
 }
 
 /**
- * Binds a subject to a user. Two first sign-ins at once may race: the loser's insert is
- * ignored, and it reads back who won (the caller refuses when that is not its user).
+ * Binds a subject to a user. Two first sign-ins at once may race (the same identity, or two
+ * identities for one user): the loser's insert is ignored, and it reads back who holds the
+ * subject (the caller refuses when that is not its user, or nobody).
  */
 export async function bind(trx: Knex, tenantId: string, connectionId: string, subject: string, userId: string, now: number): Promise<string | undefined> {
   await trx('sso_bindings')
     .insert({ tenant_id: tenantId, connection_id: connectionId, subject_hash: hashOf(subject), subject: subject.slice(0, 1024), user_id: userId, created_at: now })
-    .onConflict(['tenant_id', 'connection_id', 'subject_hash'])
+    .onConflict()
     .ignore();
   return boundUser(trx, tenantId, connectionId, subject);
 }
