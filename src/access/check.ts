@@ -118,24 +118,34 @@ async function loadGroupClosure(knex: Knex, tenantId: string, groupIds: string[]
 export type GrantFilter = { userIds: string[]; groupIds: string[] } | { grantIds: string[] };
 
 /**
+ * The grants of `grantsOf` held by these users or groups, in id order. Users may sit in more
+ * groups than one IN list holds, so each list is split on its own.
+ */
+async function grantsHeldBy(
+  knex: Knex,
+  agentIds: string[],
+  only: { userIds: string[]; groupIds: string[] },
+  grantsOf: (agentIds: string[]) => Knex.QueryBuilder,
+): Promise<Record<string, unknown>[]> {
+  const held = (type: 'user' | 'group', subjects: string[]) =>
+    inChunks(knex, subjects, (part) => inChunks<string, Record<string, unknown>>(knex, agentIds, (c) => grantsOf(c).where('subject_type', type).whereIn('subject_id', part)));
+  const rows = [...(await held('user', only.userIds)), ...(await held('group', only.groupIds))];
+  return rows.sort((a, b) => (String(a.id) < String(b.id) ? -1 : String(a.id) > String(b.id) ? 1 : 0));
+}
+
+/**
  * Agents with their grants and data sources. A filter keeps the rest of the agents' grants (rule-
  * derived per-user grants grow with the tenant) in the database.
  */
 export async function loadAgents(knex: Knex, tenantId: string, ids: string[], only?: GrantFilter): Promise<Map<string, CheckedAgent>> {
   const unique = [...new Set(ids)];
   const agents = await inChunks(knex, unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
-  const grants = await inChunks(knex, unique, (c) => {
-    const q = knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c);
-    if (only && 'grantIds' in only) q.whereIn('id', only.grantIds);
-    else if (only) {
-      q.andWhere((w) =>
-        w
-          .where((u) => u.where('subject_type', 'user').whereIn('subject_id', only.userIds))
-          .orWhere((g) => g.where('subject_type', 'group').whereIn('subject_id', only.groupIds)),
-      );
-    }
-    return q;
-  });
+  // Every filter starts from this one query, so a condition on which grants count is written once.
+  const grantsOf = (c: string[]) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c);
+  const grants =
+    only && !('grantIds' in only)
+      ? await grantsHeldBy(knex, unique, only, grantsOf)
+      : await inChunks(knex, unique, (c) => (only ? grantsOf(c).whereIn('id', only.grantIds) : grantsOf(c)));
   const sources = await inChunks(knex, unique, (c) => knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'));
   const sourceGroups = await inChunks(
     knex,

@@ -134,12 +134,17 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
           w
             .where('access_type', 'organization')
             .orWhere((p) => p.where('access_type', 'private').andWhere('created_by', user.id))
-            .orWhereIn(
-              'id',
-              knex('agent_grants')
-                .where({ tenant_id: tenantId })
-                .andWhere((g) => g.where({ subject_type: 'user', subject_id: user.id }).orWhere((gg) => gg.where('subject_type', 'group').whereIn('subject_id', [...names.groups.keys(), ''])))
-                .select('agent_id'),
+            // The user's groups with their ancestors, walked in SQL: a user may sit in more
+            // groups than one IN list holds. Stale rows only widen the candidates; decide() judges.
+            .orWhereRaw(
+              `id IN (WITH RECURSIVE up(id) AS (
+                 SELECT group_id FROM group_members WHERE tenant_id = ? AND user_id = ?
+                 UNION
+                 SELECT g.parent_id FROM up CROSS JOIN local_groups g ON g.tenant_id = ? AND g.id = up.id AND g.parent_id IS NOT NULL
+               )
+               SELECT agent_id FROM agent_grants
+                WHERE tenant_id = ? AND ((subject_type = 'user' AND subject_id = ?) OR (subject_type = 'group' AND subject_id IN (SELECT id FROM up))))`,
+              [tenantId, user.id, tenantId, tenantId, user.id],
             ),
         );
       }
