@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { describeWindow, windowState, type GrantWindow } from './grant-window.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 /**
  * The access check (seed 004): may a user view, use, edit, delete or manage the permissions of
@@ -81,7 +82,7 @@ export async function loadUsers(knex: Knex, tenantId: string, ids: string[]): Pr
   const unique = [...new Set(ids)];
   const users = await inChunks(unique, (c) => knex('users').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'email', 'role', 'status'));
   const rows = await inChunks(unique, (c) =>
-    knex('group_members').where({ tenant_id: tenantId }).whereIn('user_id', c).select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
+    knex('group_members').where({ tenant_id: tenantId }).whereIn('user_id', c).whereRaw(liveDerivedSql('group_members')).select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
   );
   const out = new Map<string, CheckedUser>();
   for (const u of users) {
@@ -122,7 +123,7 @@ async function loadGroupClosure(knex: Knex, tenantId: string, groupIds: string[]
 export async function loadAgents(knex: Knex, tenantId: string, ids: string[]): Promise<Map<string, CheckedAgent>> {
   const unique = [...new Set(ids)];
   const agents = await inChunks(unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
-  const grants = await inChunks(unique, (c) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c));
+  const grants = await inChunks(unique, (c) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c).whereRaw(liveDerivedSql('agent_grants')));
   const sources = await inChunks(unique, (c) => knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'));
   const sourceGroups = await inChunks(
     sources.map((s) => String(s.id)),

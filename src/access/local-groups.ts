@@ -8,6 +8,7 @@ import { decodeCursor, keyset, pageFrom, type KeyColumn } from '../db/keyset.js'
 import { toMs } from '../db/rows.js';
 import { noRowChanged } from '../db/versioned.js';
 import { Conflict, NotFound, Unprocessable } from '../errors.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 /**
  * The workspace's own groups (seed 004): a tree by `parentId`, members with a role. A user may
@@ -127,6 +128,7 @@ export async function memberCounts(db: Knex, tenantId: string, groupIds: string[
     const rows = await db('group_members')
       .where({ tenant_id: tenantId })
       .whereIn('group_id', groupIds.slice(i, i + CHUNK))
+      .whereRaw(liveDerivedSql('group_members'))
       .groupBy('group_id')
       .select('group_id')
       .countDistinct({ n: 'user_id' });
@@ -249,7 +251,7 @@ const MANUAL = { rule_id: '', idp_group_id: '' };
 
 /** A user's role in a group counting every row (manual and derived), or null for a non-member. */
 export async function effectiveRole(db: Knex, tenantId: string, groupId: string, userId: string): Promise<MemberRole | null> {
-  const rows = await db('group_members').where({ tenant_id: tenantId, group_id: groupId, user_id: userId }).select('role');
+  const rows = await db('group_members').where({ tenant_id: tenantId, group_id: groupId, user_id: userId }).whereRaw(liveDerivedSql('group_members')).select('role');
   if (!rows.length) return null;
   return rows.some((r: Row) => r.role === 'manager') ? 'manager' : 'member';
 }
@@ -267,6 +269,7 @@ export async function membershipsOf(
     const rows = await db('group_members')
       .where({ tenant_id: tenantId, group_id: groupId })
       .whereIn('user_id', unique.slice(i, i + CHUNK))
+      .whereRaw(liveDerivedSql('group_members'))
       .select('user_id', 'role', 'rule_id', 'idp_group_id');
     for (const r of rows as Row[]) {
       const entry = out.get(String(r.user_id)) ?? { manual: null, derived: [] };
@@ -319,7 +322,7 @@ export interface GroupMember {
 export async function listGroupMembers(db: Knex, tenantId: string, groupId: string, q: { limit: number; cursor?: string }): Promise<{ members: GroupMember[]; nextCursor: string | null }> {
   const after = q.cursor ? String(decodeCursor(q.cursor, 1)[0]) : '';
   const ids = (
-    await db('group_members').where({ tenant_id: tenantId, group_id: groupId }).andWhere('user_id', '>', after).distinct('user_id').orderBy('user_id').limit(q.limit + 1)
+    await db('group_members').where({ tenant_id: tenantId, group_id: groupId }).andWhere('user_id', '>', after).whereRaw(liveDerivedSql('group_members')).distinct('user_id').orderBy('user_id').limit(q.limit + 1)
   ).map((r: Row) => String(r.user_id));
   const page = pageFrom(ids, q.limit, (id) => [id]);
   if (!page.rows.length) return { members: [], nextCursor: null };
@@ -329,6 +332,7 @@ export async function listGroupMembers(db: Knex, tenantId: string, groupId: stri
     })
     .where({ 'm.tenant_id': tenantId, 'm.group_id': groupId })
     .whereIn('m.user_id', page.rows)
+    .whereRaw(liveDerivedSql('m'))
     .orderBy(['m.user_id', 'm.rule_id', 'm.idp_group_id'])
     .select('m.user_id', 'm.role', 'm.rule_id', 'm.idp_group_id', 'u.email', 'u.display_name', 'u.status')) as Row[];
   const byUser = new Map<string, GroupMember>();

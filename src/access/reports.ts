@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import { decide, loadAgents, loadNames, loadUsers, type CheckedAgent } from './check.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 /**
  * Seed 004's permission reports, produced in batches so they stream: nothing holds the whole
@@ -98,6 +99,7 @@ export async function* groupMembership(knex: Knex, tenantId: string, by: 'group'
         this.on('u.tenant_id', '=', 'm.tenant_id').andOn('u.id', '=', 'm.user_id');
       })
       .where('m.tenant_id', tenantId)
+      .whereRaw(liveDerivedSql('m'))
       // A pair held by hand and by a rule is one row: 'manager' sorts before 'member', so MIN picks the higher role.
       .groupBy('m.group_id', 'm.user_id', 'g.name', 'g.status', 'u.email')
       .select('m.group_id', 'm.user_id', 'g.name', 'g.status', 'u.email')
@@ -151,7 +153,7 @@ export async function* coverage(knex: Knex, tenantId: string, at: number, days: 
     .map((a) => ({ section: 'agent_without_groups' as const, id: a.id, name: a.name, detail: 'restricted to groups but none assigned' }));
   const empty = await knex('local_groups as g')
     .where('g.tenant_id', tenantId)
-    .whereNotExists(knex('group_members as m').whereRaw('m.tenant_id = g.tenant_id AND m.group_id = g.id').select(knex.raw('1')))
+    .whereNotExists(knex('group_members as m').whereRaw(`m.tenant_id = g.tenant_id AND m.group_id = g.id AND ${liveDerivedSql('m')}`).select(knex.raw('1')))
     .orderBy('g.id')
     .select('g.id', 'g.name');
   yield empty.map((g: Record<string, unknown>) => ({ section: 'empty_group' as const, id: String(g.id), name: String(g.name), detail: 'no members' }));

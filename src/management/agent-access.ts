@@ -7,6 +7,7 @@ import { Forbidden, NotFound } from '../errors.js';
 import type { Api, JsonSchema } from './api.js';
 import { pageOf, pageQuery } from './schemas.js';
 import { decodeCursor, encodeCursor } from '../db/keyset.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 const ACTIONS: AgentAction[] = ['view', 'use', 'edit', 'delete', 'managePermissions'];
 
@@ -142,6 +143,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
               knex('agent_grants')
                 .where({ tenant_id: tenantId })
                 .andWhere((g) => g.where({ subject_type: 'user', subject_id: user.id }).orWhere((gg) => gg.where('subject_type', 'group').whereIn('subject_id', [...names.groups.keys(), ''])))
+                .whereRaw(liveDerivedSql('agent_grants'))
                 .select('agent_id'),
             ),
         );
@@ -230,7 +232,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
                UNION
                SELECT g.id FROM down CROSS JOIN local_groups g ON g.tenant_id = ? AND g.parent_id = down.id
              )
-             SELECT DISTINCT m.user_id FROM down CROSS JOIN group_members m ON m.tenant_id = ? AND m.group_id = down.id`,
+             SELECT DISTINCT m.user_id FROM down CROSS JOIN group_members m ON m.tenant_id = ? AND m.group_id = down.id WHERE ${liveDerivedSql('m')}`,
             [tenantId, ...groupIds, tenantId, tenantId],
           )
         : [];

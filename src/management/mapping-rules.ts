@@ -5,7 +5,10 @@ import { requireUser } from '../directory/users.js';
 import { idpGroupsOfUsers, type SyncDiff } from '../mapping/engine.js';
 import type { MappingRule } from '../mapping/rules.js';
 import { listRules, requireRule, syncStatus, type RuleInput } from '../mapping/store.js';
-import { createRule, deleteRule, previewRule, reconcile, updateRule } from '../provisioning/mapping.js';
+import { counts, createRule, deleteRule, previewRule, reconcile, sweepRule, updateRule, type RuleChange } from '../provisioning/mapping.js';
+import { emptyDiff } from '../mapping/engine.js';
+import type { Db } from '../db/knex.js';
+import type { Ctx } from '../context.js';
 import type { Api, JsonSchema } from './api.js';
 import type { commonSchemas } from './schemas.js';
 
@@ -31,7 +34,14 @@ function presentDiff(d: SyncDiff) {
     membershipsRemoved: d.membershipsRemoved,
     grantsAdded: d.grantsAdded,
     grantsRemoved: d.grantsRemoved.map(({ id: _id, ...g }) => g),
+    membershipsRestamped: d.membershipsRestamped,
+    grantsRestamped: d.grantsRestamped.map(({ id: _id, ...g }) => g),
   };
+}
+
+/** Runs the sweep a rule change needs, in this process, and counts what it did. */
+async function applySweep(db: Db, ctx: Ctx, change: RuleChange) {
+  return counts(change.sweep ? await sweepRule(db, ctx, change.sweep) : emptyDiff());
 }
 
 export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
@@ -121,7 +131,7 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     responses: { 201: { description: 'Created and applied', schema: { ...withApplied, properties: { ...withApplied.properties, id: common.id } } } },
     handler: async (req, res, { body }) => {
       const out = await createRule(deps.db, req.ctx!, req.principal!, body as RuleInput);
-      res.status(201).json({ id: out.rule.id, rule: presentRule(out.rule), applied: out.applied });
+      res.status(201).json({ id: out.rule.id, rule: presentRule(out.rule), applied: await applySweep(deps.db, req.ctx!, out) });
     },
   });
   api.add({
@@ -146,7 +156,7 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     responses: { 200: { description: 'Changed and applied', schema: withApplied } },
     handler: async (req, res, { params, body }) => {
       const out = await updateRule(deps.db, req.ctx!, req.principal!, params.id!, body as Partial<RuleInput>);
-      res.json({ rule: presentRule(out.rule), applied: out.applied });
+      res.json({ rule: presentRule(out.rule), applied: await applySweep(deps.db, req.ctx!, out) });
     },
   });
   api.add({
@@ -157,7 +167,8 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     tag: 'Mapping rules',
     responses: { 200: { description: 'Deleted; what was revoked', schema: { type: 'object', required: ['applied'], properties: { applied } } } },
     handler: async (req, res, { params }) => {
-      res.json({ applied: await deleteRule(deps.db, req.ctx!, req.principal!, params.id!) });
+      const out = await deleteRule(deps.db, req.ctx!, req.principal!, params.id!);
+      res.json({ applied: await applySweep(deps.db, req.ctx!, out) });
     },
   });
 
@@ -175,8 +186,14 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
         description: 'Matched IdP groups and per-user gains and losses',
         schema: {
           type: 'object',
-          required: ['matchedGroups', 'changes'],
+          required: ['matchedGroups', 'counts', 'changes', 'truncated'],
           properties: {
+            counts: {
+              type: 'object',
+              required: ['usersReached', 'usersChanged', 'gains', 'losses'],
+              properties: { usersReached: { type: 'integer' }, usersChanged: { type: 'integer' }, gains: { type: 'integer' }, losses: { type: 'integer' } },
+            },
+            truncated: { type: 'boolean', description: 'changes shows the first 100 users changed; counts cover all' },
             matchedGroups: {
               type: 'array',
               items: { type: 'object', required: ['id', 'displayName', 'source'], properties: { id: { type: 'string' }, displayName: { type: 'string' }, externalId: { type: ['string', 'null'] }, source: { enum: ['scim', 'saml', 'oidc'] } } },
@@ -209,17 +226,23 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
         description: 'What was fixed',
         schema: {
           type: 'object',
-          required: ['fixed', 'differences'],
+          required: ['fixed', 'counts', 'differences'],
           properties: {
             fixed: { type: 'integer' },
-            differences: { type: 'object', required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'], properties: { membershipsAdded: derived, membershipsRemoved: derived, grantsAdded: derived, grantsRemoved: derived } },
+            counts: { type: 'object', description: 'Every difference fixed, by kind (restamped: rows moved to their rule\'s current version)', additionalProperties: { type: 'integer' } },
+            differences: {
+              type: 'object',
+              description: 'The first 20 differences of each kind',
+              required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'],
+              properties: { membershipsAdded: derived, membershipsRemoved: derived, grantsAdded: derived, grantsRemoved: derived, membershipsRestamped: derived, grantsRestamped: derived },
+            },
           },
         },
       },
     },
     handler: async (req, res) => {
       const out = await reconcile(deps.db, req.ctx!, req.principal!);
-      res.json({ fixed: out.fixed, differences: presentDiff(out.diff) });
+      res.json({ fixed: out.fixed, counts: out.tally.counts, differences: presentDiff(out.tally.sample) });
     },
   });
   api.add({
