@@ -1,0 +1,112 @@
+import type { Db } from '../db/knex.js';
+import type { Logger } from '../log.js';
+import { registeredKinds } from './registry.js';
+import { DEFAULT_LEASE_MS, leaseOwner, runChunk, yieldToEventLoop, type ChunkRun } from './runner.js';
+import { dropOrphanJobRows, ORPHAN_AGE_MS } from './staging.js';
+import { claimable, claimJob, releaseJob } from './store.js';
+
+/**
+ * The job worker every Roster process runs (main.ts starts it; tests only when they mean to).
+ * It claims one job at a time, oldest first across tenants, among the kinds registered in this
+ * process: a queued job, or a running one whose lease has expired (its holder died). It runs the
+ * job chunk by chunk, yielding to the event loop between chunks; each chunk re-checks and extends
+ * the lease (the heartbeat). `stop()` (SIGTERM) lets the running chunk finish, hands the job
+ * back to the queue and resolves.
+ */
+export interface JobWorker {
+  readonly owner: string;
+  /** Starts polling every `pollMs` (at once after a job ends). */
+  start(): void;
+  /** Claims one job and runs it until it ends or its lease is lost; false when none was free. */
+  runOnce(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export interface JobWorkerOptions {
+  db: Db;
+  logger: Logger;
+  /** JOB_LEASE_MS: a holder silent this long loses the job to another worker. */
+  leaseMs?: number;
+  /** JOB_POLL_MS: how often an idle worker looks for jobs. */
+  pollMs?: number;
+}
+
+const CANDIDATES = 10;
+
+export function createJobWorker(opts: JobWorkerOptions): JobWorker {
+  const { db, logger } = opts;
+  const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+  const pollMs = opts.pollMs ?? 1000;
+  const owner = leaseOwner('worker');
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  let lastCleanup = 0;
+
+  async function work(tenantId: string, id: string): Promise<void> {
+    logger.debug({ jobId: id, tenantId }, 'job claimed');
+    let r: ChunkRun = 'more';
+    while (r === 'more') {
+      r = await runChunk(db, tenantId, id, owner, leaseMs, logger);
+      if (r !== 'more') break;
+      if (stopping) {
+        await releaseJob(db.knex, tenantId, id, owner, Date.now());
+        logger.info({ jobId: id, tenantId }, 'job handed back to the queue at shutdown');
+        return;
+      }
+      await yieldToEventLoop();
+    }
+  }
+
+  async function runOnce(): Promise<boolean> {
+    for (const c of await claimable(db.knex, registeredKinds(), Date.now(), CANDIDATES)) {
+      if (stopping) return false;
+      if (!(await claimJob(db.knex, c.tenantId, c.id, owner, leaseMs, Date.now()))) continue;
+      await work(c.tenantId, c.id);
+      return true;
+    }
+    return false;
+  }
+
+  async function cleanup(): Promise<void> {
+    if (Date.now() - lastCleanup < ORPHAN_AGE_MS) return;
+    lastCleanup = Date.now();
+    const n = await dropOrphanJobRows(db.knex, Date.now() - ORPHAN_AGE_MS);
+    if (n) logger.info({ rows: n }, 'dropped staged job rows of jobs never enqueued');
+  }
+
+  async function run(): Promise<void> {
+    while (!stopping) {
+      let worked = false;
+      try {
+        await cleanup();
+        worked = await runOnce();
+      } catch (err) {
+        logger.warn({ error: err instanceof Error ? err.message : String(err) }, 'job worker pass failed; retrying');
+      }
+      if (!worked && !stopping) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, pollMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+    }
+  }
+
+  return {
+    owner,
+    start() {
+      if (!loop && !stopping) loop = run();
+    },
+    runOnce,
+    async stop() {
+      stopping = true;
+      wake?.();
+      await loop;
+    },
+  };
+}
