@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Actor, Ctx } from '../context.js';
 import type { Db } from '../db/knex.js';
+import { currentRead } from '../db/dialect.js';
 import { newId } from '../db/ids.js';
 import { decodeCursor, keyset, pageFrom, type KeyColumn } from '../db/keyset.js';
 import { isoOrNull, parseJson, toJson } from '../db/rows.js';
@@ -212,7 +213,10 @@ export async function holdLease(trx: Knex.Transaction, tenantId: string, id: str
 
 /** The job as its next chunk sees it; read after holdLease, so current on both dialects. */
 export async function loadRunning(trx: Knex.Transaction, tenantId: string, id: string, now: Date): Promise<RunningJob | undefined> {
-  const r = await trx('jobs').where({ tenant_id: tenantId, id }).first();
+  // A locking read (on MySQL), like holdLease's UPDATE before it: the chunk's InnoDB read view is
+  // then made by the kind's first plain read, after the locks the kind takes first (mapping
+  // sweeps lock before reading, src/mapping/lock.ts).
+  const r = await currentRead(trx('jobs').where({ tenant_id: tenantId, id })).first();
   if (!r) return undefined;
   const actor = parseJson<Actor>(r.actor_json, { type: 'system', id: null, display: 'system' });
   return {

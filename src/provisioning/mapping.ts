@@ -7,7 +7,7 @@ import type { Ctx } from '../context.js';
 import type { Db } from '../db/knex.js';
 import type { MemberDelta } from '../directory/groups.js';
 import { Unprocessable, type FieldError } from '../errors.js';
-import { addDiff, emptyDiff, syncUsers, usersUnderIdpGroups, type SyncDiff } from '../mapping/engine.js';
+import { emptyDiff, syncUsers, usersUnderIdpGroups, type SyncDiff } from '../mapping/engine.js';
 import { lockMapping } from '../mapping/lock.js';
 import { matcher, type MappingRule } from '../mapping/rules.js';
 import { deleteRuleRow, getRule, insertRule, listRules, requireRule, touchSync, writeRule, type RuleInput } from '../mapping/store.js';
@@ -107,37 +107,21 @@ async function usersAfter(trx: Knex, tenantId: string, after: string, size: numb
 }
 
 /**
- * One chunk of a rule sweep: the next `size` users of the tenant by id, in one transaction
- * under the exclusive mapping lock. The rule is read again inside it: when it has moved past
- * the target version (or was deleted meanwhile), the chunk writes nothing and the sweep stops,
- * because the newer change's sweep owns the result. Rows of the rule's older versions are
- * rewritten or moved to this version; users it no longer reaches lose its rows.
+ * One chunk of a rule sweep, in the caller's transaction (a job chunk's): the next `size` users
+ * of the tenant by id, under the exclusive mapping lock taken first. The rule is read again
+ * inside the chunk: when it has moved past the target version (or was deleted meanwhile), the
+ * chunk writes nothing and the sweep stops, because the newer change's sweep owns the result.
+ * Rows of the rule's older versions are rewritten or moved to this version; users it no longer
+ * reaches lose its rows.
  */
-export async function sweepChunk(db: Db, ctx: Ctx, target: SweepTarget, after: string, size = SWEEP_CHUNK): Promise<ChunkResult> {
-  return db.tx(async (trx) => {
-    await lockMapping(trx, ctx.tenantId, 'exclusive');
-    const rule = await getRule(trx, ctx.tenantId, target.ruleId);
-    if (!target.deleted && (!rule || rule.version !== target.version)) return { state: 'superseded', next: after, users: 0, diff: emptyDiff() };
-    const ids = await usersAfter(trx, ctx.tenantId, after, size);
-    if (!ids.length) return { state: 'done', next: after, users: 0, diff: emptyDiff() };
-    const diff = await syncUsers(trx, ctx, ids, { rules: rule && !target.deleted ? [rule] : [], ruleIds: [target.ruleId] });
-    return { state: ids.length < size ? 'done' : 'more', next: ids[ids.length - 1]!, users: ids.length, diff };
-  });
-}
-
-/** Runs a whole sweep in this process, a chunk per transaction, yielding between chunks. */
-export async function sweepRule(db: Db, ctx: Ctx, target: SweepTarget): Promise<SyncDiff> {
-  const total = emptyDiff();
-  let after = '';
-  for (;;) {
-    const r = await sweepChunk(db, ctx, target, after);
-    addDiff(total, r.diff);
-    if (r.state !== 'more') return total;
-    after = r.next;
-    // better-sqlite3 is synchronous: without a turn of the event loop between chunks, other
-    // requests would wait for the whole sweep instead of one chunk.
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+export async function sweepChunk(trx: Knex, ctx: Ctx, target: SweepTarget, after: string, size = SWEEP_CHUNK): Promise<ChunkResult> {
+  await lockMapping(trx, ctx.tenantId, 'exclusive');
+  const rule = await getRule(trx, ctx.tenantId, target.ruleId);
+  if (!target.deleted && (!rule || rule.version !== target.version)) return { state: 'superseded', next: after, users: 0, diff: emptyDiff() };
+  const ids = await usersAfter(trx, ctx.tenantId, after, size);
+  if (!ids.length) return { state: 'done', next: after, users: 0, diff: emptyDiff() };
+  const diff = await syncUsers(trx, ctx, ids, { rules: rule && !target.deleted ? [rule] : [], ruleIds: [target.ruleId] });
+  return { state: ids.length < size ? 'done' : 'more', next: ids[ids.length - 1]!, users: ids.length, diff };
 }
 
 function entity(r: MappingRule) {
@@ -214,7 +198,7 @@ export async function deleteRule(db: Db, ctx: Ctx, p: Principal, id: string, onS
 }
 
 /** Called inside a rule change's transaction with the sweep it needs (to enqueue it there). */
-export type SweepHook = (trx: Knex, sweep: SweepTarget) => Promise<void>;
+export type SweepHook = (trx: Knex.Transaction, sweep: SweepTarget) => Promise<void>;
 
 export interface PreviewChange {
   userId: string;
@@ -333,59 +317,39 @@ export function tallySize(t: DiffTally): number {
 }
 
 /**
- * One chunk of a reconcile: the next `size` users by id recomputed from scratch, under the
- * exclusive mapping lock and with the enabled rules read inside the chunk's transaction, so a
- * rule disabled or deleted while the reconcile runs is never brought back by a later chunk.
+ * One chunk of a reconcile, in the caller's transaction: the next `size` users by id
+ * recomputed from scratch, under the exclusive mapping lock taken first and with the enabled
+ * rules read inside the chunk, so a rule disabled or deleted while the reconcile runs is never
+ * brought back by a later chunk (4b).
  */
-export async function reconcileChunk(db: Db, ctx: Ctx, after: string, size = SWEEP_CHUNK): Promise<ChunkResult> {
-  return db.tx(async (trx) => {
-    await lockMapping(trx, ctx.tenantId, 'exclusive');
-    const ids = await usersAfter(trx, ctx.tenantId, after, size);
-    if (!ids.length) return { state: 'done', next: after, users: 0, diff: emptyDiff() };
-    const diff = await syncUsers(trx, ctx, ids, { rules: await listRules(trx, ctx.tenantId, { enabledOnly: true }) });
-    return { state: ids.length < size ? 'done' : 'more', next: ids[ids.length - 1]!, users: ids.length, diff };
-  });
+export async function reconcileChunk(trx: Knex, ctx: Ctx, after: string, size = SWEEP_CHUNK): Promise<ChunkResult> {
+  await lockMapping(trx, ctx.tenantId, 'exclusive');
+  const ids = await usersAfter(trx, ctx.tenantId, after, size);
+  if (!ids.length) return { state: 'done', next: after, users: 0, diff: emptyDiff() };
+  const diff = await syncUsers(trx, ctx, ids, { rules: await listRules(trx, ctx.tenantId, { enabledOnly: true }) });
+  return { state: ids.length < size ? 'done' : 'more', next: ids[ids.length - 1]!, users: ids.length, diff };
 }
 
 /**
- * Ends a reconcile: derived grants whose rule no longer exists and that no user chunk reached
- * (their user is gone) are drift too; then the status and the audit log record the total.
+ * Ends a reconcile in the caller's transaction (after its last chunk): derived grants whose
+ * rule no longer exists and that no user chunk reached (their user is gone) are drift too; then
+ * the status and the audit log record the total.
  */
-export async function finishReconcile(db: Db, ctx: Ctx, found: number): Promise<number> {
-  return db.tx(async (trx) => {
-    await lockMapping(trx, ctx.tenantId, 'exclusive');
-    const orphans = (
-      await trx('agent_grants as g')
-        .leftJoin('mapping_rules as r', function () {
-          this.on('r.tenant_id', '=', 'g.tenant_id').andOn('r.id', '=', 'g.rule_id');
-        })
-        .where('g.tenant_id', ctx.tenantId)
-        .whereNot('g.rule_id', '')
-        .whereNull('r.id')
-        .select('g.id')
-    ).map((o) => String(o.id));
-    for (let i = 0; i < orphans.length; i += SWEEP_CHUNK) await trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', orphans.slice(i, i + SWEEP_CHUNK)).delete();
-    const fixed = found + orphans.length;
-    await touchSync(trx, ctx.tenantId, ctx.now.getTime(), { fixed });
-    await recordEvent(trx, ctx, { event: 'mapping.reconciled', entity: { type: 'tenant', id: ctx.tenantId }, before: null, after: { fixed } });
-    return fixed;
-  });
-}
-
-/**
- * Recomputes every user's derived rows from scratch in this process, a chunk per transaction;
- * a healthy tenant has nothing to fix.
- */
-export async function reconcile(db: Db, ctx: Ctx, p: Principal): Promise<{ fixed: number; tally: DiffTally }> {
-  requireAdmin(p, 'reconcile mapping rules');
-  const t = emptyTally();
-  let after = '';
-  for (;;) {
-    const r = await reconcileChunk(db, ctx, after);
-    tally(t, r.diff);
-    if (r.state !== 'more') break;
-    after = r.next;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  return { fixed: await finishReconcile(db, ctx, tallySize(t)), tally: t };
+export async function finishReconcile(trx: Knex, ctx: Ctx, found: number): Promise<number> {
+  await lockMapping(trx, ctx.tenantId, 'exclusive');
+  const orphans = (
+    await trx('agent_grants as g')
+      .leftJoin('mapping_rules as r', function () {
+        this.on('r.tenant_id', '=', 'g.tenant_id').andOn('r.id', '=', 'g.rule_id');
+      })
+      .where('g.tenant_id', ctx.tenantId)
+      .whereNot('g.rule_id', '')
+      .whereNull('r.id')
+      .select('g.id')
+  ).map((o) => String(o.id));
+  for (let i = 0; i < orphans.length; i += SWEEP_CHUNK) await trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', orphans.slice(i, i + SWEEP_CHUNK)).delete();
+  const fixed = found + orphans.length;
+  await touchSync(trx, ctx.tenantId, ctx.now.getTime(), { fixed });
+  await recordEvent(trx, ctx, { event: 'mapping.reconciled', entity: { type: 'tenant', id: ctx.tenantId }, before: null, after: { fixed } });
+  return fixed;
 }

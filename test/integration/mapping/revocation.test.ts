@@ -3,7 +3,10 @@ import request from 'supertest';
 import type { Express } from 'express';
 import type { Principal } from '../../../src/access/principal.js';
 import { systemCtx } from '../../../src/context.js';
-import { deleteRule, reconcileChunk, sweepChunk, sweepRule, updateRule } from '../../../src/provisioning/mapping.js';
+import { deleteRule, reconcileChunk, sweepChunk, updateRule, type SweepTarget } from '../../../src/provisioning/mapping.js';
+import { enqueueSweep } from '../../../src/provisioning/mapping-jobs.js';
+import { createJobWorker } from '../../../src/jobs/index.js';
+import { createLogger } from '../../../src/log.js';
 import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
@@ -36,6 +39,17 @@ async function derivedRows(t: TestTenant, ruleId: string): Promise<number> {
   const m = await db.knex('group_members').where({ tenant_id: t.tenant.id, rule_id: ruleId }).count({ n: '*' }).first();
   const g = await db.knex('agent_grants').where({ tenant_id: t.tenant.id, rule_id: ruleId }).count({ n: '*' }).first();
   return Number(m?.n) + Number(g?.n);
+}
+
+/** A whole sweep in this process, a chunk per transaction (what the sweep job does). */
+async function sweepRule(t: TestTenant, target: SweepTarget): Promise<void> {
+  const db = await testDb();
+  let after = '';
+  for (;;) {
+    const r = await db.tx((trx) => sweepChunk(trx, systemCtx(t.tenant.id), target, after));
+    if (r.state !== 'more') return;
+    after = r.next;
+  }
 }
 
 describe('mapping rules: revocation is final', () => {
@@ -95,7 +109,7 @@ describe('mapping rules: revocation is final', () => {
     assert.equal(await derivedRows(t, s.ruleId), 80);
     await assertRevoked(s);
     // The sweep only cleans up.
-    await sweepRule(await testDb(), systemCtx(t.tenant.id), change.sweep!);
+    await sweepRule(t, change.sweep!);
     assert.equal(await derivedRows(t, s.ruleId), 0);
     assert.equal(await reconcileFixes(app, t), 0);
   });
@@ -104,7 +118,7 @@ describe('mapping rules: revocation is final', () => {
     const s = await setup();
     const change = await deleteRule(await testDb(), systemCtx(t.tenant.id), ADMIN, s.ruleId);
     // One chunk of the sweep ran, then the process died.
-    await sweepChunk(await testDb(), systemCtx(t.tenant.id), change.sweep!, '', 10);
+    await (await testDb()).tx((trx) => sweepChunk(trx, systemCtx(t.tenant.id), change.sweep!, '', 10));
     assert.ok((await derivedRows(t, s.ruleId)) > 0);
     await assertRevoked(s);
     assert.ok((await reconcileFixes(app, t)) > 0);
@@ -115,7 +129,7 @@ describe('mapping rules: revocation is final', () => {
     const s = await setup();
     const change = await updateRule(await testDb(), systemCtx(t.tenant.id), ADMIN, s.ruleId, { actions: { groups: [], agents: [{ agentId: s.direct, permission: 'view_use' }] } });
     assert.equal((await check(app, t, s.direct, s.users[3]!)).level, 'none');
-    await sweepRule(await testDb(), systemCtx(t.tenant.id), change.sweep!);
+    await sweepRule(t, change.sweep!);
     const access = await check(app, t, s.direct, s.users[3]!);
     assert.equal(access.level, 'view_use');
     assert.deepEqual(access.reasons, ['rule "rule staff" grants view_use to members of IdP group "staff"']);
@@ -150,12 +164,12 @@ describe('mapping rules: revocation is final', () => {
     const ctx = systemCtx(t.tenant.id);
     await idpGroup(app, t, 'staff-2', s.users.slice(0, 5));
     const v2 = await updateRule(db, ctx, ADMIN, s.ruleId, { actions: { groups: [], agents: [{ agentId: s.direct, permission: 'edit' }] }, match: { source: 'any', field: 'displayName', operator: 'equals', value: 'staff' } });
-    const first = await sweepChunk(db, ctx, v2.sweep!, '', 10);
+    const first = await db.tx((trx) => sweepChunk(trx, ctx, v2.sweep!, '', 10));
     assert.equal(first.state, 'more');
     const v3 = await updateRule(db, ctx, ADMIN, s.ruleId, { actions: { groups: [], agents: [{ agentId: s.direct, permission: 'view_use' }] }, match: { source: 'any', field: 'displayName', operator: 'equals', value: 'staff-2' } });
-    await sweepRule(db, ctx, v3.sweep!);
+    await sweepRule(t, v3.sweep!);
     // The first sweep resumes after the second finished: it sees the newer version and stops.
-    const rest = await sweepChunk(db, ctx, v2.sweep!, first.next, 10);
+    const rest = await db.tx((trx) => sweepChunk(trx, ctx, v2.sweep!, first.next, 10));
     assert.equal(rest.state, 'superseded');
     const edits = await db.knex('agent_grants').where({ tenant_id: t.tenant.id, rule_id: s.ruleId, permission: 'edit' }).count({ n: '*' }).first();
     assert.equal(Number(edits?.n), 0);
@@ -170,18 +184,42 @@ describe('mapping rules: revocation is final', () => {
     const ctx = systemCtx(t.tenant.id);
     // Drift for the reconcile to find: one user's rows removed by hand.
     await db.knex('agent_grants').where({ tenant_id: t.tenant.id, rule_id: s.ruleId, subject_id: s.users[39]! }).delete();
-    const first = await reconcileChunk(db, ctx, '', 10);
+    const first = await db.tx((trx) => reconcileChunk(trx, ctx, '', 10));
     assert.equal(first.state, 'more');
     const change = await updateRule(db, ctx, ADMIN, s.ruleId, { enabled: false });
-    await sweepRule(db, ctx, change.sweep!);
+    await sweepRule(t, change.sweep!);
     let after = first.next;
     for (;;) {
-      const r = await reconcileChunk(db, ctx, after, 10);
+      const r = await db.tx((trx) => reconcileChunk(trx, ctx, after, 10));
       if (r.state !== 'more') break;
       after = r.next;
     }
     assert.equal(await derivedRows(t, s.ruleId), 0);
     await assertRevoked(s);
+  });
+
+  it('a pending sweep shows in the status; a worker runs it, and the rule change answers with its job', async () => {
+    const s = await setup();
+    const db = await testDb();
+    const ctx = systemCtx(t.tenant.id);
+    await updateRule(db, ctx, ADMIN, s.ruleId, { enabled: false }, async (trx, sweep) => void (await enqueueSweep(trx, ctx, sweep)));
+    const pending = await request(app).get('/api/v1/mapping-rules/status').set(t.admin).expect(200);
+    assert.deepEqual(pending.body.jobs.map((j: { kind: string; key: string; state: string }) => [j.kind, j.key, j.state]), [['mapping.sweep', `mapping_rule:${s.ruleId}`, 'queued']]);
+    await assertRevoked(s);
+    const worker = createJobWorker({ db, logger: createLogger('silent') });
+    while (await worker.runOnce());
+    assert.deepEqual((await request(app).get('/api/v1/mapping-rules/status').set(t.admin).expect(200)).body.jobs, []);
+    assert.equal(await derivedRows(t, s.ruleId), 0);
+    // Over HTTP, a sweep that finishes within the request answers as before, with its job.
+    const on = await request(app).patch(`/api/v1/mapping-rules/${s.ruleId}`).set(t.admin).send({ enabled: true }).expect(200);
+    assert.equal(on.body.job.state, 'succeeded');
+    assert.equal(on.body.job.key, `mapping_rule:${s.ruleId}`);
+    assert.deepEqual(on.body.applied, { membershipsAdded: 40, membershipsRemoved: 0, grantsAdded: 40, grantsRemoved: 0 });
+    const renamed = await request(app).patch(`/api/v1/mapping-rules/${s.ruleId}`).set(t.admin).send({ name: 'still staff' }).expect(200);
+    assert.equal(renamed.body.job, null);
+    const del = await request(app).delete(`/api/v1/mapping-rules/${s.ruleId}`).set(t.admin).expect(200);
+    assert.equal(del.body.applied.grantsRemoved, 40);
+    assert.equal(await reconcileFixes(app, t), 0);
   });
 
   it('reconcile and preview answer counts and a bounded sample', async () => {
