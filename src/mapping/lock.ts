@@ -15,8 +15,8 @@ import type { Db } from '../db/knex.js';
  *          deletions, SSO sign-ins (claim groups);
  *        - exclusive: rule create/change/delete, each chunk of a rule sweep or reconcile, and
  *          structural SCIM group changes (a group added to or removed from another, a rename,
- *          a group created with members, a group deleted), because they change the IdP group
- *          closure of users that other transactions may be computing at the same time (4d);
+ *          a group created with groups as members, a group deleted), because they change the
+ *          IdP group closure of users that other transactions may be computing (4d);
  *   2. the IdP group row (lockGroupForChange) or the user row (lockUser);
  *   3. users and IdP groups named as members, FOR SHARE (resolveMembers), so a membership
  *      row is never written for a user or group deleted concurrently;

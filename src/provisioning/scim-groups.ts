@@ -77,11 +77,12 @@ function changeEvent(before: IdpGroup, after: IdpGroup, delta: MemberDelta) {
 export async function createScimGroup(db: Db, ctx: Ctx, body: unknown): Promise<IdpGroup> {
   const { doc } = normalizeResource(GROUP_RT, body);
   const members = membersOf(doc) ?? [];
-  // A group created with members joins the IdP group closure of other groups' users.
-  return inMappingTx(db, ctx.tenantId, members.length ? 'exclusive' : 'share', async (trx) => {
+  return inMappingTx(db, ctx.tenantId, 'share', async (trx, mode) => {
     const now = ctx.now.getTime();
     const group = await insertGroup(trx, ctx.tenantId, withoutMembers(doc), 'scim', now);
     const delta = members.length ? await applyMemberSteps(trx, ctx.tenantId, group.id, [{ kind: 'add', members }], now) : { added: [], removed: [] };
+    // Groups nested in the new one change the IdP group closure of their users (src/mapping/lock.ts).
+    if (delta.added.some((m) => m.type === 'Group')) requireExclusive(trx, mode);
     await syncAfterDirectoryChange(trx, ctx, await usersAffectedByGroupChange(trx, ctx.tenantId, group.id, delta, false));
     await recordEvent(trx, ctx, {
       event: 'scim.group.created',
