@@ -22,7 +22,8 @@ import { testApp } from '../../support/app.js';
 import { dialectName, testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
-import { createAgent, createGroup, idpGroup } from '../../support/workspace.js';
+import { createAgent, idpGroup } from '../../support/workspace.js';
+import { newId } from '../../../src/db/ids.js';
 
 /**
  * The review's interleavings (F4 4c, 4d; issue 12 §3) driven step by step with two connections
@@ -71,6 +72,14 @@ async function blockedOrDone(db: Db, p: Promise<unknown>): Promise<'blocked' | '
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error('neither blocked nor done after 10 s');
+}
+
+async function until(done: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + 90_000;
+  while (!(await done())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function runJobs(db: Db): Promise<void> {
@@ -200,6 +209,47 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
     await trx.commit();
     await other;
     assert.equal(await grants(agent, u), 0);
+    await assertConsistent();
+  });
+
+  it('SCIM membership and nesting changes racing rule enables, disables and edits while sweeps run: reconcile fixes nothing', async function () {
+    this.timeout(120_000);
+    const agents = [await createAgent(app, t, 'A'), await createAgent(app, t, 'B')];
+    // 2,500 users seeded directly, so each sweep spans several chunks.
+    const now = Date.now();
+    const users = Array.from({ length: 2500 }, (_, i) => {
+      const name = `race${i}-${now}@example.com`;
+      return { tenant_id: t.tenant.id, id: newId(), user_name: name, user_name_key: name, email: name, email_key: name, active: true, status: 'active', role: 'member', source: 'scim', scim_doc: JSON.stringify({ userName: name }), version: 1, created_at: now, updated_at: now };
+    });
+    for (let i = 0; i < users.length; i += 500) await db.knex('users').insert(users.slice(i, i + 500));
+    const big = await idpGroup(app, t, 'big', []);
+    const small = await idpGroup(app, t, 'small', []);
+    await db.knex('idp_group_members').insert(users.slice(0, 2000).map((u) => ({ tenant_id: t.tenant.id, group_id: big, member_id: u.id, member_type: 'User', created_at: now })));
+    const r = await createRule(db, ctx(), ADMIN, rule('big', agents[0]!), withSweep);
+    const worker = createJobWorker({ db, logger: createLogger('silent'), pollMs: 20 });
+    worker.start();
+    try {
+      const scim = (async () => {
+        for (let i = 0; i < 40; i++) {
+          const u = users[2000 + (i % 500)]!.id;
+          if (i % 10 === 9) await patchScimGroup(db, ctx(), big, ops(i % 20 === 9 ? 'add' : 'remove', [{ value: small, type: 'Group' }]));
+          else await patchScimGroup(db, ctx(), i % 3 ? small : big, ops(i % 2 ? 'remove' : 'add', [{ value: u }]));
+        }
+      })();
+      const rules = (async () => {
+        for (let i = 0; i < 12; i++) {
+          const patch: Partial<RuleInput> = i % 3 === 0 ? { enabled: i % 2 === 0 } : { actions: { groups: [], agents: [{ agentId: agents[i % 2]!, permission: i % 4 < 2 ? 'edit' : 'view_use' }] } };
+          await updateRule(db, ctx(), ADMIN, r.rule.id, patch, withSweep);
+          await new Promise((res) => setTimeout(res, 30));
+        }
+      })();
+      await Promise.all([scim, rules]);
+      await until(async () => !(await db.knex('jobs').where({ tenant_id: t.tenant.id }).whereIn('state', ['queued', 'running']).first()));
+    } finally {
+      await worker.stop();
+    }
+    const failed = await db.knex('jobs').where({ tenant_id: t.tenant.id, state: 'failed' }).select('error');
+    assert.deepEqual(failed, []);
     await assertConsistent();
   });
 
