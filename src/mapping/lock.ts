@@ -22,6 +22,12 @@ import type { Db } from '../db/knex.js';
  *      row is never written for a user or group deleted concurrently;
  *   4. derived rows and mapping_sync (written last; never locked for reading).
  *
+ * One exception to the order: a sweep or reconcile chunk runs in the job runner's transaction,
+ * which holds the job's row (its lease check) before the chunk takes the mapping lock, while a
+ * rule change, holding the mapping lock, supersedes the rule's older sweep by updating that
+ * job's row. The two can deadlock; InnoDB rolls one back and the transaction's one retry
+ * absorbs it (a chunk retried after its job was superseded finds its lease gone and stops).
+ *
  * mapping_locks is apart from mapping_sync because SCIM transactions write mapping_sync: a
  * shared lock then a write on the same row is an S→X upgrade, which deadlocks two of them.
  * A structural change is only known after reading the request's members, so a SCIM group
