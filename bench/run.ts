@@ -4,10 +4,11 @@
  * when unreachable), and prints each figure beside its target. Rates are also given as a ratio
  * to a trivial express route measured in the same run, because machines here are noisy.
  *
- * Sections (BENCH_ONLY=scim,access,mapping picks some; default all), each on a fresh database
+ * Sections (BENCH_ONLY=scim,access,mapping,worst picks some; default all), each on a fresh database
  * and Roster process: `scim` (SCIM throughput and scaling), `access` (issue 5: the access check
  * and the access-matrix report, bench/access.ts), `mapping` (issue 6: mapping rules,
- * bench/mapping.ts). BENCH_DATABASES=sqlite or =mysql runs one database only.
+ * bench/mapping.ts), `worst` (issue 11: one tenant's worst requests while another reads,
+ * bench/worst.ts). BENCH_DATABASES=sqlite or =mysql runs one database only.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,12 +19,13 @@ import { call, drive } from './client.js';
 import { CONCURRENCY, mysqlDatabase, rssMb, sqliteDatabase, start, freePort, withRoster, type BenchDatabase, type Roster, type Row } from './common.js';
 import { benchMapping } from './mapping.js';
 import { seedUsers, tenantIdOf } from './seed.js';
+import { benchWorst } from './worst.js';
 
 const POST_USERS = Number(process.env.BENCH_POST_USERS ?? 10_000);
 const TOTAL_USERS = Number(process.env.BENCH_TOTAL_USERS ?? 100_000);
 const GROUP_MEMBERS = Number(process.env.BENCH_GROUP_MEMBERS ?? 50_000);
 
-const SECTIONS = ['scim', 'access', 'mapping'] as const;
+const SECTIONS = ['scim', 'access', 'mapping', 'worst'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown section "${s}" (sections: ${SECTIONS.join(', ')})`);
@@ -115,7 +117,7 @@ async function trivialRate(): Promise<number> {
   }
 }
 
-const BENCHES: Record<Section, (r: Roster) => Promise<Row[]>> = { scim: benchScim, access: benchAccess, mapping: benchMapping };
+const BENCHES: Record<Section, (r: Roster) => Promise<Row[]>> = { scim: benchScim, access: benchAccess, mapping: benchMapping, worst: benchWorst };
 
 /** Each section on its own fresh database and Roster process, so no section's data or heap weighs on another's. */
 async function benchDatabase(label: string, fresh: () => Promise<BenchDatabase | undefined>, trivial: number): Promise<Row[]> {

@@ -31,7 +31,7 @@ export interface ErrorExtra {
   details?: Record<string, unknown>;
 }
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 412 | 413 | 415 | 422 | 429 | 501 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 408 | 409 | 412 | 413 | 415 | 422 | 429 | 501 | 503;
 
 export abstract class RosterError extends Error {
   abstract readonly status: ErrorStatus;
@@ -59,6 +59,10 @@ export class NotFound extends RosterError {
 }
 export class MethodNotAllowed extends RosterError {
   readonly status = 405;
+}
+/** The client took longer than the server waits to send its request (a body trickled in). */
+export class RequestTimeout extends RosterError {
+  readonly status = 408;
 }
 export class Conflict extends RosterError {
   readonly status = 409;

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { openDb } from './db/knex.js';
 import { migrateLatest } from './db/migrate.js';
 import { createJobWorker } from './jobs/worker.js';
+import { serverTimeouts } from './http/body.js';
 import { createLogger } from './log.js';
 import { createMailer } from './mail/mailer.js';
 import { SpCredentialsError } from './sso/saml/sp.js';
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   jobs.start();
   let closing = false;
   // During shutdown, answers ask keep-alive clients to reconnect elsewhere.
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(serverTimeouts(config.requestBodyTimeoutMs), (req, res) => {
     if (closing) res.setHeader('Connection', 'close');
     app(req, res);
   });

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { inChunks } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { decodeCursor, keyset, pageFrom, type KeyColumn } from '../db/keyset.js';
 import { toMs } from '../db/rows.js';
@@ -23,8 +24,6 @@ export interface Agent {
 }
 
 type Row = Record<string, unknown>;
-
-const CHUNK = 500;
 
 function agentFromRow(r: Row): Agent {
   return {
@@ -58,9 +57,7 @@ export async function requireAgent(db: Knex, tenantId: string, id: string): Prom
 export async function agentNames(db: Knex, tenantId: string, ids: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const unique = [...new Set(ids)];
-  for (let i = 0; i < unique.length; i += CHUNK) {
-    for (const r of await db('agents').where({ tenant_id: tenantId }).whereIn('id', unique.slice(i, i + CHUNK)).select('id', 'name')) out.set(String(r.id), String(r.name));
-  }
+  for (const r of await inChunks(db, unique, (part) => db('agents').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(r.id), String(r.name));
   return out;
 }
 

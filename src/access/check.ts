@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { inChunks, inListChunks } from '../db/batch.js';
 import { describeWindow, windowState, type GrantWindow } from './grant-window.js';
 import { liveDerivedSql } from '../mapping/live.js';
 
@@ -69,19 +70,11 @@ export interface Names {
   rules: Map<string, string>;
 }
 
-const CHUNK = 500;
-
-async function inChunks<T>(ids: string[], load: (chunk: string[]) => Promise<T[]>): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < ids.length; i += CHUNK) out.push(...(await load(ids.slice(i, i + CHUNK))));
-  return out;
-}
-
 /** Users with their direct group memberships. */
 export async function loadUsers(knex: Knex, tenantId: string, ids: string[]): Promise<Map<string, CheckedUser>> {
   const unique = [...new Set(ids)];
-  const users = await inChunks(unique, (c) => knex('users').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'email', 'role', 'status'));
-  const rows = await inChunks(unique, (c) =>
+  const users = await inChunks(knex, unique, (c) => knex('users').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'email', 'role', 'status'));
+  const rows = await inChunks(knex, unique, (c) =>
     knex('group_members').where({ tenant_id: tenantId }).whereIn('user_id', c).whereRaw(liveDerivedSql('group_members')).select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
   );
   const out = new Map<string, CheckedUser>();
@@ -101,8 +94,7 @@ export async function loadUsers(knex: Knex, tenantId: string, ids: string[]): Pr
 async function loadGroupClosure(knex: Knex, tenantId: string, groupIds: string[]): Promise<Map<string, GroupNode>> {
   const out = new Map<string, GroupNode>();
   const unique = [...new Set(groupIds)];
-  for (let i = 0; i < unique.length; i += CHUNK) {
-    const chunk = unique.slice(i, i + CHUNK);
+  for (const chunk of inListChunks(knex, unique, 3)) {
     const rows = await knex.raw(
       `WITH RECURSIVE up(id) AS (
          SELECT id FROM local_groups WHERE tenant_id = ? AND id IN (${chunk.map(() => '?').join(',')})
@@ -120,12 +112,34 @@ async function loadGroupClosure(knex: Knex, tenantId: string, groupIds: string[]
   return out;
 }
 
-export async function loadAgents(knex: Knex, tenantId: string, ids: string[]): Promise<Map<string, CheckedAgent>> {
+/**
+ * Which grants to load: those held by some users and groups (deciding for users whose groups,
+ * with ancestors, are among them comes out the same as with every grant), or a page of grants.
+ */
+export type GrantFilter = { userIds: string[]; groupIds: string[] } | { grantIds: string[] };
+
+/**
+ * Agents with their grants and data sources. A filter keeps the rest of the agents' grants (rule-
+ * derived per-user grants grow with the tenant) in the database.
+ */
+export async function loadAgents(knex: Knex, tenantId: string, ids: string[], only?: GrantFilter): Promise<Map<string, CheckedAgent>> {
   const unique = [...new Set(ids)];
-  const agents = await inChunks(unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
-  const grants = await inChunks(unique, (c) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c).whereRaw(liveDerivedSql('agent_grants')));
-  const sources = await inChunks(unique, (c) => knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'));
+  const agents = await inChunks(knex, unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
+  const grants = await inChunks(knex, unique, (c) => {
+    const q = knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c).whereRaw(liveDerivedSql('agent_grants'));
+    if (only && 'grantIds' in only) q.whereIn('id', only.grantIds);
+    else if (only) {
+      q.andWhere((w) =>
+        w
+          .where((u) => u.where('subject_type', 'user').whereIn('subject_id', only.userIds))
+          .orWhere((g) => g.where('subject_type', 'group').whereIn('subject_id', only.groupIds)),
+      );
+    }
+    return q;
+  });
+  const sources = await inChunks(knex, unique, (c) => knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'));
   const sourceGroups = await inChunks(
+    knex,
     sources.map((s) => String(s.id)),
     (c) => knex('data_source_groups').where({ tenant_id: tenantId }).whereIn('data_source_id', c),
   );
@@ -180,8 +194,8 @@ export async function loadNames(knex: Knex, tenantId: string, users: Iterable<Ch
     }
   }
   const groups = await loadGroupClosure(knex, tenantId, groupIds);
-  const idp = await inChunks([...idpIds], (c) => knex('idp_groups').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'display_name'));
-  const rules = await inChunks([...ruleIds], (c) => knex('mapping_rules').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'));
+  const idp = await inChunks(knex, [...idpIds], (c) => knex('idp_groups').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'display_name'));
+  const rules = await inChunks(knex, [...ruleIds], (c) => knex('mapping_rules').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'));
   return {
     groups,
     idpGroups: new Map(idp.map((g) => [String(g.id), String(g.display_name)])),

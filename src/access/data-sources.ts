@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { eachChunk, inChunks, insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { toMs } from '../db/rows.js';
 import { NotFound } from '../errors.js';
@@ -37,13 +38,11 @@ function sourceFromRow(r: Row, groupIds: string[]): DataSource {
 
 async function withGroups(db: Knex, tenantId: string, rows: Row[]): Promise<DataSource[]> {
   if (!rows.length) return [];
-  const links = await db('data_source_groups')
-    .where({ tenant_id: tenantId })
-    .whereIn(
-      'data_source_id',
-      rows.map((r) => String(r.id)),
-    )
-    .orderBy(['data_source_id', 'group_id']);
+  const links = await inChunks(
+    db,
+    rows.map((r) => String(r.id)),
+    (part) => db('data_source_groups').where({ tenant_id: tenantId }).whereIn('data_source_id', part).orderBy(['data_source_id', 'group_id']),
+  );
   const bySource = new Map<string, string[]>();
   for (const l of links) bySource.set(String(l.data_source_id), [...(bySource.get(String(l.data_source_id)) ?? []), String(l.group_id)]);
   return rows.map((r) => sourceFromRow(r, bySource.get(String(r.id)) ?? []));
@@ -61,7 +60,11 @@ export async function requireDataSource(db: Knex, tenantId: string, agentId: str
 }
 
 async function linkGroups(trx: Knex, tenantId: string, sourceId: string, groupIds: string[]): Promise<void> {
-  if (groupIds.length) await trx('data_source_groups').insert(groupIds.map((g) => ({ tenant_id: tenantId, data_source_id: sourceId, group_id: g })));
+  await insertChunked(
+    trx,
+    'data_source_groups',
+    groupIds.map((g) => ({ tenant_id: tenantId, data_source_id: sourceId, group_id: g })),
+  );
 }
 
 export interface DataSourceInput {
@@ -82,7 +85,7 @@ export async function writeDataSource(trx: Knex, ds: DataSource, next: DataSourc
   await trx('agent_data_sources').where({ tenant_id: ds.tenantId, id: ds.id }).update({ name: next.name.trim(), access: next.access });
   const keep = new Set(next.groupIds);
   const dropped = ds.groupIds.filter((g) => !keep.has(g));
-  if (dropped.length) await trx('data_source_groups').where({ tenant_id: ds.tenantId, data_source_id: ds.id }).whereIn('group_id', dropped).delete();
+  await eachChunk(trx, dropped, (part) => trx('data_source_groups').where({ tenant_id: ds.tenantId, data_source_id: ds.id }).whereIn('group_id', part).delete());
   const had = new Set(ds.groupIds);
   await linkGroups(
     trx,
@@ -106,7 +109,8 @@ export async function deleteDataSourceRow(trx: Knex, tenantId: string, id: strin
 export async function removeGroupFromDataSources(trx: Knex, tenantId: string, groupId: string): Promise<DataSource[]> {
   const ids = (await trx('data_source_groups').where({ tenant_id: tenantId, group_id: groupId }).select('data_source_id')).map((r: Row) => String(r.data_source_id));
   if (!ids.length) return [];
-  const before = await withGroups(trx, tenantId, await trx('agent_data_sources').where({ tenant_id: tenantId }).whereIn('id', ids).orderBy('id'));
+  const rows = await inChunks(trx, ids.sort(), (part) => trx('agent_data_sources').where({ tenant_id: tenantId }).whereIn('id', part).orderBy('id'));
+  const before = await withGroups(trx, tenantId, rows);
   await trx('data_source_groups').where({ tenant_id: tenantId, group_id: groupId }).delete();
   return before;
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { inChunks } from '../db/batch.js';
 import { IANAZone } from 'luxon';
 import { isValidDate, type GrantWindow } from './grant-window.js';
 import { newId } from '../db/ids.js';
@@ -30,8 +31,6 @@ export interface Grant extends GrantWindow {
 }
 
 type Row = Record<string, unknown>;
-
-const CHUNK = 500;
 
 function grantFromRow(r: Row): Grant {
   return {
@@ -115,12 +114,8 @@ export async function subjectNames(db: Knex, tenantId: string, grants: Grant[]):
   const names = new Map<string, string | null>();
   const groups = ids('group');
   const users = ids('user');
-  for (let i = 0; i < groups.length; i += CHUNK) {
-    for (const r of await db('local_groups').where({ tenant_id: tenantId }).whereIn('id', groups.slice(i, i + CHUNK)).select('id', 'name')) names.set(`group:${r.id}`, String(r.name));
-  }
-  for (let i = 0; i < users.length; i += CHUNK) {
-    for (const r of await db('users').where({ tenant_id: tenantId }).whereIn('id', users.slice(i, i + CHUNK)).select('id', 'email')) names.set(`user:${r.id}`, (r.email as string | null) ?? null);
-  }
+  for (const r of await inChunks(db, groups, (part) => db('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) names.set(`group:${r.id}`, String(r.name));
+  for (const r of await inChunks(db, users, (part) => db('users').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'email'))) names.set(`user:${r.id}`, (r.email as string | null) ?? null);
   return new Map(grants.map((g) => [g.id, names.get(`${g.subjectType}:${g.subjectId}`) ?? null]));
 }
 

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { eachChunk, inChunks, inListChunks, insertChunked } from '../db/batch.js';
 import type { Area } from './catalogue.js';
 import { canManageUsers, type Principal } from './principal.js';
 import { currentRead, escapeLike } from '../db/dialect.js';
@@ -37,8 +38,6 @@ export interface GroupRef {
 }
 
 type Row = Record<string, unknown>;
-
-const CHUNK = 500;
 
 function groupFromRow(r: Row): LocalGroup {
   return {
@@ -85,10 +84,7 @@ export async function requireLocalGroup(db: Knex, tenantId: string, id: string):
 export async function currentGroups(trx: Knex, tenantId: string, ids: string[]): Promise<Map<string, LocalGroup>> {
   const out = new Map<string, LocalGroup>();
   const unique = [...new Set(ids)];
-  for (let i = 0; i < unique.length; i += CHUNK) {
-    const rows = await currentRead(trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', unique.slice(i, i + CHUNK)));
-    for (const r of rows) out.set(String(r.id), groupFromRow(r));
-  }
+  for (const r of await inChunks<string, Row>(trx, unique, (part) => currentRead(trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', part)))) out.set(String(r.id), groupFromRow(r));
   return out;
 }
 
@@ -124,27 +120,15 @@ export async function listLocalGroups(db: Knex, tenantId: string, q: GroupListQu
 /** Distinct members per group, counting a user once whatever rows give them membership. */
 export async function memberCounts(db: Knex, tenantId: string, groupIds: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>(groupIds.map((id) => [id, 0]));
-  for (let i = 0; i < groupIds.length; i += CHUNK) {
-    const rows = await db('group_members')
-      .where({ tenant_id: tenantId })
-      .whereIn('group_id', groupIds.slice(i, i + CHUNK))
-      .whereRaw(liveDerivedSql('group_members'))
-      .groupBy('group_id')
-      .select('group_id')
-      .countDistinct({ n: 'user_id' });
-    for (const r of rows as Row[]) out.set(String(r.group_id), Number(r.n));
-  }
+  const rows = await inChunks(db, groupIds, (part) => db('group_members').where({ tenant_id: tenantId }).whereIn('group_id', part).whereRaw(liveDerivedSql('group_members')).groupBy('group_id').select('group_id').countDistinct({ n: 'user_id' }));
+  for (const r of rows as Row[]) out.set(String(r.group_id), Number(r.n));
   return out;
 }
 
 export async function groupNames(db: Knex, tenantId: string, ids: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const unique = [...new Set(ids)];
-  for (let i = 0; i < unique.length; i += CHUNK) {
-    for (const r of await db('local_groups').where({ tenant_id: tenantId }).whereIn('id', unique.slice(i, i + CHUNK)).select('id', 'name')) {
-      out.set(String(r.id), String(r.name));
-    }
-  }
+  for (const r of await inChunks(db, unique, (part) => db('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(r.id), String(r.name));
   return out;
 }
 
@@ -265,18 +249,12 @@ export async function membershipsOf(
 ): Promise<Map<string, { manual: MemberRole | null; derived: { role: MemberRole; ruleId: string; idpGroupId: string }[] }>> {
   const out = new Map<string, { manual: MemberRole | null; derived: { role: MemberRole; ruleId: string; idpGroupId: string }[] }>();
   const unique = [...new Set(userIds)];
-  for (let i = 0; i < unique.length; i += CHUNK) {
-    const rows = await db('group_members')
-      .where({ tenant_id: tenantId, group_id: groupId })
-      .whereIn('user_id', unique.slice(i, i + CHUNK))
-      .whereRaw(liveDerivedSql('group_members'))
-      .select('user_id', 'role', 'rule_id', 'idp_group_id');
-    for (const r of rows as Row[]) {
-      const entry = out.get(String(r.user_id)) ?? { manual: null, derived: [] };
-      if (r.rule_id === '' && r.idp_group_id === '') entry.manual = r.role as MemberRole;
-      else entry.derived.push({ role: r.role as MemberRole, ruleId: String(r.rule_id), idpGroupId: String(r.idp_group_id) });
-      out.set(String(r.user_id), entry);
-    }
+  const rows = await inChunks(db, unique, (part) => db('group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('user_id', part).whereRaw(liveDerivedSql('group_members')).select('user_id', 'role', 'rule_id', 'idp_group_id'));
+  for (const r of rows as Row[]) {
+    const entry = out.get(String(r.user_id)) ?? { manual: null, derived: [] };
+    if (r.rule_id === '' && r.idp_group_id === '') entry.manual = r.role as MemberRole;
+    else entry.derived.push({ role: r.role as MemberRole, ruleId: String(r.rule_id), idpGroupId: String(r.idp_group_id) });
+    out.set(String(r.user_id), entry);
   }
   return out;
 }
@@ -286,24 +264,20 @@ export async function membershipsOf(
  * number of users given, never the size of the group.
  */
 export async function putManualMembers(trx: Knex, tenantId: string, groupId: string, fresh: string[], reroled: string[], role: MemberRole, now: number): Promise<void> {
-  for (let i = 0; i < fresh.length; i += CHUNK) {
-    // A concurrent request may have added the same user since the caller read; the merge keeps
-    // that from failing the whole change.
-    await trx('group_members')
-      .insert(fresh.slice(i, i + CHUNK).map((userId) => ({ tenant_id: tenantId, group_id: groupId, user_id: userId, role, ...MANUAL, created_at: now })))
-      .onConflict(['tenant_id', 'group_id', 'user_id', 'rule_id', 'idp_group_id'])
-      .merge(['role']);
-  }
-  for (let i = 0; i < reroled.length; i += CHUNK) {
-    await trx('group_members').where({ tenant_id: tenantId, group_id: groupId, ...MANUAL }).whereIn('user_id', reroled.slice(i, i + CHUNK)).update({ role });
-  }
+  // A concurrent request may have added the same user since the caller read; the merge keeps
+  // that from failing the whole change.
+  await insertChunked(
+    trx,
+    'group_members',
+    fresh.map((userId) => ({ tenant_id: tenantId, group_id: groupId, user_id: userId, role, ...MANUAL, created_at: now })),
+    { conflict: (q) => q.onConflict(['tenant_id', 'group_id', 'user_id', 'rule_id', 'idp_group_id']).merge(['role']) },
+  );
+  await eachChunk(trx, reroled, (part) => trx('group_members').where({ tenant_id: tenantId, group_id: groupId, ...MANUAL }).whereIn('user_id', part).update({ role }));
 }
 
 /** Deletes manual rows only: what a mapping rule derived for the same user stays. */
 export async function removeManualMembers(trx: Knex, tenantId: string, groupId: string, userIds: string[]): Promise<void> {
-  for (let i = 0; i < userIds.length; i += CHUNK) {
-    await trx('group_members').where({ tenant_id: tenantId, group_id: groupId, ...MANUAL }).whereIn('user_id', userIds.slice(i, i + CHUNK)).delete();
-  }
+  await eachChunk(trx, userIds, (part) => trx('group_members').where({ tenant_id: tenantId, group_id: groupId, ...MANUAL }).whereIn('user_id', part).delete());
 }
 
 export interface GroupMember {
@@ -367,4 +341,54 @@ export async function membershipAuthority(db: Knex, catalogue: Area[], p: Princi
   if (canManageUsers(p, catalogue)) return 'full';
   if (p.kind !== 'user' || group.status !== 'active') return null;
   return (await effectiveRole(db, group.tenantId, group.id, p.user.id)) === 'manager' ? 'group_manager' : null;
+}
+
+// ---- what a group carries ----
+
+/**
+ * A group and its ancestors, nearest first, as committed now (on MariaDB the walk waits for a
+ * concurrent move), so a decision on what the chain carries sees the tree it will change.
+ */
+export async function groupChain(trx: Knex, tenantId: string, id: string): Promise<string[]> {
+  const chain: string[] = [];
+  for (let at: string | null = id; at !== null && !chain.includes(at); ) {
+    const row: Row | undefined = await currentRead(trx('local_groups').where({ tenant_id: tenantId, id: at }).select('id', 'parent_id')).first();
+    if (!row) break;
+    chain.push(at);
+    at = (row.parent_id as string | null) || null;
+  }
+  return chain;
+}
+
+/** One agent right a group holds: a grant to it, or a data source restricted to it. */
+export interface CarriedRight {
+  /** The grant's or the data source's id. */
+  id: string;
+  kind: 'grant' | 'data_source';
+  agentId: string;
+  groupId: string;
+}
+
+/**
+ * The agent grants and data-source restrictions held by these groups, whatever their state or
+ * window: an archived group or a dated grant comes into force later without anyone asking.
+ */
+export async function rightsCarried(trx: Knex, tenantId: string, groupIds: string[]): Promise<CarriedRight[]> {
+  const out: CarriedRight[] = [];
+  const unique = [...new Set(groupIds)];
+  for (const chunk of inListChunks(trx, unique)) {
+    const grants = await currentRead(trx('agent_grants').where({ tenant_id: tenantId, subject_type: 'group' }).whereIn('subject_id', chunk).select('id', 'agent_id', 'subject_id'));
+    for (const g of grants as Row[]) out.push({ id: String(g.id), kind: 'grant', agentId: String(g.agent_id), groupId: String(g.subject_id) });
+    const sources = await currentRead(
+      trx('data_source_groups as l')
+        .join('agent_data_sources as s', function () {
+          this.on('s.tenant_id', 'l.tenant_id').andOn('s.id', 'l.data_source_id');
+        })
+        .where({ 'l.tenant_id': tenantId })
+        .whereIn('l.group_id', chunk)
+        .select('s.id', 's.agent_id', 'l.group_id'),
+    );
+    for (const s of sources as Row[]) out.push({ id: String(s.id), kind: 'data_source', agentId: String(s.agent_id), groupId: String(s.group_id) });
+  }
+  return out;
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { insertChunked } from '../db/batch.js';
 import { Conflict, NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
@@ -6,6 +7,7 @@ import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { AreaSettings } from './levels.js';
 import { builtinTemplates } from './templates-builtin.js';
+import { uniqueKey } from '../scim/schema/value-key.js';
 
 export interface RoleTemplate {
   tenantId: string;
@@ -33,9 +35,13 @@ function templateFromRow(r: Row): RoleTemplate {
   };
 }
 
-/** Template names are unique per tenant regardless of case and Unicode form. */
+/**
+ * Template names are unique per tenant regardless of case and Unicode form. Lower-casing can
+ * lengthen a name ("İ" becomes two characters), so the key is cut to its column's 200, as a
+ * local group's is.
+ */
 function nameKey(name: string): string {
-  return name.normalize('NFC').trim().toLowerCase();
+  return name.normalize('NFC').trim().toLowerCase().slice(0, 200);
 }
 
 function nameTaken(name: string, cause: unknown): Conflict {
@@ -62,7 +68,7 @@ export async function seedBuiltinTemplates(trx: Knex, tenantId: string, now = Da
       created_at: now,
       updated_at: now,
     }));
-  if (rows.length) await trx('role_templates').insert(rows);
+  await insertChunked(trx, 'role_templates', rows);
 }
 
 export async function listTemplates(db: Knex, tenantId: string): Promise<RoleTemplate[]> {
@@ -85,7 +91,7 @@ export async function insertTemplate(trx: Knex, tenantId: string, input: { name:
     tenant_id: tenantId,
     id: newId(),
     name: input.name.trim(),
-    name_key: nameKey(input.name),
+    name_key: uniqueKey('name', input.name, 200, nameKey),
     areas_json: JSON.stringify(input.areas),
     builtin: false,
     version: 1,
@@ -112,7 +118,7 @@ export async function writeTemplate(trx: Knex, locked: RoleTemplate, input: { na
   try {
     await trx('role_templates')
       .where({ tenant_id: locked.tenantId, id: locked.id })
-      .update({ name: input.name.trim(), name_key: nameKey(input.name), areas_json: JSON.stringify(input.areas) });
+      .update({ name: input.name.trim(), name_key: uniqueKey('name', input.name, 200, nameKey), areas_json: JSON.stringify(input.areas) });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTaken(input.name, err);
     throw err;

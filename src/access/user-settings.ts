@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { inChunks } from '../db/batch.js';
 import { parseJson } from '../db/rows.js';
 import type { AreaSettings } from './levels.js';
 
@@ -10,9 +11,8 @@ export async function getOwnSettings(db: Knex, tenantId: string, userId: string)
 
 export async function getOwnSettingsOf(db: Knex, tenantId: string, userIds: string[]): Promise<Map<string, AreaSettings>> {
   const out = new Map<string, AreaSettings>();
-  for (let i = 0; i < userIds.length; i += 500) {
-    const rows = await db('user_area_settings').where({ tenant_id: tenantId }).whereIn('user_id', userIds.slice(i, i + 500));
-    for (const r of rows) out.set(String(r.user_id), parseJson<AreaSettings>(r.areas_json, {}));
+  for (const r of await inChunks(db, userIds, (part) => db('user_area_settings').where({ tenant_id: tenantId }).whereIn('user_id', part))) {
+    out.set(String(r.user_id), parseJson<AreaSettings>(r.areas_json, {}));
   }
   return out;
 }

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Ctx } from '../context.js';
+import { insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { toJson } from '../db/rows.js';
 
@@ -22,12 +23,15 @@ export interface AuditInput {
 
 /**
  * Appends audit events in the caller's transaction, so a change and its record commit or roll
- * back together. Ids are time-ordered, which gives the log its order.
+ * back together. Ids are time-ordered, which gives the log its order. One request may record
+ * thousands of events (members added in bulk, an import): they go in as many statements as needed.
  */
 export async function recordEvents(trx: Knex, ctx: Ctx, events: AuditInput[]): Promise<void> {
   if (!events.length) return;
   const at = ctx.now.getTime();
-  await trx('audit_events').insert(
+  await insertChunked(
+    trx,
+    'audit_events',
     events.map((e) => {
       const actor = e.actor ?? ctx.actor;
       return {

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { openDb, type Db } from '../db/knex.js';
 import { migrateLatest } from '../db/migrate.js';
+import { recordEvent } from '../audit/record.js';
 import { NotFound, RosterError } from '../errors.js';
 import { getOutboxMail, listOutbox, type OutboxEntry } from '../mail/outbox.js';
 import {
@@ -13,12 +14,14 @@ import {
   listTenants,
   listTokens,
   revokeToken,
+  setUserLimit,
 } from '../tenants/store.js';
 import { parseDuration, TOKEN_KINDS, type TokenKind } from '../tenants/tokens.js';
 
 const USAGE = `usage:
   roster migrate
   roster tenant create <slug> [--name N] [--user-limit N] [--json]
+  roster tenant update <slug> --user-limit N|none [--json]
   roster tenant list [--json]
   roster token create <slug> --kind scim|admin [--name N] [--expires-in 90d] [--json]
   roster token list <slug> [--json]
@@ -70,6 +73,12 @@ function slugArg(slug: string): string {
   return slug;
 }
 
+function userLimitArg(text: string): number | null {
+  if (text === 'none') return null;
+  if (!/^\d{1,9}$/.test(text)) throw new UsageError(`--user-limit must be a whole number or none, got "${text}"`);
+  return Number(text);
+}
+
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
@@ -110,11 +119,7 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
 
   if (group === 'tenant' && verb === 'create') {
     const [slug] = positionals(p, 1, 'tenant create');
-    let userLimit: number | null = null;
-    if (v['user-limit'] !== undefined) {
-      if (!/^\d{1,9}$/.test(v['user-limit'])) throw new UsageError(`--user-limit must be a whole number, got "${v['user-limit']}"`);
-      userLimit = Number(v['user-limit']);
-    }
+    const userLimit = v['user-limit'] === undefined ? null : userLimitArg(v['user-limit']);
     const result = await db.tx(async (trx) => {
       const tenant = await createTenant(trx, { slug: slugArg(slug!), name: v.name, userLimit });
       const scim = await issueToken(trx, tenant.id, { kind: 'scim' });
@@ -124,6 +129,30 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
     say(
       { tenant: { id: result.tenant.id, slug: result.tenant.slug, name: result.tenant.name, userLimit }, scimToken: result.scimToken, adminApiKey: result.adminApiKey },
       `created tenant ${result.tenant.slug} (${result.tenant.id})\nSCIM token:    ${result.scimToken}\nadmin API key: ${result.adminApiKey}\nThese secrets are shown only now.`,
+    );
+    return;
+  }
+  if (group === 'tenant' && verb === 'update') {
+    const [slug] = positionals(p, 1, 'tenant update');
+    if (v['user-limit'] === undefined) throw new UsageError('tenant update needs --user-limit N or none');
+    const userLimit = userLimitArg(v['user-limit']);
+    const { before, after } = await db.tx(async (trx) => {
+      const changed = await setUserLimit(trx, slugArg(slug!), userLimit);
+      if (changed.before.userLimit !== userLimit) {
+        // The tenant's admins see in their audit log who changed their plan's limit.
+        const ctx = { tenantId: changed.after.id, actor: { type: 'system' as const, id: null, display: 'operator (roster CLI)' }, requestId: 'cli', now: new Date() };
+        await recordEvent(trx, ctx, {
+          event: 'tenant.updated',
+          entity: { type: 'tenant', id: changed.after.id, name: changed.after.name },
+          before: { userLimit: changed.before.userLimit },
+          after: { userLimit },
+        });
+      }
+      return changed;
+    });
+    say(
+      { tenant: { id: after.id, slug: after.slug, name: after.name, userLimit }, previousUserLimit: before.userLimit },
+      `tenant ${after.slug}: user limit ${before.userLimit ?? 'none'} → ${userLimit ?? 'none'}`,
     );
     return;
   }

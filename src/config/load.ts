@@ -9,6 +9,7 @@ export interface Config {
   readonly publicBaseUrl: string;
   readonly logLevel: string;
   readonly bodyLimitBytes: number;
+  readonly requestBodyTimeoutMs: number;
   readonly jsonMaxDepth: number;
   readonly dbPoolMax: number;
   readonly dbAcquireTimeoutMs: number;
@@ -16,6 +17,8 @@ export interface Config {
   readonly metricsEnabled: boolean;
   readonly metricsToken: string | undefined;
   readonly scimRateLimit: number;
+  readonly scimMembersPerResponse: number;
+  readonly scimQueryTimeoutMs: number;
   readonly trustProxy: string;
   readonly areaCatalogueFile: string | undefined;
   /** smtp(s)://user:pass@host:port; undefined: mails are logged and kept in the outbox. Holds a password: never log it. */
@@ -83,6 +86,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publicBaseUrl: ((raw.PUBLIC_BASE_URL as string | undefined) ?? `http://localhost:${port}`).replace(/\/+$/, ''),
     logLevel: raw.LOG_LEVEL as string,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES as number,
+    requestBodyTimeoutMs: raw.REQUEST_BODY_TIMEOUT_MS as number,
     jsonMaxDepth: raw.JSON_MAX_DEPTH as number,
     dbPoolMax: raw.DB_POOL_MAX as number,
     dbAcquireTimeoutMs: raw.DB_ACQUIRE_TIMEOUT_MS as number,
@@ -90,6 +94,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metricsEnabled: raw.METRICS_ENABLED as boolean,
     metricsToken: raw.METRICS_TOKEN as string | undefined,
     scimRateLimit: raw.SCIM_RATE_LIMIT as number,
+    scimMembersPerResponse: raw.SCIM_MEMBERS_PER_RESPONSE as number,
+    scimQueryTimeoutMs: raw.SCIM_QUERY_TIMEOUT_MS as number,
     trustProxy: raw.TRUST_PROXY as string,
     areaCatalogueFile: raw.AREA_CATALOGUE_FILE as string | undefined,
     smtpUrl: raw.SMTP_URL as string | undefined,

@@ -21,6 +21,13 @@ export const configSchema = {
     },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, default: 1048576, description: 'Largest accepted request body' },
+    REQUEST_BODY_TIMEOUT_MS: {
+      type: 'integer',
+      minimum: 100,
+      maximum: 3600000,
+      default: 30000,
+      description: 'How long a client may take to send a request body before it gets 408',
+    },
     JSON_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 1000, default: 32, description: 'Deepest accepted JSON nesting' },
     DB_POOL_MAX: { type: 'integer', minimum: 1, default: 10, description: 'MySQL/MariaDB pool size' },
     DB_ACQUIRE_TIMEOUT_MS: {
@@ -37,6 +44,18 @@ export const configSchema = {
       minimum: 0,
       default: 200,
       description: 'SCIM requests per second per token (burst twice that); 0 turns the limit off',
+    },
+    SCIM_QUERY_TIMEOUT_MS: {
+      type: 'integer',
+      minimum: 0,
+      default: 5000,
+      description: 'MySQL/MariaDB: time limit of one SCIM list statement (400 tooMany past it); 0 turns it off',
+    },
+    SCIM_MEMBERS_PER_RESPONSE: {
+      type: 'integer',
+      minimum: 1,
+      default: 10000,
+      description: 'Most group members one SCIM response carries (a list page in total, or one group)',
     },
     AREA_CATALOGUE_FILE: {
       type: 'string',

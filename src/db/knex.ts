@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { mysqlDialect, sqliteDialect, type Dialect } from './dialect.js';
-import { translateDbError } from './errors.js';
+import { scrubBoundValues, translateDbError } from './errors.js';
 
 export interface DbOptions {
   poolMax?: number;
@@ -19,28 +19,42 @@ export interface Db {
   close(): Promise<void>;
 }
 
-interface SqliteConnection {
+export interface SqliteConnection {
   pragma(s: string): unknown;
   prepare(sql: string): unknown;
 }
 
-const STATEMENT_CACHE_SIZE = 500;
+/** Bounds of the prepared-statement cache: entries, and the summed length of their SQL text. */
+export const STATEMENT_CACHE = { entries: 500, bytes: 2 * 1024 * 1024 };
 
 /**
  * knex prepares every statement anew, which is most of the cost of a small query on SQLite.
  * One connection runs one statement at a time to completion (better-sqlite3 is synchronous and
  * knex reads results with all()/run()), so a prepared statement can be reused safely; SQLite
- * re-prepares it by itself after a schema change. Bounded, least recently used dropped first.
+ * re-prepares it by itself after a schema change. Bounded by count and by the size of the SQL
+ * (a 500-row INSERT is ~100 kB of text, and its prepared form grows with it), least recently
+ * used dropped first; a statement larger than a tenth of the budget is not kept at all.
  */
-function cachePreparedStatements(conn: SqliteConnection): void {
+export function cachePreparedStatements(conn: SqliteConnection, limits = STATEMENT_CACHE): void {
   const prepare = conn.prepare.bind(conn);
   const cache = new Map<string, unknown>();
+  let bytes = 0;
   conn.prepare = (sql: string) => {
     let stmt = cache.get(sql);
-    if (stmt !== undefined) cache.delete(sql);
-    else stmt = prepare(sql);
+    if (stmt !== undefined) {
+      cache.delete(sql);
+      cache.set(sql, stmt);
+      return stmt;
+    }
+    stmt = prepare(sql);
+    if (sql.length > limits.bytes / 10) return stmt;
     cache.set(sql, stmt);
-    if (cache.size > STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+    bytes += sql.length;
+    while (cache.size > limits.entries || bytes > limits.bytes) {
+      const oldest = cache.keys().next().value!;
+      cache.delete(oldest);
+      bytes -= oldest.length;
+    }
     return stmt;
   };
 }
@@ -54,6 +68,7 @@ export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
     return {
       client: 'better-sqlite3',
       connection: { filename: file },
+      compileSqlOnError: false,
       useNullAsDefault: true,
       acquireConnectionTimeout: acquire,
       pool: {
@@ -81,6 +96,7 @@ export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
   const u = new URL(url.replace(/^mariadb:/, 'mysql:'));
   return {
     client: 'mysql2',
+    compileSqlOnError: false,
     connection: {
       host: u.hostname,
       port: u.port ? Number(u.port) : 3306,
@@ -117,6 +133,8 @@ export function openDb(url: string, opts: DbOptions = {}): Db {
     };
   }
   const knex = knexFactory(config);
+  // Runs before the failed query's promise settles, so no caller or log ever sees a bound value.
+  knex.on('query-error', (err: unknown, obj?: { sql?: unknown }) => scrubBoundValues(err, typeof obj?.sql === 'string' ? obj.sql : undefined));
   const dialect = config.client === 'better-sqlite3' ? sqliteDialect : mysqlDialect;
   return {
     knex,

@@ -1,12 +1,14 @@
 import type { Knex } from 'knex';
 import { currentRead } from '../db/dialect.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { eachChunk, inChunks, inListChunks, insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { uniqueKey } from '../scim/schema/value-key.js';
+import { whereVersion, type VersionCondition } from '../scim/etag.js';
 
 export type GroupSource = 'scim' | 'saml' | 'oidc';
 
@@ -72,7 +74,7 @@ function columns(doc: ScimDoc) {
   const displayName = checkedDisplayName(doc);
   return {
     display_name: displayName,
-    display_name_key: caseMappedKey(displayName),
+    display_name_key: uniqueKey('displayName', displayName, 255),
     external_id: typeof doc.externalId === 'string' ? doc.externalId : null,
     scim_doc: JSON.stringify(doc),
   };
@@ -121,30 +123,22 @@ export async function writeGroupDoc(trx: Knex, locked: IdpGroup, doc: ScimDoc): 
  * Takes a group's row for a change: bumps the version (holding the row lock until commit) and
  * returns the group as it is now, so the change applies to fresh state. Every change to a
  * group, membership included, starts here, which serialises concurrent changes of one group
- * instead of letting them interleave. With `expectedVersion` (If-Match), a stale version fails
- * with 412; without it, concurrent PATCHes (Okta renames with every membership push) all apply.
+ * instead of letting them interleave. With a `condition` (If-Match, If-None-Match), a version it
+ * refuses fails with 412; without it, concurrent PATCHes (Okta renames with every membership
+ * push) all apply.
  */
-export async function lockGroupForChange(trx: Knex, tenantId: string, id: string, now: number, expectedVersion?: number): Promise<IdpGroup> {
-  const q = trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' });
-  if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
+export async function lockGroupForChange(trx: Knex, tenantId: string, id: string, now: number, condition?: VersionCondition): Promise<IdpGroup> {
+  const q = whereVersion(trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' }), condition);
   const changed = await q.update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, expectedVersion, groupNotFound(id), 'group');
+  if (changed === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, condition, groupNotFound(id), 'group');
   return groupFromRow(await trx('idp_groups').where({ tenant_id: tenantId, id }).first());
 }
-
-function chunks<T>(list: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
-  return out;
-}
-
-const CHUNK = 500;
 
 /** Resolves member ids to users or groups of the tenant; unknown ids fail the request, listed. */
 async function resolveMembers(trx: Knex, tenantId: string, groupId: string, refs: MemberRef[]): Promise<Map<string, 'User' | 'Group'>> {
   const ids = [...new Set(refs.map((r) => r.value))];
   const found = new Map<string, 'User' | 'Group'>();
-  for (const part of chunks(ids, CHUNK)) {
+  await eachChunk(trx, ids, async (part) => {
     // Locking reads: a user or group deleted concurrently is either seen gone here, or its
     // deletion waits for this change and then removes the membership row too.
     for (const r of await currentRead(trx('users').where('tenant_id', tenantId).whereIn('id', part).select('id'))) found.set(String(r.id), 'User');
@@ -154,7 +148,7 @@ async function resolveMembers(trx: Knex, tenantId: string, groupId: string, refs
         found.set(String(r.id), 'Group');
       }
     }
-  }
+  });
   const unknown = ids.filter((id) => !found.has(id));
   if (unknown.length) {
     const shown = unknown.slice(0, 20).map((id) => `"${id}"`).join(', ');
@@ -173,12 +167,8 @@ async function resolveMembers(trx: Knex, tenantId: string, groupId: string, refs
 }
 
 async function presentAmong(trx: Knex, tenantId: string, groupId: string, ids: string[]): Promise<Set<string>> {
-  const present = new Set<string>();
-  for (const part of chunks(ids, CHUNK)) {
-    const rows = await trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('member_id', part).select('member_id');
-    for (const r of rows) present.add(String(r.member_id));
-  }
-  return present;
+  const rows = await inChunks(trx, ids, (part) => trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('member_id', part).select('member_id'));
+  return new Set(rows.map((r) => String(r.member_id)));
 }
 
 async function allMemberIds(trx: Knex, tenantId: string, groupId: string): Promise<string[]> {
@@ -188,22 +178,20 @@ async function allMemberIds(trx: Knex, tenantId: string, groupId: string): Promi
 async function addMembers(trx: Knex, tenantId: string, groupId: string, types: Map<string, 'User' | 'Group'>, ids: string[], now: number) {
   const present = await presentAmong(trx, tenantId, groupId, ids);
   const fresh = ids.filter((id) => !present.has(id));
-  for (const part of chunks(fresh, CHUNK)) {
-    // A concurrent request may have added the same member since the read above; the no-op
-    // update keeps that from failing the whole change.
-    await trx('idp_group_members')
-      .insert(part.map((id) => ({ tenant_id: tenantId, group_id: groupId, member_id: id, member_type: types.get(id)!, created_at: now })))
-      .onConflict(['tenant_id', 'group_id', 'member_id'])
-      .merge(['member_type']);
-  }
+  // A concurrent request may have added the same member since the read above; the no-op
+  // update keeps that from failing the whole change.
+  await insertChunked(
+    trx,
+    'idp_group_members',
+    fresh.map((id) => ({ tenant_id: tenantId, group_id: groupId, member_id: id, member_type: types.get(id)!, created_at: now })),
+    { conflict: (q) => q.onConflict(['tenant_id', 'group_id', 'member_id']).merge(['member_type']) },
+  );
   return fresh;
 }
 
 async function removeMembers(trx: Knex, tenantId: string, groupId: string, ids: string[]) {
   const present = [...(await presentAmong(trx, tenantId, groupId, ids))];
-  for (const part of chunks(present, CHUNK)) {
-    await trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('member_id', part).delete();
-  }
+  await eachChunk(trx, present, (part) => trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('member_id', part).delete());
   return present;
 }
 
@@ -243,27 +231,55 @@ export interface MemberView {
   display: string | null;
 }
 
-/** Members of several groups at once, with display names, for serialisation. */
-export async function loadMembers(db: Knex, tenantId: string, groupIds: string[]): Promise<Map<string, MemberView[]>> {
-  const out = new Map<string, MemberView[]>(groupIds.map((id) => [id, []]));
-  for (const part of chunks(groupIds, CHUNK)) {
-    const rows = await db('idp_group_members as m')
-      .leftJoin('users as u', function () {
-        this.on('u.tenant_id', 'm.tenant_id').andOn('u.id', 'm.member_id');
-      })
-      .leftJoin('idp_groups as g', function () {
-        this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.member_id');
-      })
-      .where('m.tenant_id', tenantId)
-      .whereIn('m.group_id', part)
-      .orderBy(['m.group_id', 'm.member_id'])
-      .select('m.group_id', 'm.member_id', 'm.member_type', 'u.user_name', 'u.display_name as u_display', 'g.display_name as g_display');
-    for (const r of rows) {
-      out.get(String(r.group_id))!.push({
-        value: String(r.member_id),
-        type: r.member_type as 'User' | 'Group',
-        display: (r.member_type === 'User' ? (r.u_display ?? r.user_name) : r.g_display) ?? null,
-      });
+/** At most `limit` member rows of some groups, with display names. */
+async function memberRows(db: Knex, tenantId: string, groupIds: string[], limit: number): Promise<Record<string, unknown>[]> {
+  return db('idp_group_members as m')
+    .leftJoin('users as u', function () {
+      this.on('u.tenant_id', 'm.tenant_id').andOn('u.id', 'm.member_id');
+    })
+    .leftJoin('idp_groups as g', function () {
+      this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.member_id');
+    })
+    .where('m.tenant_id', tenantId)
+    .whereIn('m.group_id', groupIds)
+    .orderBy(['m.group_id', 'm.member_id'])
+    .limit(limit)
+    .select('m.group_id', 'm.member_id', 'm.member_type', 'u.user_name', 'u.display_name as u_display', 'g.display_name as g_display');
+}
+
+function collect(out: Map<string, MemberView[]>, groupIds: string[], rows: Record<string, unknown>[]): void {
+  for (const id of groupIds) out.set(id, []);
+  for (const r of rows) {
+    out.get(String(r.group_id))!.push({
+      value: String(r.member_id),
+      type: r.member_type as 'User' | 'Group',
+      display: ((r.member_type === 'User' ? (r.u_display ?? r.user_name) : r.g_display) as string | null) ?? null,
+    });
+  }
+}
+
+/**
+ * Members of groups, for serialisation, while their total stays within `budget`: groups are
+ * taken in the order given, and the first one whose members would pass the budget, and every
+ * group after it, is left out of the map (its members are not returned). However large the
+ * groups, this reads at most about three times the budget in rows.
+ */
+export async function loadMembersWithin(db: Knex, tenantId: string, groupIds: string[], budget: number): Promise<Map<string, MemberView[]>> {
+  const out = new Map<string, MemberView[]>();
+  let left = budget;
+  for (const part of inListChunks(db, groupIds)) {
+    const rows = await memberRows(db, tenantId, part, left + 1);
+    if (rows.length <= left) {
+      collect(out, part, rows);
+      left -= rows.length;
+      continue;
+    }
+    // This batch passes the budget: take its groups one at a time until one does not fit.
+    for (const id of part) {
+      const own = await memberRows(db, tenantId, [id], left + 1);
+      if (own.length > left) return out;
+      collect(out, [id], own);
+      left -= own.length;
     }
   }
   return out;
@@ -272,7 +288,7 @@ export async function loadMembers(db: Knex, tenantId: string, groupIds: string[]
 /** The SCIM groups each user is a direct member of. */
 export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[]): Promise<Map<string, { id: string; displayName: string }[]>> {
   const out = new Map<string, { id: string; displayName: string }[]>(userIds.map((id) => [id, []]));
-  for (const part of chunks(userIds, CHUNK)) {
+  for (const part of inListChunks(db, userIds)) {
     const rows = await db('idp_group_members as m')
       .join('idp_groups as g', function () {
         this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
@@ -287,10 +303,9 @@ export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[
   return out;
 }
 
-export async function deleteGroup(trx: Knex, tenantId: string, id: string, expectedVersion?: number): Promise<void> {
-  const q = trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' });
-  if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
+export async function deleteGroup(trx: Knex, tenantId: string, id: string, condition?: VersionCondition): Promise<void> {
+  const q = whereVersion(trx('idp_groups').where({ tenant_id: tenantId, id, source: 'scim' }), condition);
   // Memberships of this group in other groups go too; its own members cascade.
   await trx('idp_group_members').where({ tenant_id: tenantId, member_id: id }).delete();
-  if ((await q.delete()) === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, expectedVersion, groupNotFound(id), 'group');
+  if ((await q.delete()) === 0) await noRowChanged(trx, 'idp_groups', { tenant_id: tenantId, id, source: 'scim' }, condition, groupNotFound(id), 'group');
 }

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
@@ -7,6 +8,7 @@ import { currentRead } from '../db/dialect.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { caseMappedKey, userNameProblem } from '../scim/schema/value-key.js';
+import { whereVersion, type VersionCondition } from '../scim/etag.js';
 import { userAttrRows } from './user-attrs.js';
 
 export type UserStatus = 'invited' | 'active' | 'suspended';
@@ -106,12 +108,13 @@ function userNameTaken(userName: string, cause: unknown): Conflict {
   return new Conflict('user_name_taken', `userName "${userName}" is already taken in this tenant`, { scimType: 'uniqueness', cause });
 }
 
-async function writeAttrs(trx: Knex, tenantId: string, userId: string, doc: ScimDoc, chunk: number): Promise<void> {
-  const rows = userAttrRows(doc).map((r) => ({ tenant_id: tenantId, user_id: userId, ...r }));
-  for (let i = 0; i < rows.length; i += chunk) await trx('user_attrs').insert(rows.slice(i, i + chunk));
+async function writeAttrs(trx: Knex, tenantId: string, userId: string, doc: ScimDoc): Promise<void> {
+  await insertChunked(
+    trx,
+    'user_attrs',
+    userAttrRows(doc).map((r) => ({ tenant_id: tenantId, user_id: userId, ...r })),
+  );
 }
-
-const ATTR_CHUNK = 1000;
 
 export async function getUser(db: Knex, tenantId: string, id: string): Promise<User | undefined> {
   const row = await db('users').where({ tenant_id: tenantId, id }).first();
@@ -159,20 +162,19 @@ export async function insertUser(trx: Knex, tenantId: string, input: NewUser, no
     if (isUniqueViolation(err)) throw userNameTaken(cols.user_name, err);
     throw err;
   }
-  await writeAttrs(trx, tenantId, row.id, input.doc, ATTR_CHUNK);
+  await writeAttrs(trx, tenantId, row.id, input.doc);
   return userFromRow(row);
 }
 
 /**
  * Takes a user's row for a change: bumps the version (and so holds the row lock until commit)
- * and returns the user as it is now. With `expectedVersion` (If-Match), a stale version fails
- * with 412; without it, concurrent changes queue up rather than fail.
+ * and returns the user as it is now. With a `condition` (If-Match, If-None-Match), a version it
+ * refuses fails with 412; without it, concurrent changes queue up rather than fail.
  */
-export async function lockUser(trx: Knex, tenantId: string, id: string, now: number, expectedVersion?: number): Promise<User> {
-  const q = trx('users').where({ tenant_id: tenantId, id });
-  if (expectedVersion !== undefined) q.andWhere('version', expectedVersion);
+export async function lockUser(trx: Knex, tenantId: string, id: string, now: number, condition?: VersionCondition): Promise<User> {
+  const q = whereVersion(trx('users').where({ tenant_id: tenantId, id }), condition);
   const changed = await q.update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, expectedVersion, userNotFound(id), 'user');
+  if (changed === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, condition, userNotFound(id), 'user');
   return (await getUser(trx, tenantId, id))!;
 }
 
@@ -193,7 +195,7 @@ export async function writeUserDoc(trx: Knex, locked: User, doc: ScimDoc): Promi
     throw err;
   }
   await trx('user_attrs').where({ tenant_id: locked.tenantId, user_id: locked.id }).delete();
-  await writeAttrs(trx, locked.tenantId, locked.id, doc, ATTR_CHUNK);
+  await writeAttrs(trx, locked.tenantId, locked.id, doc);
   return userFromRow({ ...userToRow(locked), ...cols, status });
 }
 
@@ -221,11 +223,10 @@ export function userToRow(u: User): Row {
 }
 
 /** Deletes a user and their IdP group memberships; audit events stay. */
-export async function deleteUser(trx: Knex, tenantId: string, id: string, expectedVersion?: number): Promise<void> {
-  const q = trx('users').where({ tenant_id: tenantId, id });
-  if (expectedVersion !== undefined) q.andWhere({ version: expectedVersion });
+export async function deleteUser(trx: Knex, tenantId: string, id: string, condition?: VersionCondition): Promise<void> {
+  const q = whereVersion(trx('users').where({ tenant_id: tenantId, id }), condition);
   await trx('idp_group_members').where({ tenant_id: tenantId, member_id: id }).delete();
-  if ((await q.delete()) === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, expectedVersion, userNotFound(id), 'user');
+  if ((await q.delete()) === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, condition, userNotFound(id), 'user');
 }
 
 /** The user holding an email, compared as prepared strings (case and width folded). */

@@ -1,19 +1,16 @@
 import type { Request } from 'express';
 import type { AppDeps } from '../app.js';
-import { checkMany, decide, loadAgents, loadNames, loadUsers, type AgentAccess, type AgentAction } from '../access/check.js';
+import { checkMany, decide, loadAgents, loadNames, loadUsers, type AgentAccess, type AgentAction, type CheckedAgent } from '../access/check.js';
 import { describeWindow, windowState } from '../access/grant-window.js';
 import { canManageUsers } from '../access/principal.js';
 import { Forbidden, NotFound } from '../errors.js';
 import type { Api, JsonSchema } from './api.js';
+import { instantOr } from './instant.js';
 import { pageOf, pageQuery } from './schemas.js';
 import { decodeCursor, encodeCursor } from '../db/keyset.js';
 import { liveDerivedSql } from '../mapping/live.js';
 
 const ACTIONS: AgentAction[] = ['view', 'use', 'edit', 'delete', 'managePermissions'];
-
-function instant(query: { at?: string }): number {
-  return query.at ? Date.parse(query.at) : Date.now();
-}
 
 /** Users may ask about themselves; admins, admin keys and user managers about anyone. */
 function assertMayAsk(req: Request, catalogue: AppDeps['catalogue'], userIds: Iterable<string>): void {
@@ -28,7 +25,7 @@ function present(a: AgentAccess) {
 
 export function registerAgentAccess(api: Api, deps: AppDeps): void {
   const knex = deps.db.knex;
-  const at = { type: 'string', format: 'date-time', description: 'Evaluate at this instant instead of now (ISO 8601)' };
+  const at = { type: 'string', format: 'date-time', maxLength: 64, description: 'Evaluate at this instant instead of now (ISO 8601)' };
   const access = api.schema('AgentAccess', {
     type: 'object',
     required: ['view', 'use', 'edit', 'delete', 'managePermissions', 'level', 'dataSources', 'reasons'],
@@ -59,7 +56,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     responses: { 200: { description: 'The decision; a user with no access gets every boolean false', schema: access } },
     handler: async (req, res, { params, query }) => {
       assertMayAsk(req, deps.catalogue, [params.userId!]);
-      const { agents, decisions } = await checkMany(knex, req.ctx!.tenantId, [{ userId: params.userId!, agentId: params.agentId! }], instant(query));
+      const { agents, decisions } = await checkMany(knex, req.ctx!.tenantId, [{ userId: params.userId!, agentId: params.agentId! }], instantOr((query as { at?: string }).at, 'query.at', Date.now()));
       if (!agents.size) throw new NotFound('agent_not_found', `no agent with id "${params.agentId}"`);
       res.json(present(decisions[0]!));
     },
@@ -100,7 +97,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     handler: async (req, res, { body }) => {
       const b = body as { checks: { userId: string; agentId: string; action: AgentAction }[]; at?: string };
       assertMayAsk(req, deps.catalogue, b.checks.map((c) => c.userId));
-      const { decisions } = await checkMany(knex, req.ctx!.tenantId, b.checks, instant(b));
+      const { decisions } = await checkMany(knex, req.ctx!.tenantId, b.checks, instantOr(b.at, 'body.at', Date.now()));
       res.json({ results: b.checks.map((c, i) => ({ ...c, allowed: decisions[i]![c.action], reasons: decisions[i]!.reasons })) });
     },
   });
@@ -143,14 +140,13 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
               knex('agent_grants')
                 .where({ tenant_id: tenantId })
                 .andWhere((g) => g.where({ subject_type: 'user', subject_id: user.id }).orWhere((gg) => gg.where('subject_type', 'group').whereIn('subject_id', [...names.groups.keys(), ''])))
-                .whereRaw(liveDerivedSql('agent_grants'))
                 .select('agent_id'),
             ),
         );
       }
       const items: unknown[] = [];
       let nextCursor: string | null = null;
-      const when = instant(q);
+      const when = instantOr(q.at, 'query.at', Date.now());
       // Candidates with no grant in force are skipped, so read in slices until the page is full.
       for (let offset = 0; items.length < q.limit; offset += q.limit * 2) {
         const ids = (await candidates.clone().offset(offset).limit(q.limit * 2)).map((r: Record<string, unknown>) => String(r.id));
@@ -180,14 +176,16 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     path: '/agents/{id}/access',
     operationId: 'listAgentAccess',
     summary: 'Who has access to an agent and how: its grants (in force or not) and the users they reach',
+    description:
+      'Paged: each page carries up to `limit` grants (by id) and up to `limit` users (by id) who hold access; follow `nextCursor` until it is null and concatenate both lists. `users` lists those reached through a grant or as the creator (an organization-wide agent reaches every active user besides).',
     tag: 'Access check',
-    query: { properties: { at } },
+    query: { properties: { at, ...pageQuery } },
     responses: {
       200: {
-        description: 'Grants and users',
+        description: 'A page of grants and users',
         schema: {
           type: 'object',
-          required: ['agent', 'organizationWide', 'grants', 'users'],
+          required: ['agent', 'organizationWide', 'grants', 'users', 'nextCursor'],
           properties: {
             agent: agentRef,
             organizationWide: { type: 'boolean', description: 'Every active user may view and use the agent' },
@@ -212,57 +210,106 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
               type: 'array',
               items: { type: 'object', required: ['userId', 'email', 'level', 'reasons'], properties: { userId: { type: 'string' }, email: { type: ['string', 'null'] }, level: { enum: ['view_use', 'edit'] }, reasons: { type: 'array', items: { type: 'string' } } } },
             },
+            nextCursor: { type: ['string', 'null'] },
           },
         },
       },
     },
     handler: async (req, res, { params, query }) => {
       if (!canManageUsers(req.principal!, deps.catalogue)) throw new Forbidden('not_allowed', "only admins and user managers may list an agent's access");
+      const q = query as { at?: string; limit: number; cursor?: string };
       const tenantId = req.ctx!.tenantId;
-      const agents = await loadAgents(knex, tenantId, [params.id!]);
-      const agent = agents.get(params.id!);
+      const when = instantOr(q.at, 'query.at', Date.now());
+      // Each list's position: the last id shown, or the number 0 once the list is exhausted.
+      const [grantsAfter, usersAfter] = q.cursor ? decodeCursor(q.cursor, 2) : ['', ''];
+      const agent = (await loadAgents(knex, tenantId, [params.id!], { grantIds: [] })).get(params.id!);
       if (!agent) throw new NotFound('agent_not_found', `no agent with id "${params.id}"`);
-      const when = instant(query);
-      const groupIds = agent.grants.filter((g) => g.subjectType === 'group').map((g) => g.subjectId);
-      // Members of a granted group and of its descendants are reached.
-      const reached = groupIds.length
-        ? await knex.raw(
-            `WITH RECURSIVE down(id) AS (
-               SELECT id FROM local_groups WHERE tenant_id = ? AND id IN (${groupIds.map(() => '?').join(',')})
-               UNION
-               SELECT g.id FROM down CROSS JOIN local_groups g ON g.tenant_id = ? AND g.parent_id = down.id
-             )
-             SELECT DISTINCT m.user_id FROM down CROSS JOIN group_members m ON m.tenant_id = ? AND m.group_id = down.id WHERE ${liveDerivedSql('m')}`,
-            [tenantId, ...groupIds, tenantId, tenantId],
-          )
-        : [];
-      const rows: Record<string, unknown>[] = Array.isArray(reached) && Array.isArray(reached[0]) ? reached[0] : (reached as Record<string, unknown>[]);
-      const userIds = new Set<string>(rows.map((r) => String(r.user_id)));
-      for (const g of agent.grants) if (g.subjectType === 'user') userIds.add(g.subjectId);
-      if (agent.createdBy) userIds.add(agent.createdBy);
-      const users = await loadUsers(knex, tenantId, [...userIds]);
-      const names = await loadNames(knex, tenantId, users.values(), [agent]);
-      const groupNames = new Map(
-        (groupIds.length ? await knex('local_groups').where({ tenant_id: tenantId }).whereIn('id', groupIds).select('id', 'name') : []).map((g: Record<string, unknown>) => [String(g.id), String(g.name)]),
-      );
-      const emails = new Map([...users.values()].map((u) => [u.id, u.email]));
+      const grants = typeof grantsAfter === 'string' ? await grantsPage(tenantId, agent, grantsAfter, q.limit, when) : { items: [], last: 0 };
+      const users = typeof usersAfter === 'string' ? await usersPage(tenantId, agent.id, usersAfter, q.limit, when) : { items: [], last: 0 };
       res.json({
         agent: { id: agent.id, name: agent.name, accessType: agent.accessType },
         organizationWide: agent.accessType === 'organization',
-        grants: agent.grants.map((g) => ({
-          id: g.id,
-          subject: { type: g.subjectType, id: g.subjectId, name: g.subjectType === 'group' ? (groupNames.get(g.subjectId) ?? null) : (emails.get(g.subjectId) ?? null) },
-          permission: g.permission,
-          ...(describeWindow(g) ? { window: describeWindow(g) } : {}),
-          inForce: windowState(g, when) === 'in_force' && agent.accessType !== 'private',
-          source: g.ruleId ? 'rule' : 'manual',
-          ...(g.ruleId ? { ruleId: g.ruleId, idpGroupId: g.idpGroupId } : {}),
-        })),
-        users: [...users.values()]
-          .map((u) => ({ u, d: decide(u, agent, when, names) }))
-          .filter(({ d }) => d.level !== 'none')
-          .map(({ u, d }) => ({ userId: u.id, email: u.email, level: d.level, reasons: d.reasons })),
+        grants: grants.items,
+        users: users.items,
+        nextCursor: grants.last === 0 && users.last === 0 ? null : encodeCursor([grants.last, users.last]),
       });
     },
   });
+
+  /** Up to `limit` of the agent's grants after `after`, and where the next page starts (0: done). */
+  const grantsPage = async (tenantId: string, head: CheckedAgent, after: string, limit: number, when: number) => {
+    const ids = (await knex('agent_grants').where({ tenant_id: tenantId, agent_id: head.id }).andWhere('id', '>', after).whereRaw(liveDerivedSql('agent_grants')).orderBy('id').limit(limit + 1).select('id')).map(
+      (r: Record<string, unknown>) => String(r.id),
+    );
+    const pageIds = ids.slice(0, limit);
+    const loaded = (await loadAgents(knex, tenantId, [head.id], { grantIds: pageIds })).get(head.id);
+    const list = [...(loaded?.grants ?? [])].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    const subjectIds = (type: 'group' | 'user') => [...new Set(list.filter((g) => g.subjectType === type).map((g) => g.subjectId))];
+    const groupNames = new Map(
+      (await knex('local_groups').where({ tenant_id: tenantId }).whereIn('id', subjectIds('group')).select('id', 'name')).map((g: Record<string, unknown>) => [String(g.id), String(g.name)]),
+    );
+    const emails = new Map(
+      (await knex('users').where({ tenant_id: tenantId }).whereIn('id', subjectIds('user')).select('id', 'email')).map((u: Record<string, unknown>) => [String(u.id), (u.email as string | null) ?? null]),
+    );
+    return {
+      items: list.map((g) => ({
+        id: g.id,
+        subject: { type: g.subjectType, id: g.subjectId, name: g.subjectType === 'group' ? (groupNames.get(g.subjectId) ?? null) : (emails.get(g.subjectId) ?? null) },
+        permission: g.permission,
+        ...(describeWindow(g) ? { window: describeWindow(g) } : {}),
+        inForce: windowState(g, when) === 'in_force' && head.accessType !== 'private',
+        source: g.ruleId ? 'rule' : 'manual',
+        ...(g.ruleId ? { ruleId: g.ruleId, idpGroupId: g.idpGroupId } : {}),
+      })),
+      last: ids.length > limit ? pageIds[pageIds.length - 1]! : 0,
+    };
+  };
+
+  /**
+   * Up to `limit` users with access, by id after `after`: candidates are members of a granted
+   * group or its descendants, holders of a user grant and the creator, read in slices and decided
+   * against only the grants on them or their groups, so neither the grants nor the users of the
+   * whole agent are ever loaded.
+   */
+  const usersPage = async (tenantId: string, agentId: string, after: string, limit: number, when: number) => {
+    const items: { userId: string; email: string | null; level: AgentAccess['level']; reasons: string[] }[] = [];
+    let cursor = after;
+    for (;;) {
+      const raw = await knex.raw(
+        `WITH RECURSIVE down(id) AS (
+           SELECT id FROM local_groups WHERE tenant_id = ? AND id IN (SELECT subject_id FROM agent_grants WHERE tenant_id = ? AND agent_id = ? AND subject_type = 'group')
+           UNION
+           SELECT g.id FROM down CROSS JOIN local_groups g ON g.tenant_id = ? AND g.parent_id = down.id
+         ),
+         candidates(user_id) AS (
+           SELECT m.user_id FROM down CROSS JOIN group_members m ON m.tenant_id = ? AND m.group_id = down.id
+           UNION
+           SELECT subject_id FROM agent_grants WHERE tenant_id = ? AND agent_id = ? AND subject_type = 'user'
+           UNION
+           SELECT created_by FROM agents WHERE tenant_id = ? AND id = ? AND created_by IS NOT NULL
+         )
+         SELECT user_id FROM candidates WHERE user_id > ? ORDER BY user_id LIMIT ?`,
+        [tenantId, tenantId, agentId, tenantId, tenantId, tenantId, agentId, tenantId, agentId, cursor, limit],
+      );
+      const rows: Record<string, unknown>[] = Array.isArray(raw) && Array.isArray(raw[0]) ? raw[0] : (raw as Record<string, unknown>[]);
+      const ids = rows.map((r) => String(r.user_id));
+      if (!ids.length) return { items, last: 0 as const };
+      const users = await loadUsers(knex, tenantId, ids);
+      const names = await loadNames(knex, tenantId, users.values(), []);
+      const agent = (await loadAgents(knex, tenantId, [agentId], { userIds: ids, groupIds: [...names.groups.keys()] })).get(agentId);
+      if (!agent) return { items, last: 0 as const };
+      const agentNames = await loadNames(knex, tenantId, [], [agent]);
+      const allNames = { groups: names.groups, idpGroups: new Map([...names.idpGroups, ...agentNames.idpGroups]), rules: new Map([...names.rules, ...agentNames.rules]) };
+      for (const id of ids) {
+        const u = users.get(id);
+        cursor = id;
+        if (!u) continue;
+        const d = decide(u, agent, when, allNames);
+        if (d.level === 'none') continue;
+        items.push({ userId: u.id, email: u.email, level: d.level, reasons: d.reasons });
+        if (items.length === limit) return { items, last: id };
+      }
+      if (ids.length < limit) return { items, last: 0 as const };
+    }
+  };
 }

@@ -66,7 +66,7 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
   const knex = deps.db.knex;
   const accessType = { enum: ['organization', 'groups', 'private'] };
   const permission = { enum: ['view_use', 'edit'] };
-  const date = { type: ['string', 'null'], pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'A local calendar day, YYYY-MM-DD, inclusive' };
+  const date = { type: ['string', 'null'], maxLength: 10, pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'A local calendar day, YYYY-MM-DD, inclusive' };
   const timeZone = { type: 'string', minLength: 1, maxLength: 64, description: "An IANA time zone; defaults to the tenant's, stored resolved" };
   const agent = api.schema('Agent', {
     type: 'object',

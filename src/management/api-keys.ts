@@ -73,7 +73,7 @@ export function registerApiKeys(api: Api, deps: AppDeps, common: ReturnType<type
       properties: {
         kind: { enum: ['admin', 'scim'] },
         name: { type: 'string', minLength: 1, maxLength: 200 },
-        expiresIn: { type: 'string', pattern: '^\\d{1,6}[smhd]$', description: 'e.g. 90d, 12h' },
+        expiresIn: { type: 'string', maxLength: 7, pattern: '^\\d{1,6}[smhd]$', description: 'e.g. 90d, 12h' },
         userId: { type: 'string', maxLength: 36, description: 'Admin keys only: the key acts as this user' },
       },
     },

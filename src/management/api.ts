@@ -100,9 +100,9 @@ export class Api {
 
   /**
    * Mounts the public or the authenticated operations on the router, one 405-answering resource
-   * per path.
+   * per path; `before` runs ahead of each operation only (e.g. the body parser of public ones).
    */
-  mount(router: Router, which: 'public' | 'authenticated'): void {
+  mount(router: Router, which: 'public' | 'authenticated', before: RequestHandler[] = []): void {
     const byPath = new Map<string, OperationSpec[]>();
     for (const op of this.ops) {
       if (Boolean(op.public) === (which === 'public')) byPath.set(op.path, [...(byPath.get(op.path) ?? []), op]);
@@ -110,8 +110,8 @@ export class Api {
     // Literal segments before parameters, so /invitations/accept is not read as /invitations/{id}.
     const paths = [...byPath.keys()].sort((a, b) => specificity(b) - specificity(a));
     for (const path of paths) {
-      const handlers: Partial<Record<Method, RequestHandler>> = {};
-      for (const op of byPath.get(path)!) handlers[op.method] = this.handlerFor(op);
+      const handlers: Partial<Record<Method, RequestHandler[]>> = {};
+      for (const op of byPath.get(path)!) handlers[op.method] = [...before, this.handlerFor(op)];
       resource(router, path.replace(/\{(\w+)\}/g, ':$1'), handlers);
     }
   }

@@ -3,6 +3,7 @@ import { requireAdmin } from '../access/principal.js';
 import { exportAuditEvents, type ExportFormat } from '../audit/export.js';
 import { listAuditEvents, presentAuditEvent, type AuditFilter } from '../audit/query.js';
 import { InvalidInput } from '../errors.js';
+import { parseInstant } from './instant.js';
 import type { Api } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
 
@@ -17,11 +18,7 @@ interface FilterQuery {
 
 function instant(q: FilterQuery, key: 'from' | 'to'): number | undefined {
   const value = q[key];
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  // The schema admits RFC 3339's leap second (…:60), which Date cannot represent.
-  if (Number.isNaN(ms)) throw new InvalidInput('invalid_query', 'the query string is invalid', { fields: [{ path: `query.${key}`, message: 'is not a representable instant' }] });
-  return ms;
+  return value === undefined ? undefined : parseInstant(value, `query.${key}`);
 }
 
 function filterOf(q: FilterQuery): AuditFilter {
@@ -60,8 +57,8 @@ export function registerAuditEvents(api: Api, deps: AppDeps, common: ReturnType<
     entityType: { type: 'string', minLength: 1, maxLength: 32 },
     entityId: common.id,
     actorId: common.id,
-    from: { ...common.timestamp, description: 'Events at or after this instant' },
-    to: { ...common.timestamp, description: 'Events before this instant' },
+    from: { ...common.timestamp, maxLength: 64, description: 'Events at or after this instant' },
+    to: { ...common.timestamp, maxLength: 64, description: 'Events before this instant' },
   };
 
   api.add({

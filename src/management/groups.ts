@@ -42,7 +42,7 @@ export function presentGroup(g: LocalGroup, memberCount: number) {
 }
 
 const WHO_MANAGES =
-  "Admins and members holding `manage` on the user-management area (`account.users`) manage every group. A group's managers (any membership row with role `manager`, manual or rule-derived) may read their group and add and remove its members, and nothing more: they cannot make anyone a manager, change or remove a manager, rename, move, archive or delete the group, or touch grants. An archived group's managers have no powers over it.";
+  "Admins and members holding `manage` on the user-management area (`account.users`) manage every group. Adding members, making managers, moving a group under a parent (or creating it there) and reactivating an archived group hand on every agent grant and data-source restriction of the group and its ancestors: only callers who could grant those directly (admins) may do that where there are any; others get 403 `beyond_own_permissions` naming the agents. A group's managers (any membership row with role `manager`, manual or rule-derived) may read their group and add and remove its members, and nothing more: they cannot make anyone a manager, change or remove a manager, rename, move, archive or delete the group, or touch grants. An archived group's managers have no powers over it.";
 
 export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
   const knex = deps.db.knex;

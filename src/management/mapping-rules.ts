@@ -50,13 +50,17 @@ async function ruleChange(deps: AppDeps, req: Request, res: Response, status: 20
 }
 
 export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
-  const date = { type: ['string', 'null'], pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
+  const date = { type: ['string', 'null'], maxLength: 10, pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
   const match: JsonSchema = {
     type: 'object',
     required: ['source', 'field', 'operator', 'value'],
     additionalProperties: false,
     properties: {
-      source: { enum: ['scim', 'saml', 'oidc', 'any'] },
+      source: {
+        enum: ['scim', 'saml', 'oidc', 'any', 'connection'],
+        description: 'scim: groups SCIM pushed; connection: groups from sign-in claims of the connection connectionId; saml/oidc: of every connection of that protocol; any: all',
+      },
+      connectionId: { type: 'string', minLength: 1, maxLength: 36, description: 'With source connection: the SSO connection' },
       field: { enum: ['id', 'externalId', 'displayName'] },
       operator: { enum: ['equals', 'prefix', 'glob'], description: 'glob: * any run, ? one character; displayName compares case-insensitively' },
       value: { type: 'string', minLength: 1, maxLength: 255 },

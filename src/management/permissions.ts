@@ -16,7 +16,8 @@ export const settingSchema: JsonSchema = {
   // Loose on purpose: the domain check lists every bad area of a request at once, with messages
   // that name the area; a strict schema here would stop at the first and say less.
   type: ['string', 'array'],
-  items: { type: 'string' },
+  maxLength: 16,
+  items: { type: 'string', maxLength: 16 },
   description: `A level (none, read, edit, manage where the area has it) or a list of actions (${ACTIONS.join(', ')})`,
 };
 

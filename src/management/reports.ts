@@ -5,11 +5,12 @@ import { accessMatrix, coverage, groupMembership } from '../access/reports.js';
 import { Forbidden } from '../errors.js';
 import { streamTable, type TableFormat } from '../http/stream.js';
 import type { Api } from './api.js';
+import { instantOr } from './instant.js';
 
 export function registerReports(api: Api, deps: AppDeps): void {
   const knex = deps.db.knex;
   const format = { enum: ['json', 'csv'], default: 'json' };
-  const at = { type: 'string', format: 'date-time', description: 'Evaluate at this instant instead of now' };
+  const at = { type: 'string', format: 'date-time', maxLength: 64, description: 'Evaluate at this instant instead of now' };
   const table = (columns: string[]) => ({
     description: 'Streamed: `{"items":[…]}` as JSON, or CSV with a header row',
     contentType: 'application/json',
@@ -37,8 +38,9 @@ export function registerReports(api: Api, deps: AppDeps): void {
     handler: async (req, res, { query }) => {
       guard(req);
       const q = query as { format: TableFormat; at?: string };
+      const when = instantOr(q.at, 'query.at', Date.now());
       start(res, q.format, 'access-matrix');
-      await streamTable(res, q.format, matrixColumns, accessMatrix(knex, req.ctx!.tenantId, q.at ? Date.parse(q.at) : Date.now()));
+      await streamTable(res, q.format, matrixColumns, accessMatrix(knex, req.ctx!.tenantId, when));
     },
   });
 
@@ -71,8 +73,9 @@ export function registerReports(api: Api, deps: AppDeps): void {
     handler: async (req, res, { query }) => {
       guard(req);
       const q = query as { format: TableFormat; at?: string; days: number };
+      const when = instantOr(q.at, 'query.at', Date.now());
       start(res, q.format, 'coverage');
-      await streamTable(res, q.format, coverageColumns, coverage(knex, req.ctx!.tenantId, q.at ? Date.parse(q.at) : Date.now(), q.days));
+      await streamTable(res, q.format, coverageColumns, coverage(knex, req.ctx!.tenantId, when, q.days));
     },
   });
 }

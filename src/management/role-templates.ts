@@ -107,7 +107,7 @@ export function registerRoleTemplates(api: Api, deps: AppDeps, common: ReturnTyp
     operationId: 'deleteRoleTemplate',
     summary: 'Delete a role template',
     description:
-      'While users reference the template the answer is 409 listing them (`users`), unless `reassign=<templateId>` moves them to another template or `detach=true` copies the template\'s settings onto each.',
+      'While users reference the template the answer is 409 with their number (`usersCount`) and the first 20 of them by id (`users`), unless `reassign=<templateId>` moves them to another template or `detach=true` copies the template\'s settings onto each.',
     tag: 'Role templates',
     query: { properties: { reassign: { type: 'string', maxLength: 36 }, detach: { type: 'boolean' } } },
     responses: { 204: { description: 'Deleted' } },

@@ -1,8 +1,15 @@
+import type { Knex } from 'knex';
 import type { AppDeps } from '../app.js';
+import type { Ctx } from '../context.js';
+import { inChunks } from '../db/batch.js';
+import { requireUser } from '../directory/users.js';
+import { syncAfterDirectoryChange } from '../provisioning/mapping.js';
+import { bindingsOf, unbind } from '../sso/bindings.js';
 import { requireAdmin } from '../access/principal.js';
 import { recordEvent } from '../audit/record.js';
 import { endConnectionSessions } from '../provisioning/sessions.js';
 import {
+  assertDomainsWhereShared,
   deleteConnection,
   ID_TOKEN_ALGS,
   insertConnection,
@@ -20,6 +27,10 @@ import type { commonSchemas } from './schemas.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+const MAX_DOMAINS = 50;
+/** A lowercase DNS name of two or more labels (IDNs in their xn-- form). */
+const DOMAIN_PATTERN = '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+
 /** A connection as the API shows it: the OIDC client secret is never returned, only whether one is set. */
 export function presentConnection(c: Connection, publicBaseUrl: string, tenantSlug: string) {
   const common = {
@@ -28,6 +39,7 @@ export function presentConnection(c: Connection, publicBaseUrl: string, tenantSl
     name: c.name,
     enabled: c.enabled,
     matchBy: c.matchBy,
+    domains: c.domains,
     loginUrl: loginUrl(publicBaseUrl, tenantSlug, c.id),
     createdAt: iso(c.createdAt),
     updatedAt: iso(c.updatedAt),
@@ -42,6 +54,7 @@ export function presentConnection(c: Connection, publicBaseUrl: string, tenantSl
       groupsClaim: c.oidc.groupsClaim,
       tokenEndpointAuthMethod: c.oidc.tokenEndpointAuthMethod,
       idTokenSigningAlgs: c.oidc.idTokenSigningAlgs,
+      trustEmailWithoutVerifiedClaim: c.oidc.trustEmailWithoutVerifiedClaim,
       redirectUri: oidcRedirectUri(publicBaseUrl, tenantSlug, c.id),
     };
   }
@@ -60,9 +73,9 @@ export function presentConnection(c: Connection, publicBaseUrl: string, tenantSl
 
 /** What the audit log keeps of a connection: its settings, never the secret or whole certificates. */
 function audited(c: Connection) {
-  if (c.protocol === 'oidc') return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, ...c.oidc };
+  if (c.protocol === 'oidc') return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, domains: c.domains, ...c.oidc };
   const { idpCertificates, ...saml } = c.saml;
-  return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, ...saml, idpCertificates: idpCertificates.map((p) => certificateInfo(p).fingerprintSha256) };
+  return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, domains: c.domains, ...saml, idpCertificates: idpCertificates.map((p) => certificateInfo(p).fingerprintSha256) };
 }
 
 export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
@@ -71,11 +84,26 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
   const settable = {
     name: { type: 'string', minLength: 1, maxLength: 200 },
     enabled: { type: 'boolean' },
-    matchBy: { enum: ['email', 'userName', 'externalId'], description: 'How a signed-in identity finds its user: email (case-insensitive), or the SCIM userName or externalId' },
+    matchBy: {
+      enum: ['email', 'userName', 'externalId'],
+      description: "How a first sign-in through this connection finds its user: email (case-insensitive), or the SCIM userName or externalId; later sign-ins match the bound IdP subject",
+    },
+    domains: {
+      type: 'array',
+      maxItems: MAX_DOMAINS,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 3, maxLength: 253, pattern: DOMAIN_PATTERN },
+      description:
+        'Email domains (lowercase DNS names, exact: list sub-domains too) this IdP may assert at a first sign-in; empty: any. Required on every enabled connection once a tenant has two enabled connections',
+    },
+    trustEmailWithoutVerifiedClaim: {
+      type: 'boolean',
+      description: 'OIDC: count the email claim as verified when the IdP sends no email_verified (Entra ID); default false. An explicit email_verified: false is never trusted',
+    },
     issuer: { type: 'string', maxLength: 1000, description: 'OIDC: the issuer URL (discovery at /.well-known/openid-configuration); https, or http on loopback' },
     clientId: { type: 'string', minLength: 1, maxLength: 500 },
     clientSecret: { type: 'string', minLength: 1, maxLength: 2000, writeOnly: true, description: 'OIDC: stored to call the token endpoint; never returned' },
-    scopes: { type: 'array', minItems: 1, maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' } },
+    scopes: { type: 'array', minItems: 1, maxItems: 50, uniqueItems: true, items: { type: 'string', maxLength: 255, pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' } },
     groupsClaim: { ...nullableName, description: 'OIDC: the ID-token claim listing groups (Okta: groups; Entra: groups); null: groups are not synced' },
     tokenEndpointAuthMethod: { enum: ['client_secret_basic', 'client_secret_post'] },
     idTokenSigningAlgs: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...ID_TOKEN_ALGS] }, description: 'OIDC: accepted ID-token algorithms (default RS256); none and HS* never' },
@@ -94,13 +122,14 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
   };
   const connection = api.schema('SsoConnection', {
     type: 'object',
-    required: ['id', 'protocol', 'name', 'enabled', 'matchBy', 'loginUrl', 'createdAt', 'updatedAt'],
+    required: ['id', 'protocol', 'name', 'enabled', 'matchBy', 'domains', 'loginUrl', 'createdAt', 'updatedAt'],
     properties: {
       id: common.id,
       protocol: { enum: ['saml', 'oidc'] },
       name: { type: 'string' },
       enabled: { type: 'boolean' },
       matchBy: { enum: ['email', 'userName', 'externalId'] },
+      domains: { type: 'array', items: { type: 'string' } },
       loginUrl: { type: 'string', description: 'Where a person starts signing in' },
       createdAt: common.timestamp,
       updatedAt: common.timestamp,
@@ -111,6 +140,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       groupsClaim: { type: ['string', 'null'] },
       tokenEndpointAuthMethod: { type: 'string' },
       idTokenSigningAlgs: { type: 'array', items: { type: 'string' } },
+      trustEmailWithoutVerifiedClaim: { type: 'boolean' },
       redirectUri: { type: 'string', description: 'OIDC: register this at the IdP' },
       idpEntityId: { type: 'string' },
       idpSsoUrl: { type: 'string' },
@@ -157,6 +187,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       requireAdmin(req.principal!, 'manage SSO connections');
       const c = await db.tx(async (trx) => {
         const created = await insertConnection(trx, req.ctx!.tenantId, body as ConnectionInput, req.ctx!.now.getTime());
+        if (created.enabled) await assertDomainsWhereShared(trx, req.ctx!.tenantId);
         await recordEvent(trx, req.ctx!, { event: 'sso_connection.created', entity: entity(created), before: null, after: audited(created) });
         return created;
       });
@@ -192,6 +223,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       const c = await db.tx(async (trx) => {
         const locked = await lockConnection(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
         const updated = await writeConnection(trx, locked, change);
+        if (updated.enabled) await assertDomainsWhereShared(trx, req.ctx!.tenantId);
         const sessionsEnded = locked.enabled && !updated.enabled ? await endConnectionSessions(trx, req.ctx!.tenantId, updated.id) : 0;
         await recordEvent(trx, req.ctx!, {
           event: 'sso_connection.updated',
@@ -217,10 +249,78 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       await db.tx(async (trx) => {
         const c = await lockConnection(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
         await endConnectionSessions(trx, req.ctx!.tenantId, c.id);
+        const claimGroups = await removeClaimGroups(trx, req.ctx!, c.id);
+        // Its bindings go with it (foreign key): a connection added later binds anew.
         await deleteConnection(trx, req.ctx!.tenantId, c.id);
-        await recordEvent(trx, req.ctx!, { event: 'sso_connection.deleted', entity: entity(c), before: audited(c), after: null });
+        await recordEvent(trx, req.ctx!, { event: 'sso_connection.deleted', entity: entity(c), before: audited(c), after: claimGroups ? { claimGroupsRemoved: claimGroups } : null });
       });
       res.status(204).end();
     },
   });
+
+  const binding = api.schema('SsoBinding', {
+    type: 'object',
+    required: ['connectionId', 'connectionName', 'subject', 'createdAt'],
+    properties: {
+      connectionId: common.id,
+      connectionName: { type: ['string', 'null'] },
+      subject: { type: 'string', description: 'The SAML NameID or OIDC sub the user signs in as' },
+      createdAt: common.timestamp,
+    },
+  });
+
+  api.add({
+    method: 'get',
+    path: '/users/{id}/sso-bindings',
+    operationId: 'listSsoBindings',
+    summary: 'The IdP identities a user signs in as, one per connection',
+    description: 'Made at the first sign-in through a connection; later sign-ins through it match this identity, never the email.',
+    tag: 'SSO',
+    responses: { 200: { description: 'The bindings', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: binding } } } } },
+    handler: async (req, res, { params }) => {
+      requireAdmin(req.principal!, 'read sign-in bindings');
+      const user = await requireUser(db.knex, req.ctx!.tenantId, params.id!);
+      const names = new Map((await listConnections(db.knex, req.ctx!.tenantId)).map((c) => [c.id, c.name]));
+      const items = (await bindingsOf(db.knex, req.ctx!.tenantId, user.id)).map((b) => ({ ...b, connectionName: names.get(b.connectionId) ?? null, createdAt: iso(b.createdAt) }));
+      res.json({ items });
+    },
+  });
+
+  api.add({
+    method: 'delete',
+    path: '/users/{id}/sso-bindings/{connectionId}',
+    operationId: 'deleteSsoBinding',
+    summary: "Forget the IdP identity a user signs in as through a connection; their next sign-in there matches by the connection's matchBy again",
+    tag: 'SSO',
+    responses: { 204: { description: 'Removed' } },
+    handler: async (req, res, { params }) => {
+      requireAdmin(req.principal!, 'remove sign-in bindings');
+      await db.tx(async (trx) => {
+        const user = await requireUser(trx, req.ctx!.tenantId, params.id!);
+        const removed = await unbind(trx, req.ctx!.tenantId, user.id, params.connectionId!);
+        await recordEvent(trx, req.ctx!, {
+          event: 'sso.binding_removed',
+          entity: { type: 'user', id: user.id, name: user.email ?? user.userName },
+          before: { connectionId: removed.connectionId, subject: removed.subject },
+          after: null,
+        });
+      });
+      res.status(204).end();
+    },
+  });
+}
+
+/**
+ * A deleted connection's claim groups go too (their memberships with them), and the rules are
+ * applied again to their members: nothing keeps access that only that IdP asserted.
+ */
+async function removeClaimGroups(trx: Knex, ctx: Ctx, connectionId: string): Promise<number> {
+  const groups = (await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).select('id')).map((r: Record<string, unknown>) => String(r.id));
+  if (!groups.length) return 0;
+  const users = new Set<string>();
+  const rows = await inChunks(trx, groups, (part) => trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_type: 'User' }).whereIn('group_id', part).distinct('member_id'));
+  for (const r of rows) users.add(String(r.member_id));
+  await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).delete();
+  await syncAfterDirectoryChange(trx, ctx, [...users]);
+  return groups.length;
 }

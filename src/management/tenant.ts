@@ -3,7 +3,7 @@ import { IANAZone } from 'luxon';
 import type { AppDeps } from '../app.js';
 import { requireAdmin } from '../access/principal.js';
 import { recordEvent } from '../audit/record.js';
-import { InvalidInput } from '../errors.js';
+import { Forbidden, InvalidInput } from '../errors.js';
 import { seatsOf, type Seats } from '../tenants/seats.js';
 import { getTenant, type Tenant } from '../tenants/store.js';
 import type { Api } from './api.js';
@@ -26,7 +26,6 @@ export function presentTenant(t: Tenant, seats: Seats) {
 export interface TenantChange {
   jitProvisioning?: boolean;
   timeZone?: string;
-  userLimit?: number | null;
 }
 
 /** Applies the settings an admin may change; answers the fields that changed, before and after. */
@@ -42,10 +41,6 @@ async function changeTenant(trx: Knex, tenantId: string, change: TenantChange) {
   if (change.timeZone !== undefined && change.timeZone !== before.timeZone) {
     row.time_zone = a.timeZone = change.timeZone;
     b.timeZone = before.timeZone;
-  }
-  if (change.userLimit !== undefined && change.userLimit !== before.userLimit) {
-    row.user_limit = a.userLimit = change.userLimit;
-    b.userLimit = before.userLimit;
   }
   if (Object.keys(row).length) await trx('tenants').where({ id: tenantId }).update(row);
   return { tenant: await getTenant(trx, tenantId), before: b, after: a };
@@ -67,7 +62,7 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
       name: { type: 'string' },
       timeZone: { type: 'string' },
       jitProvisioning: { type: 'boolean' },
-      userLimit: { type: ['integer', 'null'] },
+      userLimit: { type: ['integer', 'null'], description: "The plan's user limit, set by the operator (null: none); the same as seats.limit" },
       seats,
       createdAt: common.timestamp,
     },
@@ -88,9 +83,9 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
     method: 'patch',
     path: '/tenant',
     operationId: 'updateTenant',
-    summary: "Change the tenant's just-in-time provisioning, time zone or user limit",
+    summary: "Change the tenant's just-in-time provisioning or time zone",
     description:
-      'jitProvisioning lets people unknown to Roster sign in through SSO and become members with no area permissions (a seat each). A user limit below the seats in use blocks new users until enough are deleted; null means no limit.',
+      "jitProvisioning lets people unknown to Roster sign in through SSO and become members with no area permissions (a seat each). The user limit is the operator's (a plan limit, `roster tenant update <slug> --user-limit N|none`): a body with userLimit is refused (403) and changes nothing.",
     tag: 'Tenant',
     body: {
       type: 'object',
@@ -99,12 +94,17 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
       properties: {
         jitProvisioning: { type: 'boolean' },
         timeZone: { type: 'string', minLength: 1, maxLength: 64, description: 'An IANA time zone, e.g. Europe/Paris: the default of dated grants' },
-        userLimit: { type: ['integer', 'null'], minimum: 0 },
+        userLimit: { type: ['integer', 'null'], description: "Refused (403): the user limit is the operator's to set" },
       },
     },
     responses: { 200: { description: 'The tenant after the change', schema: tenant } },
     handler: async (req, res, { body }) => {
       requireAdmin(req.principal!, 'change tenant settings');
+      if ((body as { userLimit?: unknown }).userLimit !== undefined) {
+        throw new Forbidden('operator_setting', 'userLimit is set by the operator of Roster (your plan): remove unused users or upgrade your plan to add more users', {
+          fields: [{ path: 'body.userLimit', message: "is the operator's to set" }],
+        });
+      }
       const change = body as TenantChange;
       if (change.timeZone !== undefined && !IANAZone.isValidZone(change.timeZone)) {
         throw new InvalidInput('invalid_time_zone', `"${change.timeZone}" is not an IANA time zone`, { fields: [{ path: 'body.timeZone', message: 'is not an IANA time zone' }] });

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Ctx } from '../context.js';
 import { recordEvents, type AuditInput } from '../audit/record.js';
+import { eachChunk, inChunks, inListChunks, insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { matcher, type MappingRule, type MatchableGroup } from './rules.js';
 
@@ -56,8 +57,6 @@ export interface SyncScope {
   dryRun?: boolean;
 }
 
-const CHUNK = 500;
-
 function rowsOf(result: unknown): Record<string, unknown>[] {
   // mysql2 answers [rows, fields]; better-sqlite3 answers rows.
   return Array.isArray(result) && Array.isArray(result[0]) ? (result[0] as Record<string, unknown>[]) : (result as Record<string, unknown>[]);
@@ -71,8 +70,7 @@ function rowsOf(result: unknown): Record<string, unknown>[] {
  */
 export async function idpGroupsOfUsers(trx: Knex, tenantId: string, userIds: string[]): Promise<Map<string, MatchableGroup[]>> {
   const out = new Map<string, MatchableGroup[]>();
-  for (let i = 0; i < userIds.length; i += CHUNK) {
-    const chunk = userIds.slice(i, i + CHUNK);
+  for (const chunk of inListChunks(trx, userIds, 3)) {
     const rows = rowsOf(
       await trx.raw(
         `WITH RECURSIVE up(group_id, user_id) AS (
@@ -82,14 +80,14 @@ export async function idpGroupsOfUsers(trx: Knex, tenantId: string, userIds: str
            SELECT m.group_id, up.user_id FROM up CROSS JOIN idp_group_members m
                ON m.tenant_id = ? AND m.member_id = up.group_id AND m.member_type = 'Group'
          )
-         SELECT up.user_id, g.id, g.source, g.external_id, g.display_name
+         SELECT up.user_id, g.id, g.source, g.connection_id, g.external_id, g.display_name
            FROM up CROSS JOIN idp_groups g ON g.tenant_id = ? AND g.id = up.group_id`,
         [tenantId, ...chunk, tenantId, tenantId],
       ),
     );
     for (const r of rows) {
       const list = out.get(String(r.user_id)) ?? [];
-      list.push({ id: String(r.id), source: r.source as MatchableGroup['source'], externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) });
+      list.push({ id: String(r.id), source: r.source as MatchableGroup['source'], connectionId: String(r.connection_id), externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) });
       out.set(String(r.user_id), list);
     }
   }
@@ -99,8 +97,7 @@ export async function idpGroupsOfUsers(trx: Knex, tenantId: string, userIds: str
 /** The users under IdP groups: their members and the members of groups nested in them. */
 export async function usersUnderIdpGroups(trx: Knex, tenantId: string, groupIds: string[]): Promise<string[]> {
   const users = new Set<string>();
-  for (let i = 0; i < groupIds.length; i += CHUNK) {
-    const chunk = groupIds.slice(i, i + CHUNK);
+  for (const chunk of inListChunks(trx, groupIds, 3)) {
     const rows = rowsOf(
       await trx.raw(
         `WITH RECURSIVE down(group_id) AS (
@@ -145,10 +142,8 @@ async function desired(trx: Knex, tenantId: string, userIds: string[], rules: Ma
   if (!enabled.length || !userIds.length) return { memberships, grants, names: await targets(trx, tenantId, []) };
   const names = await targets(trx, tenantId, enabled);
   const statuses = new Map<string, string>();
-  for (let i = 0; i < userIds.length; i += CHUNK) {
-    for (const u of await trx('users').where({ tenant_id: tenantId }).whereIn('id', userIds.slice(i, i + CHUNK)).select('id', 'status')) {
-      statuses.set(String(u.id), String(u.status));
-    }
+  for (const u of await inChunks(trx, userIds, (part) => trx('users').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'status'))) {
+    statuses.set(String(u.id), String(u.status));
   }
   const closure = await idpGroupsOfUsers(trx, tenantId, userIds);
   const compiled = enabled.map((r) => ({ rule: r, matches: matcher(r.match) }));
@@ -188,8 +183,7 @@ async function desired(trx: Knex, tenantId: string, userIds: string[], rules: Ma
 async function existing(trx: Knex, tenantId: string, userIds: string[], ruleIds?: string[]) {
   const memberships: DerivedMembership[] = [];
   const grants: (DerivedGrant & { id: string })[] = [];
-  for (let i = 0; i < userIds.length; i += CHUNK) {
-    const chunk = userIds.slice(i, i + CHUNK);
+  for (const chunk of inListChunks(trx, userIds, 3)) {
     const mq = trx('group_members').where({ tenant_id: tenantId }).whereIn('user_id', chunk).whereNot('rule_id', '');
     const gq = trx('agent_grants').where({ tenant_id: tenantId, subject_type: 'user' }).whereIn('subject_id', chunk).whereNot('rule_id', '');
     if (ruleIds) {
@@ -267,17 +261,15 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
     (removals.get(k) ?? removals.set(k, { m, users: [] }).get(k)!).users.push(m.userId);
   }
   for (const { m, users } of removals.values()) {
-    for (let i = 0; i < users.length; i += CHUNK) {
-      await trx('group_members')
-        .where({ tenant_id: tenantId, group_id: m.groupId, rule_id: m.ruleId, idp_group_id: m.idpGroupId })
-        .whereIn('user_id', users.slice(i, i + CHUNK))
-        .delete();
-    }
+    await eachChunk(trx, users, (part) =>
+      trx('group_members').where({ tenant_id: tenantId, group_id: m.groupId, rule_id: m.ruleId, idp_group_id: m.idpGroupId }).whereIn('user_id', part).delete(),
+    );
   }
-  const removedGrantIds = diff.grantsRemoved.map((g) => g.id);
-  for (let i = 0; i < removedGrantIds.length; i += CHUNK) {
-    await trx('agent_grants').where({ tenant_id: tenantId }).whereIn('id', removedGrantIds.slice(i, i + CHUNK)).delete();
-  }
+  await eachChunk(
+    trx,
+    diff.grantsRemoved.map((g) => g.id),
+    (part) => trx('agent_grants').where({ tenant_id: tenantId }).whereIn('id', part).delete(),
+  );
   const mRows = diff.membershipsAdded.map((m) => ({
     tenant_id: tenantId,
     group_id: m.groupId,
@@ -288,7 +280,7 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
     idp_group_id: m.idpGroupId,
     created_at: now,
   }));
-  for (let i = 0; i < mRows.length; i += CHUNK) await trx('group_members').insert(mRows.slice(i, i + CHUNK)).onConflict().ignore();
+  await insertChunked(trx, 'group_members', mRows, { conflict: (q) => q.onConflict().ignore() });
   const gRows = diff.grantsAdded.map((g) => ({
     tenant_id: tenantId,
     id: newId(),
@@ -304,7 +296,7 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
     idp_group_id: g.idpGroupId,
     created_at: now,
   }));
-  for (let i = 0; i < gRows.length; i += CHUNK) await trx('agent_grants').insert(gRows.slice(i, i + CHUNK));
+  await insertChunked(trx, 'agent_grants', gRows);
   await restamp(trx, tenantId, diff);
 
   const ruleNames = new Map(rules.map((r) => [r.id, r.name]));
@@ -339,7 +331,7 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
       after: null,
     })),
   ];
-  for (let i = 0; i < events.length; i += CHUNK) await recordEvents(trx, ctx, events.slice(i, i + CHUNK));
+  await recordEvents(trx, ctx, events);
 }
 
 /**
@@ -354,32 +346,16 @@ async function restamp(trx: Knex, tenantId: string, diff: SyncDiff): Promise<voi
     (byTarget.get(k) ?? byTarget.set(k, { m, users: [] }).get(k)!).users.push(m.userId);
   }
   for (const { m, users } of byTarget.values()) {
-    for (let i = 0; i < users.length; i += CHUNK) {
-      await trx('group_members')
+    await eachChunk(trx, users, (part) =>
+      trx('group_members')
         .where({ tenant_id: tenantId, group_id: m.groupId, rule_id: m.ruleId, idp_group_id: m.idpGroupId })
-        .whereIn('user_id', users.slice(i, i + CHUNK))
-        .update({ rule_version: m.ruleVersion });
-    }
+        .whereIn('user_id', part)
+        .update({ rule_version: m.ruleVersion }),
+    );
   }
   const byVersion = new Map<number, string[]>();
   for (const g of diff.grantsRestamped) (byVersion.get(g.ruleVersion) ?? byVersion.set(g.ruleVersion, []).get(g.ruleVersion)!).push(g.id);
   for (const [version, ids] of byVersion) {
-    for (let i = 0; i < ids.length; i += CHUNK) await trx('agent_grants').where({ tenant_id: tenantId }).whereIn('id', ids.slice(i, i + CHUNK)).update({ rule_version: version });
+    await eachChunk(trx, ids, (part) => trx('agent_grants').where({ tenant_id: tenantId }).whereIn('id', part).update({ rule_version: version }));
   }
-}
-
-export function diffSize(d: SyncDiff): number {
-  return (
-    d.membershipsAdded.length + d.membershipsRemoved.length + d.grantsAdded.length + d.grantsRemoved.length + d.membershipsRestamped.length + d.grantsRestamped.length
-  );
-}
-
-/** Adds one chunk's difference to a running total. */
-export function addDiff(total: SyncDiff, d: SyncDiff): void {
-  total.membershipsAdded.push(...d.membershipsAdded);
-  total.membershipsRemoved.push(...d.membershipsRemoved);
-  total.grantsAdded.push(...d.grantsAdded);
-  total.grantsRemoved.push(...d.grantsRemoved);
-  total.membershipsRestamped.push(...d.membershipsRestamped);
-  total.grantsRestamped.push(...d.grantsRestamped);
 }

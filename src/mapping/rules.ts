@@ -2,7 +2,11 @@
  * Mapping rules: which IdP groups a rule matches, and what it gives their members.
  */
 
-export type MatchSource = 'scim' | 'saml' | 'oidc' | 'any';
+/**
+ * scim: groups SCIM pushed; connection: claim groups of the connection `connectionId`;
+ * saml/oidc: claim groups of every connection of that protocol; any: all of them.
+ */
+export type MatchSource = 'scim' | 'saml' | 'oidc' | 'any' | 'connection';
 export type MatchField = 'id' | 'externalId' | 'displayName';
 export type MatchOperator = 'equals' | 'prefix' | 'glob';
 
@@ -11,6 +15,8 @@ export interface RuleMatch {
   field: MatchField;
   operator: MatchOperator;
   value: string;
+  /** With source `connection`: the SSO connection whose claim groups match. */
+  connectionId?: string;
 }
 
 export interface GroupAction {
@@ -48,13 +54,39 @@ export interface MappingRule {
 export interface MatchableGroup {
   id: string;
   source: 'scim' | 'saml' | 'oidc';
+  /** The connection that asserted a claim group; '' for SCIM groups. */
+  connectionId?: string;
   externalId: string | null;
   displayName: string;
 }
 
-function globRegExp(pattern: string, flags: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, flags);
+/**
+ * A glob (`*` any run, `?` any one UTF-16 unit, everything else literal) as a matcher that runs in
+ * O(pattern × text) at worst: the two-pointer walk backtracks only to the last `*`, never
+ * combinatorially, so a pattern of many `*` cannot stall the process the way a regex would.
+ */
+export function globMatcher(pattern: string): (text: string) => boolean {
+  const p = pattern.replace(/\*{2,}/g, '*');
+  return (text) => {
+    let i = 0;
+    let j = 0;
+    let star = -1;
+    let resume = 0;
+    while (j < text.length) {
+      if (i < p.length && p[i] === '*') {
+        star = i++;
+        resume = j;
+      } else if (i < p.length && (p[i] === '?' || p[i] === text[j])) {
+        i++;
+        j++;
+      } else if (star >= 0) {
+        i = star + 1;
+        j = ++resume;
+      } else return false;
+    }
+    while (i < p.length && p[i] === '*') i++;
+    return i === p.length;
+  };
 }
 
 /** A compiled matcher: display names compare case-insensitively, ids and external ids exactly. */
@@ -67,9 +99,9 @@ export function matcher(m: RuleMatch): (g: MatchableGroup) => boolean {
       ? (v: string) => norm(v) === want
       : m.operator === 'prefix'
         ? (v: string) => norm(v).startsWith(want)
-        : ((re: RegExp) => (v: string) => re.test(norm(v)))(globRegExp(want, 's'));
+        : ((glob: (t: string) => boolean) => (v: string) => glob(norm(v)))(globMatcher(want));
   return (g) => {
-    if (m.source !== 'any' && m.source !== g.source) return false;
+    if (m.source === 'connection' ? g.connectionId !== m.connectionId : m.source !== 'any' && m.source !== g.source) return false;
     const v = m.field === 'id' ? g.id : m.field === 'externalId' ? g.externalId : g.displayName;
     return v !== null && test(v);
   };

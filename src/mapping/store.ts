@@ -13,7 +13,7 @@ function ruleFromRow(r: Row): MappingRule {
     description: (r.description as string | null) ?? null,
     enabled: toBool(r.enabled),
     position: Number(r.position),
-    match: { source: r.match_source, field: r.match_field, operator: r.match_operator, value: String(r.match_value) } as RuleMatch,
+    match: { source: r.match_source, field: r.match_field, operator: r.match_operator, value: String(r.match_value), ...(r.match_connection_id ? { connectionId: String(r.match_connection_id) } : {}) } as RuleMatch,
     actions: parseJson<RuleActions>(r.actions_json, { groups: [], agents: [] }),
     version: Number(r.version),
     createdAt: toMs(r.created_at)!,
@@ -61,6 +61,7 @@ function columns(input: RuleInput) {
     match_field: input.match.field,
     match_operator: input.match.operator,
     match_value: input.match.value,
+    match_connection_id: input.match.source === 'connection' ? (input.match.connectionId ?? null) : null,
     actions_json: JSON.stringify(input.actions),
   };
 }

@@ -15,6 +15,8 @@ import type { ScimDoc } from '../scim/schema/normalize.js';
 import { assertNotLastAdmin, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';
 import { lockMapping } from '../mapping/lock.js';
+import { endSessionsOf } from './sessions.js';
+import { assertMayChangeEmail } from '../sso/bindings.js';
 import { releaseSeat } from '../tenants/seats.js';
 
 export interface AccountChange {
@@ -64,13 +66,16 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
     let next: User = locked;
     if (change.email !== undefined && change.email.trim() !== locked.email) {
       const email = change.email.trim();
+      await assertMayChangeEmail(trx, p, ctx.tenantId, locked.id);
       if (!EMAIL.test(email)) throw new InvalidInput('invalid_email', `"${change.email}" is not an email address`, { fields: [{ path: 'body.email', message: 'is not an email address' }] });
       const holder = await findUserByEmail(trx, ctx.tenantId, email);
       if (holder && holder.id !== locked.id) throw new Conflict('email_taken', `${email} already belongs to another user of this tenant`);
       // An invited person's userName is the address they were invited at, so it follows.
       const doc = withPrimaryEmail(locked.source === 'invite' && locked.userName === locked.email ? { ...locked.doc, userName: email } : locked.doc, email);
       next = await writeUserDoc(trx, locked, doc);
-      e('user.email_changed', 'email', locked.email, primaryEmail(doc));
+      // Whoever holds a session may have signed in as the old address's owner.
+      const sessionsEnded = await endSessionsOf(trx, ctx.tenantId, locked.id);
+      events.push({ event: 'user.email_changed', entity: entity(locked), before: { email: locked.email }, after: { email: primaryEmail(doc), ...(sessionsEnded ? { sessionsEnded } : {}) } });
     }
     const role = change.role ?? locked.role;
     if (change.role !== undefined && change.role !== locked.role) {
@@ -92,6 +97,9 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
       }
       status = change.status;
       e(status === 'suspended' ? 'user.suspended' : 'user.reactivated', 'status', locked.status, status);
+      // The IdP stays authoritative for its users: reactivating someone it deactivated makes
+      // them active in SCIM too, so its next `active: false` is a change again and applies.
+      if (status === 'active' && !locked.active) next = await writeUserDoc(trx, next, { ...next.doc, active: true });
     }
     let templateId = locked.templateId;
     if (change.templateId !== undefined && change.templateId !== locked.templateId) {

@@ -8,6 +8,7 @@ import { requireAdmin, type Principal } from '../access/principal.js';
 import { recordEvents, type AuditInput } from '../audit/record.js';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/knex.js';
+import { insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { InvalidInput, TooLarge, Unprocessable } from '../errors.js';
 import { caseMappedKey } from '../scim/schema/value-key.js';
@@ -209,7 +210,7 @@ async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportRe
     });
   }
   if (report.errorCount || !apply) return;
-  if (rows.length) await trx('agent_grants').insert(rows);
+  await insertChunked(trx, 'agent_grants', rows);
   await recordEvents(trx, ctx, events);
 }
 

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { Area } from '../access/catalogue.js';
 import { checkInheritance } from '../access/effective.js';
 import type { AreaSettings } from '../access/levels.js';
-import { assertMayAssignRole, assertMayGrantCrm, assertWithinOwn, wouldHold } from '../access/policies.js';
+import { assertMayAssignRole, assertMayChangeUser, assertMayGrantCrm, assertWithinOwn, wouldHold } from '../access/policies.js';
 import { requireUserManager, type Principal } from '../access/principal.js';
 import { requireTemplate } from '../access/templates.js';
 import { putOwnSettings } from '../access/user-settings.js';
@@ -149,6 +149,8 @@ export async function resendInvitation(s: InvitationSettings, ctx: Ctx, p: Princ
   requireUserManager(p, s.catalogue, 'resend invitations');
   return s.db.tx(async (trx) => {
     const user = await lockUser(trx, ctx.tenantId, userId, ctx.now.getTime());
+    // A new link voids the old one: a member may not do that to an invited admin.
+    assertMayChangeUser(p, s.catalogue, user, 'resend the invitation');
     if (user.status !== 'invited') throw new Conflict('not_invited', `${user.email ?? user.userName} is ${user.status}, not invited`);
     const expiresAt = await issueInvitationMail(trx, s, ctx, user, ctx.now.getTime());
     await recordEvent(trx, ctx, { event: 'user.invitation_resent', entity: entity(user), before: null, after: { expiresAt: new Date(expiresAt).toISOString() } });

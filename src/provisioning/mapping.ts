@@ -4,12 +4,14 @@ import { resolveTimeZone } from '../access/grants.js';
 import { requireAdmin, type Principal } from '../access/principal.js';
 import { recordEvent } from '../audit/record.js';
 import type { Ctx } from '../context.js';
+import { eachChunk, inChunks } from '../db/batch.js';
 import type { Db } from '../db/knex.js';
 import type { MemberDelta } from '../directory/groups.js';
 import { Unprocessable, type FieldError } from '../errors.js';
 import { emptyDiff, syncUsers, usersUnderIdpGroups, type SyncDiff } from '../mapping/engine.js';
 import { lockMapping } from '../mapping/lock.js';
 import { matcher, type MappingRule } from '../mapping/rules.js';
+import { connectionMatchErrors } from '../sso/connections.js';
 import { deleteRuleRow, getRule, insertRule, listRules, requireRule, touchSync, writeRule, type RuleInput } from '../mapping/store.js';
 
 /** Users per transaction when a rule change or a reconcile sweeps many users. */
@@ -35,7 +37,7 @@ export async function usersAffectedByGroupChange(trx: Knex, tenantId: string, gr
   const users = new Set<string>(delta.added.filter((m) => m.type === 'User').map((m) => m.id));
   const nested = delta.added.filter((m) => m.type === 'Group').map((m) => m.id);
   if (delta.removed.length) {
-    const groups = new Set((await trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', delta.removed).select('id')).map((r) => String(r.id)));
+    const groups = new Set((await inChunks(trx, delta.removed, (part) => trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id'))).map((r) => String(r.id)));
     for (const id of delta.removed) {
       if (groups.has(id)) nested.push(id);
       else users.add(id);
@@ -73,6 +75,7 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
       else a.timeZone = zone;
     }
   });
+  fields.push(...(await connectionMatchErrors(trx, tenantId, input.match)));
   if (input.match.operator === 'glob' && input.match.value.length > 200) fields.push({ path: 'body.match.value', message: 'pattern too long' });
   if (fields.length) throw new Unprocessable('invalid_rule', `the rule refers to things it cannot use: ${fields.map((f) => f.message).join('; ')}`, { fields });
 }
@@ -80,9 +83,9 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
 /** IdP groups the rule matches now. */
 export async function matchedGroups(trx: Knex, tenantId: string, rule: Pick<MappingRule, 'match'>) {
   const test = matcher(rule.match);
-  const rows = await trx('idp_groups').where({ tenant_id: tenantId }).select('id', 'source', 'external_id', 'display_name');
+  const rows = await trx('idp_groups').where({ tenant_id: tenantId }).select('id', 'source', 'connection_id', 'external_id', 'display_name');
   return rows
-    .map((r: Record<string, unknown>) => ({ id: String(r.id), source: r.source as 'scim', externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) }))
+    .map((r: Record<string, unknown>) => ({ id: String(r.id), source: r.source as 'scim', connectionId: String(r.connection_id), externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) }))
     .filter(test);
 }
 
@@ -287,8 +290,8 @@ async function describeTargets(trx: Knex, tenantId: string, diff: SyncDiff): Pro
   const groupIds = [...new Set([...diff.membershipsAdded, ...diff.membershipsRemoved].map((m) => m.groupId))];
   const agentIds = [...new Set([...diff.grantsAdded, ...diff.grantsRemoved].map((g) => g.agentId))];
   const out = new Map<string, string>();
-  if (groupIds.length) for (const g of await trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', groupIds).select('id', 'name')) out.set(String(g.id), String(g.name));
-  if (agentIds.length) for (const a of await trx('agents').where({ tenant_id: tenantId }).whereIn('id', agentIds).select('id', 'name')) out.set(String(a.id), String(a.name));
+  for (const g of await inChunks(trx, groupIds, (part) => trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(g.id), String(g.name));
+  for (const a of await inChunks(trx, agentIds, (part) => trx('agents').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(a.id), String(a.name));
   return out;
 }
 
@@ -347,7 +350,7 @@ export async function finishReconcile(trx: Knex, ctx: Ctx, found: number): Promi
       .whereNull('r.id')
       .select('g.id')
   ).map((o) => String(o.id));
-  for (let i = 0; i < orphans.length; i += SWEEP_CHUNK) await trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', orphans.slice(i, i + SWEEP_CHUNK)).delete();
+  await eachChunk(trx, orphans, (part) => trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', part).delete());
   const fixed = found + orphans.length;
   await touchSync(trx, ctx.tenantId, ctx.now.getTime(), { fixed });
   await recordEvent(trx, ctx, { event: 'mapping.reconciled', entity: { type: 'tenant', id: ctx.tenantId }, before: null, after: { fixed } });

@@ -61,6 +61,16 @@ async function usersOf(trx: Knex, tenantId: string, templateId: string): Promise
   }));
 }
 
+/** How many users a refusal to delete lists by name; the count says how many hold it in all. */
+export const HOLDERS_SAMPLE = 20;
+
+async function holdersSample(trx: Knex, tenantId: string, templateId: string): Promise<{ count: number; sample: TemplateUser[] }> {
+  const count = Number((await trx('users').where({ tenant_id: tenantId, template_id: templateId }).count({ n: '*' }).first())?.n ?? 0);
+  if (!count) return { count, sample: [] };
+  const rows = await trx('users').where({ tenant_id: tenantId, template_id: templateId }).select('id', 'email').orderBy('id').limit(HOLDERS_SAMPLE);
+  return { count, sample: rows.map((r) => ({ id: String(r.id), email: (r.email as string | null) ?? null })) };
+}
+
 /**
  * The template's settings folded into a user's own, so that detaching changes nothing the user
  * holds: the template counts only where the user set nothing on the area or an ancestor.
@@ -79,8 +89,9 @@ export function detachedSettings(catalogue: Area[], own: AreaSettings, template:
 }
 
 /**
- * Deletes a template. While users reference it the answer is 409 listing them, unless they
- * are reassigned to another template or detached (the template's settings copied onto each).
+ * Deletes a template. While users reference it the answer is 409 with their count and the first
+ * HOLDERS_SAMPLE of them, unless they are reassigned to another template or detached (the
+ * template's settings copied onto each).
  */
 export async function deleteTemplate(
   db: Db,
@@ -95,6 +106,14 @@ export async function deleteTemplate(
   if (opts.reassign === id) throw new Unprocessable('reassign_to_self', 'cannot reassign users to the template being deleted');
   return db.tx(async (trx) => {
     const locked = await lockTemplate(trx, ctx.tenantId, id, ctx.now.getTime());
+    if (!opts.reassign && !opts.detach) {
+      const held = await holdersSample(trx, ctx.tenantId, id);
+      if (held.count) {
+        throw new Conflict('template_in_use', `role template "${locked.name}" is used by ${held.count} user(s); reassign them (?reassign=<templateId>) or detach them (?detach=true)`, {
+          details: { usersCount: held.count, users: held.sample },
+        });
+      }
+    }
     const users = await usersOf(trx, ctx.tenantId, id);
     let reassigned = 0;
     let detached = 0;
@@ -111,10 +130,6 @@ export async function deleteTemplate(
         await putOwnSettings(trx, ctx.tenantId, u.id, detachedSettings(catalogue, own.get(u.id) ?? {}, locked.areas), ctx.now.getTime());
       }
       detached = await trx('users').where({ tenant_id: ctx.tenantId, template_id: id }).update({ template_id: null, version: trx.raw('version + 1') });
-    } else if (users.length) {
-      throw new Conflict('template_in_use', `role template "${locked.name}" is used by ${users.length} user(s); reassign them (?reassign=<templateId>) or detach them (?detach=true)`, {
-        details: { users },
-      });
     }
     await deleteTemplateRow(trx, ctx.tenantId, id);
     await recordEvent(trx, ctx, {

@@ -20,6 +20,7 @@ import { inMappingTx, requireExclusive } from '../mapping/lock.js';
 import { planGroupPatch } from '../scim/patch/group.js';
 import { syncAfterDirectoryChange, usersAffectedByGroupChange } from './mapping.js';
 import type { PatchOp } from '../scim/patch/parse.js';
+import type { VersionCondition } from '../scim/etag.js';
 import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
 import { GROUP_RT } from '../scim/schema/registry.js';
 
@@ -98,7 +99,7 @@ async function change(
   db: Db,
   ctx: Ctx,
   id: string,
-  expected: number | undefined,
+  expected: VersionCondition | undefined,
   plan: (current: IdpGroup) => { doc: ScimDoc; memberSteps: MemberStep[] },
 ): Promise<{ group: IdpGroup; delta: MemberDelta }> {
   return inMappingTx(db, ctx.tenantId, 'share', async (trx, mode) => {
@@ -118,12 +119,12 @@ async function change(
   });
 }
 
-export function patchScimGroup(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expected?: number) {
+export function patchScimGroup(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expected?: VersionCondition) {
   return change(db, ctx, id, expected, (current) => planGroupPatch(ops, { id, doc: current.doc }));
 }
 
 /** PUT: the member list is the new membership, applied as a difference. */
-export function replaceScimGroup(db: Db, ctx: Ctx, id: string, body: unknown, expected?: number) {
+export function replaceScimGroup(db: Db, ctx: Ctx, id: string, body: unknown, expected?: VersionCondition) {
   const { doc, readOnlySeen } = normalizeResource(GROUP_RT, body);
   if (typeof readOnlySeen.id === 'string' && readOnlySeen.id !== id) {
     throw new InvalidInput('mutability', `id is read-only: the body says "${readOnlySeen.id}" for group "${id}"`, { scimType: 'mutability' });
@@ -132,7 +133,7 @@ export function replaceScimGroup(db: Db, ctx: Ctx, id: string, body: unknown, ex
   return change(db, ctx, id, expected, () => ({ doc, memberSteps: [{ kind: 'replaceAll', members }] }));
 }
 
-export async function deleteScimGroup(db: Db, ctx: Ctx, id: string, expected?: number): Promise<void> {
+export async function deleteScimGroup(db: Db, ctx: Ctx, id: string, expected?: VersionCondition): Promise<void> {
   await inMappingTx(db, ctx.tenantId, 'exclusive', async (trx) => {
     const group = await requireGroup(trx, ctx.tenantId, id);
     const reached = await usersUnderIdpGroups(trx, ctx.tenantId, [id]);

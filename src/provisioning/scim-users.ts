@@ -5,6 +5,7 @@ import { recordEvent } from '../audit/record.js';
 import { deleteUser, insertUser, lockUser, requireUser, writeUserDoc, type User } from '../directory/users.js';
 import { applyPatchToDoc } from '../scim/patch/apply-user.js';
 import type { PatchOp } from '../scim/patch/parse.js';
+import type { VersionCondition } from '../scim/etag.js';
 import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
 import { USER_RT } from '../scim/schema/registry.js';
 import { releaseSeat, takeSeat } from '../tenants/seats.js';
@@ -52,7 +53,7 @@ export async function createScimUser(db: Db, ctx: Ctx, body: unknown): Promise<U
   });
 }
 
-async function change(db: Db, ctx: Ctx, id: string, expected: number | undefined, next: (current: User) => ScimDoc): Promise<User> {
+async function change(db: Db, ctx: Ctx, id: string, expected: VersionCondition | undefined, next: (current: User) => ScimDoc): Promise<User> {
   return db.tx(async (trx) => {
     // First statement: the mapping lock (src/mapping/lock.ts).
     await lockMapping(trx, ctx.tenantId, 'share');
@@ -70,7 +71,7 @@ async function change(db: Db, ctx: Ctx, id: string, expected: number | undefined
 }
 
 /** PUT: the body is the whole new resource (Okta sends id and meta back; they are read-only). */
-export function replaceScimUser(db: Db, ctx: Ctx, id: string, body: unknown, expected?: number): Promise<User> {
+export function replaceScimUser(db: Db, ctx: Ctx, id: string, body: unknown, expected?: VersionCondition): Promise<User> {
   const { doc, readOnlySeen } = normalizeResource(USER_RT, body);
   if (typeof readOnlySeen.id === 'string' && readOnlySeen.id !== id) {
     throw new InvalidInput('mutability', `id is read-only: the body says "${readOnlySeen.id}" for user "${id}"`, { scimType: 'mutability' });
@@ -78,11 +79,11 @@ export function replaceScimUser(db: Db, ctx: Ctx, id: string, body: unknown, exp
   return change(db, ctx, id, expected, () => doc);
 }
 
-export function patchScimUser(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expected?: number): Promise<User> {
+export function patchScimUser(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expected?: VersionCondition): Promise<User> {
   return change(db, ctx, id, expected, (current) => applyPatchToDoc(current.doc, ops, USER_RT, { id }));
 }
 
-export async function deleteScimUser(db: Db, ctx: Ctx, id: string, expected?: number): Promise<void> {
+export async function deleteScimUser(db: Db, ctx: Ctx, id: string, expected?: VersionCondition): Promise<void> {
   await db.tx(async (trx) => {
     // First statement: the mapping lock (src/mapping/lock.ts).
     await lockMapping(trx, ctx.tenantId, 'share');

@@ -3,6 +3,7 @@ import { syncAfterDirectoryChange } from './mapping.js';
 import { lockMapping } from '../mapping/lock.js';
 import { recordEvent } from '../audit/record.js';
 import type { Actor, Ctx } from '../context.js';
+import { eachChunk, insertChunked } from '../db/batch.js';
 import { currentRead } from '../db/dialect.js';
 import type { Db } from '../db/knex.js';
 import { newId } from '../db/ids.js';
@@ -10,14 +11,18 @@ import type { GroupSource } from '../directory/groups.js';
 import { insertUser, userFromRow, writeAccountFields, type User } from '../directory/users.js';
 import { Conflict, Forbidden } from '../errors.js';
 import { caseMappedKey } from '../scim/schema/value-key.js';
+import { bind, boundUser, isBoundThrough } from '../sso/bindings.js';
+import { inDomains } from '../sso/connections.js';
 import { takeSeat } from '../tenants/seats.js';
 import { getTenant } from '../tenants/store.js';
 import { activateInvited } from './invitations.js';
 
 /** What an IdP asserted about the person, already verified by the protocol layer. */
 export interface SignInIdentity {
+  /** Who the IdP says this is, for good (SAML NameID, OIDC sub); null when it never repeats (transient NameID). */
+  subject: string | null;
   email: string | null;
-  /** False only when the IdP says the address is unverified (OIDC email_verified). */
+  /** OIDC: email_verified was true (or the connection trusts the IdP without it); SAML: always, the connection's domains decide. */
   emailVerified: boolean;
   userName: string | null;
   externalId: string | null;
@@ -35,6 +40,8 @@ export interface SignInConnection {
   name: string;
   protocol: 'saml' | 'oidc';
   matchBy: 'email' | 'userName' | 'externalId';
+  /** Email domains this IdP may assert; empty: any. */
+  domains: string[];
 }
 
 export interface IdpGroupRef {
@@ -45,6 +52,8 @@ export interface IdpGroupRef {
 /** A user's claim-sourced IdP group memberships before and after a sign-in. */
 export interface ClaimGroupChange {
   source: Extract<GroupSource, 'saml' | 'oidc'>;
+  /** The connection that asserted the groups, and owns them. */
+  connectionId: string;
   added: IdpGroupRef[];
   removed: IdpGroupRef[];
   /** Groups first seen in this sign-in's claims. */
@@ -72,8 +81,6 @@ export class SignInRefused extends Forbidden {
   }
 }
 
-const CHUNK = 500;
-
 function entity(u: User) {
   return { type: 'user', id: u.id, name: u.email ?? u.userName };
 }
@@ -82,11 +89,19 @@ function userActor(u: User): Actor {
   return { type: 'user', id: u.id, display: u.email ?? u.userName };
 }
 
-/** The identity value the connection matches on, and what a failure calls it. */
+/** An address the connection may vouch for: verified, and in its domains when it has some. */
+function trustedEmail(c: SignInConnection, id: SignInIdentity): string | null {
+  return id.email && id.emailVerified && (!c.domains.length || inDomains(id.email, c.domains)) ? id.email : null;
+}
+
+/** The identity value a first sign-in through the connection matches on, and what a failure calls it. */
 function matchValue(c: SignInConnection, id: SignInIdentity): string {
   const value = c.matchBy === 'email' ? id.email : c.matchBy === 'userName' ? id.userName : id.externalId;
   if (!value) throw new SignInRefused('missing_identifier', `the identity provider sent no ${c.matchBy === 'email' ? 'email address' : c.matchBy}, which this connection matches users by`);
-  if (c.matchBy === 'email' && !id.emailVerified) throw new SignInRefused('email_not_verified', `the identity provider says ${value} is not verified`);
+  if (c.matchBy === 'email' && !id.emailVerified) throw new SignInRefused('email_not_verified', `the identity provider does not say that ${value} is verified`);
+  if (c.matchBy === 'email' && trustedEmail(c, id) === null) {
+    throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`);
+  }
   return value;
 }
 
@@ -104,7 +119,7 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
   if (!tenant.jitProvisioning) {
     throw new SignInRefused('jit_disabled', `no user matches ${value} in ${tenant.name}, and this organisation does not create accounts at first sign-in; ask an admin to invite you`);
   }
-  const email = id.emailVerified ? id.email : null;
+  const email = trustedEmail(c, id);
   const userName = id.userName ?? email;
   if (!userName) throw new SignInRefused('unknown_user', `no user matches ${value}, and the identity provider sent no email or user name to create one with`);
   try {
@@ -131,16 +146,14 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
   return writeAccountFields(trx, user, { lastLoginAt: ctx.now.getTime() });
 }
 
-/** Finds the user, creates one just in time, or refuses; an invited user's invitation is accepted. */
-async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInIdentity): Promise<{ user: User; provisioned: boolean; invitationAccepted: boolean }> {
-  const value = matchValue(c, id);
-  const found = await candidates(trx, ctx.tenantId, c, value);
-  if (found.length > 1) throw new SignInRefused('ambiguous_user', `several users match ${value}; an admin must make it unique`);
-  if (!found.length) return { user: await provisionJit(trx, ctx, c, id, value), provisioned: true, invitationAccepted: false };
+type Resolved = { user: User; provisioned: boolean; invitationAccepted: boolean };
+
+/** An existing user signs in: last login recorded, suspension refused, an invitation accepted. */
+async function signInExisting(trx: Knex, ctx: Ctx, found: User): Promise<Resolved> {
   // The write takes the row lock first, so the status read next is current: a concurrent SCIM
   // deactivation either lands before this sign-in or waits for it.
-  await writeAccountFields(trx, found[0]!, { lastLoginAt: ctx.now.getTime() });
-  const user = userFromRow(await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: found[0]!.id })).first());
+  await writeAccountFields(trx, found, { lastLoginAt: ctx.now.getTime() });
+  const user = userFromRow(await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: found.id })).first());
   if (user.status === 'suspended') throw new SignInRefused('suspended', `the account ${user.email ?? user.userName} is suspended; ask an admin`, user);
   if (user.status === 'invited') {
     const active = await activateInvited(trx, { ...ctx, actor: userActor(user) }, user.id, 'sign_in');
@@ -149,48 +162,79 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
   return { user, provisioned: false, invitationAccepted: false };
 }
 
-/** The IdP groups of these names from one claim source, created when first seen. */
-async function ensureClaimGroups(trx: Knex, ctx: Ctx, source: ClaimGroupChange['source'], names: Map<string, string>): Promise<{ byKey: Map<string, IdpGroupRef>; created: IdpGroupRef[] }> {
+/**
+ * Finds the user, creates one just in time, or refuses. An identity already bound through this
+ * connection is its user, whatever the user's email is now; a first sign-in matches by the
+ * connection's matchBy and binds the identity to the user it found (or created).
+ */
+async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInIdentity): Promise<Resolved> {
+  if (id.subject) {
+    const boundId = await boundUser(trx, ctx.tenantId, c.id, id.subject);
+    const bound = boundId ? await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: boundId })).first() : undefined;
+    if (bound) return signInExisting(trx, ctx, userFromRow(bound));
+  }
+  const value = matchValue(c, id);
+  const found = await candidates(trx, ctx.tenantId, c, value);
+  if (found.length > 1) throw new SignInRefused('ambiguous_user', `several users match ${value}; an admin must make it unique`);
+  let resolved: Resolved;
+  if (!found.length) resolved = { user: await provisionJit(trx, ctx, c, id, value), provisioned: true, invitationAccepted: false };
+  else {
+    // The user already signs in through this connection as someone else at the IdP: the email
+    // (or user name) may have been pointed at them, so this identity does not get their account.
+    if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id))) {
+      throw new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} with another identity of that provider; an admin can remove that binding`, found[0]!);
+    }
+    resolved = await signInExisting(trx, ctx, found[0]!);
+  }
+  if (id.subject && (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id) {
+    throw new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} with another identity of that provider; an admin can remove that binding`, resolved.user);
+  }
+  return resolved;
+}
+
+/** The IdP groups of these names asserted by one connection, created when first seen. */
+async function ensureClaimGroups(trx: Knex, ctx: Ctx, c: SignInConnection, names: Map<string, string>): Promise<{ byKey: Map<string, IdpGroupRef>; created: IdpGroupRef[] }> {
   const keys = [...names.keys()];
   const byKey = new Map<string, IdpGroupRef>();
   // Current reads: a group another sign-in created since this transaction began must be found.
   const read = async (part: string[]) => {
-    const rows = await currentRead(trx('idp_groups').where({ tenant_id: ctx.tenantId, source }).whereIn('display_name_key', part).select('id', 'display_name', 'display_name_key'));
+    const rows = await currentRead(trx('idp_groups').where({ tenant_id: ctx.tenantId, source: c.protocol, connection_id: c.id }).whereIn('display_name_key', part).select('id', 'display_name', 'display_name_key'));
     for (const r of rows) byKey.set(String(r.display_name_key), { id: String(r.id), displayName: String(r.display_name) });
   };
-  for (let i = 0; i < keys.length; i += CHUNK) await read(keys.slice(i, i + CHUNK));
+  await eachChunk(trx, keys, read);
   const missing = keys.filter((k) => !byKey.has(k));
   const now = ctx.now.getTime();
-  for (let i = 0; i < missing.length; i += CHUNK) {
-    const part = missing.slice(i, i + CHUNK);
+  await eachChunk(trx, missing, async (part) => {
     // A claim value is both the name and the externalId: Entra sends object ids, Okta names,
     // and rules match either. Two first sign-ins with the same new group may race; the no-op
     // update lets the second find the first's row.
-    await trx('idp_groups')
-      .insert(
-        part.map((key) => {
-          const name = names.get(key)!;
-          return { tenant_id: ctx.tenantId, id: newId(), source, display_name: name, display_name_key: key, external_id: name, scim_doc: JSON.stringify({ displayName: name, externalId: name }), version: 1, created_at: now, updated_at: now };
-        }),
-      )
-      .onConflict(['tenant_id', 'source', 'display_name_key'])
-      .merge(['source']);
+    await insertChunked(
+      trx,
+      'idp_groups',
+      part.map((key) => {
+        const name = names.get(key)!;
+        return { tenant_id: ctx.tenantId, id: newId(), source: c.protocol, connection_id: c.id, display_name: name, display_name_key: key, external_id: name, scim_doc: JSON.stringify({ displayName: name, externalId: name }), version: 1, created_at: now, updated_at: now };
+      }),
+      { conflict: (q) => q.onConflict(['tenant_id', 'source', 'connection_id', 'display_name_key']).merge(['source']) },
+    );
     await read(part);
-  }
+  });
   return { byKey, created: missing.map((k) => byKey.get(k)!) };
 }
 
 /**
- * Makes the user's memberships in IdP groups of this claim source exactly the claimed ones.
- * Memberships from SCIM and from the other protocol are left alone.
+ * Makes the user's memberships in the connection's claim groups exactly the claimed ones.
+ * Claim groups from before groups had owners (several connections of the protocol, see
+ * migration 009) are left as the user signs in. SCIM groups and other connections' groups are
+ * left alone.
  */
-async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, source: ClaimGroupChange['source'], claimed: string[]): Promise<ClaimGroupChange> {
+async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, c: SignInConnection, claimed: string[]): Promise<ClaimGroupChange> {
   const names = new Map<string, string>();
   for (const raw of claimed) {
     const name = raw.trim();
     if (name && name.length <= 255 && !names.has(caseMappedKey(name))) names.set(caseMappedKey(name), name);
   }
-  const { byKey, created } = await ensureClaimGroups(trx, ctx, source, names);
+  const { byKey, created } = await ensureClaimGroups(trx, ctx, c, names);
   const wanted = new Map([...byKey.values()].map((g) => [g.id, g]));
   const current = new Map<string, IdpGroupRef>(
     (
@@ -199,23 +243,26 @@ async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, source: C
           .join('idp_groups as g', function () {
             this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
           })
-          .where({ 'm.tenant_id': ctx.tenantId, 'm.member_id': userId, 'g.source': source })
+          .where({ 'm.tenant_id': ctx.tenantId, 'm.member_id': userId, 'g.source': c.protocol })
+          .whereIn('g.connection_id', [c.id, ''])
           .select('g.id', 'g.display_name'),
       )
     ).map((r: Record<string, unknown>) => [String(r.id), { id: String(r.id), displayName: String(r.display_name) }]),
   );
   const removed = [...current.values()].filter((g) => !wanted.has(g.id));
   const added = [...wanted.values()].filter((g) => !current.has(g.id));
-  for (let i = 0; i < removed.length; i += CHUNK) {
-    await trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_id: userId }).whereIn('group_id', removed.slice(i, i + CHUNK).map((g) => g.id)).delete();
-  }
-  for (let i = 0; i < added.length; i += CHUNK) {
-    await trx('idp_group_members')
-      .insert(added.slice(i, i + CHUNK).map((g) => ({ tenant_id: ctx.tenantId, group_id: g.id, member_id: userId, member_type: 'User', created_at: ctx.now.getTime() })))
-      .onConflict(['tenant_id', 'group_id', 'member_id'])
-      .merge(['member_type']);
-  }
-  return { source, added, removed, created };
+  await eachChunk(
+    trx,
+    removed.map((g) => g.id),
+    (part) => trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_id: userId }).whereIn('group_id', part).delete(),
+  );
+  await insertChunked(
+    trx,
+    'idp_group_members',
+    added.map((g) => ({ tenant_id: ctx.tenantId, group_id: g.id, member_id: userId, member_type: 'User', created_at: ctx.now.getTime() })),
+    { conflict: (q) => q.onConflict(['tenant_id', 'group_id', 'member_id']).merge(['member_type']) },
+  );
+  return { source: c.protocol, connectionId: c.id, added, removed, created };
 }
 
 /**
@@ -229,7 +276,7 @@ export async function applyClaimGroupChange(trx: Knex, ctx: Ctx, user: User, cha
     event: 'sso.user.groups_changed',
     entity: entity(user),
     before: { removed: change.removed },
-    after: { source: change.source, added: change.added, ...(change.created.length ? { groupsCreated: change.created.map((g) => g.id) } : {}) },
+    after: { source: change.source, connectionId: change.connectionId, added: change.added, ...(change.created.length ? { groupsCreated: change.created.map((g) => g.id) } : {}) },
   });
   await syncAfterDirectoryChange(trx, ctx, [user.id]);
 }
@@ -249,7 +296,7 @@ export async function signInFromClaims(db: Db, ctx: Ctx, c: SignInConnection, id
     const asUser: Ctx = { ...ctx, actor: userActor(user) };
     let change: ClaimGroupChange | null = null;
     if (groups.kind === 'listed') {
-      change = await replaceClaimGroups(trx, asUser, user.id, c.protocol, groups.names);
+      change = await replaceClaimGroups(trx, asUser, user.id, c, groups.names);
       await applyClaimGroupChange(trx, asUser, user, change);
     } else if (groups.kind === 'overage') {
       await recordEvent(trx, asUser, {

@@ -42,9 +42,11 @@ import {
   type LocalGroup,
   type MemberRole,
 } from '../access/local-groups.js';
+import { assertMayGrantMembership, assertMayShapeGroup } from '../access/policies.js';
 import { isAdmin, requireAdmin, requireUserManager, type Principal } from '../access/principal.js';
 import { recordEvents, type AuditInput } from '../audit/record.js';
 import type { Ctx } from '../context.js';
+import { inChunks } from '../db/batch.js';
 import { currentRead } from '../db/dialect.js';
 import type { Db } from '../db/knex.js';
 import { Conflict, Forbidden, InvalidInput, NotFound, Unprocessable, type FieldError } from '../errors.js';
@@ -58,8 +60,6 @@ import { getTenant } from '../tenants/store.js';
 
 /** Most users one membership request may name (ids and emails together). */
 export const MAX_MEMBERS_PER_REQUEST = 1000;
-
-const CHUNK = 500;
 
 const groupEntity = (g: LocalGroup) => ({ type: 'group', id: g.id, name: g.name });
 const agentEntity = (a: { id: string; name: string }) => ({ type: 'agent', id: a.id, name: a.name });
@@ -104,6 +104,7 @@ export async function createGroup(db: Db, catalogue: Area[], ctx: Ctx, p: Princi
   const name = checkedName(input.name, 'body.name');
   return db.tx(async (trx) => {
     if (input.parentId) await existingParent(trx, ctx.tenantId, input.parentId);
+    await assertMayShapeGroup(trx, p, ctx.tenantId, null, { parentId: input.parentId ?? null });
     const g = await insertLocalGroup(trx, ctx.tenantId, { ...input, name }, ctx.now.getTime());
     await recordEvents(trx, ctx, [{ event: 'group.created', entity: groupEntity(g), before: null, after: groupFields(g) }]);
     return g;
@@ -120,6 +121,7 @@ export async function updateGroup(db: Db, catalogue: Area[], ctx: Ctx, p: Princi
       await existingParent(trx, ctx.tenantId, change.parentId);
       await assertNoCycle(trx, locked, change.parentId);
     }
+    await assertMayShapeGroup(trx, p, ctx.tenantId, locked, change);
     const next = await writeLocalGroup(trx, locked, change);
     const was = groupFields(locked);
     const is = groupFields(next);
@@ -197,18 +199,14 @@ async function resolvePeople(trx: Knex, tenantId: string, sel: MemberSelection):
   }
   const byId = new Map<string, Person>();
   const uniqueIds = [...new Set(ids)];
-  for (let i = 0; i < uniqueIds.length; i += CHUNK) {
-    for (const r of await trx('users').where({ tenant_id: tenantId }).whereIn('id', uniqueIds.slice(i, i + CHUNK)).select('id', 'email')) {
-      byId.set(String(r.id), { id: String(r.id), email: (r.email as string | null) ?? null });
-    }
+  for (const r of await inChunks(trx, uniqueIds, (part) => trx('users').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'email'))) {
+    byId.set(String(r.id), { id: String(r.id), email: (r.email as string | null) ?? null });
   }
   const key = (e: string) => caseMappedKey(e).slice(0, 320);
   const byEmail = new Map<string, Person>();
   const keys = [...new Set(emails.map(key))];
-  for (let i = 0; i < keys.length; i += CHUNK) {
-    for (const r of await trx('users').where({ tenant_id: tenantId }).whereIn('email_key', keys.slice(i, i + CHUNK)).select('id', 'email', 'email_key')) {
-      byEmail.set(String(r.email_key), { id: String(r.id), email: (r.email as string | null) ?? null });
-    }
+  for (const r of await inChunks(trx, keys, (part) => trx('users').where({ tenant_id: tenantId }).whereIn('email_key', part).select('id', 'email', 'email_key'))) {
+    byEmail.set(String(r.email_key), { id: String(r.id), email: (r.email as string | null) ?? null });
   }
   const fields: FieldError[] = [];
   ids.forEach((id, i) => byId.has(id) || fields.push({ path: `body.userIds.${i}`, message: `"${id}" is not a user of this tenant` }));
@@ -256,7 +254,6 @@ export interface MembersAdded {
 export async function addGroupMembers(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, groupId: string, sel: MemberSelection & { role?: MemberRole }): Promise<MembersAdded> {
   return db.tx(async (trx) => {
     const { group, authority } = await membershipGroup(trx, catalogue, ctx, p, groupId);
-    if (authority === 'group_manager' && sel.role === 'manager') throw managerLimit('you cannot make anyone a manager');
     const people = await resolvePeople(trx, ctx.tenantId, sel);
     const current = await membershipsOf(trx, ctx.tenantId, groupId, people.map((x) => x.id));
     const role = sel.role ?? 'member';
@@ -267,6 +264,7 @@ export async function addGroupMembers(db: Db, catalogue: Area[], ctx: Ctx, p: Pr
       else if (sel.role !== undefined && sel.role !== had) out.updated.push({ ...person, role, previousRole: had });
       else out.unchanged.push({ ...person, role: had });
     }
+    await assertMayGrantMembership(trx, catalogue, p, group, { members: out.added.length > 0, managers: role === 'manager' && out.added.length + out.updated.length > 0 });
     if (authority === 'group_manager' && out.updated.length) throw managerLimit(`you cannot change the role of manager ${quoted(out.updated.map((u) => u.email ?? u.id))}`);
     await putManualMembers(
       trx,

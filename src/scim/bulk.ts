@@ -6,7 +6,7 @@ import { logFailure, toRosterError } from '../http/error-common.js';
 import { scimErrorBody } from '../http/scim-error.js';
 import { createScimGroup, deleteScimGroup, patchScimGroup, replaceScimGroup } from '../provisioning/scim-groups.js';
 import { createScimUser, deleteScimUser, patchScimUser, replaceScimUser } from '../provisioning/scim-users.js';
-import { etagOf, expectedVersion } from './etag.js';
+import { etagOf, writeCondition } from './etag.js';
 import { parsePatchOps } from './patch/parse.js';
 import { GROUP_RT, USER_RT } from './schema/registry.js';
 import { groupLocation, userLocation } from './serialize.js';
@@ -19,7 +19,8 @@ interface BulkOp {
   index: number;
   method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   bulkId?: string;
-  version?: string;
+  /** The op's `version`, as sent: an entity tag list checked like If-Match when it runs. */
+  version?: unknown;
   path: string;
   data?: unknown;
 }
@@ -53,7 +54,7 @@ function parseOps(body: unknown): { ops: BulkOp[]; failOnErrors?: number } {
     if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) throw new InvalidInput('invalid_body', `operation ${index + 1}: method must be POST, PUT, PATCH or DELETE`, { scimType: 'invalidSyntax' });
     if (typeof o.path !== 'string') throw new InvalidInput('invalid_body', `operation ${index + 1}: path is required`, { scimType: 'invalidSyntax' });
     if (method === 'POST' && typeof o.bulkId !== 'string') throw new InvalidInput('invalid_body', `operation ${index + 1}: a POST needs a bulkId`, { scimType: 'invalidSyntax' });
-    return { index, method: method as BulkOp['method'], path: o.path, data: o.data, bulkId: typeof o.bulkId === 'string' ? o.bulkId : undefined, version: typeof o.version === 'string' ? o.version : undefined };
+    return { index, method: method as BulkOp['method'], path: o.path, data: o.data, bulkId: typeof o.bulkId === 'string' ? o.bulkId : undefined, version: o.version ?? undefined };
   });
   return { ops, failOnErrors: fail as number | undefined };
 }
@@ -93,7 +94,10 @@ async function run(db: Db, ctx: Ctx, base: string, op: BulkOp, ids: Map<string, 
   const path = op.path.split('/').map((seg) => substitute(seg, ids) as string).join('/');
   const data = substitute(op.data, ids);
   const t = target(path);
-  const expected = expectedVersion(op.version);
+  if (op.version !== undefined && typeof op.version !== 'string') {
+    throw new InvalidInput('invalid_precondition', 'version must be an entity tag such as W/"3"', { scimType: 'invalidSyntax' });
+  }
+  const expected = op.version === undefined ? undefined : writeCondition(op.version);
   const out = { method: op.method, ...(op.bulkId ? { bulkId: op.bulkId } : {}) };
   const locate = (id: string) => (t.type === 'Users' ? userLocation(base, id) : groupLocation(base, id));
   if (op.method === 'POST') {
@@ -118,58 +122,101 @@ async function run(db: Db, ctx: Ctx, base: string, op: BulkOp, ids: Map<string, 
   return { ...out, location: locate(t.id), version: etagOf(version), status: '200' };
 }
 
+/** Lets other requests in between two operations: SQLite runs each one on the event loop. */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * RFC 7644 §3.7. Each operation is its own transaction. Operations run in request order, except
  * that one referring to a bulkId another operation creates waits until that one has run, so a
  * group may list users created later in the same request. References that never resolve
- * (unknown or circular) fail their operations with 409.
+ * (unknown or circular) fail their operations with 409. Each operation counts against the
+ * token's rate limit (`charge` throws before anything runs), and the work is linear in the
+ * request: operations are indexed by bulkId once, and each waits on a counter of the
+ * operations it still needs.
  */
-export async function processBulk(db: Db, req: Request, base: string): Promise<{ schemas: string[]; Operations: OpResult[] }> {
+export async function processBulk(
+  db: Db,
+  req: Request,
+  base: string,
+  charge: (operations: number) => void,
+): Promise<{ schemas: string[]; Operations: OpResult[] }> {
   const { ops, failOnErrors } = parseOps(req.body);
-  const declared = new Set(ops.flatMap((o) => (o.bulkId && o.method === 'POST' ? [o.bulkId] : [])));
+  const creator = new Map<string, BulkOp>();
+  for (const op of ops) {
+    if (op.method !== 'POST' || op.bulkId === undefined) continue;
+    const first = creator.get(op.bulkId);
+    if (first) throw new InvalidInput('invalid_body', `operations ${first.index + 1} and ${op.index + 1} both declare bulkId "${op.bulkId}"`, { scimType: 'invalidValue' });
+    creator.set(op.bulkId, op);
+  }
+  charge(ops.length);
   const ids = new Map<string, string>();
   const results = new Map<number, OpResult>();
+  // For each creating operation not yet run, the operations waiting on it, and per waiting
+  // operation how many creators it still waits for.
+  const waiters = new Map<BulkOp, BulkOp[]>();
+  const blocking = new Map<BulkOp, number>();
   let errors = 0;
-  let pending = ops;
+  const stopped = () => failOnErrors !== undefined && errors >= failOnErrors;
   const fail = (op: BulkOp, err: unknown) => {
     errors++;
     logFailure(req, err, toRosterError(err));
     const { status, body } = scimErrorBody(err, req.id);
     results.set(op.index, { method: op.method, ...(op.bulkId ? { bulkId: op.bulkId } : {}), status: String(status), response: body });
   };
-  while (pending.length && (failOnErrors === undefined || errors < failOnErrors)) {
-    const waiting: BulkOp[] = [];
-    for (const op of pending) {
-      if (failOnErrors !== undefined && errors >= failOnErrors) break;
-      const refs = [...references(op)];
-      if (refs.some((r) => !ids.has(r) && declared.has(r) && !results.has(ops.find((o) => o.bulkId === r)!.index))) {
-        waiting.push(op);
-        continue;
-      }
-      const unresolved = refs.filter((r) => !ids.has(r));
+  const refsOf = new Map(ops.map((op) => [op, [...references(op)]]));
+
+  /** Runs an operation whose creators have all run, then those it releases, depth-first. */
+  const runReady = async (first: BulkOp) => {
+    const ready = [first];
+    while (ready.length && !stopped()) {
+      const op = ready.pop()!;
+      const unresolved = refsOf.get(op)!.filter((r) => !ids.has(r));
       if (unresolved.length) {
         fail(op, new InvalidInput('unresolved_bulk_id', `bulkId ${unresolved.map((r) => `"${r}"`).join(', ')} does not name a resource created in this request`, { scimType: 'invalidValue' }));
-        continue;
+      } else {
+        await yieldToLoop();
+        try {
+          results.set(op.index, await run(db, { ...req.ctx!, now: new Date() }, base, op, ids));
+        } catch (err) {
+          fail(op, err);
+        }
       }
-      try {
-        results.set(op.index, await run(db, { ...req.ctx!, now: new Date() }, base, op, ids));
-      } catch (err) {
-        fail(op, err);
+      const released = waiters.get(op) ?? [];
+      waiters.delete(op);
+      // Reversed so that released operations run in request order off the stack.
+      for (const w of released.reverse()) {
+        const left = blocking.get(w)! - 1;
+        blocking.set(w, left);
+        if (left === 0) ready.push(w);
       }
     }
-    if (waiting.length === pending.length) {
-      for (const op of waiting) {
-        errors++;
-        results.set(op.index, {
-          method: op.method,
-          ...(op.bulkId ? { bulkId: op.bulkId } : {}),
-          status: '409',
-          response: { schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '409', detail: 'circular bulkId references cannot be resolved' },
-        });
-      }
-      break;
+  };
+
+  for (const op of ops) {
+    if (stopped()) break;
+    const pending = new Set(refsOf.get(op)!.map((r) => creator.get(r)).filter((c): c is BulkOp => c !== undefined && !results.has(c.index)));
+    if (pending.size === 0) {
+      await runReady(op);
+      continue;
     }
-    pending = waiting;
+    blocking.set(op, pending.size);
+    for (const c of pending) {
+      const list = waiters.get(c);
+      if (list) list.push(op);
+      else waiters.set(c, [op]);
+    }
+  }
+  if (!stopped()) {
+    for (const [op, left] of blocking) {
+      if (left === 0) continue;
+      errors++;
+      results.set(op.index, {
+        method: op.method,
+        ...(op.bulkId ? { bulkId: op.bulkId } : {}),
+        status: '409',
+        response: { schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '409', detail: 'circular bulkId references cannot be resolved' },
+      });
+    }
   }
   return { schemas: [BULK_RESPONSE], Operations: [...results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r) };
 }

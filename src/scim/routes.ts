@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../app.js';
 import type { Ctx } from '../context.js';
 import { InvalidInput, NotFound, NotImplemented } from '../errors.js';
-import { groupsOfUsers, loadMembers, requireGroup, type IdpGroup } from '../directory/groups.js';
+import { groupsOfUsers, loadMembersWithin, requireGroup, type IdpGroup } from '../directory/groups.js';
 import { requireUser, type User } from '../directory/users.js';
 import { bearerAuth } from '../http/auth.js';
 import { parseJsonBody, requireJsonForWrites } from '../http/body.js';
@@ -18,7 +18,7 @@ import {
   serviceProviderConfig,
 } from './discovery.js';
 import { processBulk } from './bulk.js';
-import { etagOf, expectedVersion, notModified } from './etag.js';
+import { etagOf, notModified, writeCondition, type VersionCondition } from './etag.js';
 import { parseListParams, type ListParams } from './list-params.js';
 import { parsePatchOps } from './patch/parse.js';
 import { includes, parseProjection, project, type Projection } from './projection.js';
@@ -46,6 +46,11 @@ function ctxOf(req: Request): Ctx {
   return { ...req.ctx!, now: new Date() };
 }
 
+/** If-Match and If-None-Match of a write (RFC 7644 §3.14, RFC 9110 §13.1). */
+function conditionOf(req: Request): VersionCondition | undefined {
+  return writeCondition(req.get('if-match'), req.get('if-none-match'));
+}
+
 function param(req: Request, name: string): string {
   return String(req.params[name]);
 }
@@ -58,12 +63,13 @@ function queryProjection(req: Request, rt: typeof USER_RT): Projection {
 export function scimRoutes(deps: AppDeps): Router {
   const { db, config } = deps;
   const base = config.publicBaseUrl;
-  const queries = new DirectoryQueries(db.knex);
+  const queries = new DirectoryQueries(db.knex, config.scimQueryTimeoutMs);
   const r = Router();
   r.use(requireJsonForWrites());
   r.use(bearerAuth(db.knex, 'scim'));
-  r.use(scimRateLimit(config.scimRateLimit));
-  r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth }));
+  const rateLimit = scimRateLimit(config.scimRateLimit);
+  r.use(rateLimit.middleware);
+  r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth, timeoutMs: config.requestBodyTimeoutMs }));
 
   const presentUsers = async (tenantId: string, users: User[], p: Projection, fresh = false) => {
     // A user created by this very request belongs to no group yet.
@@ -71,8 +77,10 @@ export function scimRoutes(deps: AppDeps): Router {
     return users.map((u) => project(userResource(u, base, groups?.get(u.id)), p));
   };
   const presentGroups = async (tenantId: string, groups: IdpGroup[], p: Projection) => {
-    // excludedAttributes=members (every Entra group read) never touches the member table.
-    const members = includes(p, 'members') ? await loadMembers(db.knex, tenantId, groups.map((g) => g.id)) : undefined;
+    // excludedAttributes=members (every Entra group read) never touches the member table. One
+    // response carries at most SCIM_MEMBERS_PER_RESPONSE members: the groups past that budget
+    // come without `members` (RFC 7644 lets a server omit it), never with a partial list.
+    const members = includes(p, 'members') ? await loadMembersWithin(db.knex, tenantId, groups.map((g) => g.id), config.scimMembersPerResponse) : undefined;
     return groups.map((g) => project(groupResource(g, base, members?.get(g.id)), p));
   };
   const sendUser = async (req: Request, res: Response, status: number, u: User) => {
@@ -99,7 +107,7 @@ export function scimRoutes(deps: AppDeps): Router {
   const searchBody = (req: Request): ListParams => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidInput('invalid_body', 'a SearchRequest must be a JSON object', { scimType: 'invalidSyntax' });
-    return parseListParams(body);
+    return parseListParams(body, 'body');
   };
 
   resource(r, '/Users', {
@@ -114,13 +122,13 @@ export function scimRoutes(deps: AppDeps): Router {
       await sendUser(req, res, 200, u);
     },
     put: async (req, res) =>
-      sendUser(req, res, 200, await replaceScimUser(db, ctxOf(req), param(req, 'id'), req.body, expectedVersion(req.get('if-match')))),
+      sendUser(req, res, 200, await replaceScimUser(db, ctxOf(req), param(req, 'id'), req.body, conditionOf(req))),
     patch: async (req, res) => {
       const ops = parsePatchOps(req.body, USER_RT);
-      await sendUser(req, res, 200, await patchScimUser(db, ctxOf(req), param(req, 'id'), ops, expectedVersion(req.get('if-match'))));
+      await sendUser(req, res, 200, await patchScimUser(db, ctxOf(req), param(req, 'id'), ops, conditionOf(req)));
     },
     delete: async (req, res) => {
-      await deleteScimUser(db, ctxOf(req), param(req, 'id'), expectedVersion(req.get('if-match')));
+      await deleteScimUser(db, ctxOf(req), param(req, 'id'), conditionOf(req));
       res.status(204).end();
     },
   });
@@ -137,12 +145,12 @@ export function scimRoutes(deps: AppDeps): Router {
       await sendGroup(req, res, 200, g);
     },
     put: async (req, res) => {
-      const { group } = await replaceScimGroup(db, ctxOf(req), param(req, 'id'), req.body, expectedVersion(req.get('if-match')));
+      const { group } = await replaceScimGroup(db, ctxOf(req), param(req, 'id'), req.body, conditionOf(req));
       await sendGroup(req, res, 200, group);
     },
     patch: async (req, res) => {
       const ops = parsePatchOps(req.body, GROUP_RT);
-      const { group } = await patchScimGroup(db, ctxOf(req), param(req, 'id'), ops, expectedVersion(req.get('if-match')));
+      const { group } = await patchScimGroup(db, ctxOf(req), param(req, 'id'), ops, conditionOf(req));
       // Entra expects 204 for group PATCH and advises against returning members; a client that
       // asks for attributes gets the resource.
       if (req.query.attributes === undefined) {
@@ -152,7 +160,7 @@ export function scimRoutes(deps: AppDeps): Router {
       await sendGroup(req, res, 200, group);
     },
     delete: async (req, res) => {
-      await deleteScimGroup(db, ctxOf(req), param(req, 'id'), expectedVersion(req.get('if-match')));
+      await deleteScimGroup(db, ctxOf(req), param(req, 'id'), conditionOf(req));
       res.status(204).end();
     },
   });
@@ -180,7 +188,7 @@ export function scimRoutes(deps: AppDeps): Router {
     },
   });
 
-  resource(r, '/Bulk', { post: async (req, res) => sendScim(res, 200, await processBulk(db, req, base)) });
+  resource(r, '/Bulk', { post: async (req, res) => sendScim(res, 200, await processBulk(db, req, base, (cost) => rateLimit.charge(req, cost))) });
 
   resource(r, '/ServiceProviderConfig', { get: (_req, res) => sendScim(res, 200, serviceProviderConfig(config)) });
   resource(r, '/ResourceTypes', {

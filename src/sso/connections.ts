@@ -3,7 +3,7 @@ import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import { Conflict, InvalidInput, NotFound, type FieldError } from '../errors.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { uniqueKey } from '../scim/schema/value-key.js';
 import { normalizeCertificate } from './saml/certificates.js';
 import { MetadataError, parseIdpMetadata } from './saml/idp-metadata.js';
 
@@ -36,6 +36,8 @@ export interface OidcSettings {
   groupsClaim: string | null;
   tokenEndpointAuthMethod: TokenEndpointAuthMethod;
   idTokenSigningAlgs: string[];
+  /** The IdP verifies every address it asserts but sends no email_verified claim (Entra ID). */
+  trustEmailWithoutVerifiedClaim: boolean;
 }
 
 interface Base {
@@ -44,6 +46,8 @@ interface Base {
   name: string;
   enabled: boolean;
   matchBy: MatchBy;
+  /** Email domains this IdP may assert at a first sign-in; empty: any (one enabled connection only). */
+  domains: string[];
   version: number;
   createdAt: number;
   updatedAt: number;
@@ -60,6 +64,8 @@ export interface ConnectionInput {
   name: string;
   enabled?: boolean;
   matchBy?: MatchBy;
+  domains?: string[];
+  trustEmailWithoutVerifiedClaim?: boolean;
   issuer?: string;
   clientId?: string;
   clientSecret?: string;
@@ -129,6 +135,7 @@ function oidcSettings(input: ConnectionInput, current: OidcConnection | undefine
       groupsClaim: input.groupsClaim !== undefined ? input.groupsClaim : (prev?.groupsClaim ?? null),
       tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? prev?.tokenEndpointAuthMethod ?? 'client_secret_basic',
       idTokenSigningAlgs: input.idTokenSigningAlgs ?? prev?.idTokenSigningAlgs ?? ['RS256'],
+      trustEmailWithoutVerifiedClaim: input.trustEmailWithoutVerifiedClaim ?? prev?.trustEmailWithoutVerifiedClaim ?? false,
     },
     clientSecret: clientSecret ?? '',
   };
@@ -159,7 +166,7 @@ function samlSettings(input: ConnectionInput, current: SamlConnection | undefine
   if (!idpSsoUrl && !f.errors.length) f.add('idpSsoUrl', 'is required for a SAML connection (or give idpMetadataXml)');
   else if (idpSsoUrl && !isAcceptableIdpUrl(idpSsoUrl)) f.add('idpSsoUrl', 'must be an https URL (http only on 127.0.0.1, localhost or ::1)');
   if (!certificates.length && !f.errors.length) f.add('idpCertificates', 'at least one IdP signing certificate is required (or give idpMetadataXml)');
-  for (const key of ['issuer', 'clientId', 'clientSecret', 'scopes', 'groupsClaim', 'tokenEndpointAuthMethod', 'idTokenSigningAlgs'] as const) {
+  for (const key of ['issuer', 'clientId', 'clientSecret', 'scopes', 'groupsClaim', 'tokenEndpointAuthMethod', 'idTokenSigningAlgs', 'trustEmailWithoutVerifiedClaim'] as const) {
     if (input[key] !== undefined) f.add(key, 'applies to OIDC connections only');
   }
   const attrs = input.attributes;
@@ -178,6 +185,7 @@ interface Prepared {
   name: string;
   enabled: boolean;
   matchBy: MatchBy;
+  domains: string[];
   settings: SamlSettings | OidcSettings;
   clientSecret: string | null;
 }
@@ -195,7 +203,8 @@ function prepare(input: ConnectionInput, current?: Connection): Prepared {
     clientSecret = o.clientSecret;
   } else settings = samlSettings(input, current?.protocol === 'saml' ? current : undefined, f);
   f.check();
-  return { name, enabled: input.enabled ?? current?.enabled ?? true, matchBy: input.matchBy ?? current?.matchBy ?? 'email', settings, clientSecret };
+  const domains = [...new Set(input.domains ?? current?.domains ?? [])];
+  return { name, enabled: input.enabled ?? current?.enabled ?? true, matchBy: input.matchBy ?? current?.matchBy ?? 'email', domains, settings, clientSecret };
 }
 
 type Row = Record<string, unknown>;
@@ -207,11 +216,15 @@ function connectionFromRow(r: Row): Connection {
     name: String(r.name),
     enabled: toBool(r.enabled),
     matchBy: r.match_by as MatchBy,
+    domains: parseJson<string[]>(r.domains_json, []),
     version: Number(r.version),
     createdAt: toMs(r.created_at)!,
     updatedAt: toMs(r.updated_at)!,
   };
-  if (r.protocol === 'oidc') return { ...base, protocol: 'oidc', oidc: parseJson<OidcSettings>(r.settings_json, {} as OidcSettings), clientSecret: String(r.client_secret ?? '') };
+  if (r.protocol === 'oidc') {
+    const oidc = parseJson<OidcSettings>(r.settings_json, {} as OidcSettings);
+    return { ...base, protocol: 'oidc', oidc: { ...oidc, trustEmailWithoutVerifiedClaim: oidc.trustEmailWithoutVerifiedClaim ?? false }, clientSecret: String(r.client_secret ?? '') };
+  }
   return { ...base, protocol: 'saml', saml: parseJson<SamlSettings>(r.settings_json, {} as SamlSettings) };
 }
 
@@ -230,9 +243,10 @@ export async function insertConnection(trx: Knex, tenantId: string, input: Conne
     id: newId(),
     protocol: input.protocol,
     name: p.name,
-    name_key: caseMappedKey(p.name),
+    name_key: uniqueKey('name', p.name, 200),
     enabled: p.enabled,
     match_by: p.matchBy,
+    domains_json: JSON.stringify(p.domains),
     settings_json: JSON.stringify(p.settings),
     client_secret: p.clientSecret,
     version: 1,
@@ -275,9 +289,10 @@ export async function writeConnection(trx: Knex, locked: Connection, change: Omi
   const p = prepare({ ...change, protocol: locked.protocol, name: change.name ?? locked.name }, locked);
   const cols = {
     name: p.name,
-    name_key: caseMappedKey(p.name),
+    name_key: uniqueKey('name', p.name, 200),
     enabled: p.enabled,
     match_by: p.matchBy,
+    domains_json: JSON.stringify(p.domains),
     settings_json: JSON.stringify(p.settings),
     client_secret: p.clientSecret,
   };
@@ -292,4 +307,36 @@ export async function writeConnection(trx: Knex, locked: Connection, change: Omi
 
 export async function deleteConnection(trx: Knex, tenantId: string, id: string): Promise<void> {
   if ((await trx('sso_connections').where({ tenant_id: tenantId, id }).delete()) === 0) throw notFound(id);
+}
+
+/** Whether an address is in one of the domains (exactly: sub-domains are listed on their own). */
+export function inDomains(email: string, domains: string[]): boolean {
+  const at = email.lastIndexOf('@');
+  return at > 0 && domains.includes(email.slice(at + 1).toLowerCase());
+}
+
+/**
+ * Two IdPs never share a trust space: with two or more enabled connections, each must say which
+ * email domains it speaks for. Called after a create or change, in its transaction; the tenant
+ * row is taken first so two connections enabled at once are checked one after the other.
+ */
+export async function assertDomainsWhereShared(trx: Knex, tenantId: string): Promise<void> {
+  await trx('tenants').where({ id: tenantId }).update({ user_limit: trx.raw('user_limit') });
+  const enabled = (await listConnections(trx, tenantId)).filter((c) => c.enabled);
+  const missing = enabled.filter((c) => !c.domains.length);
+  if (enabled.length < 2 || !missing.length) return;
+  throw new Conflict(
+    'connection_domains_required',
+    `with ${enabled.length} enabled SSO connections each needs its email domains; set domains on: ${missing.map((c) => `"${c.name}"`).join(', ')}`,
+    { details: { connections: missing.map((c) => ({ id: c.id, name: c.name })) } },
+  );
+}
+
+/** A rule's match names a connection exactly when its source is `connection`, and one of this tenant's. */
+export async function connectionMatchErrors(db: Knex, tenantId: string, match: { source: string; connectionId?: string }): Promise<FieldError[]> {
+  if (match.source !== 'connection') {
+    return match.connectionId === undefined ? [] : [{ path: 'body.match.connectionId', message: 'applies only with source connection' }];
+  }
+  if (match.connectionId === undefined) return [{ path: 'body.match.connectionId', message: 'is required with source connection' }];
+  return (await getConnection(db, tenantId, match.connectionId)) ? [] : [{ path: 'body.match.connectionId', message: `no SSO connection "${match.connectionId}"` }];
 }

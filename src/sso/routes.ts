@@ -1,8 +1,9 @@
-import express, { Router, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../app.js';
 import type { Ctx } from '../context.js';
 import { NotFound, Unauthenticated } from '../errors.js';
 import { checkCsrf } from '../http/auth.js';
+import { formBody } from '../http/body.js';
 import { addressRateLimit } from '../http/rate-limit.js';
 import { recordLoginFailure, SignInRefused, signInFromClaims, type ClaimGroups, type SignInConnection, type SignInIdentity } from '../provisioning/sign-in.js';
 import { getTenantBySlug, type Tenant } from '../tenants/store.js';
@@ -63,7 +64,7 @@ function ssoCtx(req: Request, t: Target): Ctx {
 }
 
 function signInConnection(c: Connection): SignInConnection {
-  return { id: c.id, name: c.name, protocol: c.protocol, matchBy: c.matchBy };
+  return { id: c.id, name: c.name, protocol: c.protocol, matchBy: c.matchBy, domains: c.domains };
 }
 
 /** A refused or failed sign-in: recorded as login.failed (never with assertions or tokens), shown as a page. */
@@ -157,7 +158,7 @@ export function ssoRoutes(deps: AppDeps): Router {
     res.type('application/samlmetadata+xml').set('Cache-Control', 'no-cache').send(spMetadata(site.connection, site.urls, sp));
   });
 
-  r.post('/:tenant/saml/:connection/acs', express.urlencoded({ extended: false, limit: config.bodyLimitBytes }), async (req, res) => {
+  r.post('/:tenant/saml/:connection/acs', formBody({ limitBytes: config.bodyLimitBytes, timeoutMs: config.requestBodyTimeoutMs }), async (req, res) => {
     const t = await target(deps, req, res, 'saml');
     if (!t) return;
     try {

@@ -104,6 +104,17 @@ export async function createTenant(
   return tenantFromRow(row);
 }
 
+/**
+ * Sets a tenant's user limit (null: none). The limit is the operator's, a plan limit (seed 003:
+ * "upgrade your plan to add more users"): only the CLI sets it, never the tenant's own admins.
+ * A limit below the seats in use blocks new users until enough are deleted.
+ */
+export async function setUserLimit(trx: Knex, slug: string, userLimit: number | null): Promise<{ before: Tenant; after: Tenant }> {
+  const before = await getTenantBySlug(trx, slug);
+  await trx('tenants').where({ id: before.id }).update({ user_limit: userLimit });
+  return { before, after: { ...before, userLimit } };
+}
+
 export async function listTenants(db: Knex): Promise<Tenant[]> {
   return (await db('tenants').select().orderBy('slug')).map(tenantFromRow);
 }

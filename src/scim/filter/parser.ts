@@ -26,6 +26,11 @@ export const MAX_FILTER_LENGTH = 10_000;
 export const MAX_FILTER_NODES = 200;
 /** Parentheses and `not`s deeper than this are abuse, not a directory query; it also bounds recursion. */
 export const MAX_FILTER_DEPTH = 32;
+/**
+ * `co`, `sw` and `ew` become LIKE patterns no index serves, so each one scans the tenant's rows;
+ * SQLite cannot interrupt a running query, so their number is bounded before it runs.
+ */
+export const MAX_FILTER_SUBSTRING_TERMS = 10;
 
 const COMPARE_OPS: readonly string[] = ['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'ge', 'lt', 'le'] satisfies CompareOp[];
 const ORDERING_OPS: readonly string[] = ['gt', 'ge', 'lt', 'le'];
@@ -42,6 +47,7 @@ class Parser {
   private readonly lexer: Lexer;
   private nodes = 0;
   private depth = 0;
+  private substrings = 0;
 
   constructor(
     text: string,
@@ -135,6 +141,9 @@ class Parser {
     const target = comparable(path, name);
     const def = target.sub ?? target.attr;
     checkOperator(def, op, name.text, t.pos);
+    if (SUBSTRING_OPS.includes(op) && ++this.substrings > MAX_FILTER_SUBSTRING_TERMS) {
+      throw filterError(`the filter has more than ${MAX_FILTER_SUBSTRING_TERMS} "co", "sw" or "ew" comparisons (position ${t.pos})`);
+    }
     const v = this.lexer.value();
     if (v.kind !== 'word' && v.kind !== 'string') {
       throw filterError(`expected a value after "${op}" at position ${v.pos}, found ${describeToken(v)}`);

@@ -3,6 +3,7 @@ import type { Filter } from '../filter/ast.js';
 import { matchesElement } from '../filter/match.js';
 import type { AttributeDef } from '../schema/definitions.js';
 import { coerceSimple, normalizeValue, type ScimDoc } from '../schema/normalize.js';
+import { checkValueCount } from '../schema/limits.js';
 import { containerKey, findSubAttr, splitUrn, type ResolvedPath, type ResourceType } from '../schema/registry.js';
 import { valueKey } from '../schema/value-key.js';
 import { atOperation, type PatchOp, type PatchOpName } from './parse.js';
@@ -110,19 +111,35 @@ function withSub(existing: unknown, sub: AttributeDef, value: unknown): Json | u
   return nonEmpty(out);
 }
 
-function sameElement(a: unknown, b: unknown): boolean {
-  if (!isObject(a) || !isObject(b)) return a === b;
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+/**
+ * A text equal for two elements exactly when they hold the same sub-attributes with the same
+ * values, in any order: lists are compared through a Set of these, once per element, so a
+ * PATCH costs in proportion to its values, never their square.
+ */
+function elementKey(el: unknown): string {
+  if (!isObject(el)) return JSON.stringify([el]);
+  return JSON.stringify(
+    Object.keys(el)
+      .sort()
+      .map((k) => [k, el[k]]),
+  );
 }
 
-/** A listed item names an element by its `value` when it has one (members, manager), else by equality. */
-function listedMatches(def: AttributeDef, listed: unknown, element: unknown): boolean {
+/**
+ * Which elements a list of listed items names: by `value` when an item has one (members,
+ * manager), else by equality of the whole element.
+ */
+function listedMatcher(def: AttributeDef, listed: unknown[]): (element: unknown) => boolean {
   const valueDef = findSubAttr(def, 'value');
-  if (valueDef && isObject(listed) && isObject(element) && listed.value !== undefined) {
-    return element.value !== undefined && valueKey(valueDef, element.value) === valueKey(valueDef, listed.value);
+  const byValue = new Set<string>();
+  const whole = new Set<string>();
+  for (const l of listed) {
+    if (valueDef && isObject(l) && l.value !== undefined) byValue.add(valueKey(valueDef, l.value));
+    else whole.add(elementKey(l));
   }
-  return sameElement(listed, element);
+  return (element) =>
+    (valueDef !== undefined && isObject(element) && element.value !== undefined && byValue.has(valueKey(valueDef, element.value))) ||
+    (whole.size > 0 && whole.has(elementKey(element)));
 }
 
 /**
@@ -130,7 +147,8 @@ function listedMatches(def: AttributeDef, listed: unknown, element: unknown): bo
  * primary (the last one, if several) wins; the others lose the flag.
  */
 function keepOnePrimary(before: unknown[], after: unknown[]): unknown[] {
-  const winner = after.filter((el) => isObject(el) && el.primary === true && !before.includes(el)).at(-1);
+  const kept = new Set(before);
+  const winner = after.filter((el) => isObject(el) && el.primary === true && !kept.has(el)).at(-1);
   if (!winner) return after;
   return after.map((el) => (el !== winner && isObject(el) && el.primary === true ? { ...el, primary: false } : el));
 }
@@ -202,17 +220,25 @@ function patchElements(list: Json[], c: Change, create: boolean): Json[] {
   return list.flatMap<Json>((el) => (selected(el) ? (update(el) ?? []) : [el]));
 }
 
+/** RFC 7644 §3.5.2.1: an added value already there is not added twice. */
 function appendNew(list: unknown[], incoming: unknown[]): unknown[] {
   const out = [...list];
-  for (const el of incoming) if (!out.some((e) => sameElement(e, el))) out.push(el);
+  const seen = new Set(list.map(elementKey));
+  for (const el of incoming) {
+    const key = elementKey(el);
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(el);
+    }
+  }
   return out;
 }
 
 /** RFC 7644 §3.5.2.2 removes every value; Entra's legacy form lists the ones to remove. */
 function remainingAfterRemove(def: AttributeDef, list: unknown[], c: Change): unknown[] {
   if (isUnassigned(c.value)) return [];
-  const listed = normalizeList(def, c.value, c.where);
-  return list.filter((el) => !listed.some((l) => listedMatches(def, l, el)));
+  const listed = listedMatcher(def, normalizeList(def, c.value, c.where));
+  return list.filter((el) => !listed(el));
 }
 
 function nextList(current: unknown, c: Change): unknown[] | undefined {
@@ -224,6 +250,9 @@ function nextList(current: unknown, c: Change): unknown[] | undefined {
   else if (c.op === 'replace') next = normalizeList(def, c.value, c.where);
   else next = remainingAfterRemove(def, list, c);
   if (c.op !== 'remove') next = keepOnePrimary(list, next);
+  // An add or a created element can grow a list past the cap the request alone respected; a
+  // list stored before the cap existed may still shrink or change in place.
+  if (next.length > list.length) checkValueCount(def, next.length, c.target.attr.name);
   return next.length ? next : undefined;
 }
 
@@ -235,14 +264,14 @@ function nextComplex(current: unknown, c: Change): unknown {
   if (sub) return withSub(current, sub, c.op === 'remove' || isUnassigned(c.value) ? undefined : normalizeSub(sub, c.value, c.where));
   if (c.op !== 'remove') return mergeComplex(def, current, c.value, c.where);
   if (isUnassigned(c.value)) return undefined;
-  return normalizeList(def, c.value, c.where).some((l) => listedMatches(def, l, current)) ? undefined : current;
+  return listedMatcher(def, normalizeList(def, c.value, c.where))(current) ? undefined : current;
 }
 
 function nextValue(current: unknown, c: Change): unknown {
   const def = c.target.attr;
   if (def.multiValued) return nextList(current, c);
   if (def.type === 'complex') return nextComplex(current, c);
-  return c.op === 'remove' ? undefined : normalizeValue(def, unwrapSingle(c.value), c.where);
+  return c.op === 'remove' ? undefined : normalizeValue(def, c.value, c.where);
 }
 
 function applyChange(doc: ScimDoc, rt: ResourceType, c: Change): void {
@@ -299,7 +328,11 @@ function requiredNames(doc: ScimDoc, rt: ResourceType): string[] {
 
 function applyOperation(doc: ScimDoc, rt: ResourceType, op: PatchOp, current: { id: string }): void {
   const required = requiredNames(doc, rt);
-  if (op.path) applyChange(doc, rt, { op: op.op, target: op.path.target, filter: op.path.filter, value: op.value, where: op.path.text });
+  if (op.extension) {
+    // The extension's container is keyed by its URN, which is what a remove takes away.
+    if (op.op === 'remove') delete doc[op.extension];
+    else applySchemaMap(doc, rt, op.op, op.extension, op.value, current);
+  } else if (op.path) applyChange(doc, rt, { op: op.op, target: op.path.target, filter: op.path.filter, value: op.value, where: op.path.text });
   else applyValueMap(doc, rt, op.op, op.value as Json, current);
   const lost = required.find((name) => doc[name] === undefined);
   if (lost) throw new InvalidInput('invalid_value', `${lost} is required and cannot be removed`, { scimType: 'invalidValue' });

@@ -1,6 +1,7 @@
 import { InvalidInput } from '../../errors.js';
-import type { ResourceType } from '../schema/registry.js';
-import { parsePatchPath, type PatchPath } from './path.js';
+import { checkValueCount } from '../schema/limits.js';
+import { splitUrn, type ResourceType } from '../schema/registry.js';
+import { parsePatchPath, resolveAttrPath, type PatchPath } from './path.js';
 
 export const PATCH_OP_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
@@ -14,6 +15,11 @@ export interface PatchOp {
   op: PatchOpName;
   /** Absent in the no-path form, where `value` is a map of attributes. */
   path?: PatchPath;
+  /**
+   * An extension's schema URN given alone as the path (RFC 7644 §3.10): `value` is a map of that
+   * extension's attributes, and a remove takes the whole extension away.
+   */
+  extension?: string;
   /** The value as sent; `undefined` when the operation had no `value` member, `null` when it was null. */
   value?: unknown;
   /** 1-based position in `Operations`, as error messages name it. */
@@ -87,11 +93,52 @@ function opPath(raw: unknown, rt: ResourceType): PatchPath | undefined {
   return raw.trim() === '' ? undefined : parsePatchPath(raw, rt);
 }
 
+/** The extension whose schema URN alone is the path, if it is one (a core URN alone names no attribute). */
+function extensionPath(raw: unknown, rt: ResourceType): string | undefined {
+  if (typeof raw !== 'string') return undefined;
+  const split = splitUrn(rt, raw.trim());
+  return split && split.rest === '' && split.schema.id !== rt.schema.id ? split.schema.id : undefined;
+}
+
+function extensionOperation(op: PatchOpName, extension: string, value: { present: boolean; value: unknown }, index: number): PatchOp {
+  if (op !== 'remove' && !isObject(value.value)) {
+    throw new InvalidInput('invalid_value', `${op} of ${extension} needs an object of its attributes as its value`, { scimType: 'invalidValue' });
+  }
+  return { op, extension, ...(value.present ? { value: value.value } : {}), index };
+}
+
+/**
+ * Refuses a list longer than a user's cap while the request is parsed, before any database
+ * work; what a list becomes once merged with the stored one is checked when it is applied.
+ */
+function checkListSizes(rt: ResourceType, path: PatchPath | undefined, value: unknown): void {
+  if (path) {
+    if (!path.filter && !path.target.sub && Array.isArray(value)) checkValueCount(path.target.attr, value.length, path.text);
+    return;
+  }
+  if (!isObject(value)) return;
+  for (const [key, v] of Object.entries(value)) {
+    const schema = /^urn:/i.test(key) ? splitUrn(rt, key) : undefined;
+    if (schema?.rest === '') checkListSizes(rt, undefined, v);
+    else if (Array.isArray(v)) {
+      const target = resolveAttrPath(rt, key);
+      if (target && !target.sub) checkValueCount(target.attr, v.length, key);
+    }
+  }
+}
+
 function parseOperation(raw: unknown, index: number, rt: ResourceType): PatchOp {
   if (!isObject(raw)) throw syntax('must be an object with op, path and value');
   const op = opName(member(raw, 'op').value);
-  const path = opPath(member(raw, 'path').value, rt);
+  const rawPath = member(raw, 'path').value;
   const value = member(raw, 'value');
+  const extension = extensionPath(rawPath, rt);
+  if (extension) {
+    checkListSizes(rt, undefined, value.value);
+    return extensionOperation(op, extension, value, index);
+  }
+  const path = opPath(rawPath, rt);
+  checkListSizes(rt, path, value.value);
   if (op === 'remove' && !path) {
     throw new InvalidInput('no_target', 'remove needs a path naming what to remove', { scimType: 'noTarget' });
   }

@@ -1,13 +1,30 @@
 import { InvalidInput } from '../../errors.js';
-import type { AttributeDef } from './definitions.js';
+import { checkLength, checkValueCount } from './limits.js';
+import { commonAttributes, type AttributeDef } from './definitions.js';
 import { findSubAttr, splitUrn, type ResourceType } from './registry.js';
 
 /** A resource document with canonical attribute names: core at the top, extensions under their URN. */
 export type ScimDoc = Record<string, unknown>;
 
+function invalidValue(message: string): InvalidInput {
+  return new InvalidInput('invalid_value', message, { scimType: 'invalidValue' });
+}
+
+function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return JSON.stringify(value);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 /**
- * Coerces one simple value to its attribute's type. Entra sends booleans as "True"/"False";
- * values are otherwise kept exactly as sent (a phone number is never reformatted).
+ * Checks one simple value against its attribute's type and length. Nothing is converted: a
+ * number sent for a string attribute is refused, not kept as its text. The one tolerance is
+ * Entra's booleans as "True"/"False" (idp-behaviour.md §2.3, §2.6). Values are otherwise kept
+ * exactly as sent (a phone number is never reformatted).
  */
 export function coerceSimple(def: AttributeDef, value: unknown, where: string): unknown {
   if (value === null || value === undefined) return undefined;
@@ -15,35 +32,29 @@ export function coerceSimple(def: AttributeDef, value: unknown, where: string): 
     case 'boolean':
       if (typeof value === 'boolean') return value;
       if (typeof value === 'string' && /^(true|false)$/i.test(value.trim())) return value.trim().toLowerCase() === 'true';
-      throw new InvalidInput('invalid_value', `${where} must be a boolean, got ${JSON.stringify(value)}`, { scimType: 'invalidValue' });
+      throw invalidValue(`${where} must be a boolean, got ${kindOf(value)}`);
     case 'integer':
       if (typeof value === 'number' && Number.isInteger(value)) return value;
-      throw new InvalidInput('invalid_value', `${where} must be an integer`, { scimType: 'invalidValue' });
+      throw invalidValue(`${where} must be an integer, got ${kindOf(value)}`);
     case 'decimal':
       if (typeof value === 'number') return value;
-      throw new InvalidInput('invalid_value', `${where} must be a number`, { scimType: 'invalidValue' });
+      throw invalidValue(`${where} must be a number, got ${kindOf(value)}`);
     case 'dateTime':
-      if (typeof value === 'string' && !Number.isNaN(Date.parse(value))) return value;
-      throw new InvalidInput('invalid_value', `${where} must be an xsd:dateTime`, { scimType: 'invalidValue' });
+      if (typeof value === 'string' && !Number.isNaN(Date.parse(value))) return checkLength(def, value, where);
+      throw invalidValue(`${where} must be an xsd:dateTime`);
     case 'complex':
-      throw new InvalidInput('invalid_value', `${where} must be an object`, { scimType: 'invalidValue' });
+      throw invalidValue(`${where} must be an object`);
     default:
-      if (typeof value === 'string') return value;
-      // Numbers and booleans sent for string attributes are kept as their text.
-      if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-      throw new InvalidInput('invalid_value', `${where} must be a string, got ${Array.isArray(value) ? 'an array' : typeof value}`, {
-        scimType: 'invalidValue',
-      });
+      if (typeof value === 'string') return checkLength(def, value, where);
+      throw invalidValue(`${where} must be a string, got ${kindOf(value)}`);
   }
 }
 
 function normalizeComplex(def: AttributeDef, value: unknown, where: string): Record<string, unknown> | undefined {
-  if (value === null || value === undefined) return undefined;
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new InvalidInput('invalid_value', `${where} must be an object`, { scimType: 'invalidValue' });
-  }
+  if (value === null || value === undefined || value === '') return undefined;
+  if (!isObject(value)) throw invalidValue(`${where} must be an object, got ${kindOf(value)}`);
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+  for (const [k, v] of Object.entries(value)) {
     const sub = findSubAttr(def, k);
     if (!sub) continue;
     const coerced = coerceSimple(sub, v, `${where}.${sub.name}`);
@@ -53,30 +64,40 @@ function normalizeComplex(def: AttributeDef, value: unknown, where: string): Rec
 }
 
 /**
- * Normalises one attribute's value: canonical sub-attribute names, coerced types, nulls and
- * empty strings dropped (RFC 7643 §2.5: null is unassigned). Undefined means "unassigned".
+ * An element of a multi-valued complex attribute. A group member may be its bare id: Microsoft's
+ * reference tests send `members` that way (idp-behaviour.md §2.6); any other attribute takes
+ * objects only, so `"emails": ["a@b.c"]` is refused like `"emails": "a@b.c"`.
+ */
+function normalizeElement(def: AttributeDef, item: unknown, where: string): Record<string, unknown> | undefined {
+  const bareMember = def.name === 'members' && typeof item === 'string';
+  return normalizeComplex(def, bareMember ? { value: item } : item, where);
+}
+
+/**
+ * Normalises one attribute's value: canonical sub-attribute names, checked types and lengths,
+ * nulls and empty strings dropped (RFC 7643 §2.5: null is unassigned). Undefined means
+ * "unassigned". A multi-valued attribute takes a list, or one object standing for a list of it;
+ * a user's lists are capped (limits.ts), checked before any element is looked at.
  * `manager` given as a bare id string becomes `{value}` (Entra ID sends it that way).
  */
 export function normalizeValue(def: AttributeDef, value: unknown, where: string): unknown {
-  if (value === null || value === undefined) return undefined;
+  // Entra clears any attribute with "" (SCIM_Null_Update_Test), a list or a complex one too.
+  if (value === null || value === undefined || value === '') return undefined;
   if (def.multiValued) {
-    const list = Array.isArray(value) ? value : [value];
+    if (!Array.isArray(value) && !(def.type === 'complex' && (isObject(value) || (def.name === 'members' && typeof value === 'string')))) {
+      throw invalidValue(`${where} must be a list${def.type === 'complex' ? ' of objects' : ''}, got ${kindOf(value)}`);
+    }
+    const list: unknown[] = Array.isArray(value) ? value : [value];
+    checkValueCount(def, list.length, where);
     const out: unknown[] = [];
     for (const [i, item] of list.entries()) {
-      if (def.type === 'complex') {
-        // A bare value in a multi-valued complex attribute is its `value` sub-attribute.
-        const obj = item !== null && typeof item === 'object' && !Array.isArray(item) ? item : { value: item };
-        const n = normalizeComplex(def, obj, `${where}[${i}]`);
-        if (n) out.push(n);
-      } else {
-        const n = coerceSimple(def, item, `${where}[${i}]`);
-        if (n !== undefined && n !== '') out.push(n);
-      }
+      const n = def.type === 'complex' ? normalizeElement(def, item, `${where}[${i}]`) : coerceSimple(def, item, `${where}[${i}]`);
+      if (n !== undefined && n !== '') out.push(n);
     }
     return out.length ? out : undefined;
   }
   if (def.type === 'complex') {
-    const obj = def.name === 'manager' && (typeof value === 'string' || typeof value === 'number') ? { value: String(value) } : value;
+    const obj = def.name === 'manager' && typeof value === 'string' ? { value } : value;
     return normalizeComplex(def, obj, where);
   }
   const n = coerceSimple(def, value, where);
@@ -87,6 +108,8 @@ function findAttr(list: readonly AttributeDef[], name: string): AttributeDef | u
   const lower = name.toLowerCase();
   return list.find((a) => a.name.toLowerCase() === lower);
 }
+
+const EXTERNAL_ID = commonAttributes.find((a) => a.name === 'externalId')!;
 
 export interface NormalizeResult {
   doc: ScimDoc;
@@ -124,10 +147,8 @@ export function normalizeResource(rt: ResourceType, body: unknown): NormalizeRes
       continue;
     }
     if (lower === 'externalid') {
-      if (raw !== null && raw !== undefined && raw !== '') {
-        if (typeof raw !== 'string') throw new InvalidInput('invalid_value', 'externalId must be a string', { scimType: 'invalidValue' });
-        doc.externalId = raw;
-      }
+      const externalId = coerceSimple(EXTERNAL_ID, raw, 'externalId');
+      if (externalId !== undefined && externalId !== '') doc.externalId = externalId;
       continue;
     }
     if (lower.startsWith('urn:')) {

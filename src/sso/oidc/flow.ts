@@ -127,13 +127,25 @@ function groupsOf(c: OidcConnection, claims: Claims): ClaimGroups {
   return { kind: 'listed', names: list.filter((x): x is string => typeof x === 'string') };
 }
 
-function identityOf(claims: Claims): SignInIdentity {
+/**
+ * An address counts only when the provider says it verified it; some (Entra ID) send no
+ * email_verified at all, which the connection may accept. An explicit false never counts.
+ */
+function emailVerified(c: OidcConnection, claims: Claims): boolean {
+  const v = claims.email_verified;
+  if (v === true || v === 'true') return true;
+  return v === undefined && c.oidc.trustEmailWithoutVerifiedClaim;
+}
+
+function identityOf(c: OidcConnection, claims: Claims): SignInIdentity {
   const email = str(claims.email);
+  const verified = emailVerified(c, claims);
   return {
+    subject: str(claims.sub),
     email,
-    emailVerified: claims.email_verified !== false && claims.email_verified !== 'false',
+    emailVerified: verified,
     // An address the provider has not verified may be anyone's: it never stands in for a user name.
-    userName: str(claims.preferred_username) ?? (claims.email_verified === false || claims.email_verified === 'false' ? null : email),
+    userName: str(claims.preferred_username) ?? (verified ? email : null),
     // Entra's object id is what its SCIM provisioning can send as externalId; elsewhere, sub.
     externalId: str(claims.oid) ?? str(claims.sub),
     displayName: str(claims.name),
@@ -162,7 +174,8 @@ export async function handleOidcCallback(site: OidcSite, flowId: string | undefi
     claims = { ...(tokens.claims() as Claims) };
     const c = site.connection;
     const missing =
-      (c.matchBy === 'email' && !str(claims.email)) || (c.oidc.groupsClaim !== null && claims[c.oidc.groupsClaim] === undefined && !isOverage(claims, c.oidc.groupsClaim));
+      (c.matchBy === 'email' && (!str(claims.email) || (claims.email_verified === undefined && !c.oidc.trustEmailWithoutVerifiedClaim))) ||
+      (c.oidc.groupsClaim !== null && claims[c.oidc.groupsClaim] === undefined && !isOverage(claims, c.oidc.groupsClaim));
     if (missing && config.serverMetadata().userinfo_endpoint) {
       const info = await client.fetchUserInfo(config, tokens.access_token, String(claims.sub));
       claims = { ...(info as Claims), ...claims };
@@ -170,5 +183,5 @@ export async function handleOidcCallback(site: OidcSite, flowId: string | undefi
   } catch (err) {
     throw classify(err, 'the identity provider\'s answer could not be processed');
   }
-  return { identity: identityOf(claims), groups: groupsOf(site.connection, claims), returnTo: flow.returnTo };
+  return { identity: identityOf(site.connection, claims), groups: groupsOf(site.connection, claims), returnTo: flow.returnTo };
 }

@@ -13,6 +13,7 @@ const ASSERTION_NS = 'urn:oasis:names:tc:SAML:2.0:assertion';
 const DSIG_NS = 'http://www.w3.org/2000/09/xmldsig#';
 const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
 /** Entra's marker when a user has too many groups to list: a link to Graph instead of the values. */
+const TRANSIENT_NAME_ID = 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient';
 const ENTRA_GROUPS_LINK = 'http://schemas.microsoft.com/claims/groups.link';
 const CLOCK_SKEW_MS = 2 * 60_000;
 
@@ -221,7 +222,11 @@ function identityOf(site: SamlSite, profile: Profile): SignInIdentity {
   const a = site.connection.saml.attributes;
   const nameId = profile.nameID?.trim() || null;
   const email = attribute(profile, a.email, EMAIL_ATTRIBUTES) ?? (nameId && EMAILISH.test(nameId) ? nameId : null);
-  return { email, emailVerified: true, userName: nameId, externalId: nameId, displayName: attribute(profile, a.name, NAME_ATTRIBUTES) };
+  // SAML has no email_verified: the signed assertion is the IdP's word, trusted within the
+  // connection's domains (sign-in checks them). A transient NameID is new at every sign-in, so
+  // it binds nothing.
+  const subject = profile.nameIDFormat === TRANSIENT_NAME_ID ? null : nameId;
+  return { subject, email, emailVerified: true, userName: nameId, externalId: nameId, displayName: attribute(profile, a.name, NAME_ATTRIBUTES) };
 }
 
 function groupsOf(site: SamlSite, profile: Profile): ClaimGroups {

@@ -34,6 +34,8 @@ describe('management API: SSO connections and tenant settings', () => {
     assert.equal(res.body.tokenEndpointAuthMethod, 'client_secret_basic');
     assert.deepEqual(res.body.idTokenSigningAlgs, ['RS256']);
     assert.equal(res.body.matchBy, 'email');
+    assert.deepEqual(res.body.domains, []);
+    assert.equal(res.body.trustEmailWithoutVerifiedClaim, false);
     assert.equal(res.body.enabled, true);
     await request(app).patch(`/api/v1/sso-connections/${res.body.id}`).set(t.admin).send({ clientSecret: `${SECRET}-2`, scopes: ['openid', 'email'] }).expect(200);
     const one = await request(app).get(`/api/v1/sso-connections/${res.body.id}`).set(t.admin).expect(200);
@@ -72,12 +74,13 @@ describe('management API: SSO connections and tenant settings', () => {
   it('refuses bad settings, naming each field', async () => {
     assert.deepEqual(fields(await create(oidc({ issuer: 'http://acme.okta.com' })).expect(400)), ['body.issuer']);
     await create(oidc({ issuer: 'http://127.0.0.1:8443' })).expect(201);
-    await create(oidc({ name: 'Local', issuer: 'http://localhost:9000/realms/x' })).expect(201);
+    await create(oidc({ name: 'Local', issuer: 'http://localhost:9000/realms/x', enabled: false })).expect(201);
     assert.deepEqual(fields(await create({ protocol: 'oidc', name: 'x' }).expect(400)).sort(), ['body.clientId', 'body.clientSecret', 'body.issuer']);
     assert.deepEqual(fields(await create(oidc({ name: 'x', scopes: ['email'] })).expect(400)), ['body.scopes']);
     assert.equal((await create(oidc({ name: 'x', idTokenSigningAlgs: ['none'] })).expect(400)).body.code, 'invalid_body');
     assert.equal((await create(oidc({ name: 'x', idTokenSigningAlgs: ['HS256'] })).expect(400)).body.code, 'invalid_body');
     assert.deepEqual(fields(await create(oidc({ name: 'x', allowIdpInitiated: true })).expect(400)), ['body.allowIdpInitiated']);
+    assert.deepEqual(fields(await create({ protocol: 'saml', name: 'x', idpMetadataXml: idp.metadata(), trustEmailWithoutVerifiedClaim: true }).expect(400)), ['body.trustEmailWithoutVerifiedClaim']);
     assert.deepEqual(fields(await create({ protocol: 'saml', name: 'x' }).expect(400)), ['body.idpEntityId']);
     assert.deepEqual(fields(await create({ protocol: 'saml', name: 'x', idpMetadataXml: '<nope' }).expect(400)), ['body.idpMetadataXml']);
     const postOnly = idp.metadata().replace(/<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"[^>]*\/>/, '');
@@ -115,21 +118,17 @@ describe('management API: SSO connections and tenant settings', () => {
     assert.deepEqual((await request(app).get('/api/v1/sso-connections').set(other.admin).expect(200)).body.items, []);
   });
 
-  it('PATCH /tenant sets JIT provisioning, the time zone and the user limit, audited, admins only', async () => {
-    const res = await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true, timeZone: 'Europe/Paris', userLimit: 25 }).expect(200);
+  it('PATCH /tenant sets JIT provisioning and the time zone, audited, admins only', async () => {
+    const res = await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true, timeZone: 'Europe/Paris' }).expect(200);
     assert.equal(res.body.jitProvisioning, true);
     assert.equal(res.body.timeZone, 'Europe/Paris');
-    assert.deepEqual(res.body.seats, { used: 0, limit: 25 });
     const got = await request(app).get('/api/v1/tenant').set(t.admin).expect(200);
     assert.equal(got.body.timeZone, 'Europe/Paris');
-    assert.equal((await request(app).patch('/api/v1/tenant').set(t.admin).send({ userLimit: null }).expect(200)).body.userLimit, null);
     const events = await auditEvents(app, t, 'tenant.updated');
-    assert.deepEqual(events[1]!.before, { jitProvisioning: false, timeZone: 'UTC', userLimit: null });
-    assert.deepEqual(events[1]!.after, { jitProvisioning: true, timeZone: 'Europe/Paris', userLimit: 25 });
-    assert.deepEqual(events[0]!.after, { userLimit: null });
+    assert.deepEqual(events[0]!.before, { jitProvisioning: false, timeZone: 'UTC' });
+    assert.deepEqual(events[0]!.after, { jitProvisioning: true, timeZone: 'Europe/Paris' });
 
     assert.equal((await request(app).patch('/api/v1/tenant').set(t.admin).send({ timeZone: 'Mars/Olympus' }).expect(400)).body.code, 'invalid_time_zone');
-    await request(app).patch('/api/v1/tenant').set(t.admin).send({ userLimit: -1 }).expect(400);
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ userLimit: 1.5 }).expect(400);
     await request(app).patch('/api/v1/tenant').set(t.admin).send({}).expect(400);
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ slug: 'other' }).expect(400);

@@ -31,7 +31,8 @@ describe('SSO: OIDC sign-in', () => {
     app = await testApp();
     t = await buildTenant();
     forger = await startForgingIdp();
-    const create = (body: Record<string, unknown>) => request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'oidc', clientId: 'roster', clientSecret: 'client-s3cret', ...body }).expect(201);
+    const create = (body: Record<string, unknown>) =>
+      request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'oidc', clientId: 'roster', clientSecret: 'client-s3cret', domains: ['example.com'], ...body }).expect(201);
     // The real provider must know the redirect URI, which names the connection: made first, pointed at it after.
     real = (await create({ name: 'Okta OIDC', issuer: 'http://127.0.0.1:9', groupsClaim: 'groups', scopes: ['openid', 'email', 'profile', 'groups'] })).body;
     op = await startOidcProvider({ clientId: 'roster', clientSecret: 'client-s3cret', redirectUris: [real.redirectUri] });
@@ -141,6 +142,22 @@ describe('SSO: OIDC sign-in', () => {
       await refused(await signIn(request.agent(app), real, { account: { sub: 's5', email: who, email_verified: false } }), 403, 'email_not_verified');
     });
 
+    it('counts an email without email_verified only when the connection trusts the IdP to verify (Entra)', async () => {
+      const who = email();
+      const user = await buildUser(app, t, { email: who });
+      await refused(await signIn(request.agent(app), real, { account: { sub: `nv-${who}`, email: who } }), 403, 'email_not_verified');
+      const on = await request(app).patch(`/api/v1/sso-connections/${real.id}`).set(t.admin).send({ trustEmailWithoutVerifiedClaim: true }).expect(200);
+      assert.equal(on.body.trustEmailWithoutVerifiedClaim, true);
+      try {
+        await refused(await signIn(request.agent(app), real, { account: { sub: `nv-${who}`, email: who, email_verified: false } }), 403, 'email_not_verified');
+        const agent = request.agent(app);
+        assert.equal((await signIn(agent, real, { account: { sub: `nv-${who}`, email: who } })).status, 303);
+        assert.equal((await agent.get('/api/v1/me').expect(200)).body.user.id, user.id);
+      } finally {
+        await request(app).patch(`/api/v1/sso-connections/${real.id}`).set(t.admin).send({ trustEmailWithoutVerifiedClaim: false }).expect(200);
+      }
+    });
+
     it('never lets an unverified email stand in for the user name (matchBy userName)', async () => {
       const victim = email();
       await buildUser(app, t, { email: victim, role: 'admin' });
@@ -174,12 +191,13 @@ describe('SSO: OIDC sign-in', () => {
     beforeEach(async () => {
       who = email();
       userId = (await buildUser(app, t, { email: who })).id;
-      forger.state.userinfo = null;
+      forger.state.userinfo = { sub: `sub-${who}` };
     });
     const issue = (make: (tr: TokenRequest) => string) => {
       forger.state.idToken = (_iss, tr) => make(tr);
     };
-    const good = (extra: Record<string, unknown> = {}) => (tr: TokenRequest) => jwt({ alg: 'RS256', kid: 'k1' }, forger.claims(tr, { email: who, ...extra }), forger.key);
+    // A new IdP identity per test (sub from the email): the first sign-in binds it to that test's user.
+    const good = (extra: Record<string, unknown> = {}) => (tr: TokenRequest) => jwt({ alg: 'RS256', kid: 'k1' }, forger.claims(tr, { sub: `sub-${who}`, email: who, email_verified: true, ...extra }), forger.key);
 
     it('accepts a properly signed token, after sending the PKCE verifier and the secret by HTTP Basic', async () => {
       issue(good({ groups: ['Eng'] }));
@@ -202,7 +220,7 @@ describe('SSO: OIDC sign-in', () => {
     });
 
     it('refuses an algorithm the connection did not pin, and accepts it once pinned', async () => {
-      issue((tr) => jwt({ alg: 'RS384', kid: 'k1' }, forger.claims(tr, { email: who }), forger.key));
+      issue((tr) => jwt({ alg: 'RS384', kid: 'k1' }, forger.claims(tr, { sub: `sub-${who}`, email: who, email_verified: true }), forger.key));
       await refused(await signIn(request.agent(app), forged), 401, 'bad_algorithm');
       await request(app).patch(`/api/v1/sso-connections/${forged.id}`).set(t.admin).send({ idTokenSigningAlgs: ['RS256', 'RS384'] }).expect(200);
       try {
@@ -239,11 +257,13 @@ describe('SSO: OIDC sign-in', () => {
     });
 
     it('asks the userinfo endpoint for what the ID token leaves out (a thin token without email)', async () => {
+      // Someone not yet bound to this connection: only the email from userinfo can find them.
+      const thin = await buildUser(app, t, { email: email() });
       issue((tr) => jwt({ alg: 'RS256', kid: 'k1' }, forger.claims(tr, { sub: 'thin-1', groups: [] }), forger.key));
-      forger.state.userinfo = { sub: 'thin-1', email: who };
+      forger.state.userinfo = { sub: 'thin-1', email: thin.email, email_verified: true };
       const agent = request.agent(app);
       assert.equal((await signIn(agent, forged)).status, 303);
-      assert.equal((await agent.get('/api/v1/me').expect(200)).body.user.id, userId);
+      assert.equal((await agent.get('/api/v1/me').expect(200)).body.user.id, thin.id);
     });
 
     it('sends the client secret in the body when the connection says client_secret_post', async () => {

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import type { Express } from 'express';
+import { setUserLimit } from '../../../src/tenants/store.js';
 import { testApp } from '../../support/app.js';
+import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { GROUP, scimClient } from '../../support/scim.js';
@@ -102,7 +104,8 @@ describe('SSO: SAML sign-in', () => {
 
   it('JIT: unknown people are refused while it is off, become members with no permissions when on, and are refused at the seat limit', async () => {
     await refused(await signIn(request.agent(app), 'newcomer@example.com'), 403, 'jit_disabled');
-    await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true, userLimit: 1 }).expect(200);
+    await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true }).expect(200);
+    await setUserLimit((await testDb()).knex, t.tenant.slug, 1);
     const agent = request.agent(app);
     assert.equal((await signIn(agent, 'newcomer@example.com', { attributes: { displayName: 'New Comer', role: 'admin' } })).status, 303);
     const me = await agent.get('/api/v1/me').expect(200);
@@ -285,7 +288,8 @@ describe('SSO: SAML sign-in', () => {
     });
 
     it("a response to another connection's request", async () => {
-      const other = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Other', idpMetadataXml: idp.metadata() }).expect(201)).body;
+      await request(app).patch(`/api/v1/sso-connections/${conn.id}`).set(t.admin).send({ domains: ['example.com'] }).expect(200);
+      const other = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Other', idpMetadataXml: idp.metadata(), domains: ['example.com'] }).expect(201)).body;
       const login = await request(app).get(pathOf(other.loginUrl)).expect(302);
       const { id } = authnRequestOf(login.headers.location!);
       const res = await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: answer('victim@example.com')(id) });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { InvalidInput } from '../../../src/errors.js';
 import type { Filter } from '../../../src/scim/filter/ast.js';
-import { MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_NODES, parseDateTime, parseFilter } from '../../../src/scim/filter/parser.js';
+import { MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_NODES, MAX_FILTER_SUBSTRING_TERMS, parseDateTime, parseFilter } from '../../../src/scim/filter/parser.js';
 import { filterToSql, sortToSql } from '../../../src/scim/filter/to-sql.js';
 import { canonicalPath, GROUP_RT, USER_RT, type ResourceType } from '../../../src/scim/schema/registry.js';
 
@@ -96,6 +96,15 @@ describe('SCIM filter parser', () => {
   it(`refuses filters longer than ${MAX_FILTER_LENGTH} characters`, () => {
     const long = `title eq "${'x'.repeat(MAX_FILTER_LENGTH)}"`;
     assertInvalid(() => parseFilter(long, USER_RT), 'invalid_filter', 'invalidFilter', `longer than ${MAX_FILTER_LENGTH} characters`);
+  });
+
+  it(`refuses more than ${MAX_FILTER_SUBSTRING_TERMS} co/sw/ew comparisons, which no index serves`, () => {
+    const ops = ['co', 'sw', 'ew'];
+    const subs = (n: number) => Array.from({ length: n }, (_, i) => `title ${ops[i % 3]} "${i}"`).join(' or ');
+    assert.equal(parseFilter(`${subs(MAX_FILTER_SUBSTRING_TERMS)} or id eq "x"`, USER_RT).kind, 'or');
+    const detail = `more than ${MAX_FILTER_SUBSTRING_TERMS} "co", "sw" or "ew" comparisons`;
+    assertInvalid(() => parseFilter(subs(MAX_FILTER_SUBSTRING_TERMS + 1), USER_RT), 'invalid_filter', 'invalidFilter', detail);
+    assertInvalid(() => parseFilter(`emails[${subs(MAX_FILTER_SUBSTRING_TERMS + 1).replaceAll('title', 'value')}]`, USER_RT), 'invalid_filter', 'invalidFilter', detail);
   });
 });
 
