@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { insertChunked } from '../../src/db/batch.js';
 import { newId } from '../../src/db/ids.js';
 import { openDb, type Db } from '../../src/db/knex.js';
 import { migrateLatest } from '../../src/db/migrate.js';
@@ -44,9 +45,9 @@ async function seed(db: Db, tenantId: string, idpGroupId: string): Promise<void>
       return { tenant_id: tenantId, id: newId(), user_name: name, user_name_key: name, email: name, email_key: name, active: true, status: 'active', role: 'member', source: 'scim', scim_doc: JSON.stringify({ userName: name }), version: 1, created_at: now, updated_at: now };
     });
     await db.tx(async (trx) => {
-      for (let k = 0; k < users.length; k += 500) await trx('users').insert(users.slice(k, k + 500));
+      await insertChunked(trx, 'users', users);
       const members = users.map((u) => ({ tenant_id: tenantId, group_id: idpGroupId, member_id: u.id, member_type: 'User', created_at: now }));
-      for (let k = 0; k < members.length; k += 1000) await trx('idp_group_members').insert(members.slice(k, k + 1000));
+      await insertChunked(trx, 'idp_group_members', members);
     });
   }
 }

@@ -23,6 +23,7 @@ import { dialectName, testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
 import { createAgent, idpGroup } from '../../support/workspace.js';
+import { insertChunked } from '../../../src/db/batch.js';
 import { newId } from '../../../src/db/ids.js';
 
 /**
@@ -221,10 +222,10 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
       const name = `race${i}-${now}@example.com`;
       return { tenant_id: t.tenant.id, id: newId(), user_name: name, user_name_key: name, email: name, email_key: name, active: true, status: 'active', role: 'member', source: 'scim', scim_doc: JSON.stringify({ userName: name }), version: 1, created_at: now, updated_at: now };
     });
-    for (let i = 0; i < users.length; i += 500) await db.knex('users').insert(users.slice(i, i + 500));
+    await insertChunked(db.knex, 'users', users);
     const big = await idpGroup(app, t, 'big', []);
     const small = await idpGroup(app, t, 'small', []);
-    await db.knex('idp_group_members').insert(users.slice(0, 2000).map((u) => ({ tenant_id: t.tenant.id, group_id: big, member_id: u.id, member_type: 'User', created_at: now })));
+    await insertChunked(db.knex, 'idp_group_members', users.slice(0, 2000).map((u) => ({ tenant_id: t.tenant.id, group_id: big, member_id: u.id, member_type: 'User', created_at: now })));
     const r = await createRule(db, ctx(), ADMIN, rule('big', agents[0]!), withSweep);
     const worker = createJobWorker({ db, logger: createLogger('silent'), pollMs: 20 });
     worker.start();

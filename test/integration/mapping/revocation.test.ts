@@ -4,7 +4,7 @@ import type { Express } from 'express';
 import type { Principal } from '../../../src/access/principal.js';
 import { systemCtx } from '../../../src/context.js';
 import { deleteRule, reconcileChunk, sweepChunk, updateRule, type SweepTarget } from '../../../src/provisioning/mapping.js';
-import { enqueueSweep } from '../../../src/provisioning/mapping-jobs.js';
+import { enqueueSweep, startReconcile } from '../../../src/provisioning/mapping-jobs.js';
 import { createJobWorker } from '../../../src/jobs/index.js';
 import { createLogger } from '../../../src/log.js';
 import { testApp } from '../../support/app.js';
@@ -220,6 +220,21 @@ describe('mapping rules: revocation is final', () => {
     const del = await request(app).delete(`/api/v1/mapping-rules/${s.ruleId}`).set(t.admin).expect(200);
     assert.equal(del.body.applied.grantsRemoved, 40);
     assert.equal(await reconcileFixes(app, t), 0);
+  });
+
+  it('a reconcile is a job that can be cancelled before it runs', async () => {
+    const s = await setup();
+    const db = await testDb();
+    await db.knex('agent_grants').where({ tenant_id: t.tenant.id, rule_id: s.ruleId }).delete();
+    const job = await startReconcile(db, systemCtx(t.tenant.id), ADMIN);
+    assert.equal(job.kind, 'mapping.reconcile');
+    const cancelled = await request(app).post(`/api/v1/jobs/${job.id}/cancel`).set(t.admin).expect(200);
+    assert.equal(cancelled.body.state, 'cancelled');
+    const worker = createJobWorker({ db, logger: createLogger('silent') });
+    while (await worker.runOnce());
+    // Nothing was repaired by the cancelled job; the next reconcile finds the drift.
+    assert.equal((await check(app, t, s.direct, s.users[0]!)).level, 'none');
+    assert.equal(await reconcileFixes(app, t), 40);
   });
 
   it('reconcile and preview answer counts and a bounded sample', async () => {
