@@ -45,6 +45,8 @@ export async function up(knex: Knex): Promise<void> {
     t.index(['tenant_id', 'kind', 'id'], 'jobs_kind_idx');
     // Workers look for queued jobs and expired leases across tenants.
     t.index(['state', 'lease_until'], 'jobs_claim_idx');
+    // Finished jobs are dropped after a while (src/jobs/worker.ts).
+    t.index(['finished_at'], 'jobs_finished_idx');
     t.foreign('tenant_id', 'jobs_tenant_fk').references('tenants.id').onDelete('CASCADE');
   });
 
@@ -54,7 +56,7 @@ export async function up(knex: Knex): Promise<void> {
     t.string('tenant_id', 36).notNullable();
     t.string('job_id', 36).notNullable();
     t.integer('seq').notNullable();
-    t.text('data_json').notNullable();
+    t.text('data_json', 'mediumtext').notNullable();
     t.bigInteger('created_at').notNullable();
     t.primary(['tenant_id', 'job_id', 'seq'], 'job_rows_pk');
     t.index(['created_at'], 'job_rows_created_idx');

@@ -79,19 +79,15 @@ const kinds = new Map<string, JobKind>();
 /**
  * Makes a kind known to this process: its workers claim only jobs of kinds registered here. A
  * production kind registers itself when its module loads (the app imports every such module
- * before the worker starts). Tests register their own kinds with this too (the documented test
- * hook), and remove them with `unregisterJobKind`.
+ * before the worker starts). This is also the test hook: a test registers its own kinds with it
+ * (test/support/jobs.ts), and a child process started by a test does so in its entry script
+ * before importing src/main.ts. Registering the same object again changes nothing.
  */
 export function registerJobKind<P, C, R>(k: JobKind<P, C, R>): void {
   if (!/^[a-z][a-z0-9_.-]{0,63}$/.test(k.kind)) throw new Error(`job kind "${k.kind}" must be 1-64 characters a-z 0-9 . _ -`);
   const known = kinds.get(k.kind);
   if (known && known !== (k as unknown as JobKind)) throw new Error(`job kind ${k.kind} registered twice`);
   kinds.set(k.kind, k as unknown as JobKind);
-}
-
-/** Test hook: forgets a kind registered by a test. */
-export function unregisterJobKind(kind: string): void {
-  kinds.delete(kind);
 }
 
 export function jobKind(kind: string): JobKind | undefined {

@@ -36,7 +36,7 @@ export async function runChunk(db: Db, tenantId: string, id: string, owner: stri
       const kind = jobKind(job.kind);
       if (!kind) throw new JobFailed(`job kind ${job.kind} is not known to this process`);
       const outcome = await kind.runChunk(trx, job);
-      await storeChunk(trx, job, outcome, Date.now());
+      await storeChunk(trx, job, outcome, leaseMs, Date.now());
       if (!outcome.done) return 'more';
       await kind.cleanup?.(trx, job);
       return 'ended';

@@ -44,6 +44,8 @@ export interface NewJob {
    * next chunk) before writing the new one.
    */
   key?: string;
+  /** An id made beforehand with `newId()`, when input was staged under it (staging.ts). */
+  id?: string;
 }
 
 type Row = Record<string, unknown>;
@@ -63,7 +65,7 @@ export function presentJob(r: Row): Job {
   };
 }
 
-export function truncatedError(message: string): string {
+function truncatedError(message: string): string {
   const text = message.replace(/\s+/g, ' ').trim();
   return text.length > ERROR_MAX ? `${text.slice(0, ERROR_MAX - 1)}…` : text;
 }
@@ -85,7 +87,7 @@ export async function enqueueJob(trx: Knex.Transaction, ctx: Ctx, job: NewJob): 
   if (job.key !== undefined) await supersede(trx, ctx.tenantId, job.key, now);
   const row = {
     tenant_id: ctx.tenantId,
-    id: newId(),
+    id: job.id ?? newId(),
     kind: job.kind,
     state: 'queued',
     job_key: job.key ?? null,
@@ -232,14 +234,18 @@ export async function loadRunning(trx: Knex.Transaction, tenantId: string, id: s
   };
 }
 
-/** Stores a chunk's cursor and progress in the chunk's transaction; `final` ends the job. */
+/**
+ * Stores a chunk's cursor and progress in the chunk's transaction, renewing the lease from the
+ * chunk's end (a chunk that ran long keeps its job); `done` ends the job.
+ */
 export async function storeChunk(
   trx: Knex.Transaction,
   job: RunningJob,
   outcome: { cursor: unknown; progress: { done: number; total?: number | null }; done: boolean; result?: unknown },
+  leaseMs: number,
   now: number,
 ): Promise<void> {
-  const update: Row = { cursor_json: toJson(outcome.cursor), progress_done: outcome.progress.done, updated_at: now };
+  const update: Row = { cursor_json: toJson(outcome.cursor), progress_done: outcome.progress.done, lease_until: now + leaseMs, updated_at: now };
   if (outcome.progress.total !== undefined) update.progress_total = outcome.progress.total;
   if (outcome.done) Object.assign(update, ended('succeeded', now, null), { result_json: toJson(outcome.result ?? null) });
   await trx('jobs').where({ tenant_id: job.tenantId, id: job.id }).update(update);
@@ -256,6 +262,16 @@ export async function failJob(db: Db, tenantId: string, id: string, owner: strin
     await jobKind(String(kind))?.cleanup?.(trx, { tenantId, id });
     return true;
   });
+}
+
+/** Drops up to `limit` jobs that finished before `before`; answers how many it dropped. */
+export async function dropFinishedJobs(knex: Knex, before: number, limit: number): Promise<number> {
+  const rows = await knex('jobs').where('finished_at', '<', before).orderBy('finished_at').limit(limit).select('tenant_id', 'id');
+  const byTenant = new Map<string, string[]>();
+  for (const r of rows) byTenant.set(String(r.tenant_id), [...(byTenant.get(String(r.tenant_id)) ?? []), String(r.id)]);
+  let n = 0;
+  for (const [tenantId, ids] of byTenant) n += Number(await knex('jobs').where({ tenant_id: tenantId }).whereIn('id', ids).where('finished_at', '<', before).delete());
+  return n;
 }
 
 /** Gives the job back to the queue (state queued, no lease), if `owner` still holds it. */

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { registeredKinds } from './registry.js';
 import { DEFAULT_LEASE_MS, leaseOwner, runChunk, yieldToEventLoop, type ChunkRun } from './runner.js';
 import { dropOrphanJobRows, ORPHAN_AGE_MS } from './staging.js';
-import { claimable, claimJob, releaseJob } from './store.js';
+import { claimable, claimJob, dropFinishedJobs, releaseJob } from './store.js';
 
 /**
  * The job worker every Roster process runs (main.ts starts it; tests only when they mean to).
@@ -32,6 +32,9 @@ export interface JobWorkerOptions {
 }
 
 const CANDIDATES = 10;
+/** Finished jobs stay readable this long (30 days), then the workers drop them. */
+const JOB_RETENTION_MS = 30 * 86_400_000;
+const DROP_BATCH = 500;
 
 export function createJobWorker(opts: JobWorkerOptions): JobWorker {
   const { db, logger } = opts;
@@ -68,11 +71,15 @@ export function createJobWorker(opts: JobWorkerOptions): JobWorker {
     return false;
   }
 
+  /** Hourly: staged rows of jobs never enqueued, and jobs past their retention. */
   async function cleanup(): Promise<void> {
     if (Date.now() - lastCleanup < ORPHAN_AGE_MS) return;
     lastCleanup = Date.now();
     const n = await dropOrphanJobRows(db.knex, Date.now() - ORPHAN_AGE_MS);
     if (n) logger.info({ rows: n }, 'dropped staged job rows of jobs never enqueued');
+    let dropped = 0;
+    for (let k = DROP_BATCH; k === DROP_BATCH && !stopping; dropped += k) k = await dropFinishedJobs(db.knex, Date.now() - JOB_RETENTION_MS, DROP_BATCH);
+    if (dropped) logger.info({ jobs: dropped }, 'dropped jobs finished more than 30 days ago');
   }
 
   async function run(): Promise<void> {

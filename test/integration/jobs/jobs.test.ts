@@ -3,7 +3,7 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../../src/log.js';
-import { createJobWorker, getJob, runJobInline, type Job } from '../../../src/jobs/index.js';
+import { createJobWorker, getJob, runJobInline, stageJobRows, type Job } from '../../../src/jobs/index.js';
 import { claimJob } from '../../../src/jobs/store.js';
 import { runChunk } from '../../../src/jobs/runner.js';
 import type { Db } from '../../../src/db/knex.js';
@@ -170,5 +170,34 @@ describe('jobs', () => {
     const done = (await getJob(db.knex, t.tenant.id, job.id))!;
     assert.deepEqual([done.state, done.progress.done], ['succeeded', 3]);
     assert.deepEqual(await chunksRecorded(db, t.tenant.id, job.id), [0, 1, 2]);
+  });
+
+  it('workers drop jobs finished more than 30 days ago, and rows staged for jobs never enqueued', async () => {
+    const old = await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 } });
+    const recent = await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 } });
+    await runJobInline(db, t.tenant.id, old.id, 1000);
+    await runJobInline(db, t.tenant.id, recent.id, 1000);
+    await db.knex('jobs').where({ tenant_id: t.tenant.id, id: old.id }).update({ finished_at: Date.now() - 31 * 86_400_000 });
+    const hourAgo = Date.now() - 3_700_000;
+    await stageJobRows(db, t.tenant.id, 'never-enqueued', 0, [{ a: 1 }], hourAgo);
+    await stageJobRows(db, t.tenant.id, recent.id, 0, [{ a: 1 }], hourAgo);
+    await stageJobRows(db, t.tenant.id, 'being-staged', 0, [{ a: 1 }]);
+    const worker = createJobWorker({ db, logger, pollMs: 20 });
+    worker.start();
+    const until = Date.now() + 10_000;
+    while (Date.now() < until && (await getJob(db.knex, t.tenant.id, old.id))) await sleep(20);
+    await worker.stop();
+    assert.equal(await getJob(db.knex, t.tenant.id, old.id), undefined);
+    assert.ok(await getJob(db.knex, t.tenant.id, recent.id));
+    const staged = await db.knex('job_rows').where({ tenant_id: t.tenant.id }).orderBy('job_id').pluck('job_id');
+    assert.deepEqual(staged, ['being-staged', recent.id].sort());
+  });
+
+  it('a chunk that outlasts the lease keeps its job: the lease runs from the chunk\'s commit', async () => {
+    const job = await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 2, delayMs: 300 } });
+    assert.ok(await claimJob(db.knex, t.tenant.id, job.id, 'slow', 200, Date.now()));
+    assert.equal(await runChunk(db, t.tenant.id, job.id, 'slow', 200), 'more');
+    assert.equal(await runChunk(db, t.tenant.id, job.id, 'slow', 200), 'ended');
+    assert.equal((await getJob(db.knex, t.tenant.id, job.id))!.state, 'succeeded');
   });
 });
