@@ -39,7 +39,8 @@ export async function up(knex: Knex): Promise<void> {
 
   // A rule may name the connection whose claim groups it matches.
   await ensureColumn(knex, 'mapping_rules', 'match_connection_id', (t) => t.string('match_connection_id', 36).nullable());
-  if (isMysql) await knex.raw('ALTER TABLE mapping_rules MODIFY match_source VARCHAR(16) NOT NULL');
+  // 'connection' is longer than the 8 characters the column had; SQLite does not enforce lengths.
+  if (knex.client.config.client !== 'better-sqlite3') await knex.schema.alterTable('mapping_rules', (t) => t.string('match_source', 16).notNullable().alter());
 
   // Existing claim groups and saml/oidc rules: where a tenant has exactly one connection of the
   // protocol, they are that connection's, so a connection added later cannot assert them.

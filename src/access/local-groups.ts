@@ -10,6 +10,7 @@ import { toMs } from '../db/rows.js';
 import { noRowChanged } from '../db/versioned.js';
 import { Conflict, NotFound, Unprocessable } from '../errors.js';
 import { liveDerivedSql } from '../mapping/live.js';
+import { uniqueKey } from '../scim/schema/value-key.js';
 
 /**
  * The workspace's own groups (seed 004): a tree by `parentId`, members with a role. A user may
@@ -55,7 +56,7 @@ function groupFromRow(r: Row): LocalGroup {
 
 /** Group names are unique per tenant regardless of case and Unicode form. */
 export function groupNameKey(name: string): string {
-  return name.normalize('NFC').trim().toLowerCase().slice(0, 200);
+  return name.normalize('NFC').trim().toLowerCase();
 }
 
 function nameTaken(name: string, cause: unknown): Conflict {
@@ -143,7 +144,7 @@ export async function insertLocalGroup(trx: Knex, tenantId: string, input: Group
     tenant_id: tenantId,
     id: newId(),
     name: input.name.trim(),
-    name_key: groupNameKey(input.name),
+    name_key: uniqueKey('name', input.name, 200, groupNameKey),
     description: input.description ?? null,
     status: 'active',
     parent_id: input.parentId ?? null,
@@ -185,7 +186,7 @@ export async function writeLocalGroup(trx: Knex, locked: LocalGroup, change: Gro
   try {
     await trx('local_groups')
       .where({ tenant_id: locked.tenantId, id: locked.id })
-      .update({ name: next.name, name_key: groupNameKey(next.name), description: next.description, parent_id: next.parentId, status: next.status });
+      .update({ name: next.name, name_key: uniqueKey('name', next.name, 200, groupNameKey), description: next.description, parent_id: next.parentId, status: next.status });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTaken(next.name, err);
     throw err;

@@ -35,13 +35,9 @@ function templateFromRow(r: Row): RoleTemplate {
   };
 }
 
-/**
- * Template names are unique per tenant regardless of case and Unicode form. Lower-casing can
- * lengthen a name ("İ" becomes two characters), so the key is cut to its column's 200, as a
- * local group's is.
- */
+/** Template names are unique per tenant regardless of case and Unicode form. */
 function nameKey(name: string): string {
-  return name.normalize('NFC').trim().toLowerCase().slice(0, 200);
+  return name.normalize('NFC').trim().toLowerCase();
 }
 
 function nameTaken(name: string, cause: unknown): Conflict {

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { insertChunked } from '../db/batch.js';
 import type { Db } from '../db/knex.js';
 import { parseJson } from '../db/rows.js';
 
@@ -9,18 +10,12 @@ import { parseJson } from '../db/rows.js';
  * enqueued (the staging process died) are dropped by the workers after an hour.
  */
 
-// Four values per row: far below every dialect's limit on bound values and compound terms.
-const INSERT_CHUNK = 200;
 export const ORPHAN_AGE_MS = 3_600_000;
 
 /** Writes rows `firstSeq`, `firstSeq + 1`, … in one short transaction. */
 export async function stageJobRows(db: Db, tenantId: string, jobId: string, firstSeq: number, rows: unknown[], now = Date.now()): Promise<void> {
-  await db.tx(async (trx) => {
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      const part = rows.slice(i, i + INSERT_CHUNK).map((data, j) => ({ tenant_id: tenantId, job_id: jobId, seq: firstSeq + i + j, data_json: JSON.stringify(data), created_at: now }));
-      await trx('job_rows').insert(part);
-    }
-  });
+  const staged = rows.map((data, i) => ({ tenant_id: tenantId, job_id: jobId, seq: firstSeq + i, data_json: JSON.stringify(data), created_at: now }));
+  await db.tx((trx) => insertChunked(trx, 'job_rows', staged));
 }
 
 /** Up to `limit` rows after `afterSeq`, in order. */

@@ -113,7 +113,7 @@ export async function enqueueJob(trx: Knex.Transaction, ctx: Ctx, job: NewJob): 
 }
 
 async function supersede(trx: Knex.Transaction, tenantId: string, key: string, now: number): Promise<void> {
-  const older = await trx('jobs').where({ tenant_id: tenantId, active_key: key }).select('id', 'kind');
+  const older = await currentRead(trx('jobs').where({ tenant_id: tenantId, active_key: key }).select('id', 'kind'));
   if (!older.length) return;
   await trx('jobs').where({ tenant_id: tenantId, active_key: key }).whereIn('state', LIVE).update(ended('cancelled', now, 'superseded'));
   for (const o of older) await jobKind(String(o.kind))?.cleanup?.(trx, { tenantId, id: String(o.id) });
@@ -166,19 +166,32 @@ export async function cancelJob(db: Db, ctx: Ctx, id: string): Promise<Job> {
 
 // ---- leases: used by runner.ts and worker.ts ---------------------------------------------
 
-/** Jobs a worker may claim: queued, or running under a lease that has expired. Oldest first. */
-export async function claimable(knex: Knex, kinds: string[], now: number, limit: number): Promise<{ tenantId: string; id: string }[]> {
-  if (!kinds.length) return [];
-  const rows = await knex('jobs')
+/** Jobs a worker may claim: queued, or running under a lease that has expired. */
+function claimableJobs(knex: Knex, kinds: string[], now: number): Knex.QueryBuilder {
+  return knex('jobs')
     .where((w) => w.where('state', 'queued').orWhere((w2) => w2.where('state', 'running').where('lease_until', '<', now)))
-    .whereIn('kind', kinds)
+    .whereIn('kind', kinds);
+}
+
+/** Tenants with a job to claim, with the creation time of their oldest such job, oldest first. */
+export async function tenantsWaiting(knex: Knex, kinds: string[], now: number, limit: number): Promise<{ tenantId: string; oldest: number }[]> {
+  if (!kinds.length) return [];
+  const rows = await claimableJobs(knex, kinds, now).groupBy('tenant_id').select('tenant_id').min({ oldest: 'created_at' }).orderBy('oldest').limit(limit);
+  return rows.map((r: Row) => ({ tenantId: String(r.tenant_id), oldest: Number(r.oldest) }));
+}
+
+/** A tenant's jobs to claim, oldest first. */
+export async function claimable(knex: Knex, tenantId: string, kinds: string[], now: number, limit: number): Promise<string[]> {
+  if (!kinds.length) return [];
+  const rows = await claimableJobs(knex, kinds, now)
+    .where('tenant_id', tenantId)
     .orderBy([
       { column: 'created_at', order: 'asc' },
       { column: 'id', order: 'asc' },
     ])
     .limit(limit)
-    .select('tenant_id', 'id');
-  return rows.map((r: Row) => ({ tenantId: String(r.tenant_id), id: String(r.id) }));
+    .select('id');
+  return rows.map((r: Row) => String(r.id));
 }
 
 /**

@@ -3,18 +3,19 @@ import type { Logger } from '../log.js';
 import { registeredKinds } from './registry.js';
 import { DEFAULT_LEASE_MS, leaseOwner, runChunk, yieldToEventLoop, type ChunkRun } from './runner.js';
 import { dropOrphanJobRows, ORPHAN_AGE_MS } from './staging.js';
-import { claimable, claimJob, dropFinishedJobs, releaseJob } from './store.js';
+import { claimable, claimJob, dropFinishedJobs, releaseJob, tenantsWaiting } from './store.js';
 
 /**
  * The job worker every Roster process runs (main.ts starts it; tests only when they mean to).
- * It claims one job at a time, oldest first across tenants, among the kinds registered in this
- * process: a queued job, or a running one whose lease has expired (its holder died). It runs the
+ * It claims one job at a time among the kinds registered in this process: a queued job, or a
+ * running one whose lease has expired (its holder died). Tenants take turns: the worker serves
+ * the waiting tenant it served least recently (then the one waiting longest), that tenant's
+ * oldest job first, so one tenant's many jobs do not hold back another's. It runs the
  * job chunk by chunk, yielding to the event loop between chunks; each chunk re-checks and extends
  * the lease (the heartbeat). `stop()` (SIGTERM) lets the running chunk finish, hands the job
  * back to the queue and resolves.
  */
 export interface JobWorker {
-  readonly owner: string;
   /** Starts polling every `pollMs` (at once after a job ends). */
   start(): void;
   /** Claims one job and runs it until it ends or its lease is lost; false when none was free. */
@@ -31,7 +32,8 @@ export interface JobWorkerOptions {
   pollMs?: number;
 }
 
-const CANDIDATES = 10;
+const TENANTS = 100;
+const CANDIDATES = 3;
 /** Finished jobs stay readable this long (30 days), then the workers drop them. */
 const JOB_RETENTION_MS = 30 * 86_400_000;
 const DROP_BATCH = 500;
@@ -61,12 +63,22 @@ export function createJobWorker(opts: JobWorkerOptions): JobWorker {
     }
   }
 
+  // When this worker last started a job of each tenant (a counter, not a clock).
+  const served = new Map<string, number>();
+  let turn = 0;
+
   async function runOnce(): Promise<boolean> {
-    for (const c of await claimable(db.knex, registeredKinds(), Date.now(), CANDIDATES)) {
-      if (stopping) return false;
-      if (!(await claimJob(db.knex, c.tenantId, c.id, owner, leaseMs, Date.now()))) continue;
-      await work(c.tenantId, c.id);
-      return true;
+    const kinds = registeredKinds();
+    const waiting = await tenantsWaiting(db.knex, kinds, Date.now(), TENANTS);
+    waiting.sort((a, b) => (served.get(a.tenantId) ?? 0) - (served.get(b.tenantId) ?? 0) || a.oldest - b.oldest);
+    for (const { tenantId } of waiting) {
+      for (const id of await claimable(db.knex, tenantId, kinds, Date.now(), CANDIDATES)) {
+        if (stopping) return false;
+        if (!(await claimJob(db.knex, tenantId, id, owner, leaseMs, Date.now()))) continue;
+        served.set(tenantId, ++turn);
+        await work(tenantId, id);
+        return true;
+      }
     }
     return false;
   }
@@ -105,7 +117,6 @@ export function createJobWorker(opts: JobWorkerOptions): JobWorker {
   }
 
   return {
-    owner,
     start() {
       if (!loop && !stopping) loop = run();
     },

@@ -1,6 +1,6 @@
 import type { AppDeps } from '../app.js';
 import { IMPORT_JOB_THRESHOLD_ROWS, runImport, type ImportKind } from '../provisioning/csv-import.js';
-import { isJsonContentType } from '../http/body.js';
+import { bodyDeadline, isJsonContentType } from '../http/body.js';
 import { UnsupportedMediaType } from '../errors.js';
 import type { Api } from './api.js';
 import { jobRef } from './jobs.js';
@@ -47,7 +47,9 @@ export function registerImports(api: Api, deps: AppDeps): void {
         if (isJsonContentType(req.get('content-type')) || !/^text\/(csv|plain)\b/i.test(req.get('content-type') ?? '')) {
           throw new UnsupportedMediaType('unsupported_media_type', 'send the file as text/csv');
         }
-        const outcome = await runImport(deps.db, req.ctx!, req.principal!, kind, req, { dryRun: (query as { dryRun: boolean }).dryRun, maxBytes: IMPORT_MAX_BYTES });
+        // The whole file within REQUEST_BODY_TIMEOUT_MS (408 otherwise), read before any database work.
+        const upload = bodyDeadline(req, deps.config.requestBodyTimeoutMs);
+        const outcome = await runImport(deps.db, req.ctx!, req.principal!, kind, upload, { dryRun: (query as { dryRun: boolean }).dryRun, maxBytes: IMPORT_MAX_BYTES });
         if ('job' in outcome) res.status(202).json(outcome.job);
         else res.json(outcome.report);
       },

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Area } from '../access/catalogue.js';
 import { checkInheritance } from '../access/effective.js';
 import type { AreaSettings } from '../access/levels.js';
-import { assertMayAssignRole, assertMayChangeUser, assertMayGrantCrm, assertWithinOwn, wouldHold } from '../access/policies.js';
+import { assertMayAssignRole, assertMayChangeEmail, assertMayChangeUser, assertMayGrantCrm, assertWithinOwn, wouldHold } from '../access/policies.js';
 import type { Principal } from '../access/principal.js';
 import { getTemplate, requireTemplate, type RoleTemplate } from '../access/templates.js';
 import { getOwnSettings, putOwnSettings } from '../access/user-settings.js';
@@ -16,7 +16,6 @@ import { assertNotLastAdmin, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';
 import { lockMapping } from '../mapping/lock.js';
 import { endSessionsOf } from './sessions.js';
-import { assertMayChangeEmail } from '../sso/bindings.js';
 import { releaseSeat } from '../tenants/seats.js';
 
 export interface AccountChange {
@@ -66,7 +65,7 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
     let next: User = locked;
     if (change.email !== undefined && change.email.trim() !== locked.email) {
       const email = change.email.trim();
-      await assertMayChangeEmail(trx, p, ctx.tenantId, locked.id);
+      assertMayChangeEmail(p);
       if (!EMAIL.test(email)) throw new InvalidInput('invalid_email', `"${change.email}" is not an email address`, { fields: [{ path: 'body.email', message: 'is not an email address' }] });
       const holder = await findUserByEmail(trx, ctx.tenantId, email);
       if (holder && holder.id !== locked.id) throw new Conflict('email_taken', `${email} already belongs to another user of this tenant`);

@@ -75,7 +75,7 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
       else a.timeZone = zone;
     }
   });
-  fields.push(...(await connectionMatchErrors(trx, tenantId, input.match)));
+  fields.push(...(await connectionMatchErrors(trx, tenantId, input.match, input.enabled)));
   if (input.match.operator === 'glob' && input.match.value.length > 200) fields.push({ path: 'body.match.value', message: 'pattern too long' });
   if (fields.length) throw new Unprocessable('invalid_rule', `the rule refers to things it cannot use: ${fields.map((f) => f.message).join('; ')}`, { fields });
 }

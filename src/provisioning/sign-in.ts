@@ -99,10 +99,22 @@ function matchValue(c: SignInConnection, id: SignInIdentity): string {
   const value = c.matchBy === 'email' ? id.email : c.matchBy === 'userName' ? id.userName : id.externalId;
   if (!value) throw new SignInRefused('missing_identifier', `the identity provider sent no ${c.matchBy === 'email' ? 'email address' : c.matchBy}, which this connection matches users by`);
   if (c.matchBy === 'email' && !id.emailVerified) throw new SignInRefused('email_not_verified', `the identity provider does not say that ${value} is verified`);
-  if (c.matchBy === 'email' && trustedEmail(c, id) === null) {
-    throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`);
-  }
+  // A user name shaped like an address (Okta logins, Entra UPNs) is held to the domains as well.
+  const outside = c.matchBy === 'email' ? trustedEmail(c, id) === null : c.matchBy === 'userName' && value.includes('@') && c.domains.length > 0 && !inDomains(value, c.domains);
+  if (outside) throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`);
   return value;
+}
+
+/**
+ * A connection with domains speaks only for users whose Roster address lies in them (their
+ * email, else a user name shaped like an address), whatever it matched on or bound earlier: an
+ * externalId, a plain user name or a binding made before the domains were set names no domain.
+ */
+function assertUserInDomains(c: SignInConnection, user: User): void {
+  if (!c.domains.length) return;
+  const address = user.email ?? (user.userName.includes('@') ? user.userName : null);
+  if (address && inDomains(address, c.domains)) return;
+  throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in ${address ? `addresses at ${address.slice(address.lastIndexOf('@') + 1)}` : 'users without an address in its domains'}; ask an admin`, user);
 }
 
 /** Users holding the value; email and externalId are not unique, so more than one is possible. */
@@ -120,7 +132,11 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
     throw new SignInRefused('jit_disabled', `no user matches ${value} in ${tenant.name}, and this organisation does not create accounts at first sign-in; ask an admin to invite you`);
   }
   const email = trustedEmail(c, id);
-  const userName = id.userName ?? email;
+  // The user name is what SCIM and later matches find the account by: a connection with domains
+  // may give only one inside them, else the trusted address stands in (R6: a contractor IdP
+  // must not reserve a corporate user name for its own identity).
+  const ownName = id.userName && (!c.domains.length || (id.userName.includes('@') && inDomains(id.userName, c.domains))) ? id.userName : null;
+  const userName = ownName ?? email;
   if (!userName) throw new SignInRefused('unknown_user', `no user matches ${value}, and the identity provider sent no email or user name to create one with`);
   try {
     await takeSeat(trx, ctx.tenantId);
@@ -146,7 +162,23 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
   return writeAccountFields(trx, user, { lastLoginAt: ctx.now.getTime() });
 }
 
+/**
+ * A connection without domains matches users only while it is the tenant's one enabled
+ * connection: a tenant left with several and no domains (migration 009) would otherwise be one
+ * trust space again, where any IdP names anyone.
+ */
+async function assertOwnTrustSpace(trx: Knex, tenantId: string, c: SignInConnection): Promise<void> {
+  if (c.domains.length) return;
+  const row = await trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).count({ n: '*' }).first();
+  if (Number(row?.n ?? 0) < 2) return;
+  throw new SignInRefused('connection_domains_required', `${c.name} has no email domains while this organisation has several sign-in connections; ask an admin to set its domains`);
+}
+
 type Resolved = { user: User; provisioned: boolean; invitationAccepted: boolean };
+
+function boundToOther(c: SignInConnection, value: string, user: User): SignInRefused {
+  return new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} as another identity of that provider; an admin can remove that binding`, user);
+}
 
 /** An existing user signs in: last login recorded, suspension refused, an invitation accepted. */
 async function signInExisting(trx: Knex, ctx: Ctx, found: User): Promise<Resolved> {
@@ -171,8 +203,12 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
   if (id.subject) {
     const boundId = await boundUser(trx, ctx.tenantId, c.id, id.subject);
     const bound = boundId ? await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: boundId })).first() : undefined;
-    if (bound) return signInExisting(trx, ctx, userFromRow(bound));
+    if (bound) {
+      assertUserInDomains(c, userFromRow(bound));
+      return signInExisting(trx, ctx, userFromRow(bound));
+    }
   }
+  await assertOwnTrustSpace(trx, ctx.tenantId, c);
   const value = matchValue(c, id);
   const found = await candidates(trx, ctx.tenantId, c, value);
   if (found.length > 1) throw new SignInRefused('ambiguous_user', `several users match ${value}; an admin must make it unique`);
@@ -181,14 +217,11 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
   else {
     // The user already signs in through this connection as someone else at the IdP: the email
     // (or user name) may have been pointed at them, so this identity does not get their account.
-    if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id))) {
-      throw new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} with another identity of that provider; an admin can remove that binding`, found[0]!);
-    }
+    if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id))) throw boundToOther(c, value, found[0]!);
+    assertUserInDomains(c, found[0]!);
     resolved = await signInExisting(trx, ctx, found[0]!);
   }
-  if (id.subject && (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id) {
-    throw new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} with another identity of that provider; an admin can remove that binding`, resolved.user);
-  }
+  if (id.subject && (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id) throw boundToOther(c, value, resolved.user);
   return resolved;
 }
 
@@ -223,10 +256,10 @@ async function ensureClaimGroups(trx: Knex, ctx: Ctx, c: SignInConnection, names
 }
 
 /**
- * Makes the user's memberships in the connection's claim groups exactly the claimed ones.
- * Claim groups from before groups had owners (several connections of the protocol, see
- * migration 009) are left as the user signs in. SCIM groups and other connections' groups are
- * left alone.
+ * Makes the user's memberships in the connection's claim groups exactly the claimed ones. The
+ * user also leaves the protocol's unowned claim groups (connection_id '': made before groups had
+ * owners, in a tenant with several connections of the protocol, see migration 009). SCIM groups
+ * and other connections' groups are left alone.
  */
 async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, c: SignInConnection, claimed: string[]): Promise<ClaimGroupChange> {
   const names = new Map<string, string>();

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import { isAdmin, type Principal } from '../access/principal.js';
+import { currentRead } from '../db/dialect.js';
 import { toMs } from '../db/rows.js';
-import { Forbidden, NotFound } from '../errors.js';
+import { NotFound } from '../errors.js';
 
 /**
  * Bindings: after a first sign-in through a connection, (connection, subject) names the user.
@@ -18,25 +18,26 @@ export interface Binding {
 
 const hashOf = (subject: string) => createHash('sha256').update(subject, 'utf8').digest('hex');
 
-/** The user a subject is bound to through this connection, if any. */
+/** The user a subject is bound to through this connection, if any (a current read: a binding committed meanwhile counts). */
 export async function boundUser(trx: Knex, tenantId: string, connectionId: string, subject: string): Promise<string | undefined> {
-  const row = await trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, subject_hash: hashOf(subject) }).first('user_id');
+  const row = await currentRead(trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, subject_hash: hashOf(subject) }).first('user_id'));
   return row ? String(row.user_id) : undefined;
 }
 
 /** Whether the user is bound to some other subject through this connection. */
 export async function isBoundThrough(trx: Knex, tenantId: string, connectionId: string, userId: string): Promise<boolean> {
-  return Boolean(await trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, user_id: userId }).first('user_id'));
+  return Boolean(await currentRead(trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, user_id: userId }).first('user_id')));
 }
 
 /**
- * Binds a subject to a user. Two first sign-ins at once may race: the loser's insert is
- * ignored, and it reads back who won (the caller refuses when that is not its user).
+ * Binds a subject to a user. Two first sign-ins at once may race (the same identity, or two
+ * identities for one user): the loser's insert is ignored, and it reads back who holds the
+ * subject (the caller refuses when that is not its user, or nobody).
  */
 export async function bind(trx: Knex, tenantId: string, connectionId: string, subject: string, userId: string, now: number): Promise<string | undefined> {
   await trx('sso_bindings')
     .insert({ tenant_id: tenantId, connection_id: connectionId, subject_hash: hashOf(subject), subject: subject.slice(0, 1024), user_id: userId, created_at: now })
-    .onConflict(['tenant_id', 'connection_id', 'subject_hash'])
+    .onConflict()
     .ignore();
   return boundUser(trx, tenantId, connectionId, subject);
 }
@@ -52,16 +53,4 @@ export async function unbind(trx: Knex, tenantId: string, userId: string, connec
   if (!found) throw new NotFound('binding_not_found', `the user has no sign-in binding through connection "${connectionId}"`);
   await trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, user_id: userId }).delete();
   return found;
-}
-
-/**
- * The email of a user who has signed in through SSO is what their first sign-in matched on:
- * only an admin changes it (a user manager could otherwise point a peer's account at an
- * identity they control).
- */
-export async function assertMayChangeEmail(trx: Knex, p: Principal, tenantId: string, userId: string): Promise<void> {
-  if (isAdmin(p)) return;
-  if (await trx('sso_bindings').where({ tenant_id: tenantId, user_id: userId }).first('user_id')) {
-    throw new Forbidden('admin_required', 'only admins may change the email of a user who signs in through SSO');
-  }
 }

@@ -131,6 +131,21 @@ describe('jobs', () => {
     assert.equal((await getJob(db.knex, t.tenant.id, other.id))!.state, 'queued');
   });
 
+  it('counts queued and running jobs of all tenants in /metrics', async () => {
+    await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 } });
+    const res = await request(app).get('/metrics').expect(200);
+    const queued = Number(/^roster_jobs\{state="queued"\} (\d+)$/m.exec(res.text)?.[1]);
+    assert.ok(queued >= 1, res.text.split('\n').filter((l) => l.startsWith('roster_jobs')).join('\n'));
+    assert.match(res.text, /^roster_jobs\{state="running"\} \d+$/m);
+  });
+
+  it('concurrent enqueues with one key leave exactly one live job', async () => {
+    const results = await Promise.allSettled([0, 1, 2].map(() => enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 }, key: 'mapping_rule:race' })));
+    assert.ok(results.some((r) => r.status === 'fulfilled'));
+    const live = await db.knex('jobs').where({ tenant_id: t.tenant.id, job_key: 'mapping_rule:race' }).whereIn('state', ['queued', 'running']).count({ n: '*' }).first();
+    assert.equal(Number(live!.n), 1);
+  });
+
   it('two workers over one database never run the same job or chunk twice', async function () {
     this.timeout(60_000);
     const jobs = await Promise.all(range(6).map(() => enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 4, delayMs: 5 } })));
@@ -154,6 +169,17 @@ describe('jobs', () => {
     const contested = await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 } });
     const wins = await Promise.all(['a', 'b', 'c'].map((o) => claimJob(db.knex, t.tenant.id, contested.id, o, 30_000, Date.now())));
     assert.equal(wins.filter(Boolean).length, 1);
+  });
+
+  it("tenants take turns: one tenant's many jobs do not hold back another's", async () => {
+    const busy = await Promise.all(range(4).map(() => enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 1 } })));
+    const other = await buildTenant();
+    const late = await enqueue(db, other.tenant.id, { kind: 'test.count', payload: { chunks: 1 } });
+    const worker = createJobWorker({ db, logger });
+    while ((await getJob(db.knex, other.tenant.id, late.id))!.state !== 'succeeded') assert.ok(await worker.runOnce(), 'a job was left');
+    const done = await Promise.all(busy.map(async (j) => (await getJob(db.knex, t.tenant.id, j.id))!.state));
+    assert.ok(done.filter((s) => s === 'succeeded').length <= 1, `the busy tenant ran ${done.join(', ')} first`);
+    await drain(worker);
   });
 
   it('a job whose holder went silent is taken over when its lease expires, from its last committed chunk', async () => {

@@ -95,11 +95,11 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       assert.equal(await signedInAs(corp, 'okta-v', 'v@corp.example'), v.id);
     });
 
-    it('a user manager still changes the email of someone who never signed in through SSO', async () => {
+    it('a user manager cannot change the email even of someone who never signed in through SSO', async () => {
       const manager = await buildUser(app, t, { areas: { account: 'manage' } });
       const u = await buildUser(app, t);
-      const res = await request(app).patch(`/api/v1/users/${u.id}`).set(manager.auth).send({ email: 'renamed@corp.example' }).expect(200);
-      assert.equal(res.body.email, 'renamed@corp.example');
+      const res = await request(app).patch(`/api/v1/users/${u.id}`).set(manager.auth).send({ email: 'renamed@corp.example' }).expect(403);
+      assert.equal(res.body.code, 'admin_required');
     });
 
     it('refuses another identity of the same IdP that claims the email of a bound user', async () => {
@@ -112,6 +112,20 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       assert.deepEqual((await auditEvents(app, t, 'sso.binding_removed'))[0]!.before, { connectionId: corp.id, subject: 'okta-v' });
       assert.equal(await signedInAs(corp, 'okta-v2', 'v@corp.example'), v.id);
       assert.deepEqual((await bindings(v.id)).map((b) => b.subject), ['okta-v2']);
+    });
+
+    it('two first sign-ins at once: the same identity both get in with one binding; two identities for one user, only one', async () => {
+      const u = await buildUser(app, t, { email: 'race@corp.example' });
+      const same = await Promise.all([signIn(corp, 'okta-race', 'race@corp.example'), signIn(corp, 'okta-race', 'race@corp.example')]);
+      assert.deepEqual(same.map((r) => r.res.status), [303, 303]);
+      assert.deepEqual((await bindings(u.id)).map((b) => b.subject), ['okta-race']);
+
+      const w = await buildUser(app, t, { email: 'race2@corp.example' });
+      const two = await Promise.all([signIn(corp, 'okta-a', 'race2@corp.example'), signIn(corp, 'okta-b', 'race2@corp.example')]);
+      assert.deepEqual(two.map((r) => r.res.status).sort(), [303, 403]);
+      const winner = two.find((r) => r.res.status === 303)!;
+      assert.equal((await winner.agent.get('/api/v1/me').expect(200)).body.user.id, w.id);
+      assert.equal((await bindings(w.id)).length, 1);
     });
 
     it('binds a user created at first sign-in (JIT), and binds nothing for a transient NameID', async () => {
@@ -179,6 +193,14 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       await patchConn(corp.id, { domains: [] }).expect(200);
     });
 
+    it('two connections created at once without domains: one is refused', async () => {
+      const fresh = await buildTenant();
+      const make = (name: string, idp: TestSamlIdp) => request(app).post('/api/v1/sso-connections').set(fresh.admin).send({ protocol: 'saml', name, idpMetadataXml: idp.metadata() });
+      const answers = await Promise.all([make('A', corpIdp), make('B', contractorIdp)]);
+      assert.deepEqual(answers.map((r) => r.status).sort(), [201, 409]);
+      assert.equal((await request(app).get('/api/v1/sso-connections').set(fresh.admin).expect(200)).body.items.length, 1);
+    });
+
     it("a contractor IdP cannot sign anyone in as the CEO, and its groups are not the corporate ones", async () => {
       const ceo = await buildUser(app, t, { email: 'ceo@corp.example' });
       const finance = await createGroup(app, t, 'Finance');
@@ -233,6 +255,35 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       // Deleting the corporate connection takes its groups, and what they gave, with it.
       await request(app).delete(`/api/v1/sso-connections/${corp.id}`).set(t.admin).expect(204);
       assert.equal((await check(app, t, ledger, ceo.id)).edit, false);
+    });
+
+    it("a sign-in replaces only its own connection's claim groups, and takes the user out of the unowned ones from before migration 009", async () => {
+      const u = await buildUser(app, t, { email: 'ada@corp.example' });
+      const db = (await testDb()).knex;
+      const now = Date.now();
+      const unowned = { tenant_id: t.tenant.id, source: 'saml', connection_id: '', display_name: 'Legacy', display_name_key: 'legacy', external_id: 'Legacy', scim_doc: '{}', version: 1, created_at: now, updated_at: now };
+      await db('idp_groups').insert({ ...unowned, id: `legacy-${now}` });
+      await db('idp_group_members').insert({ tenant_id: t.tenant.id, group_id: `legacy-${now}`, member_id: u.id, member_type: 'User', created_at: now });
+      // Two enabled connections never speak for one domain: the user moves from one IdP to the other.
+      await patchConn(corp.id, { domains: ['corp.example'], enabled: false }).expect(200);
+      const other: Conn = (await connect({ name: 'Other', idpMetadataXml: contractorIdp.metadata(), attributes: { groups: 'groups' }, domains: ['corp.example'] }).expect(201)).body;
+      await signedInAs(other, 'o-ada', 'ada@corp.example', { idp: contractorIdp, groups: ['Ops'] });
+      await patchConn(other.id, { enabled: false }).expect(200);
+      await patchConn(corp.id, { enabled: true }).expect(200);
+      await signedInAs(corp, 'okta-ada', 'ada@corp.example', { groups: ['Eng'] });
+      const names = async () => ((await request(app).get(`/api/v1/users/${u.id}/idp-groups`).set(t.admin).expect(200)).body.items as { displayName: string }[]).map((g) => g.displayName).sort();
+      assert.deepEqual(await names(), ['Eng', 'Ops']);
+      await signedInAs(corp, 'okta-ada', 'ada@corp.example', { groups: [] });
+      assert.deepEqual(await names(), ['Ops']);
+    });
+
+    it('holds a user name shaped like an address to the domains too (matchBy userName)', async () => {
+      const ceo = await buildUser(app, t, { email: 'ceo@corp.example' });
+      await patchConn(corp.id, { domains: ['corp.example'] }).expect(200);
+      const contractor: Conn = (await connect({ name: 'Contractors', idpMetadataXml: contractorIdp.metadata(), matchBy: 'userName', domains: ['contractor.example'] }).expect(201)).body;
+      await refused((await signIn(contractor, 'ceo@corp.example', 'someone@contractor.example', { idp: contractorIdp })).res, 'email_domain_not_allowed');
+      await patchConn(corp.id, { matchBy: 'userName' }).expect(200);
+      assert.equal(await signedInAs(corp, 'ceo@corp.example', 'ceo@corp.example'), ceo.id);
     });
 
     it('without domains (one connection) any address matches; a sub-domain is not its parent', async () => {

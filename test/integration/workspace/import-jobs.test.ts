@@ -103,6 +103,29 @@ describe('CSV imports as jobs', () => {
     assert.equal(await stagedRows(t, res.body.id), 0);
   });
 
+  it('an upload that has not arrived within REQUEST_BODY_TIMEOUT_MS gets 408 and changes nothing', async () => {
+    const slowApp = await testApp({ REQUEST_BODY_TIMEOUT_MS: '300' });
+    const server = http.createServer(slowApp).listen(0, '127.0.0.1');
+    await new Promise((res) => server.once('listening', res));
+    try {
+      const sock = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+      await new Promise((res) => sock.once('connect', res));
+      let response = '';
+      sock.on('data', (d) => (response += d));
+      const closed = new Promise((res) => sock.once('close', res));
+      sock.write(
+        `POST /api/v1/imports/group-members HTTP/1.1\r\nHost: x\r\nAuthorization: ${t.admin.Authorization}\r\nContent-Type: text/csv\r\n` +
+          `Content-Length: ${Buffer.byteLength(file)}\r\n\r\n${file.slice(0, 200)}`,
+      );
+      await closed;
+      assert.match(response, /^HTTP\/1\.1 408/);
+      assert.match(response, /body_timeout/);
+      assert.equal(await memberCount(t), 0);
+    } finally {
+      server.close();
+    }
+  });
+
   it('a trickled upload holds no database connection: another tenant is answered meanwhile', async function () {
     this.timeout(30_000);
     const other = await buildTenant();
