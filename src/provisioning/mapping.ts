@@ -211,7 +211,7 @@ export interface PreviewChange {
 
 /** Users per read-only transaction of a preview, and the per-user changes it shows. */
 const PREVIEW_CHUNK = 500;
-export const PREVIEW_SAMPLE = 100;
+const PREVIEW_SAMPLE = 100;
 
 /**
  * What a rule (new, or an edit of `ruleId`) would change: counts for everyone it reaches and
@@ -296,7 +296,7 @@ async function describeTargets(trx: Knex, tenantId: string, diff: SyncDiff): Pro
 }
 
 /** Differences a reconcile reports: every kind counted, the first RECONCILE_SAMPLE of each shown. */
-export const RECONCILE_SAMPLE = 20;
+const RECONCILE_SAMPLE = 20;
 
 export interface DiffTally {
   counts: Record<keyof SyncDiff, number>;
