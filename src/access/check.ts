@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { inChunks, inListChunks } from '../db/batch.js';
 import { describeWindow, windowState, type GrantWindow } from './grant-window.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 /**
  * The access check (seed 004): may a user view, use, edit, delete or manage the permissions of
@@ -74,7 +75,7 @@ export async function loadUsers(knex: Knex, tenantId: string, ids: string[]): Pr
   const unique = [...new Set(ids)];
   const users = await inChunks(knex, unique, (c) => knex('users').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'email', 'role', 'status'));
   const rows = await inChunks(knex, unique, (c) =>
-    knex('group_members').where({ tenant_id: tenantId }).whereIn('user_id', c).select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
+    knex('group_members').where({ tenant_id: tenantId }).whereIn('user_id', c).whereRaw(liveDerivedSql('group_members')).select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
   );
   const out = new Map<string, CheckedUser>();
   for (const u of users) {
@@ -141,7 +142,7 @@ export async function loadAgents(knex: Knex, tenantId: string, ids: string[], on
   const unique = [...new Set(ids)];
   const agents = await inChunks(knex, unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
   // Every filter starts from this one query, so a condition on which grants count is written once.
-  const grantsOf = (c: string[]) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c);
+  const grantsOf = (c: string[]) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c).whereRaw(liveDerivedSql('agent_grants'));
   const grants =
     only && !('grantIds' in only)
       ? await grantsHeldBy(knex, unique, only, grantsOf)

@@ -14,6 +14,7 @@ import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { assertNotLastAdmin, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';
+import { lockMapping } from '../mapping/lock.js';
 import { endSessionsOf } from './sessions.js';
 import { releaseSeat } from '../tenants/seats.js';
 
@@ -54,6 +55,8 @@ function withPrimaryEmail(doc: ScimDoc, email: string): ScimDoc {
  */
 export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string, change: AccountChange): Promise<User> {
   return db.tx(async (trx) => {
+    // First statement: the mapping lock (src/mapping/lock.ts).
+    await lockMapping(trx, ctx.tenantId, 'share');
     const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime());
     assertMayChangeUser(p, catalogue, locked, 'change the account');
     const events: AuditInput[] = [];
@@ -117,6 +120,8 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
 /** Permanent: the seat is freed, the user's keys stop working, the audit log keeps its events. */
 export async function deleteAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string): Promise<void> {
   await db.tx(async (trx) => {
+    // First statement: the mapping lock (src/mapping/lock.ts).
+    await lockMapping(trx, ctx.tenantId, 'share');
     const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime());
     assertMayChangeUser(p, catalogue, locked, 'delete the account');
     await assertNotLastAdmin(trx, ctx, locked, null);

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { syncAfterDirectoryChange } from './mapping.js';
+import { lockMapping } from '../mapping/lock.js';
 import { recordEvent } from '../audit/record.js';
 import type { Actor, Ctx } from '../context.js';
 import { eachChunk, insertChunked } from '../db/batch.js';
@@ -321,6 +322,8 @@ export async function applyClaimGroupChange(trx: Knex, ctx: Ctx, user: User, cha
  */
 export async function signInFromClaims(db: Db, ctx: Ctx, c: SignInConnection, identity: SignInIdentity, groups: ClaimGroups): Promise<SignInResult> {
   return db.tx(async (trx) => {
+    // First statement: the mapping lock (src/mapping/lock.ts).
+    await lockMapping(trx, ctx.tenantId, 'share');
     const resolved = await resolveUser(trx, ctx, c, identity);
     const user = resolved.user;
     const asUser: Ctx = { ...ctx, actor: userActor(user) };
