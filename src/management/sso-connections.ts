@@ -25,6 +25,7 @@ import { certificateInfo } from '../sso/saml/certificates.js';
 import { loginUrl, oidcRedirectUri, samlUrls } from '../sso/saml/sp.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
+import { lockMapping } from '../mapping/lock.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -192,6 +193,9 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     handler: async (req, res, { body }) => {
       requireAdmin(req.principal!, 'manage SSO connections');
       const c = await db.tx(async (trx) => {
+        // Connections decide what rules match (claim groups, protocol-wide sources): the mapping
+        // lock comes first, exclusive, as for a rule change (src/mapping/lock.ts).
+        await lockMapping(trx, req.ctx!.tenantId, 'exclusive');
         const created = await insertConnection(trx, req.ctx!.tenantId, body as ConnectionInput, req.ctx!.now.getTime());
         if (created.enabled) {
           await assertDomainsWhereShared(trx, req.ctx!.tenantId);
@@ -230,6 +234,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       requireAdmin(req.principal!, 'manage SSO connections');
       const change = body as Omit<ConnectionInput, 'protocol'>;
       const c = await db.tx(async (trx) => {
+        await lockMapping(trx, req.ctx!.tenantId, 'exclusive');
         const locked = await lockConnection(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
         const updated = await writeConnection(trx, locked, change);
         // Only what widens a trust space is refused: enabling, or emptying the domains. Adding
@@ -264,6 +269,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     handler: async (req, res, { params }) => {
       requireAdmin(req.principal!, 'manage SSO connections');
       await db.tx(async (trx) => {
+        await lockMapping(trx, req.ctx!.tenantId, 'exclusive');
         const c = await lockConnection(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
         await endConnectionSessions(trx, req.ctx!.tenantId, c.id);
         const claimGroups = await removeClaimGroups(trx, req.ctx!, c.id);

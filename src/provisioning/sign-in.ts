@@ -5,6 +5,7 @@ import { recordEvent } from '../audit/record.js';
 import type { Actor, Ctx } from '../context.js';
 import { eachChunk, insertChunked } from '../db/batch.js';
 import { currentRead } from '../db/dialect.js';
+import { toBool } from '../db/rows.js';
 import type { Db } from '../db/knex.js';
 import { newId } from '../db/ids.js';
 import type { GroupSource } from '../directory/groups.js';
@@ -324,6 +325,10 @@ export async function signInFromClaims(db: Db, ctx: Ctx, c: SignInConnection, id
   return db.tx(async (trx) => {
     // First statement: the mapping lock (src/mapping/lock.ts).
     await lockMapping(trx, ctx.tenantId, 'share');
+    // The connection was read before the lock: one deleted or turned off meanwhile (its claim
+    // groups removed under the exclusive lock) must not bring them back.
+    const current = await currentRead(trx('sso_connections').where({ tenant_id: ctx.tenantId, id: c.id }).first('enabled'));
+    if (!current || !toBool(current.enabled)) throw new SignInRefused('connection_disabled', `sign-in through ${c.name} is turned off; ask an administrator`);
     const resolved = await resolveUser(trx, ctx, c, identity);
     const user = resolved.user;
     const asUser: Ctx = { ...ctx, actor: userActor(user) };
