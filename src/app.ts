@@ -1,9 +1,5 @@
 import express, { type Express } from 'express';
-import type { Area } from './access/catalogue.js';
-import type { Config } from './config/load.js';
-import type { Db } from './db/knex.js';
-import type { Logger } from './log.js';
-import type { Mailer } from './mail/mailer.js';
+import type { AppDeps } from './http/deps.js';
 import './http/request.js';
 import { NotFound } from './errors.js';
 import { createMetrics } from './http/metrics.js';
@@ -16,18 +12,6 @@ import { managementRoutes } from './management/routes.js';
 import { scimRoutes } from './scim/routes.js';
 import { ssoRoutes } from './sso/routes.js';
 import { sessionMiddleware } from './sso/session.js';
-
-export interface AppDeps {
-  config: Config;
-  /** The area catalogue, validated at start. */
-  catalogue: Area[];
-  db: Db;
-  logger: Logger;
-  /** Delivers the mail outbox after commits (invitations). */
-  mailer: Mailer;
-  /** Tests: every management API response is checked against its OpenAPI schema. */
-  validateResponses?: boolean;
-}
 
 const notFound = () => {
   throw new NotFound('not_found', 'no such endpoint');

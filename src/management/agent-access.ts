@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { checkMany, decide, loadAgents, loadNames, loadUsers, type AgentAccess, type AgentAction, type CheckedAgent } from '../access/check.js';
 import { describeWindow, windowState } from '../access/grant-window.js';
 import { canManageUsers } from '../access/principal.js';

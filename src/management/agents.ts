@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { listAgents, requireAgent, type Agent, type AgentChange, type AgentInput, type AgentListQuery } from '../access/agents.js';
 import { listDataSources, type DataSource } from '../access/data-sources.js';
 import { isManual, listAgentGrants, subjectNames, type Grant, type GrantListQuery } from '../access/grants.js';

@@ -1,4 +1,4 @@
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { requireAdmin } from '../access/principal.js';
 import { recordEvent } from '../audit/record.js';
 import { requireUser } from '../directory/users.js';

@@ -1,4 +1,4 @@
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { requireAdmin } from '../access/principal.js';
 import { exportAuditEvents, type ExportFormat } from '../audit/export.js';
 import { listAuditEvents, presentAuditEvent, type AuditFilter } from '../audit/query.js';

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import {
   listGroupMembers,
   listLocalGroups,

@@ -1,4 +1,4 @@
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { IMPORT_JOB_THRESHOLD_ROWS, runImport, type ImportKind } from '../provisioning/csv-import.js';
 import { bodyDeadline, isJsonContentType } from '../http/body.js';
 import { UnsupportedMediaType } from '../errors.js';

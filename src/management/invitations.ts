@@ -1,4 +1,4 @@
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { parseSettings } from '../access/levels.js';
 import { seatsOf } from '../tenants/seats.js';
 import { acceptInvitation, inviteUser, resendInvitation, type Invitation, type InvitationSettings } from '../provisioning/invitations.js';

@@ -1,6 +1,6 @@
 import { Router, type Response } from 'express';
 import { escapeHtml as escape, htmlPage as page } from '../http/html-page.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { RosterError } from '../errors.js';
 import { acceptInvitation, lookUpInvitation } from '../provisioning/invitations.js';
 

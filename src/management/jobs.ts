@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { requireAdmin } from '../access/principal.js';
 import { NotFound } from '../errors.js';
 import { INLINE_BUDGET_MS, runJobInline } from '../jobs/runner.js';

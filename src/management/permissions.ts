@@ -1,4 +1,4 @@
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import type { Action } from '../access/catalogue.js';
 import { checkArea, effectivePermissions, type EffectiveTree } from '../access/effective.js';
 import { indexCatalogue, parseSettings } from '../access/levels.js';

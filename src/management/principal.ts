@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { effectiveOf, loadSubject } from '../access/subject.js';
 import { Forbidden, Unauthenticated } from '../errors.js';
 import { endSession } from '../sso/session.js';

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { canManageUsers } from '../access/principal.js';
 import { accessMatrix, coverage, groupMembership } from '../access/reports.js';
 import { Forbidden } from '../errors.js';

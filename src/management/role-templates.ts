@@ -1,4 +1,4 @@
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { parseSettings } from '../access/levels.js';
 import { requireUserManager } from '../access/principal.js';
 import { listTemplates, requireTemplate, type RoleTemplate } from '../access/templates.js';

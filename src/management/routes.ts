@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { keyOrSessionAuth } from '../http/auth.js';
 import { parseJsonBody } from '../http/body.js';
 import { Api } from './api.js';

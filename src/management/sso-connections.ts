@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import type { Ctx } from '../context.js';
 import { inChunks } from '../db/batch.js';
 import { requireUser } from '../directory/users.js';

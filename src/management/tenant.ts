@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { IANAZone } from 'luxon';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { requireAdmin } from '../access/principal.js';
 import { recordEvent } from '../audit/record.js';
 import { Forbidden, InvalidInput } from '../errors.js';

@@ -1,4 +1,4 @@
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import { assertMayReadUser } from '../access/policies.js';
 import { requireUserManager } from '../access/principal.js';
 import { listTemplates } from '../access/templates.js';

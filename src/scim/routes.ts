@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../http/deps.js';
 import type { Ctx } from '../context.js';
 import { InvalidInput, NotFound, NotImplemented } from '../errors.js';
 import { groupsOfUsers, loadMembersWithin, requireGroup, type IdpGroup } from '../directory/groups.js';

@@ -1,7 +1,8 @@
 import type { Express } from 'express';
 import { loadCatalogue } from '../../src/access/catalogue.js';
 import { defaultCatalogue } from '../../src/access/catalogue-default.js';
-import { createApp, type AppDeps } from '../../src/app.js';
+import { createApp } from '../../src/app.js';
+import type { AppDeps } from '../../src/http/deps.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { createMailer } from '../../src/mail/mailer.js';
