@@ -16,7 +16,8 @@ import {
   revokeToken,
   setUserLimit,
 } from '../tenants/store.js';
-import { parseDuration, TOKEN_KINDS, type TokenKind } from '../tenants/tokens.js';
+import { TOKEN_KINDS, type TokenKind } from '../tenants/tokens.js';
+import { parseDuration } from '../text/duration.js';
 
 const USAGE = `usage:
   roster migrate

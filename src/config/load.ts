@@ -1,5 +1,5 @@
 import { Ajv } from 'ajv';
-import { parseDuration } from '../tenants/tokens.js';
+import { parseDuration } from '../text/duration.js';
 import { configSchema } from './schema.js';
 
 export interface Config {

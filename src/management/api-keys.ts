@@ -4,7 +4,7 @@ import { recordEvent } from '../audit/record.js';
 import { requireUser } from '../directory/users.js';
 import { InvalidInput, Unprocessable } from '../errors.js';
 import { issueToken, listTokens, revokeToken, type TokenRecord } from '../tenants/store.js';
-import { parseDuration } from '../tenants/tokens.js';
+import { parseDuration } from '../text/duration.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { hashToken, kindOfToken, mintToken, parseDuration } from '../../src/tenants/tokens.js';
+import { hashToken, kindOfToken, mintToken } from '../../src/tenants/tokens.js';
+import { parseDuration } from '../../src/text/duration.js';
 
 describe('tokens', () => {
   it('carries a recognisable prefix per kind and at least 256 random bits', () => {
