@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import type { Knex } from 'knex';
 import { stringify } from 'csv-stringify/sync';
 import { isoOrNull } from '../db/rows.js';
-import { drained } from '../http/stream.js';
+import { drained } from '../stream.js';
 import { listAuditEvents, presentAuditEvent, type AuditEventRow, type AuditFilter } from './query.js';
 
 export type ExportFormat = 'csv' | 'ndjson';

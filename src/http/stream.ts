@@ -1,20 +1,6 @@
 import type { Writable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
-
-/** Resolves true once `out` drains, false if it closes first (the client went away). */
-export function drained(out: Writable): Promise<boolean> {
-  return new Promise((resolve) => {
-    const settle = (ok: boolean) => () => {
-      out.off('drain', onDrain);
-      out.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = settle(true);
-    const onClose = settle(false);
-    out.once('drain', onDrain);
-    out.once('close', onClose);
-  });
-}
+import { drained } from '../stream.js';
 
 /** Writes a piece, waiting for the client when its buffer is full; false if it went away. */
 export async function send(out: Writable, text: string): Promise<boolean> {
