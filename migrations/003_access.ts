@@ -1,8 +1,60 @@
 import type { Knex } from 'knex';
 import { ensureColumn, ensureIndex, ensureTable } from '../src/db/ensure-table.js';
-import { seedBuiltinTemplates } from '../src/access/templates.js';
+import { v7 as newId } from 'uuid';
 
 export const name = '003_access';
+
+// Carried here, not imported: a migration must not change when live code does. These are the
+// built-in templates and their name key as they were when this migration was written.
+const BUILTIN_TEMPLATES: { name: string; areas: Record<string, string> }[] = [
+  {
+    name: 'Read-only reviewer',
+    areas: { analytics: 'read', behavior: 'read', knowledge: 'read', voice: 'read', messaging: 'read', deployments: 'read', account: 'read' },
+  },
+  {
+    name: 'Knowledge editor',
+    areas: { analytics: 'read', knowledge: 'edit', behavior: 'read', voice: 'read', messaging: 'read', deployments: 'none', account: 'none' },
+  },
+  {
+    name: 'Full developer',
+    areas: {
+      analytics: 'edit',
+      behavior: 'edit',
+      knowledge: 'edit',
+      flows: 'edit',
+      tools: 'edit',
+      voice: 'edit',
+      messaging: 'edit',
+      integrations: 'edit',
+      deployments: 'edit',
+      account: 'read',
+    },
+  },
+  {
+    name: 'Operations manager',
+    areas: { analytics: 'edit', behavior: 'read', knowledge: 'read', voice: 'read', messaging: 'read', deployments: 'edit', account: 'edit' },
+  },
+];
+
+const nameKey = (name: string): string => name.normalize('NFC').trim().toLowerCase();
+
+/** Seeds the built-in templates into a tenant that has none of that name yet. */
+async function seedBuiltinTemplates(knex: Knex, tenantId: string): Promise<void> {
+  const now = Date.now();
+  const existing = new Set((await knex('role_templates').where({ tenant_id: tenantId }).select('name_key')).map((r) => String(r.name_key)));
+  const rows = BUILTIN_TEMPLATES.filter((t) => !existing.has(nameKey(t.name))).map((t) => ({
+    tenant_id: tenantId,
+    id: newId(),
+    name: t.name,
+    name_key: nameKey(t.name),
+    areas_json: JSON.stringify(t.areas),
+    builtin: true,
+    version: 1,
+    created_at: now,
+    updated_at: now,
+  }));
+  if (rows.length) await knex('role_templates').insert(rows);
+}
 
 export async function up(knex: Knex): Promise<void> {
   // Named permission sets that users reference live: editing one changes every referencing user.
