@@ -1,4 +1,4 @@
-import type { Migration } from '../src/db/migrate.js';
+import type { Knex } from 'knex';
 import * as m001 from './001_foundation.js';
 import * as m002 from './002_directory.js';
 import * as m003 from './003_access.js';
@@ -8,6 +8,12 @@ import * as m006 from './006_mapping.js';
 import * as m007 from './007_jobs.js';
 import * as m008 from './008_rule_versions.js';
 import * as m009 from './009_sso_bindings.js';
+
+export interface Migration {
+  name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
 
 /** Every migration, in order. Both dialects run the same list. */
 export const migrations: Migration[] = [m001, m002, m003, m004, m005, m006, m007, m008, m009];

@@ -1,11 +1,5 @@
 import type { Knex } from 'knex';
-import { migrations } from '../../migrations/index.js';
-
-export interface Migration {
-  name: string;
-  up(knex: Knex): Promise<void>;
-  down(knex: Knex): Promise<void>;
-}
+import { migrations, type Migration } from '../../migrations/index.js';
 
 /** Migrations come from a static list, so the same code runs under tsx and from the build. */
 const source: Knex.MigrationSource<Migration> = {
