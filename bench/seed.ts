@@ -4,7 +4,7 @@
  */
 import type { Knex } from 'knex';
 import { newId } from '../src/db/ids.js';
-import { caseMappedKey } from '../src/scim/schema/value-key.js';
+import { caseMappedKey } from '../src/directory/model/value-key.js';
 
 export const SEED_CHUNK = 500;
 

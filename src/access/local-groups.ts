@@ -10,7 +10,7 @@ import { toMs } from '../db/rows.js';
 import { noRowChanged } from '../db/versioned.js';
 import { Conflict, NotFound, Unprocessable } from '../errors.js';
 import { liveDerivedSql } from '../mapping/live.js';
-import { uniqueKey } from '../scim/schema/value-key.js';
+import { uniqueKey } from '../directory/model/value-key.js';
 
 /**
  * The workspace's own groups (seed 004): a tree by `parentId`, members with a role. A user may

@@ -7,7 +7,7 @@ import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { AreaSettings } from './levels.js';
 import { builtinTemplates } from './templates-builtin.js';
-import { uniqueKey } from '../scim/schema/value-key.js';
+import { uniqueKey } from '../directory/model/value-key.js';
 
 export interface RoleTemplate {
   tenantId: string;

@@ -6,8 +6,8 @@ import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toMs } from '../db/rows.js';
-import type { ScimDoc } from '../scim/schema/normalize.js';
-import { uniqueKey } from '../scim/schema/value-key.js';
+import type { ScimDoc } from './model/normalize.js';
+import { uniqueKey } from './model/value-key.js';
 import { whereVersion, type VersionCondition } from '../scim/etag.js';
 
 export type GroupSource = 'scim' | 'saml' | 'oidc';

@@ -1,7 +1,7 @@
-import type { AttributeDef } from '../scim/schema/definitions.js';
-import type { ScimDoc } from '../scim/schema/normalize.js';
-import { USER_RT, schemasOf } from '../scim/schema/registry.js';
-import { valueKey } from '../scim/schema/value-key.js';
+import type { AttributeDef } from './model/definitions.js';
+import type { ScimDoc } from './model/normalize.js';
+import { USER_RT, schemasOf } from './model/registry.js';
+import { valueKey } from './model/value-key.js';
 
 export interface AttrRow {
   attr: string;

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { decodeCursor, keyset, pageFrom, type KeyColumn } from '../db/keyset.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { caseMappedKey } from './model/value-key.js';
 import { userFromRow, type User, type UserStatus } from './users.js';
 
 export interface UserListQuery {

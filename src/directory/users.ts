@@ -6,8 +6,8 @@ import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
 import { currentRead } from '../db/dialect.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
-import type { ScimDoc } from '../scim/schema/normalize.js';
-import { caseMappedKey, userNameProblem } from '../scim/schema/value-key.js';
+import type { ScimDoc } from './model/normalize.js';
+import { caseMappedKey, userNameProblem } from './model/value-key.js';
 import { whereVersion, type VersionCondition } from '../scim/etag.js';
 import { userAttrRows } from './user-attrs.js';
 

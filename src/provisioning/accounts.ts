@@ -11,7 +11,7 @@ import type { Ctx } from '../context.js';
 import type { Db } from '../db/knex.js';
 import { deleteUser, findUserByEmail, lockUser, primaryEmail, writeAccountFields, writeUserDoc, type User } from '../directory/users.js';
 import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
-import type { ScimDoc } from '../scim/schema/normalize.js';
+import type { ScimDoc } from '../directory/model/normalize.js';
 import { assertNotLastAdmin, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';
 import { lockMapping } from '../mapping/lock.js';

@@ -17,7 +17,7 @@ import { insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { InvalidInput, TooLarge, Unprocessable } from '../errors.js';
 import { dropJobRows, enqueueJob, JobFailed, readJobRows, registerJobKind, stageJobRows, type Job, type JobKind } from '../jobs/index.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { caseMappedKey } from '../directory/model/value-key.js';
 
 /**
  * CSV imports (seed 004): users to groups and agent grants. The upload is read to its end into a

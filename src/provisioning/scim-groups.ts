@@ -21,8 +21,8 @@ import { planGroupPatch } from '../scim/patch/group.js';
 import { syncAfterDirectoryChange, usersAffectedByGroupChange } from './mapping.js';
 import type { PatchOp } from '../scim/patch/parse.js';
 import type { VersionCondition } from '../scim/etag.js';
-import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
-import { GROUP_RT } from '../scim/schema/registry.js';
+import { normalizeResource, type ScimDoc } from '../directory/model/normalize.js';
+import { GROUP_RT } from '../directory/model/registry.js';
 
 function entity(g: IdpGroup) {
   return { type: 'idp_group', id: g.id, name: g.displayName };

@@ -6,8 +6,8 @@ import { deleteUser, insertUser, lockUser, requireUser, writeUserDoc, type User 
 import { applyPatchToDoc } from '../scim/patch/apply-user.js';
 import type { PatchOp } from '../scim/patch/parse.js';
 import type { VersionCondition } from '../scim/etag.js';
-import { normalizeResource, type ScimDoc } from '../scim/schema/normalize.js';
-import { USER_RT } from '../scim/schema/registry.js';
+import { normalizeResource, type ScimDoc } from '../directory/model/normalize.js';
+import { USER_RT } from '../directory/model/registry.js';
 import { releaseSeat, takeSeat } from '../tenants/seats.js';
 import { noteAdminLoss, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';

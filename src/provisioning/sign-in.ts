@@ -11,7 +11,7 @@ import { newId } from '../db/ids.js';
 import type { GroupSource } from '../directory/groups.js';
 import { insertUser, userFromRow, writeAccountFields, type User } from '../directory/users.js';
 import { Conflict, Forbidden } from '../errors.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { caseMappedKey } from '../directory/model/value-key.js';
 import { bind, boundUser, isBoundThrough } from '../sso/bindings.js';
 import { inDomains } from '../sso/connections.js';
 import { takeSeat } from '../tenants/seats.js';

@@ -50,7 +50,7 @@ import { inChunks } from '../db/batch.js';
 import { currentRead } from '../db/dialect.js';
 import type { Db } from '../db/knex.js';
 import { Conflict, Forbidden, InvalidInput, NotFound, Unprocessable, type FieldError } from '../errors.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { caseMappedKey } from '../directory/model/value-key.js';
 import { getTenant } from '../tenants/store.js';
 
 /**

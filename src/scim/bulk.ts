@@ -8,7 +8,7 @@ import { createScimGroup, deleteScimGroup, patchScimGroup, replaceScimGroup } fr
 import { createScimUser, deleteScimUser, patchScimUser, replaceScimUser } from '../provisioning/scim-users.js';
 import { etagOf, writeCondition } from './etag.js';
 import { parsePatchOps } from './patch/parse.js';
-import { GROUP_RT, USER_RT } from './schema/registry.js';
+import { GROUP_RT, USER_RT } from '../directory/model/registry.js';
 import { groupLocation, userLocation } from './serialize.js';
 
 export const BULK_REQUEST = 'urn:ietf:params:scim:api:messages:2.0:BulkRequest';

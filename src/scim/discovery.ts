@@ -1,8 +1,8 @@
 import type { Config } from '../config/load.js';
 import { MAX_BULK_OPERATIONS } from './bulk.js';
 import { MAX_COUNT } from './list-params.js';
-import { allSchemas, type SchemaDef } from './schema/definitions.js';
-import { RESOURCE_TYPES, type ResourceType } from './schema/registry.js';
+import { allSchemas, type SchemaDef } from '../directory/model/definitions.js';
+import { RESOURCE_TYPES, type ResourceType } from '../directory/model/registry.js';
 
 export const SPC_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig';
 

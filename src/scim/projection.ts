@@ -1,4 +1,4 @@
-import { resolvePath, containerKey, type ResourceType } from './schema/registry.js';
+import { resolvePath, containerKey, type ResourceType } from '../directory/model/registry.js';
 
 /** One requested attribute, as where it sits in a resource: `[container?, attr, sub?]`. */
 interface Selector {

@@ -5,7 +5,7 @@ import { userFromRow, type User } from '../directory/users.js';
 import { parseFilter } from './filter/parser.js';
 import { filterToSql, sortToSql } from './filter/to-sql.js';
 import type { ListParams } from './list-params.js';
-import { GROUP_RT, USER_RT, type ResourceType } from './schema/registry.js';
+import { GROUP_RT, USER_RT, type ResourceType } from '../directory/model/registry.js';
 import { SeekCache } from './seek-cache.js';
 
 export interface Page<T> {

@@ -23,8 +23,8 @@ import { parseListParams, type ListParams } from './list-params.js';
 import { parsePatchOps } from './patch/parse.js';
 import { includes, parseProjection, project, type Projection } from './projection.js';
 import { DirectoryQueries } from './query.js';
-import { allSchemas } from './schema/definitions.js';
-import { GROUP_RT, RESOURCE_TYPES, USER_RT } from './schema/registry.js';
+import { allSchemas } from '../directory/model/definitions.js';
+import { GROUP_RT, RESOURCE_TYPES, USER_RT } from '../directory/model/registry.js';
 import { sendScim } from './send.js';
 import { groupResource, LIST_RESPONSE, userLocation, groupLocation, userResource } from './serialize.js';
 

@@ -1,7 +1,7 @@
 import type { IdpGroup, MemberView } from '../directory/groups.js';
 import type { User } from '../directory/users.js';
 import { etagOf } from './etag.js';
-import { ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA } from './schema/definitions.js';
+import { ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA } from '../directory/model/definitions.js';
 
 export const LIST_RESPONSE = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
 

@@ -5,7 +5,7 @@ import { isUniqueViolation } from '../db/errors.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import { listRules } from '../mapping/store.js';
 import { Conflict, InvalidInput, NotFound, type FieldError } from '../errors.js';
-import { uniqueKey } from '../scim/schema/value-key.js';
+import { uniqueKey } from '../directory/model/value-key.js';
 import { normalizeCertificate } from './saml/certificates.js';
 import { MetadataError, parseIdpMetadata } from './saml/idp-metadata.js';
 

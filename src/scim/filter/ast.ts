@@ -1,4 +1,4 @@
-import type { ResolvedPath } from '../schema/registry.js';
+import type { ResolvedPath } from '../../directory/model/registry.js';
 
 /** RFC 7644 §3.4.2.2 comparison operators. */
 export type CompareOp = 'eq' | 'ne' | 'co' | 'sw' | 'ew' | 'gt' | 'ge' | 'lt' | 'le';

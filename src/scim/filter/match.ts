@@ -1,6 +1,6 @@
-import type { AttributeDef } from '../schema/definitions.js';
-import type { ResolvedPath } from '../schema/registry.js';
-import { valueKey } from '../schema/value-key.js';
+import type { AttributeDef } from '../../directory/model/definitions.js';
+import type { ResolvedPath } from '../../directory/model/registry.js';
+import { valueKey } from '../../directory/model/value-key.js';
 import type { CompareOp, Filter, FilterValue } from './ast.js';
 import { filterError } from './lexer.js';
 import { booleanOf, parseDateTime } from './parser.js';

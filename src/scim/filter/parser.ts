@@ -1,5 +1,5 @@
-import type { AttributeDef } from '../schema/definitions.js';
-import { findSubAttr, resolvePath, type ResolvedPath, type ResourceType } from '../schema/registry.js';
+import type { AttributeDef } from '../../directory/model/definitions.js';
+import { findSubAttr, resolvePath, type ResolvedPath, type ResourceType } from '../../directory/model/registry.js';
 import type { CompareOp, Filter, FilterValue } from './ast.js';
 import { describeToken, filterError, Lexer, type Token, type ValueToken } from './lexer.js';
 

@@ -18,9 +18,9 @@
  */
 import { InvalidInput } from '../../errors.js';
 import { escapeLike } from '../../db/dialect.js';
-import type { AttributeDef } from '../schema/definitions.js';
-import { canonicalPath, containerKey, findSubAttr, resolvePath, type ResolvedPath, type ResourceType } from '../schema/registry.js';
-import { caseMappedKey, valueKey } from '../schema/value-key.js';
+import type { AttributeDef } from '../../directory/model/definitions.js';
+import { canonicalPath, containerKey, findSubAttr, resolvePath, type ResolvedPath, type ResourceType } from '../../directory/model/registry.js';
+import { caseMappedKey, valueKey } from '../../directory/model/value-key.js';
 import type { CompareOp, Filter, FilterValue } from './ast.js';
 import { filterError } from './lexer.js';
 import { compareKeys, dateLiteral, literalKey } from './match.js';

@@ -1,11 +1,11 @@
 import { InvalidInput } from '../../errors.js';
 import type { Filter } from '../filter/ast.js';
 import { matchesElement } from '../filter/match.js';
-import type { AttributeDef } from '../schema/definitions.js';
-import { coerceSimple, normalizeValue, type ScimDoc } from '../schema/normalize.js';
-import { checkValueCount } from '../schema/limits.js';
-import { containerKey, findSubAttr, splitUrn, type ResolvedPath, type ResourceType } from '../schema/registry.js';
-import { valueKey } from '../schema/value-key.js';
+import type { AttributeDef } from '../../directory/model/definitions.js';
+import { coerceSimple, normalizeValue, type ScimDoc } from '../../directory/model/normalize.js';
+import { checkValueCount } from '../../directory/model/limits.js';
+import { containerKey, findSubAttr, splitUrn, type ResolvedPath, type ResourceType } from '../../directory/model/registry.js';
+import { valueKey } from '../../directory/model/value-key.js';
 import { atOperation, type PatchOp, type PatchOpName } from './parse.js';
 import { resolveAttrPath } from './path.js';
 

@@ -1,8 +1,8 @@
 import { InvalidInput } from '../../errors.js';
 import type { MemberRef, MemberStep } from '../../directory/groups.js';
 import type { Filter } from '../filter/ast.js';
-import type { ScimDoc } from '../schema/normalize.js';
-import { GROUP_RT, resolvePath, splitUrn, type ResolvedPath } from '../schema/registry.js';
+import type { ScimDoc } from '../../directory/model/normalize.js';
+import { GROUP_RT, resolvePath, splitUrn, type ResolvedPath } from '../../directory/model/registry.js';
 import { applyPatchToDoc } from './apply-user.js';
 import { atOperation, type PatchOp, type PatchOpName } from './parse.js';
 import { invalidPath } from './path.js';

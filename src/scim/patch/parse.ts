@@ -1,6 +1,6 @@
 import { InvalidInput } from '../../errors.js';
-import { checkValueCount } from '../schema/limits.js';
-import { splitUrn, type ResourceType } from '../schema/registry.js';
+import { checkValueCount } from '../../directory/model/limits.js';
+import { splitUrn, type ResourceType } from '../../directory/model/registry.js';
 import { parsePatchPath, resolveAttrPath, type PatchPath } from './path.js';
 
 export const PATCH_OP_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';

@@ -1,8 +1,8 @@
 import { InvalidInput } from '../../errors.js';
 import type { Filter } from '../filter/ast.js';
 import { parseFilter } from '../filter/parser.js';
-import type { SchemaDef } from '../schema/definitions.js';
-import { canonicalPath, findSubAttr, resolvePath, type ResolvedPath, type ResourceType } from '../schema/registry.js';
+import type { SchemaDef } from '../../directory/model/definitions.js';
+import { canonicalPath, findSubAttr, resolvePath, type ResolvedPath, type ResourceType } from '../../directory/model/registry.js';
 
 /** A parsed PATCH `path` (RFC 7644 §3.5.2: `attrPath`, or `valuePath [subAttr]`). */
 export interface PatchPath {

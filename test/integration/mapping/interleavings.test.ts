@@ -17,7 +17,7 @@ import { enqueueSweep } from '../../../src/provisioning/mapping-jobs.js';
 import { deleteScimUser } from '../../../src/provisioning/scim-users.js';
 import { patchScimGroup } from '../../../src/provisioning/scim-groups.js';
 import { parsePatchOps, PATCH_OP_SCHEMA } from '../../../src/scim/patch/parse.js';
-import { GROUP_RT } from '../../../src/scim/schema/registry.js';
+import { GROUP_RT } from '../../../src/directory/model/registry.js';
 import { testApp } from '../../support/app.js';
 import { dialectName, testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';

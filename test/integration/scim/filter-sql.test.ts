@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import type { Knex } from 'knex';
 import { parseFilter } from '../../../src/scim/filter/parser.js';
 import { filterToSql, sortToSql } from '../../../src/scim/filter/to-sql.js';
-import { containerKey, GROUP_RT, resolvePath, USER_RT, type ResourceType } from '../../../src/scim/schema/registry.js';
-import { caseMappedKey, valueKey } from '../../../src/scim/schema/value-key.js';
+import { containerKey, GROUP_RT, resolvePath, USER_RT, type ResourceType } from '../../../src/directory/model/registry.js';
+import { caseMappedKey, valueKey } from '../../../src/directory/model/value-key.js';
 import { dialectName, testDb } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
 

@@ -3,7 +3,7 @@ import { InvalidInput } from '../../../src/errors.js';
 import type { Filter } from '../../../src/scim/filter/ast.js';
 import { matchesElement } from '../../../src/scim/filter/match.js';
 import { parseFilter } from '../../../src/scim/filter/parser.js';
-import { GROUP_RT, USER_RT, type ResourceType } from '../../../src/scim/schema/registry.js';
+import { GROUP_RT, USER_RT, type ResourceType } from '../../../src/directory/model/registry.js';
 
 /** The inner filter of a value path, as the PATCH engine holds it for `attr[...]`. */
 function inner(valuePath: string, rt: ResourceType = USER_RT): Filter {

@@ -4,7 +4,7 @@ import { InvalidInput } from '../../../src/errors.js';
 import type { Filter } from '../../../src/scim/filter/ast.js';
 import { MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_NODES, MAX_FILTER_SUBSTRING_TERMS, parseDateTime, parseFilter } from '../../../src/scim/filter/parser.js';
 import { filterToSql, sortToSql } from '../../../src/scim/filter/to-sql.js';
-import { canonicalPath, GROUP_RT, USER_RT, type ResourceType } from '../../../src/scim/schema/registry.js';
+import { canonicalPath, GROUP_RT, USER_RT, type ResourceType } from '../../../src/directory/model/registry.js';
 
 interface Case {
   why?: string;

@@ -5,8 +5,8 @@ import { applyPatchToDoc } from '../../../src/scim/patch/apply-user.js';
 import type { MemberStep } from '../../../src/directory/groups.js';
 import { planGroupPatch } from '../../../src/scim/patch/group.js';
 import { MAX_PATCH_OPERATIONS, PATCH_OP_SCHEMA, parsePatchOps } from '../../../src/scim/patch/parse.js';
-import type { ScimDoc } from '../../../src/scim/schema/normalize.js';
-import { GROUP_RT, USER_RT } from '../../../src/scim/schema/registry.js';
+import type { ScimDoc } from '../../../src/directory/model/normalize.js';
+import { GROUP_RT, USER_RT } from '../../../src/directory/model/registry.js';
 
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
 const MANAGER = `${ENTERPRISE}:manager`;
