@@ -18,3 +18,21 @@ export async function noRowChanged(
   }
   throw notFound;
 }
+
+/**
+ * What a conditional write requires of the row's version, applied inside the UPDATE or DELETE
+ * itself so that the check and the write are one atomic step: `in` lists the versions If-Match
+ * accepts (empty when none of its tags is one Roster issued, so nothing matches), `notIn` those
+ * If-None-Match refuses. An empty object (If-Match: *) only requires the resource to exist.
+ */
+export interface VersionCondition {
+  in?: readonly number[];
+  notIn?: readonly number[];
+}
+
+/** Adds a condition to an UPDATE or DELETE of one versioned row. */
+export function whereVersion(q: Knex.QueryBuilder, cond: VersionCondition | undefined): Knex.QueryBuilder {
+  if (cond?.in) q.whereIn('version', [...cond.in]);
+  if (cond?.notIn?.length) q.whereNotIn('version', [...cond.notIn]);
+  return q;
+}

@@ -4,11 +4,10 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { eachChunk, inChunks, inListChunks, insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
-import { noRowChanged } from '../db/versioned.js';
+import { noRowChanged, whereVersion, type VersionCondition } from '../db/versioned.js';
 import { parseJson, toMs } from '../db/rows.js';
 import type { ScimDoc } from './model/normalize.js';
 import { uniqueKey } from './model/value-key.js';
-import { whereVersion, type VersionCondition } from '../scim/etag.js';
 
 export type GroupSource = 'scim' | 'saml' | 'oidc';
 

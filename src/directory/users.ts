@@ -3,12 +3,11 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
-import { noRowChanged } from '../db/versioned.js';
+import { noRowChanged, whereVersion, type VersionCondition } from '../db/versioned.js';
 import { currentRead } from '../db/dialect.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { ScimDoc } from './model/normalize.js';
 import { caseMappedKey, userNameProblem } from './model/value-key.js';
-import { whereVersion, type VersionCondition } from '../scim/etag.js';
 import { userAttrRows } from './user-attrs.js';
 
 export type UserStatus = 'invited' | 'active' | 'suspended';

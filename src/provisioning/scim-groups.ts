@@ -20,7 +20,7 @@ import { inMappingTx, requireExclusive } from '../mapping/lock.js';
 import { planGroupPatch } from '../scim/patch/group.js';
 import { syncAfterDirectoryChange, usersAffectedByGroupChange } from './mapping.js';
 import type { PatchOp } from '../scim/patch/parse.js';
-import type { VersionCondition } from '../scim/etag.js';
+import type { VersionCondition } from '../db/versioned.js';
 import { normalizeResource, type ScimDoc } from '../directory/model/normalize.js';
 import { GROUP_RT } from '../directory/model/registry.js';
 

@@ -5,7 +5,7 @@ import { recordEvent } from '../audit/record.js';
 import { deleteUser, insertUser, lockUser, requireUser, writeUserDoc, type User } from '../directory/users.js';
 import { applyPatchToDoc } from '../scim/patch/apply-user.js';
 import type { PatchOp } from '../scim/patch/parse.js';
-import type { VersionCondition } from '../scim/etag.js';
+import type { VersionCondition } from '../db/versioned.js';
 import { normalizeResource, type ScimDoc } from '../directory/model/normalize.js';
 import { USER_RT } from '../directory/model/registry.js';
 import { releaseSeat, takeSeat } from '../tenants/seats.js';

@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { VersionCondition } from '../db/versioned.js';
 import { InvalidInput } from '../errors.js';
 
 export function etagOf(version: number): string {
@@ -34,17 +34,6 @@ function parseTags(name: string, header: string): TagList {
   return tags;
 }
 
-/**
- * What a conditional write requires of the row's version, applied inside the UPDATE or DELETE
- * itself so that the check and the write are one atomic step: `in` lists the versions If-Match
- * accepts (empty when none of its tags is one Roster issued, so nothing matches), `notIn` those
- * If-None-Match refuses. An empty object (If-Match: *) only requires the resource to exist.
- */
-export interface VersionCondition {
-  in?: readonly number[];
-  notIn?: readonly number[];
-}
-
 /** Versions among tags: a tag names a version only when its text is exactly that number. */
 function versionsOf(tags: string[]): number[] {
   return [...new Set(tags.filter((t) => /^(?:0|[1-9]\d{0,14})$/.test(t)).map(Number))];
@@ -69,13 +58,6 @@ export function writeCondition(ifMatch: string | undefined, ifNoneMatch?: string
     else cond.notIn = versionsOf(tags);
   }
   return cond;
-}
-
-/** Adds a condition to an UPDATE or DELETE of one versioned row. */
-export function whereVersion(q: Knex.QueryBuilder, cond: VersionCondition | undefined): Knex.QueryBuilder {
-  if (cond?.in) q.whereIn('version', [...cond.in]);
-  if (cond?.notIn?.length) q.whereNotIn('version', [...cond.notIn]);
-  return q;
 }
 
 /** True when an If-None-Match header names the resource's current version (GET answers 304). */

@@ -18,7 +18,8 @@ import {
   serviceProviderConfig,
 } from './discovery.js';
 import { processBulk } from './bulk.js';
-import { etagOf, notModified, writeCondition, type VersionCondition } from './etag.js';
+import { etagOf, notModified, writeCondition } from './etag.js';
+import type { VersionCondition } from '../db/versioned.js';
 import { parseListParams, type ListParams } from './list-params.js';
 import { parsePatchOps } from './patch/parse.js';
 import { includes, parseProjection, project, type Projection } from './projection.js';
