@@ -5,7 +5,8 @@
  * every scrape, so the scrape before each request starts a fresh window).
  */
 import { openDb } from '../src/db/knex.js';
-import { createTenant, issueToken } from '../src/tenants/store.js';
+import { createTenant } from '../src/provisioning/tenants.js';
+import { issueToken } from '../src/tenants/store.js';
 import { underLoad, WORST_REQUESTS, type Target } from '../test/support/worst-requests.js';
 import { call } from './client.js';
 import { fmt, startRosterOn, type Roster, type Row } from './common.js';

@@ -10,7 +10,7 @@ import { createJobWorker } from './jobs/worker.js';
 import { createLogger } from './log.js';
 import { createMailer } from './mail/mailer.js';
 import { SpCredentialsError } from './sso/saml/sp.js';
-import { firstStart, firstStartBanner } from './tenants/bootstrap.js';
+import { firstStart, firstStartBanner } from './provisioning/bootstrap.js';
 
 async function main(): Promise<void> {
   let config;

@@ -5,8 +5,8 @@ import { migrateLatest } from '../db/migrate.js';
 import { recordEvent } from '../audit/record.js';
 import { NotFound, RosterError } from '../errors.js';
 import { getOutboxMail, listOutbox, type OutboxEntry } from '../mail/outbox.js';
+import { createTenant } from '../provisioning/tenants.js';
 import {
-  createTenant,
   getTenant,
   getTenantBySlug,
   isValidSlug,

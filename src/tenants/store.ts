@@ -1,7 +1,6 @@
 import type { Knex } from 'knex';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
-import { seedBuiltinTemplates } from '../access/templates.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { toBool, toMs } from '../db/rows.js';
 import { hashesEqual, hashToken, mintToken, type TokenKind } from './tokens.js';
@@ -72,11 +71,14 @@ function tokenFromRow(r: Row): TokenRecord {
   };
 }
 
-export async function createTenant(
-  db: Knex,
-  input: { slug: string; name?: string; userLimit?: number | null },
-  now = Date.now(),
-): Promise<Tenant> {
+export interface NewTenant {
+  slug: string;
+  name?: string;
+  userLimit?: number | null;
+}
+
+/** The tenant row alone; provisioning/tenants.ts creates a tenant with what it starts with. */
+export async function insertTenant(db: Knex, input: NewTenant, now = Date.now()): Promise<Tenant> {
   if (!isValidSlug(input.slug)) {
     throw new InvalidInput('invalid_slug', `tenant slug "${input.slug}" must be 1-64 lowercase letters, digits or dashes`);
   }
@@ -91,12 +93,7 @@ export async function createTenant(
     created_at: now,
   };
   try {
-    // The tenant and its built-in templates appear together.
-    const create = async (trx: Knex) => {
-      await trx('tenants').insert(row);
-      await seedBuiltinTemplates(trx, row.id, now);
-    };
-    await (db.isTransaction ? create(db) : db.transaction(create));
+    await db('tenants').insert(row);
   } catch (err) {
     if (isUniqueViolation(err)) throw new Conflict('slug_taken', `a tenant with slug "${input.slug}" already exists`);
     throw err;

@@ -3,7 +3,8 @@ import { insertChunked } from '../../src/db/batch.js';
 import { newId } from '../../src/db/ids.js';
 import { openDb, type Db } from '../../src/db/knex.js';
 import { migrateLatest } from '../../src/db/migrate.js';
-import { createTenant, issueToken } from '../../src/tenants/store.js';
+import { createTenant } from '../../src/provisioning/tenants.js';
+import { issueToken } from '../../src/tenants/store.js';
 import { freshDatabaseUrl } from '../support/db.js';
 import { listeningPort, startRoster, type Running } from '../support/process.js';
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { openDb } from '../../src/db/knex.js';
-import { createTenant, issueToken } from '../../src/tenants/store.js';
+import { createTenant } from '../../src/provisioning/tenants.js';
+import { issueToken } from '../../src/tenants/store.js';
 import { freshDatabaseUrl } from '../support/db.js';
 import { listeningPort, startRoster, type Running } from '../support/process.js';
 import { underLoad, WORST_REQUESTS, type Target } from '../support/worst-requests.js';

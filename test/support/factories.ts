@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createTenant, issueToken, type Tenant } from '../../src/tenants/store.js';
+import { createTenant } from '../../src/provisioning/tenants.js';
+import { issueToken, type Tenant } from '../../src/tenants/store.js';
 import { testDb } from './db.js';
 
 export interface TestTenant {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Knex } from 'knex';
 import { openDb } from '../../../src/db/knex.js';
 import { matcher, type MatchableGroup, type RuleMatch } from '../../../src/mapping/rules.js';
-import { createTenant } from '../../../src/tenants/store.js';
+import { createTenant } from '../../../src/provisioning/tenants.js';
 import { migrations } from '../../../migrations/index.js';
 import * as m009 from '../../../migrations/009_sso_bindings.js';
 import { freshDatabaseUrl } from '../../support/db.js';

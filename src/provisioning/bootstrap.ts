@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { isUniqueViolation } from '../db/errors.js';
-import { createTenant, issueToken, type Tenant } from './store.js';
+import { issueToken, type Tenant } from '../tenants/store.js';
+import { createTenant } from './tenants.js';
 
 export interface FirstStartCredentials {
   tenant: Tenant;
