@@ -11,7 +11,7 @@ import { invitePages } from './management/invite-pages.js';
 import { managementRoutes } from './management/routes.js';
 import { scimRoutes } from './scim/routes.js';
 import { ssoRoutes } from './sso/routes.js';
-import { sessionMiddleware } from './sso/session.js';
+import { sessionMiddleware } from './http/session.js';
 
 const notFound = () => {
   throw new NotFound('not_found', 'no such endpoint');

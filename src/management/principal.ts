@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import type { AppDeps } from '../http/deps.js';
 import { effectiveOf, loadSubject } from '../access/subject.js';
 import { Forbidden, Unauthenticated } from '../errors.js';
-import { endSession } from '../sso/session.js';
+import { endSession } from '../http/session.js';
 
 /**
  * Turns the authenticated key or session into the acting principal. A user's key or session is

@@ -13,7 +13,7 @@ import { handleOidcCallback, startOidcSignIn, type OidcSite } from './oidc/flow.
 import { page } from './pages.js';
 import { handleSamlResponse, startSamlSignIn, type SamlSite } from './saml/flow.js';
 import { loadSpCredentials, oidcRedirectUri, samlUrls, spMetadata, type SpCredentials } from './saml/sp.js';
-import { endSession, startSession } from './session.js';
+import { endSession, startSession } from '../http/session.js';
 
 /** Where a person lands after signing in when the sign-in named no page. */
 const DEFAULT_RETURN_TO = '/api/v1/me';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
-import type { AppDeps } from '../http/deps.js';
+import type { AppDeps } from './deps.js';
 import { KnexSessionStore } from './session-store.js';
 
 export const SESSION_COOKIE = 'roster_session';
