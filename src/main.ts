@@ -9,7 +9,7 @@ import { serverTimeouts } from './http/body.js';
 import { createJobWorker } from './jobs/worker.js';
 import { createLogger } from './log.js';
 import { createMailer } from './mail/mailer.js';
-import { SpCredentialsError } from './sso/saml/sp.js';
+import { SpCredentialsError } from './sso/routes.js';
 import { firstStart, firstStartBanner } from './provisioning/bootstrap.js';
 
 async function main(): Promise<void> {

@@ -15,6 +15,9 @@ import { handleSamlResponse, startSamlSignIn, type SamlSite } from './saml/flow.
 import { loadSpCredentials, oidcRedirectUri, samlUrls, spMetadata, type SpCredentials } from './saml/sp.js';
 import { endSession, startSession } from '../http/session.js';
 
+/** Building the routes reads the SP key pair; the process start names this failure plainly. */
+export { SpCredentialsError } from './saml/sp.js';
+
 /** Where a person lands after signing in when the sign-in named no page. */
 const DEFAULT_RETURN_TO = '/api/v1/me';
 const FLOW_COOKIE = 'roster_oidc';
