@@ -6,6 +6,7 @@ import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
+import { SCIM_LIMITS } from '../scim/schema/limits.js';
 import { uniqueKey } from '../scim/schema/value-key.js';
 import { whereVersion, type VersionCondition } from '../scim/etag.js';
 
@@ -168,8 +169,22 @@ async function presentAmong(trx: Knex, tenantId: string, groupId: string, ids: s
   return new Set(rows.map((r) => String(r.member_id)));
 }
 
+/**
+ * Every member of a group whose membership a replace or remove of all members rewrites. Such a
+ * change costs the group's size, not the request's, so it is refused past the members cap
+ * (reading at most one row more): a larger group is emptied by removing members by value.
+ */
 async function allMemberIds(trx: Knex, tenantId: string, groupId: string): Promise<string[]> {
-  return (await trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).select('member_id')).map((r) => String(r.member_id));
+  const cap = SCIM_LIMITS.membersPerRequest;
+  const rows = await trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).limit(cap + 1).select('member_id');
+  if (rows.length > cap) {
+    throw new InvalidInput(
+      'too_many_members',
+      `members: replacing or removing all members is accepted for a group of at most ${cap} members and this one has more; remove members by value, at most ${cap} per request`,
+      { scimType: 'invalidValue' },
+    );
+  }
+  return rows.map((r) => String(r.member_id));
 }
 
 async function addMembers(trx: Knex, tenantId: string, groupId: string, types: Map<string, 'User' | 'Group'>, ids: string[], now: number) {

@@ -15,7 +15,7 @@ import {
   type MemberStep,
 } from '../directory/groups.js';
 import { usersUnderIdpGroups } from '../mapping/engine.js';
-import { planGroupPatch } from '../scim/patch/group.js';
+import { checkGroupPatchSize, planGroupPatch } from '../scim/patch/group.js';
 import { syncAfterDirectoryChange, usersAffectedByGroupChange } from './mapping.js';
 import type { PatchOp } from '../scim/patch/parse.js';
 import type { VersionCondition } from '../scim/etag.js';
@@ -106,6 +106,7 @@ async function change(
 }
 
 export function patchScimGroup(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expected?: VersionCondition) {
+  checkGroupPatchSize(ops);
   return change(db, ctx, id, expected, (current) => planGroupPatch(ops, { id, doc: current.doc }));
 }
 
