@@ -26,7 +26,7 @@ describe('SCIM group members per request are capped at 1,000', function () {
 
   const refs = (ids: string[]) => ids.map((value) => ({ value }));
   const memberCount = async (groupId: string) =>
-    Number((await (await testDb()).knex('idp_group_members').where({ tenant_id: t.tenant.id, group_id: groupId }).count({ n: '*' }))[0].n);
+    Number((await (await testDb()).knex('idp_group_members').where({ tenant_id: t.tenant.id, group_id: groupId }).count({ n: '*' }).first())?.n);
   const refused = (res: { status: number; body: { scimType?: string; detail?: string } }) => {
     assert.equal(res.status, 400, JSON.stringify(res.body));
     assert.equal(res.body.scimType, 'invalidValue');
