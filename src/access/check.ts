@@ -121,21 +121,45 @@ export type GrantFilter = { userIds: string[]; groupIds: string[] } | { grantIds
  * Agents with their grants and data sources. A filter keeps the rest of the agents' grants (rule-
  * derived per-user grants grow with the tenant) in the database.
  */
+/**
+ * The grant rows of some agents, those the filter names. Both the agents and the filter's lists
+ * are chunked: a user in thousands of groups names thousands of subjects.
+ */
+interface GrantRow {
+  id: string;
+  agent_id: string;
+  subject_type: 'user' | 'group';
+  subject_id: string;
+  permission: 'view_use' | 'edit';
+  start_date: string | null;
+  end_date: string | null;
+  time_zone: string;
+  rule_id: string;
+  idp_group_id: string;
+}
+
+async function grantRows(knex: Knex, tenantId: string, agentIds: string[], only?: GrantFilter): Promise<GrantRow[]> {
+  const base = (agents: string[]) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', agents);
+  if (!only) return inChunks(knex, agentIds, base);
+  const lists: [string, string | undefined, string[]][] =
+    'grantIds' in only ? [['id', undefined, only.grantIds]] : [['subject_id', 'user', only.userIds], ['subject_id', 'group', only.groupIds]];
+  const out: GrantRow[] = [];
+  for (const agents of inListChunks(knex, agentIds)) {
+    for (const [column, subjectType, values] of lists) {
+      for (const part of inListChunks(knex, [...new Set(values)], agents.length + 2)) {
+        const q = base(agents).whereIn(column, part);
+        if (subjectType) q.andWhere('subject_type', subjectType);
+        for (const r of await q) out.push(r);
+      }
+    }
+  }
+  return out;
+}
+
 export async function loadAgents(knex: Knex, tenantId: string, ids: string[], only?: GrantFilter): Promise<Map<string, CheckedAgent>> {
   const unique = [...new Set(ids)];
   const agents = await inChunks(knex, unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
-  const grants = await inChunks(knex, unique, (c) => {
-    const q = knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c);
-    if (only && 'grantIds' in only) q.whereIn('id', only.grantIds);
-    else if (only) {
-      q.andWhere((w) =>
-        w
-          .where((u) => u.where('subject_type', 'user').whereIn('subject_id', only.userIds))
-          .orWhere((g) => g.where('subject_type', 'group').whereIn('subject_id', only.groupIds)),
-      );
-    }
-    return q;
-  });
+  const grants = await grantRows(knex, tenantId, unique, only);
   const sources = await inChunks(knex, unique, (c) => knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'));
   const sourceGroups = await inChunks(
     knex,
@@ -334,8 +358,16 @@ export async function checkMany(
   at: number,
 ): Promise<{ users: Map<string, CheckedUser>; agents: Map<string, CheckedAgent>; decisions: AgentAccess[] }> {
   const users = await loadUsers(knex, tenantId, pairs.map((p) => p.userId));
-  const agents = await loadAgents(knex, tenantId, pairs.map((p) => p.agentId));
-  const names = await loadNames(knex, tenantId, users.values(), agents.values());
+  // Only the grants these users could hold, directly or through their groups and the groups'
+  // ancestors, are loaded: an agent's rule-derived grants grow with the tenant.
+  const userNames = await loadNames(knex, tenantId, users.values(), []);
+  const agents = await loadAgents(knex, tenantId, pairs.map((p) => p.agentId), { userIds: [...users.keys()], groupIds: [...userNames.groups.keys()] });
+  const agentNames = await loadNames(knex, tenantId, [], agents.values());
+  const names: Names = {
+    groups: userNames.groups,
+    idpGroups: new Map([...userNames.idpGroups, ...agentNames.idpGroups]),
+    rules: new Map([...userNames.rules, ...agentNames.rules]),
+  };
   const decisions = pairs.map((p) => {
     const agent = agents.get(p.agentId);
     return agent ? decide(users.get(p.userId), agent, at, names) : { ...NONE, reasons: ['the agent does not exist'] };
