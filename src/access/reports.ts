@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
+import { inChunks } from '../db/batch.js';
 import { decide, loadAgents, loadNames, loadUsers, type AgentAccess, type CheckedAgent, type CheckedUser, type Names } from './check.js';
 
 /**
@@ -51,13 +52,10 @@ async function memberSlice(knex: Knex, tenantId: string, members: CheckedUser[])
   const names = await loadNames(knex, tenantId, members, []);
   const groupIds = [...names.groups.keys()];
   const ids = new Set<string>();
-  const granted = await knex('agent_grants')
-    .where({ tenant_id: tenantId })
-    .andWhere((w) =>
-      w.where((u) => u.where('subject_type', 'user').whereIn('subject_id', userIds)).orWhere((g) => g.where('subject_type', 'group').whereIn('subject_id', groupIds)),
-    )
-    .distinct('agent_id');
-  for (const r of granted) ids.add(String(r.agent_id));
+  // Chunked: a user in thousands of groups names more subjects than one statement binds.
+  const grantedTo = (type: 'user' | 'group', list: string[]) =>
+    inChunks(knex, list, (c) => knex('agent_grants').where({ tenant_id: tenantId, subject_type: type }).whereIn('subject_id', c).distinct('agent_id'));
+  for (const r of [...(await grantedTo('user', userIds)), ...(await grantedTo('group', groupIds))]) ids.add(String(r.agent_id));
   const reachable = await knex('agents')
     .where({ tenant_id: tenantId })
     .andWhere((w) => w.where('access_type', 'organization').orWhere((p) => p.where('access_type', 'private').whereIn('created_by', userIds)))

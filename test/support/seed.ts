@@ -37,3 +37,13 @@ export async function seedIdpMembers(t: TestTenant, groupId: string, memberIds: 
     memberIds.map((id) => ({ tenant_id: t.tenant.id, group_id: groupId, member_id: id, member_type: 'User', created_at: now })),
   );
 }
+
+/** Copies of one row of `table` (found by `where`), each changed by `vary`, inserted in bulk. */
+export async function cloneRows(table: string, where: Record<string, unknown>, n: number, vary: (i: number) => Record<string, unknown>): Promise<Record<string, unknown>[]> {
+  const knex = (await testDb()).knex;
+  const row = await knex(table).where(where).first();
+  if (!row) throw new Error(`no ${table} row to copy`);
+  const rows = Array.from({ length: n }, (_, i) => ({ ...row, ...vary(i) }));
+  await insertChunked(knex, table, rows);
+  return rows;
+}
