@@ -297,20 +297,47 @@ export async function loadMembersWithin(db: Knex, tenantId: string, groupIds: st
   return out;
 }
 
-/** The SCIM groups each user is a direct member of. */
-export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[]): Promise<Map<string, { id: string; displayName: string }[]>> {
-  const out = new Map<string, { id: string; displayName: string }[]>(userIds.map((id) => [id, []]));
-  for (const part of inListChunks(db, userIds)) {
-    const rows = await db('idp_group_members as m')
-      .join('idp_groups as g', function () {
-        this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
-      })
-      .where('m.tenant_id', tenantId)
-      .whereIn('m.member_id', part)
-      .andWhere('g.source', 'scim')
-      .orderBy(['m.member_id', 'g.display_name_key'])
-      .select('m.member_id', 'g.id', 'g.display_name');
+type GroupRef = { id: string; displayName: string };
+
+/** At most `limit` rows of the SCIM groups some users are direct members of. */
+async function groupRows(db: Knex, tenantId: string, userIds: string[], limit: number): Promise<Record<string, unknown>[]> {
+  return db('idp_group_members as m')
+    .join('idp_groups as g', function () {
+      this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
+    })
+    .where('m.tenant_id', tenantId)
+    .whereIn('m.member_id', userIds)
+    .andWhere('g.source', 'scim')
+    .orderBy(['m.member_id', 'g.display_name_key'])
+    .limit(limit)
+    .select('m.member_id', 'g.id', 'g.display_name');
+}
+
+/**
+ * The SCIM groups each user is a direct member of, while their total stays within `budget`, as
+ * loadMembersWithin does for members: the first user whose groups would pass it, and every user
+ * after, is left out of the map (comes without `groups`). Reads about three times the budget at most.
+ */
+export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[], budget: number): Promise<Map<string, GroupRef[]>> {
+  const out = new Map<string, GroupRef[]>();
+  const collectGroups = (ids: string[], rows: Record<string, unknown>[]) => {
+    for (const id of ids) out.set(id, []);
     for (const r of rows) out.get(String(r.member_id))!.push({ id: String(r.id), displayName: String(r.display_name) });
+  };
+  let left = budget;
+  for (const part of inListChunks(db, userIds)) {
+    const rows = await groupRows(db, tenantId, part, left + 1);
+    if (rows.length <= left) {
+      collectGroups(part, rows);
+      left -= rows.length;
+      continue;
+    }
+    for (const id of part) {
+      const own = await groupRows(db, tenantId, [id], left + 1);
+      if (own.length > left) return out;
+      collectGroups([id], own);
+      left -= own.length;
+    }
   }
   return out;
 }

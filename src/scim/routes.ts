@@ -76,8 +76,9 @@ export function scimRoutes(deps: AppDeps): Router {
   r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth, timeoutMs: config.requestBodyTimeoutMs }));
 
   const presentUsers = async (tenantId: string, users: User[], p: Projection, fresh = false) => {
-    // A user created by this very request belongs to no group yet.
-    const groups = includes(p, 'groups') && !fresh ? await groupsOfUsers(db.knex, tenantId, users.map((u) => u.id)) : undefined;
+    // A user created by this very request belongs to no group yet. Groups share the response's
+    // budget with members: users past it come without `groups`, never with a partial list.
+    const groups = includes(p, 'groups') && !fresh ? await groupsOfUsers(db.knex, tenantId, users.map((u) => u.id), config.scimMembersPerResponse) : undefined;
     return users.map((u) => project(userResource(u, base, groups?.get(u.id)), p));
   };
   const presentGroups = async (tenantId: string, groups: IdpGroup[], p: Projection) => {
