@@ -308,9 +308,10 @@ async function groupRows(db: Knex, tenantId: string, userIds: string[], limit: n
     .where('m.tenant_id', tenantId)
     .whereIn('m.member_id', userIds)
     .andWhere('g.source', 'scim')
-    .orderBy(['m.member_id', 'g.display_name_key'])
+    // In index order, so the LIMIT stops the read: ordering by name would sort every row first.
+    .orderBy('m.member_id')
     .limit(limit)
-    .select('m.member_id', 'g.id', 'g.display_name');
+    .select('m.member_id', 'g.id', 'g.display_name', 'g.display_name_key');
 }
 
 /**
@@ -321,8 +322,9 @@ async function groupRows(db: Knex, tenantId: string, userIds: string[], limit: n
 export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[], budget: number): Promise<Map<string, GroupRef[]>> {
   const out = new Map<string, GroupRef[]>();
   const collectGroups = (ids: string[], rows: Record<string, unknown>[]) => {
+    const sorted = [...rows].sort((a, b) => (String(a.display_name_key) < String(b.display_name_key) ? -1 : String(a.display_name_key) > String(b.display_name_key) ? 1 : 0));
     for (const id of ids) out.set(id, []);
-    for (const r of rows) out.get(String(r.member_id))!.push({ id: String(r.id), displayName: String(r.display_name) });
+    for (const r of sorted) out.get(String(r.member_id))!.push({ id: String(r.id), displayName: String(r.display_name) });
   };
   let left = budget;
   for (const part of inListChunks(db, userIds)) {
