@@ -182,10 +182,23 @@ export async function benchMapping(r: Roster): Promise<Row[]> {
       await new Promise((res) => setTimeout(res, 200));
       const wall = Date.now();
       const res = await send();
+      let body = JSON.parse(res.body) as { id?: string; rule: { id: string }; applied: Record<string, number>; job?: { id: string } };
+      // A sweep that does not finish within the request is a job (202 {…rule, job}): wait for it.
+      if (res.status === 202) {
+        for (;;) {
+          const job = JSON.parse((await admin('GET', `/jobs/${body.job!.id}`)).body) as { state: string; result: { applied: Record<string, number> } | null };
+          if (job.state === 'succeeded') {
+            body = { rule: { id: body.id! }, applied: job.result!.applied };
+            res.ms = Date.now() - wall;
+            break;
+          }
+          if (job.state !== 'queued' && job.state !== 'running') throw new Error(`${what}: the sweep job ended ${job.state}`);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      }
       await new Promise((res) => setTimeout(res, 200));
       const probes = await watch.stop();
-      if (res.status >= 300) throw new Error(`${what} answered ${res.status}: ${res.body.slice(0, 400)}`);
-      const body = JSON.parse(res.body) as { id?: string; rule: { id: string }; applied: Record<string, number> };
+      if (res.status >= 300 && res.status !== 202) throw new Error(`${what} answered ${res.status}: ${res.body.slice(0, 400)}`);
       const chunks = await chunkTimes(knex, tenantId, body.rule.id, wall);
       process.stderr.write(`[${r.label} mapping] ${what}: ${fmt(res.ms / 1000, 2)} s, applied ${JSON.stringify(body.applied)}, chunks ${JSON.stringify(chunks)}, probes ${JSON.stringify({ ...probes, failures: probes.failures.slice(0, 5) })}\n`);
       const a = body.applied;

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { openDb } from './db/knex.js';
 import { migrateLatest } from './db/migrate.js';
 import { serverTimeouts } from './http/body.js';
+import { createJobWorker } from './jobs/worker.js';
 import { createLogger } from './log.js';
 import { createMailer } from './mail/mailer.js';
 import { SpCredentialsError } from './sso/saml/sp.js';
@@ -58,6 +59,9 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // After createApp: every module that registers a job kind is loaded by then.
+  const jobs = createJobWorker({ db, logger, leaseMs: config.jobLeaseMs, pollMs: config.jobPollMs });
+  jobs.start();
   let closing = false;
   // During shutdown, answers ask keep-alive clients to reconnect elsewhere.
   const server = http.createServer(serverTimeouts(config.requestBodyTimeoutMs), (req, res) => {
@@ -79,10 +83,13 @@ async function main(): Promise<void> {
       server.closeAllConnections();
     }, config.shutdownTimeoutMs);
     const idle = setInterval(() => server.closeIdleConnections(), 100);
+    // The running chunk finishes and its job goes back to the queue for another process.
+    const jobsStopped = jobs.stop();
     server.close(async () => {
       clearTimeout(force);
       clearInterval(idle);
       await mailer.close();
+      await jobsStopped;
       await db.close();
       logger.info('stopped');
       logger.flush?.();

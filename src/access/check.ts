@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { inChunks, inListChunks } from '../db/batch.js';
 import { describeWindow, windowState, type GrantWindow } from './grant-window.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 /**
  * The access check (seed 004): may a user view, use, edit, delete or manage the permissions of
@@ -74,7 +75,7 @@ export async function loadUsers(knex: Knex, tenantId: string, ids: string[]): Pr
   const unique = [...new Set(ids)];
   const users = await inChunks(knex, unique, (c) => knex('users').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'email', 'role', 'status'));
   const rows = await inChunks(knex, unique, (c) =>
-    knex('group_members').where({ tenant_id: tenantId }).whereIn('user_id', c).select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
+    knex('group_members').where({ tenant_id: tenantId }).whereIn('user_id', c).whereRaw(liveDerivedSql('group_members')).select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
   );
   const out = new Map<string, CheckedUser>();
   for (const u of users) {
@@ -118,48 +119,34 @@ async function loadGroupClosure(knex: Knex, tenantId: string, groupIds: string[]
 export type GrantFilter = { userIds: string[]; groupIds: string[] } | { grantIds: string[] };
 
 /**
+ * The grants of `grantsOf` held by these users or groups, in id order. Users may sit in more
+ * groups than one IN list holds, so each list is split on its own.
+ */
+async function grantsHeldBy(
+  knex: Knex,
+  agentIds: string[],
+  only: { userIds: string[]; groupIds: string[] },
+  grantsOf: (agentIds: string[]) => Knex.QueryBuilder,
+): Promise<Record<string, unknown>[]> {
+  const held = (type: 'user' | 'group', subjects: string[]) =>
+    inChunks(knex, subjects, (part) => inChunks<string, Record<string, unknown>>(knex, agentIds, (c) => grantsOf(c).where('subject_type', type).whereIn('subject_id', part)));
+  const rows = [...(await held('user', only.userIds)), ...(await held('group', only.groupIds))];
+  return rows.sort((a, b) => (String(a.id) < String(b.id) ? -1 : String(a.id) > String(b.id) ? 1 : 0));
+}
+
+/**
  * Agents with their grants and data sources. A filter keeps the rest of the agents' grants (rule-
  * derived per-user grants grow with the tenant) in the database.
  */
-/**
- * The grant rows of some agents, those the filter names. Both the agents and the filter's lists
- * are chunked: a user in thousands of groups names thousands of subjects.
- */
-interface GrantRow {
-  id: string;
-  agent_id: string;
-  subject_type: 'user' | 'group';
-  subject_id: string;
-  permission: 'view_use' | 'edit';
-  start_date: string | null;
-  end_date: string | null;
-  time_zone: string;
-  rule_id: string;
-  idp_group_id: string;
-}
-
-async function grantRows(knex: Knex, tenantId: string, agentIds: string[], only?: GrantFilter): Promise<GrantRow[]> {
-  const base = (agents: string[]) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', agents);
-  if (!only) return inChunks(knex, agentIds, base);
-  const lists: [string, string | undefined, string[]][] =
-    'grantIds' in only ? [['id', undefined, only.grantIds]] : [['subject_id', 'user', only.userIds], ['subject_id', 'group', only.groupIds]];
-  const out: GrantRow[] = [];
-  for (const agents of inListChunks(knex, agentIds)) {
-    for (const [column, subjectType, values] of lists) {
-      for (const part of inListChunks(knex, [...new Set(values)], agents.length + 2)) {
-        const q = base(agents).whereIn(column, part);
-        if (subjectType) q.andWhere('subject_type', subjectType);
-        for (const r of await q) out.push(r);
-      }
-    }
-  }
-  return out;
-}
-
 export async function loadAgents(knex: Knex, tenantId: string, ids: string[], only?: GrantFilter): Promise<Map<string, CheckedAgent>> {
   const unique = [...new Set(ids)];
   const agents = await inChunks(knex, unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
-  const grants = await grantRows(knex, tenantId, unique, only);
+  // Every filter starts from this one query, so a condition on which grants count is written once.
+  const grantsOf = (c: string[]) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c).whereRaw(liveDerivedSql('agent_grants'));
+  const grants =
+    only && !('grantIds' in only)
+      ? await grantsHeldBy(knex, unique, only, grantsOf)
+      : await inChunks(knex, unique, (c) => (only ? grantsOf(c).whereIn('id', only.grantIds) : grantsOf(c)));
   const sources = await inChunks(knex, unique, (c) => knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'));
   const sourceGroups = await inChunks(
     knex,

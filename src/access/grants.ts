@@ -6,6 +6,7 @@ import { newId } from '../db/ids.js';
 import { decodeCursor, keyset, pageFrom, type KeyColumn } from '../db/keyset.js';
 import { toMs } from '../db/rows.js';
 import { InvalidInput, NotFound, type FieldError } from '../errors.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 /**
  * Grants of an agent to a group or a user (seed 004), optionally dated. Rows a mapping rule
@@ -97,7 +98,7 @@ const BY_ID: KeyColumn[] = [{ sql: 'id', dir: 'asc' }];
 
 /** One page of an agent's grants, manual and derived, oldest first. */
 export async function listAgentGrants(db: Knex, tenantId: string, agentId: string, q: GrantListQuery): Promise<{ grants: Grant[]; nextCursor: string | null }> {
-  const query = db('agent_grants').where({ tenant_id: tenantId, agent_id: agentId });
+  const query = db('agent_grants').where({ tenant_id: tenantId, agent_id: agentId }).whereRaw(liveDerivedSql('agent_grants'));
   if (q.source === 'manual') query.andWhere({ rule_id: '', idp_group_id: '' });
   if (q.source === 'rule') query.andWhereNot('rule_id', '');
   if (q.groupId) query.andWhere({ subject_type: 'group', subject_id: q.groupId });

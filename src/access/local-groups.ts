@@ -9,6 +9,7 @@ import { decodeCursor, keyset, pageFrom, type KeyColumn } from '../db/keyset.js'
 import { toMs } from '../db/rows.js';
 import { noRowChanged } from '../db/versioned.js';
 import { Conflict, NotFound, Unprocessable } from '../errors.js';
+import { liveDerivedSql } from '../mapping/live.js';
 import { uniqueKey } from '../scim/schema/value-key.js';
 
 /**
@@ -120,7 +121,7 @@ export async function listLocalGroups(db: Knex, tenantId: string, q: GroupListQu
 /** Distinct members per group, counting a user once whatever rows give them membership. */
 export async function memberCounts(db: Knex, tenantId: string, groupIds: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>(groupIds.map((id) => [id, 0]));
-  const rows = await inChunks(db, groupIds, (part) => db('group_members').where({ tenant_id: tenantId }).whereIn('group_id', part).groupBy('group_id').select('group_id').countDistinct({ n: 'user_id' }));
+  const rows = await inChunks(db, groupIds, (part) => db('group_members').where({ tenant_id: tenantId }).whereIn('group_id', part).whereRaw(liveDerivedSql('group_members')).groupBy('group_id').select('group_id').countDistinct({ n: 'user_id' }));
   for (const r of rows as Row[]) out.set(String(r.group_id), Number(r.n));
   return out;
 }
@@ -235,7 +236,7 @@ const MANUAL = { rule_id: '', idp_group_id: '' };
 
 /** A user's role in a group counting every row (manual and derived), or null for a non-member. */
 export async function effectiveRole(db: Knex, tenantId: string, groupId: string, userId: string): Promise<MemberRole | null> {
-  const rows = await db('group_members').where({ tenant_id: tenantId, group_id: groupId, user_id: userId }).select('role');
+  const rows = await db('group_members').where({ tenant_id: tenantId, group_id: groupId, user_id: userId }).whereRaw(liveDerivedSql('group_members')).select('role');
   if (!rows.length) return null;
   return rows.some((r: Row) => r.role === 'manager') ? 'manager' : 'member';
 }
@@ -249,7 +250,7 @@ export async function membershipsOf(
 ): Promise<Map<string, { manual: MemberRole | null; derived: { role: MemberRole; ruleId: string; idpGroupId: string }[] }>> {
   const out = new Map<string, { manual: MemberRole | null; derived: { role: MemberRole; ruleId: string; idpGroupId: string }[] }>();
   const unique = [...new Set(userIds)];
-  const rows = await inChunks(db, unique, (part) => db('group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('user_id', part).select('user_id', 'role', 'rule_id', 'idp_group_id'));
+  const rows = await inChunks(db, unique, (part) => db('group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('user_id', part).whereRaw(liveDerivedSql('group_members')).select('user_id', 'role', 'rule_id', 'idp_group_id'));
   for (const r of rows as Row[]) {
     const entry = out.get(String(r.user_id)) ?? { manual: null, derived: [] };
     if (r.rule_id === '' && r.idp_group_id === '') entry.manual = r.role as MemberRole;
@@ -296,7 +297,7 @@ export interface GroupMember {
 export async function listGroupMembers(db: Knex, tenantId: string, groupId: string, q: { limit: number; cursor?: string }): Promise<{ members: GroupMember[]; nextCursor: string | null }> {
   const after = q.cursor ? String(decodeCursor(q.cursor, 1)[0]) : '';
   const ids = (
-    await db('group_members').where({ tenant_id: tenantId, group_id: groupId }).andWhere('user_id', '>', after).distinct('user_id').orderBy('user_id').limit(q.limit + 1)
+    await db('group_members').where({ tenant_id: tenantId, group_id: groupId }).andWhere('user_id', '>', after).whereRaw(liveDerivedSql('group_members')).distinct('user_id').orderBy('user_id').limit(q.limit + 1)
   ).map((r: Row) => String(r.user_id));
   const page = pageFrom(ids, q.limit, (id) => [id]);
   if (!page.rows.length) return { members: [], nextCursor: null };
@@ -306,6 +307,7 @@ export async function listGroupMembers(db: Knex, tenantId: string, groupId: stri
     })
     .where({ 'm.tenant_id': tenantId, 'm.group_id': groupId })
     .whereIn('m.user_id', page.rows)
+    .whereRaw(liveDerivedSql('m'))
     .orderBy(['m.user_id', 'm.rule_id', 'm.idp_group_id'])
     .select('m.user_id', 'm.role', 'm.rule_id', 'm.idp_group_id', 'u.email', 'u.display_name', 'u.status')) as Row[];
   const byUser = new Map<string, GroupMember>();

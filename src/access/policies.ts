@@ -6,6 +6,8 @@ import type { AreaSettings } from './levels.js';
 import { effectiveRole, groupChain, rightsCarried, type GroupChange, type LocalGroup } from './local-groups.js';
 import { canManageUsers, isAdmin, requireUserManager, type Principal } from './principal.js';
 import type { RoleTemplate } from './templates.js';
+import { inChunks } from '../db/batch.js';
+import { currentRead } from '../db/dialect.js';
 import type { User } from '../directory/users.js';
 import { Forbidden } from '../errors.js';
 
@@ -49,6 +51,16 @@ export function assertMayChangeUser(p: Principal, catalogue: Area[], target: Use
   if (!isAdmin(p) && target.role === 'admin') throw new Forbidden('admin_required', `only admins may ${what} of an admin`);
 }
 
+/**
+ * A user's email is what their first sign-in through any connection matches on, and every
+ * user is the IdP's (scim, jit) or was invited at an address: pointing it elsewhere hands all
+ * the user holds (agent access, group roles, area permissions) to whoever owns the new address,
+ * which no non-admin could grant directly. So only admins change it.
+ */
+export function assertMayChangeEmail(p: Principal): void {
+  if (!isAdmin(p)) throw new Forbidden('admin_required', "only admins may change a user's email: it decides who signs in as them");
+}
+
 export function assertMayAssignRole(p: Principal, role: User['role']): void {
   if (role === 'admin' && !isAdmin(p)) throw new Forbidden('admin_required', 'only admins may make someone an admin');
 }
@@ -75,6 +87,12 @@ function mayGrantAgentAccess(p: Principal): boolean {
   return isAdmin(p);
 }
 
+async function activeGroups(trx: Knex, tenantId: string, ids: string[]): Promise<string[]> {
+  if (!ids.length) return [];
+  const rows = await inChunks<string, Record<string, unknown>>(trx, ids, (part) => currentRead(trx('local_groups').where({ tenant_id: tenantId, status: 'active' }).whereIn('id', part).select('id')));
+  return rows.map((r: Record<string, unknown>) => String(r.id));
+}
+
 /**
  * Refuses a change that gives people what the groups in `after` carry beyond what `before`
  * already gave them, unless the principal could grant each of those agent rights directly.
@@ -83,7 +101,10 @@ function mayGrantAgentAccess(p: Principal): boolean {
  */
 async function assertMayPassOn(trx: Knex, tenantId: string, p: Principal, after: string[], before: string[], what: string): Promise<void> {
   if (mayGrantAgentAccess(p)) return;
-  const had = new Set((await rightsCarried(trx, tenantId, before)).map((r) => r.id));
+  // Only what active groups carry was held before: an archived group gives nothing, so a right
+  // it shares with the new chain (a data source restricted to both) is still fresh.
+  const active = await activeGroups(trx, tenantId, before);
+  const had = new Set((await rightsCarried(trx, tenantId, active)).map((r) => r.id));
   const fresh = (await rightsCarried(trx, tenantId, after)).filter((r) => !had.has(r.id));
   if (!fresh.length) return;
   const names = await agentNames(trx, tenantId, fresh.map((r) => r.agentId));

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import { inChunks } from '../db/batch.js';
 import { decide, loadAgents, loadNames, loadUsers, type AgentAccess, type CheckedAgent, type CheckedUser, type Names } from './check.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 /**
  * Seed 004's permission reports, produced in batches so they stream: nothing holds the whole
@@ -52,9 +53,9 @@ async function memberSlice(knex: Knex, tenantId: string, members: CheckedUser[])
   const names = await loadNames(knex, tenantId, members, []);
   const groupIds = [...names.groups.keys()];
   const ids = new Set<string>();
-  // Chunked: a user in thousands of groups names more subjects than one statement binds.
-  const grantedTo = (type: 'user' | 'group', list: string[]) =>
-    inChunks(knex, list, (c) => knex('agent_grants').where({ tenant_id: tenantId, subject_type: type }).whereIn('subject_id', c).distinct('agent_id'));
+  // The slice's users may sit in more groups than one IN list holds: each list is split on its own.
+  const grantedTo = (type: 'user' | 'group', subjects: string[]) =>
+    inChunks(knex, subjects, (part) => knex('agent_grants').where({ tenant_id: tenantId, subject_type: type }).whereIn('subject_id', part).distinct('agent_id'));
   for (const r of [...(await grantedTo('user', userIds)), ...(await grantedTo('group', groupIds))]) ids.add(String(r.agent_id));
   const reachable = await knex('agents')
     .where({ tenant_id: tenantId })
@@ -155,6 +156,7 @@ export async function* groupMembership(knex: Knex, tenantId: string, by: 'group'
         this.on('u.tenant_id', '=', 'm.tenant_id').andOn('u.id', '=', 'm.user_id');
       })
       .where('m.tenant_id', tenantId)
+      .whereRaw(liveDerivedSql('m'))
       // A pair held by hand and by a rule is one row: 'manager' sorts before 'member', so MIN picks the higher role.
       .groupBy('m.group_id', 'm.user_id', 'g.name', 'g.status', 'u.email')
       .select('m.group_id', 'm.user_id', 'g.name', 'g.status', 'u.email')
@@ -224,7 +226,7 @@ export async function* coverage(knex: Knex, tenantId: string, at: number, days: 
     knex('local_groups as g')
       .where('g.tenant_id', tenantId)
       .andWhere('g.id', '>', after)
-      .whereNotExists(knex('group_members as m').whereRaw('m.tenant_id = g.tenant_id AND m.group_id = g.id').select(knex.raw('1')))
+      .whereNotExists(knex('group_members as m').whereRaw(`m.tenant_id = g.tenant_id AND m.group_id = g.id AND ${liveDerivedSql('m')}`).select(knex.raw('1')))
       .orderBy('g.id')
       .limit(PAGE)
       .select('g.id', 'g.name'),
@@ -238,6 +240,7 @@ export async function* coverage(knex: Knex, tenantId: string, at: number, days: 
     knex('agent_grants')
       .where({ tenant_id: tenantId })
       .andWhere('id', '>', after)
+      .whereRaw(liveDerivedSql('agent_grants'))
       .whereNotNull('end_date')
       .andWhere('end_date', '>=', day(at - 2 * 86_400_000))
       .andWhere('end_date', '<=', day(horizon + 2 * 86_400_000))

@@ -32,6 +32,8 @@ export interface Config {
   readonly samlSpKeyFile: string | undefined;
   readonly samlSpCertFile: string | undefined;
   readonly authRateLimit: number;
+  readonly jobLeaseMs: number;
+  readonly jobPollMs: number;
 }
 
 export class ConfigError extends Error {
@@ -105,6 +107,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     samlSpKeyFile: raw.SAML_SP_KEY_FILE as string | undefined,
     samlSpCertFile: raw.SAML_SP_CERT_FILE as string | undefined,
     authRateLimit: raw.AUTH_RATE_LIMIT as number,
+    jobLeaseMs: raw.JOB_LEASE_MS as number,
+    jobPollMs: raw.JOB_POLL_MS as number,
   });
 }
 

@@ -114,5 +114,12 @@ export const configSchema = {
       default: 300,
       description: 'Requests per minute per client address to /auth (sign-in, logout); 0 turns the limit off',
     },
+    JOB_LEASE_MS: {
+      type: 'integer',
+      minimum: 1000,
+      default: 30000,
+      description: 'How long a job stays with the process running it after its last chunk started; after that another process resumes it',
+    },
+    JOB_POLL_MS: { type: 'integer', minimum: 10, default: 1000, description: 'How often an idle job worker looks for queued jobs' },
   },
 } as const;

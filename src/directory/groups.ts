@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { currentRead } from '../db/dialect.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { eachChunk, inChunks, inListChunks, insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
@@ -139,10 +140,12 @@ async function resolveMembers(trx: Knex, tenantId: string, groupId: string, refs
   const ids = [...new Set(refs.map((r) => r.value))];
   const found = new Map<string, 'User' | 'Group'>();
   await eachChunk(trx, ids, async (part) => {
-    for (const r of await trx('users').where('tenant_id', tenantId).whereIn('id', part).select('id')) found.set(String(r.id), 'User');
+    // Locking reads: a user or group deleted concurrently is either seen gone here, or its
+    // deletion waits for this change and then removes the membership row too.
+    for (const r of await currentRead(trx('users').where('tenant_id', tenantId).whereIn('id', part).select('id'))) found.set(String(r.id), 'User');
     const missing = part.filter((id) => !found.has(id));
     if (missing.length) {
-      for (const r of await trx('idp_groups').where({ tenant_id: tenantId, source: 'scim' }).whereIn('id', missing).select('id')) {
+      for (const r of await currentRead(trx('idp_groups').where({ tenant_id: tenantId, source: 'scim' }).whereIn('id', missing).select('id'))) {
         found.set(String(r.id), 'Group');
       }
     }

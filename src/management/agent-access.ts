@@ -10,6 +10,7 @@ import { instantOr } from './instant.js';
 import { pageOf, pageQuery } from './schemas.js';
 import { chunksOf, inChunks } from '../db/batch.js';
 import { decodeCursor, encodeCursor } from '../db/keyset.js';
+import { liveDerivedSql } from '../mapping/live.js';
 
 const ACTIONS: AgentAction[] = ['view', 'use', 'edit', 'delete', 'managePermissions'];
 
@@ -239,7 +240,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
 
   /** Up to `limit` of the agent's grants after `after`, and where the next page starts (0: done). */
   const grantsPage = async (tenantId: string, head: CheckedAgent, after: string, limit: number, when: number) => {
-    const ids = (await knex('agent_grants').where({ tenant_id: tenantId, agent_id: head.id }).andWhere('id', '>', after).orderBy('id').limit(limit + 1).select('id')).map(
+    const ids = (await knex('agent_grants').where({ tenant_id: tenantId, agent_id: head.id }).andWhere('id', '>', after).whereRaw(liveDerivedSql('agent_grants')).orderBy('id').limit(limit + 1).select('id')).map(
       (r: Record<string, unknown>) => String(r.id),
     );
     const pageIds = ids.slice(0, limit);

@@ -4,10 +4,14 @@ import { requireAdmin } from '../access/principal.js';
 import { inChunks } from '../db/batch.js';
 import { decodeCursor, encodeCursor } from '../db/keyset.js';
 import { requireUser } from '../directory/users.js';
-import { idpGroupsOfUsers, type SyncDiff } from '../mapping/engine.js';
+import { idpGroupsOfUsers } from '../mapping/engine.js';
 import type { MappingRule } from '../mapping/rules.js';
 import { listRules, requireRule, syncStatus, type RuleInput } from '../mapping/store.js';
-import { createRule, deleteRule, previewRule, reconcile, updateRule } from '../provisioning/mapping.js';
+import type { Request, Response } from 'express';
+import type { Job } from '../jobs/index.js';
+import { createRule, deleteRule, previewRule, updateRule, type RuleChange, type SweepHook } from '../provisioning/mapping.js';
+import { enqueueSweep, liveMappingJobs, startReconcile, type ReconcileResult, type SweepResult } from '../provisioning/mapping-jobs.js';
+import { jobRef, runJobForRequest } from './jobs.js';
 import type { Api, JsonSchema } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
 
@@ -27,13 +31,24 @@ export function presentRule(r: MappingRule) {
   };
 }
 
-function presentDiff(d: SyncDiff) {
-  return {
-    membershipsAdded: d.membershipsAdded,
-    membershipsRemoved: d.membershipsRemoved,
-    grantsAdded: d.grantsAdded,
-    grantsRemoved: d.grantsRemoved.map(({ id: _id, ...g }) => g),
-  };
+const NOTHING = { membershipsAdded: 0, membershipsRemoved: 0, grantsAdded: 0, grantsRemoved: 0 };
+
+/**
+ * A rule change whose sweep is a job: the job is enqueued in the change's transaction, then
+ * run within the request for a short budget. Finished: the usual status with what it applied
+ * and the succeeded job; not yet: 202 with the rule and its job (`{…rule, job}`).
+ */
+async function ruleChange(deps: AppDeps, req: Request, res: Response, status: 200 | 201, change: (onSweep: SweepHook) => Promise<RuleChange>, body: (c: RuleChange, applied: typeof NOTHING, job: Job | null) => object) {
+  let job: Job | null = null;
+  const out = await change(async (trx, sweep) => {
+    job = await enqueueSweep(trx, req.ctx!, sweep);
+  });
+  const ran: Job | null = job ? await runJobForRequest(deps, req, job) : null;
+  if (ran && ran.state !== 'succeeded') {
+    res.status(202).json({ ...presentRule(out.rule), job: ran });
+    return;
+  }
+  res.status(status).json(body(out, ran ? (ran.result as SweepResult).applied : NOTHING, ran));
 }
 
 export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
@@ -92,18 +107,27 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     actions: actionsRef,
   };
   const input: JsonSchema = { type: 'object', required: ['name', 'enabled', 'match', 'actions'], additionalProperties: false, properties: ruleProps };
-  const rule = api.schema('MappingRule', {
-    type: 'object',
+  const ruleFields = {
     required: ['id', 'name', 'description', 'enabled', 'position', 'match', 'actions', 'createdAt', 'updatedAt'],
     properties: { id: common.id, ...ruleProps, createdAt: common.timestamp, updatedAt: common.timestamp },
-  });
+  };
+  const rule = api.schema('MappingRule', { type: 'object', ...ruleFields });
   const applied = api.schema('RuleApplied', {
     type: 'object',
     required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'],
     description: 'What applying the change did, counted',
     properties: { membershipsAdded: { type: 'integer' }, membershipsRemoved: { type: 'integer' }, grantsAdded: { type: 'integer' }, grantsRemoved: { type: 'integer' } },
   });
-  const withApplied = { type: 'object', required: ['rule', 'applied'], properties: { rule, applied } };
+  const nullableJob = { anyOf: [jobRef, { type: 'null' }] };
+  const withApplied = {
+    type: 'object',
+    required: ['rule', 'applied', 'job'],
+    properties: { rule, applied, job: { ...nullableJob, description: 'The sweep that applied the change (succeeded), or null when the change derives nothing new' } },
+  };
+  const accepted = {
+    description: 'The change is committed and already in force for revocation (rows of older versions count for nothing); its sweep job is still running: `{…rule, job}`',
+    schema: { type: 'object', required: [...ruleFields.required, 'job'], properties: { ...ruleFields.properties, job: jobRef } },
+  };
 
   api.add({
     method: 'get',
@@ -124,10 +148,14 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     summary: 'Create a rule; it applies at once to the IdP groups that exist',
     tag: 'Mapping rules',
     body: input,
-    responses: { 201: { description: 'Created and applied', schema: { ...withApplied, properties: { ...withApplied.properties, id: common.id } } } },
+    responses: { 201: { description: 'Created and applied', schema: { ...withApplied, properties: { ...withApplied.properties, id: common.id } } }, 202: accepted },
     handler: async (req, res, { body }) => {
-      const out = await createRule(deps.db, req.ctx!, req.principal!, body as RuleInput);
-      res.status(201).json({ id: out.rule.id, rule: presentRule(out.rule), applied: out.applied });
+      await ruleChange(deps, req, res, 201, (onSweep) => createRule(deps.db, req.ctx!, req.principal!, body as RuleInput, onSweep), (out, applied, job) => ({
+        id: out.rule.id,
+        rule: presentRule(out.rule),
+        applied,
+        job,
+      }));
     },
   });
   api.add({
@@ -149,10 +177,13 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     summary: 'Change a rule (enabled included); that rule alone is recomputed',
     tag: 'Mapping rules',
     body: { type: 'object', additionalProperties: false, minProperties: 1, properties: ruleProps },
-    responses: { 200: { description: 'Changed and applied', schema: withApplied } },
+    responses: { 200: { description: 'Changed and applied', schema: withApplied }, 202: accepted },
     handler: async (req, res, { params, body }) => {
-      const out = await updateRule(deps.db, req.ctx!, req.principal!, params.id!, body as Partial<RuleInput>);
-      res.json({ rule: presentRule(out.rule), applied: out.applied });
+      await ruleChange(deps, req, res, 200, (onSweep) => updateRule(deps.db, req.ctx!, req.principal!, params.id!, body as Partial<RuleInput>, onSweep), (out, applied, job) => ({
+        rule: presentRule(out.rule),
+        applied,
+        job,
+      }));
     },
   });
   api.add({
@@ -161,9 +192,9 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     operationId: 'deleteMappingRule',
     summary: 'Delete a rule and revoke exactly what it derived',
     tag: 'Mapping rules',
-    responses: { 200: { description: 'Deleted; what was revoked', schema: { type: 'object', required: ['applied'], properties: { applied } } } },
+    responses: { 200: { description: 'Deleted; what was revoked', schema: { type: 'object', required: ['applied', 'job'], properties: { applied, job: nullableJob } } }, 202: accepted },
     handler: async (req, res, { params }) => {
-      res.json({ applied: await deleteRule(deps.db, req.ctx!, req.principal!, params.id!) });
+      await ruleChange(deps, req, res, 200, (onSweep) => deleteRule(deps.db, req.ctx!, req.principal!, params.id!, onSweep), (_out, applied, job) => ({ applied, job }));
     },
   });
 
@@ -181,8 +212,14 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
         description: 'Matched IdP groups and per-user gains and losses',
         schema: {
           type: 'object',
-          required: ['matchedGroups', 'changes'],
+          required: ['matchedGroups', 'counts', 'changes', 'truncated'],
           properties: {
+            counts: {
+              type: 'object',
+              required: ['usersReached', 'usersChanged', 'gains', 'losses'],
+              properties: { usersReached: { type: 'integer' }, usersChanged: { type: 'integer' }, gains: { type: 'integer' }, losses: { type: 'integer' } },
+            },
+            truncated: { type: 'boolean', description: 'changes shows the first 100 users changed; counts cover all' },
             matchedGroups: {
               type: 'array',
               items: { type: 'object', required: ['id', 'displayName', 'source'], properties: { id: { type: 'string' }, displayName: { type: 'string' }, externalId: { type: ['string', 'null'] }, source: { enum: ['scim', 'saml', 'oidc'] } } },
@@ -215,17 +252,29 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
         description: 'What was fixed',
         schema: {
           type: 'object',
-          required: ['fixed', 'differences'],
+          required: ['fixed', 'counts', 'differences', 'job'],
           properties: {
+            job: jobRef,
             fixed: { type: 'integer' },
-            differences: { type: 'object', required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'], properties: { membershipsAdded: derived, membershipsRemoved: derived, grantsAdded: derived, grantsRemoved: derived } },
+            counts: { type: 'object', description: 'Every difference fixed, by kind (restamped: rows moved to their rule\'s current version)', additionalProperties: { type: 'integer' } },
+            differences: {
+              type: 'object',
+              description: 'The first 20 differences of each kind',
+              required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'],
+              properties: { membershipsAdded: derived, membershipsRemoved: derived, grantsAdded: derived, grantsRemoved: derived, membershipsRestamped: derived, grantsRestamped: derived },
+            },
           },
         },
       },
+      202: { description: 'A reconcile job (kind mapping.reconcile, cancellable) is running; its result, when it succeeds, is the 200 body without `job`', schema: jobRef },
     },
     handler: async (req, res) => {
-      const out = await reconcile(deps.db, req.ctx!, req.principal!);
-      res.json({ fixed: out.fixed, differences: presentDiff(out.diff) });
+      const job = await runJobForRequest(deps, req, await startReconcile(deps.db, req.ctx!, req.principal!));
+      if (job.state !== 'succeeded') {
+        res.status(202).json(job);
+        return;
+      }
+      res.json({ ...(job.result as ReconcileResult), job });
     },
   });
   api.add({
@@ -239,15 +288,21 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
         description: 'The status',
         schema: {
           type: 'object',
-          required: ['lastChangeAt', 'lastReconcileAt', 'lastReconcileFixed'],
-          properties: { lastChangeAt: { type: ['string', 'null'] }, lastReconcileAt: { type: ['string', 'null'] }, lastReconcileFixed: { type: ['integer', 'null'] } },
+          required: ['lastChangeAt', 'lastReconcileAt', 'lastReconcileFixed', 'jobs'],
+          properties: {
+            lastChangeAt: { type: ['string', 'null'] },
+            lastReconcileAt: { type: ['string', 'null'] },
+            lastReconcileFixed: { type: ['integer', 'null'] },
+            jobs: { type: 'array', items: jobRef, description: 'Rule sweeps (key `mapping_rule:<id>`) and reconciles still queued or running' },
+          },
         },
       },
     },
     handler: async (req, res) => {
       requireAdmin(req.principal!, 'read the sync status');
       const s = await syncStatus(deps.db.knex, req.ctx!.tenantId);
-      res.json({ lastChangeAt: iso(s.lastChangeAt), lastReconcileAt: iso(s.lastReconcileAt), lastReconcileFixed: s.lastReconcileFixed });
+      const jobs = await liveMappingJobs(deps.db.knex, req.ctx!.tenantId);
+      res.json({ lastChangeAt: iso(s.lastChangeAt), lastReconcileAt: iso(s.lastReconcileAt), lastReconcileFixed: s.lastReconcileFixed, jobs });
     },
   });
   api.add({

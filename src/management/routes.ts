@@ -12,6 +12,7 @@ import { registerApiKeys } from './api-keys.js';
 import { registerGroups } from './groups.js';
 import { registerImports } from './imports.js';
 import { registerInvitations } from './invitations.js';
+import { registerJobs } from './jobs.js';
 import { registerMe } from './me.js';
 import { registerMappingRules } from './mapping-rules.js';
 import { registerPermissions } from './permissions.js';
@@ -37,6 +38,7 @@ export function buildApi(deps: AppDeps): Api {
   registerAgentAccess(api, deps);
   registerMappingRules(api, deps, common);
   registerReports(api, deps);
+  registerJobs(api, deps, common);
   registerImports(api, deps);
   registerAuditEvents(api, deps, common);
   registerSsoConnections(api, deps, common);

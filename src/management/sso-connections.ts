@@ -10,6 +10,7 @@ import { recordEvent } from '../audit/record.js';
 import { endConnectionSessions } from '../provisioning/sessions.js';
 import {
   assertDomainsWhereShared,
+  assertNoSharedRules,
   deleteConnection,
   ID_TOKEN_ALGS,
   insertConnection,
@@ -69,6 +70,11 @@ export function presentConnection(c: Connection, publicBaseUrl: string, tenantSl
     allowIdpInitiated: c.saml.allowIdpInitiated,
     ...samlUrls(publicBaseUrl, tenantSlug, c.id),
   };
+}
+
+/** Who issues the subjects a connection binds: the OIDC issuer and client, or the SAML IdP's entity id. */
+function idpIdentity(c: Connection): string {
+  return c.protocol === 'oidc' ? JSON.stringify([c.oidc.issuer, c.oidc.clientId]) : c.saml.idpEntityId;
 }
 
 /** What the audit log keeps of a connection: its settings, never the secret or whole certificates. */
@@ -187,7 +193,10 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       requireAdmin(req.principal!, 'manage SSO connections');
       const c = await db.tx(async (trx) => {
         const created = await insertConnection(trx, req.ctx!.tenantId, body as ConnectionInput, req.ctx!.now.getTime());
-        if (created.enabled) await assertDomainsWhereShared(trx, req.ctx!.tenantId);
+        if (created.enabled) {
+          await assertDomainsWhereShared(trx, req.ctx!.tenantId);
+          await assertNoSharedRules(trx, req.ctx!.tenantId, created);
+        }
         await recordEvent(trx, req.ctx!, { event: 'sso_connection.created', entity: entity(created), before: null, after: audited(created) });
         return created;
       });
@@ -223,13 +232,21 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       const c = await db.tx(async (trx) => {
         const locked = await lockConnection(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
         const updated = await writeConnection(trx, locked, change);
-        if (updated.enabled) await assertDomainsWhereShared(trx, req.ctx!.tenantId);
+        // Only what widens a trust space is refused: enabling, or emptying the domains. Adding
+        // domains to one of several connections that lack them (migration 009) must pass.
+        const widens = !locked.enabled || (locked.domains.length > 0 && !updated.domains.length);
+        const domainsChanged = JSON.stringify(locked.domains) !== JSON.stringify(updated.domains);
+        if (updated.enabled && (widens || domainsChanged)) await assertDomainsWhereShared(trx, req.ctx!.tenantId, { onlyOverlaps: !widens });
+        if (updated.enabled && !locked.enabled) await assertNoSharedRules(trx, req.ctx!.tenantId, updated);
         const sessionsEnded = locked.enabled && !updated.enabled ? await endConnectionSessions(trx, req.ctx!.tenantId, updated.id) : 0;
+        // A subject means something only at the IdP that issued it: another IdP's `sub` or
+        // NameID could equal it and sign in as the bound user, so the bindings go.
+        const bindingsRemoved = idpIdentity(locked) !== idpIdentity(updated) ? await trx('sso_bindings').where({ tenant_id: req.ctx!.tenantId, connection_id: updated.id }).delete() : 0;
         await recordEvent(trx, req.ctx!, {
           event: 'sso_connection.updated',
           entity: entity(updated),
           before: audited(locked),
-          after: { ...audited(updated), ...(change.clientSecret !== undefined ? { clientSecretChanged: true } : {}), ...(sessionsEnded ? { sessionsEnded } : {}) },
+          after: { ...audited(updated), ...(change.clientSecret !== undefined ? { clientSecretChanged: true } : {}), ...(sessionsEnded ? { sessionsEnded } : {}), ...(bindingsRemoved ? { bindingsRemoved } : {}) },
         });
         return updated;
       });

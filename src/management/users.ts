@@ -110,7 +110,7 @@ export function registerUsers(api: Api, deps: AppDeps, user: JsonSchema): void {
         status: { enum: ['active', 'suspended'] },
         templateId: { type: ['string', 'null'], maxLength: 36 },
         crmAccess: { type: 'boolean' },
-        email: { type: 'string', minLength: 3, maxLength: 320 },
+        email: { type: 'string', minLength: 3, maxLength: 320, description: 'Admins only (403 admin_required): the email decides who signs in as the user; the change ends their sessions' },
       },
     },
     responses: { 200: { description: 'The user after the change', schema: user } },

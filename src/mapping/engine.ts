@@ -17,6 +17,8 @@ export interface DerivedMembership {
   userId: string;
   role: 'member' | 'manager';
   ruleId: string;
+  /** The rule version that produced the row: it counts only while the rule is at it. */
+  ruleVersion: number;
   idpGroupId: string;
 }
 
@@ -28,6 +30,7 @@ export interface DerivedGrant {
   endDate: string | null;
   timeZone: string;
   ruleId: string;
+  ruleVersion: number;
   idpGroupId: string;
 }
 
@@ -36,6 +39,13 @@ export interface SyncDiff {
   membershipsRemoved: DerivedMembership[];
   grantsAdded: DerivedGrant[];
   grantsRemoved: (DerivedGrant & { id: string })[];
+  /** Rows that stay as they are but were produced by an older version of their rule. */
+  membershipsRestamped: DerivedMembership[];
+  grantsRestamped: (DerivedGrant & { id: string })[];
+}
+
+export function emptyDiff(): SyncDiff {
+  return { membershipsAdded: [], membershipsRemoved: [], grantsAdded: [], grantsRemoved: [], membershipsRestamped: [], grantsRestamped: [] };
 }
 
 export interface SyncScope {
@@ -146,7 +156,7 @@ async function desired(trx: Knex, tenantId: string, userIds: string[], rules: Ma
         if (!matches(g)) continue;
         for (const a of rule.actions.groups) {
           if (!names.groups.has(a.groupId)) continue;
-          const m: DerivedMembership = { groupId: a.groupId, userId, role: a.role, ruleId: rule.id, idpGroupId: g.id };
+          const m: DerivedMembership = { groupId: a.groupId, userId, role: a.role, ruleId: rule.id, ruleVersion: rule.version, idpGroupId: g.id };
           memberships.set(mKey(m), m);
         }
         for (const a of rule.actions.agents) {
@@ -159,6 +169,7 @@ async function desired(trx: Knex, tenantId: string, userIds: string[], rules: Ma
             endDate: a.endDate ?? null,
             timeZone: a.timeZone ?? names.timeZone,
             ruleId: rule.id,
+            ruleVersion: rule.version,
             idpGroupId: g.id,
           };
           grants.set(gKey(grant), grant);
@@ -179,7 +190,7 @@ async function existing(trx: Knex, tenantId: string, userIds: string[], ruleIds?
     // The rules are picked here, not in SQL: their list would share the statement's bindings.
     const picked = (r: Record<string, unknown>) => !ruleIds || ruleSet.has(String(r.rule_id));
     for (const r of (await mq).filter(picked)) {
-      memberships.push({ groupId: String(r.group_id), userId: String(r.user_id), role: r.role, ruleId: String(r.rule_id), idpGroupId: String(r.idp_group_id) });
+      memberships.push({ groupId: String(r.group_id), userId: String(r.user_id), role: r.role, ruleId: String(r.rule_id), ruleVersion: Number(r.rule_version), idpGroupId: String(r.idp_group_id) });
     }
     for (const r of (await gq).filter(picked)) {
       grants.push({
@@ -191,6 +202,7 @@ async function existing(trx: Knex, tenantId: string, userIds: string[], ruleIds?
         endDate: (r.end_date as string | null) ?? null,
         timeZone: String(r.time_zone),
         ruleId: String(r.rule_id),
+        ruleVersion: Number(r.rule_version),
         idpGroupId: String(r.idp_group_id),
       });
     }
@@ -206,14 +218,17 @@ export async function syncUsers(trx: Knex, ctx: Ctx, userIds: string[], scope: S
   const ids = [...new Set(userIds)];
   const want = await desired(trx, ctx.tenantId, ids, scope.rules);
   const have = await existing(trx, ctx.tenantId, ids, scope.ruleIds);
-  const diff: SyncDiff = { membershipsAdded: [], membershipsRemoved: [], grantsAdded: [], grantsRemoved: [] };
+  const diff = emptyDiff();
 
   const haveM = new Map<string, DerivedMembership>();
   for (const m of have.memberships) {
     const k = mKey(m);
     const w = want.memberships.get(k);
     if (!w || w.role !== m.role) diff.membershipsRemoved.push(m);
-    else haveM.set(k, m);
+    else {
+      haveM.set(k, m);
+      if (w.ruleVersion !== m.ruleVersion) diff.membershipsRestamped.push(w);
+    }
   }
   for (const [k, m] of want.memberships) if (!haveM.has(k)) diff.membershipsAdded.push(m);
 
@@ -223,7 +238,10 @@ export async function syncUsers(trx: Knex, ctx: Ctx, userIds: string[], scope: S
     const w = want.grants.get(k);
     // A duplicate left by a race between two processes is removed too: one row per key.
     if (!w || !gSame(w, g) || kept.has(k)) diff.grantsRemoved.push(g);
-    else kept.add(k);
+    else {
+      kept.add(k);
+      if (w.ruleVersion !== g.ruleVersion) diff.grantsRestamped.push({ ...w, id: g.id });
+    }
   }
   for (const [k, g] of want.grants) if (!kept.has(k)) diff.grantsAdded.push(g);
 
@@ -257,6 +275,7 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
     user_id: m.userId,
     role: m.role,
     rule_id: m.ruleId,
+    rule_version: m.ruleVersion,
     idp_group_id: m.idpGroupId,
     created_at: now,
   }));
@@ -272,10 +291,12 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
     end_date: g.endDate,
     time_zone: g.timeZone,
     rule_id: g.ruleId,
+    rule_version: g.ruleVersion,
     idp_group_id: g.idpGroupId,
     created_at: now,
   }));
   await insertChunked(trx, 'agent_grants', gRows);
+  await restamp(trx, tenantId, diff);
 
   const ruleNames = new Map(rules.map((r) => [r.id, r.name]));
   const actor = (ruleId: string): Ctx['actor'] => ({ type: 'rule', id: ruleId, display: ruleNames.get(ruleId) ?? 'deleted mapping rule' });
@@ -312,6 +333,28 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
   await recordEvents(trx, ctx, events);
 }
 
-export function diffSize(d: SyncDiff): number {
-  return d.membershipsAdded.length + d.membershipsRemoved.length + d.grantsAdded.length + d.grantsRemoved.length;
+/**
+ * Moves rows that a rule's new version produces unchanged to that version: one statement per
+ * (group or agent, rule, IdP group) for the users concerned. Not audited: the user's access is
+ * what it was before the rule changed.
+ */
+async function restamp(trx: Knex, tenantId: string, diff: SyncDiff): Promise<void> {
+  const byTarget = new Map<string, { m: DerivedMembership; users: string[] }>();
+  for (const m of diff.membershipsRestamped) {
+    const k = `${m.groupId}|${m.ruleId}|${m.idpGroupId}|${m.ruleVersion}`;
+    (byTarget.get(k) ?? byTarget.set(k, { m, users: [] }).get(k)!).users.push(m.userId);
+  }
+  for (const { m, users } of byTarget.values()) {
+    await eachChunk(trx, users, (part) =>
+      trx('group_members')
+        .where({ tenant_id: tenantId, group_id: m.groupId, rule_id: m.ruleId, idp_group_id: m.idpGroupId })
+        .whereIn('user_id', part)
+        .update({ rule_version: m.ruleVersion }),
+    );
+  }
+  const byVersion = new Map<number, string[]>();
+  for (const g of diff.grantsRestamped) (byVersion.get(g.ruleVersion) ?? byVersion.set(g.ruleVersion, []).get(g.ruleVersion)!).push(g.id);
+  for (const [version, ids] of byVersion) {
+    await eachChunk(trx, ids, (part) => trx('agent_grants').where({ tenant_id: tenantId }).whereIn('id', part).update({ rule_version: version }));
+  }
 }

@@ -1,7 +1,6 @@
 import type { Knex } from 'knex';
 import { NotFound } from '../errors.js';
 import { newId } from '../db/ids.js';
-import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
 import type { MappingRule, RuleActions, RuleMatch } from './rules.js';
 
@@ -82,16 +81,23 @@ export async function insertRule(trx: Knex, tenantId: string, input: RuleInput, 
   return ruleFromRow(row);
 }
 
-export async function lockRule(trx: Knex, tenantId: string, id: string, now: number): Promise<MappingRule> {
-  const changed = await trx('mapping_rules').where({ tenant_id: tenantId, id }).update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) await noRowChanged(trx, 'mapping_rules', { tenant_id: tenantId, id }, undefined, notFound(id), 'mapping rule');
-  return (await getRule(trx, tenantId, id))!;
+/** Whether an edit changes what the rule derives (and so needs a new version and a sweep). */
+export function changesOutput(a: Pick<MappingRule, 'enabled' | 'match' | 'actions'>, b: Pick<MappingRule, 'enabled' | 'match' | 'actions'>): boolean {
+  return a.enabled !== b.enabled || JSON.stringify(a.match) !== JSON.stringify(b.match) || JSON.stringify(a.actions) !== JSON.stringify(b.actions);
 }
 
-export async function writeRule(trx: Knex, tenantId: string, locked: MappingRule, input: RuleInput): Promise<MappingRule> {
-  const cols = { ...columns(input), position: input.position ?? locked.position };
-  await trx('mapping_rules').where({ tenant_id: tenantId, id: locked.id }).update(cols);
-  return (await getRule(trx, tenantId, locked.id))!;
+/**
+ * Writes a rule read under the exclusive mapping lock. The version moves only when what the
+ * rule derives changes: rows of older versions stop counting at once (src/mapping/live.ts),
+ * while a rename or a move in the list revokes nothing.
+ */
+export async function writeRule(trx: Knex, tenantId: string, current: MappingRule, input: RuleInput, now: number): Promise<MappingRule> {
+  const cols = { ...columns(input), position: input.position ?? current.position };
+  const bump = changesOutput(current, { enabled: cols.enabled, match: input.match, actions: input.actions });
+  await trx('mapping_rules')
+    .where({ tenant_id: tenantId, id: current.id })
+    .update({ ...cols, updated_at: now, ...(bump ? { version: current.version + 1 } : {}) });
+  return (await getRule(trx, tenantId, current.id))!;
 }
 
 export async function deleteRuleRow(trx: Knex, tenantId: string, id: string): Promise<void> {

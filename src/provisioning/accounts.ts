@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Area } from '../access/catalogue.js';
 import { checkInheritance } from '../access/effective.js';
 import type { AreaSettings } from '../access/levels.js';
-import { assertMayAssignRole, assertMayChangeUser, assertMayGrantCrm, assertWithinOwn, wouldHold } from '../access/policies.js';
+import { assertMayAssignRole, assertMayChangeEmail, assertMayChangeUser, assertMayGrantCrm, assertWithinOwn, wouldHold } from '../access/policies.js';
 import type { Principal } from '../access/principal.js';
 import { getTemplate, requireTemplate, type RoleTemplate } from '../access/templates.js';
 import { getOwnSettings, putOwnSettings } from '../access/user-settings.js';
@@ -14,8 +14,8 @@ import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
 import { assertNotLastAdmin, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';
+import { lockMapping } from '../mapping/lock.js';
 import { endSessionsOf } from './sessions.js';
-import { assertMayChangeEmail } from '../sso/bindings.js';
 import { releaseSeat } from '../tenants/seats.js';
 
 export interface AccountChange {
@@ -55,6 +55,8 @@ function withPrimaryEmail(doc: ScimDoc, email: string): ScimDoc {
  */
 export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string, change: AccountChange): Promise<User> {
   return db.tx(async (trx) => {
+    // First statement: the mapping lock (src/mapping/lock.ts).
+    await lockMapping(trx, ctx.tenantId, 'share');
     const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime());
     assertMayChangeUser(p, catalogue, locked, 'change the account');
     const events: AuditInput[] = [];
@@ -63,7 +65,7 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
     let next: User = locked;
     if (change.email !== undefined && change.email.trim() !== locked.email) {
       const email = change.email.trim();
-      await assertMayChangeEmail(trx, p, ctx.tenantId, locked.id);
+      assertMayChangeEmail(p);
       if (!EMAIL.test(email)) throw new InvalidInput('invalid_email', `"${change.email}" is not an email address`, { fields: [{ path: 'body.email', message: 'is not an email address' }] });
       const holder = await findUserByEmail(trx, ctx.tenantId, email);
       if (holder && holder.id !== locked.id) throw new Conflict('email_taken', `${email} already belongs to another user of this tenant`);
@@ -118,6 +120,8 @@ export async function changeAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Prin
 /** Permanent: the seat is freed, the user's keys stop working, the audit log keeps its events. */
 export async function deleteAccount(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string): Promise<void> {
   await db.tx(async (trx) => {
+    // First statement: the mapping lock (src/mapping/lock.ts).
+    await lockMapping(trx, ctx.tenantId, 'share');
     const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime());
     assertMayChangeUser(p, catalogue, locked, 'delete the account');
     await assertNotLastAdmin(trx, ctx, locked, null);

@@ -1,3 +1,8 @@
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { Knex } from 'knex';
@@ -11,12 +16,17 @@ import type { Db } from '../db/knex.js';
 import { insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { InvalidInput, TooLarge, Unprocessable } from '../errors.js';
+import { dropJobRows, enqueueJob, JobFailed, readJobRows, registerJobKind, stageJobRows, type Job, type JobKind } from '../jobs/index.js';
 import { caseMappedKey } from '../scim/schema/value-key.js';
 
 /**
- * CSV imports (seed 004): users to groups and agent grants. The file is read as a stream and
- * applied in chunks inside one transaction, so memory stays flat for any number of rows and a
- * single bad row leaves nothing applied; every bad row is reported with its line.
+ * CSV imports (seed 004): users to groups and agent grants. The upload is read to its end into a
+ * temporary file before any database work (a slow client holds no connection), then checked
+ * against the database with short reads, every bad row reported with its line. Only then is
+ * anything applied, all or nothing: in one transaction within the request for up to
+ * IMPORT_JOB_THRESHOLD_ROWS rows, otherwise as a job (`import.<kind>`) whose rows are staged
+ * in the database so that any process can apply them, in one transaction that reads only the
+ * database.
  */
 
 export type ImportKind = 'group-members' | 'agent-grants';
@@ -44,16 +54,12 @@ const COLUMNS: Record<ImportKind, string[]> = {
 };
 const CHUNK = 1000;
 const MAX_REPORTED_ERRORS = 1000;
+/** Larger imports are applied by a job (202 Accepted) rather than within the request. */
+export const IMPORT_JOB_THRESHOLD_ROWS = 1000;
 
 interface Line {
   line: number;
   cells: Record<string, string>;
-}
-
-class DryRunDone extends Error {
-  constructor(readonly report: ImportReport) {
-    super('dry run');
-  }
 }
 
 /** Reads CSV records with their line numbers, a chunk at a time, refusing more than `maxBytes`. */
@@ -219,32 +225,168 @@ function fail(report: ImportReport, line: number, reason: string): void {
   if (report.errors.length < MAX_REPORTED_ERRORS) report.errors.push({ line, reason });
 }
 
-/**
- * Runs an import. With `dryRun` the same work happens and is rolled back: the report says what
- * would change. Any bad row → 422 listing the bad rows, nothing applied.
- */
-export async function runImport(db: Db, ctx: Ctx, p: Principal, kind: ImportKind, input: Readable, opts: { dryRun: boolean; maxBytes: number }): Promise<ImportReport> {
-  requireAdmin(p, 'import CSV files');
-  const report: ImportReport = { kind, dryRun: opts.dryRun, rows: 0, added: 0, unchanged: 0, errors: [], errorCount: 0 };
+function newReport(kind: ImportKind, dryRun: boolean): ImportReport {
+  return { kind, dryRun, rows: 0, added: 0, unchanged: 0, errors: [], errorCount: 0 };
+}
+
+/** Writes the parsed records to `file`, one JSON line each; answers how many rows there were. */
+async function spool(input: Readable, kind: ImportKind, maxBytes: number, file: string): Promise<number> {
+  const out = fs.createWriteStream(file);
+  const failed = new Promise<never>((_, reject) => out.once('error', reject));
+  failed.catch(() => undefined);
+  let rows = 0;
   try {
-    await db.tx(async (trx) => {
-      const tenant = await trx('tenants').where({ id: ctx.tenantId }).select('time_zone').first();
-      const groups = kind === 'group-members' ? await groupsByName(trx, ctx.tenantId) : new Map();
-      for await (const lines of chunks(input, kind, opts.maxBytes)) {
-        report.rows += lines.length;
-        // Once a row is bad nothing will be applied; later chunks are still checked, to report every bad row.
-        const apply = !opts.dryRun && report.errorCount === 0;
-        if (kind === 'group-members') await importMembers(trx, ctx, lines, report, groups, apply);
-        else await importGrants(trx, ctx, lines, report, String(tenant?.time_zone ?? 'UTC'), apply);
-      }
-      if (report.errorCount) {
-        throw new Unprocessable('import_rejected', `${report.errorCount} bad row(s): nothing was applied`, { details: { report } });
-      }
-      if (opts.dryRun) throw new DryRunDone(report);
-    });
+    for await (const lines of chunks(input, kind, maxBytes)) {
+      rows += lines.length;
+      if (!out.write(`${lines.map((l) => JSON.stringify([l.line, l.cells])).join('\n')}\n`)) await Promise.race([once(out, 'drain'), failed]);
+    }
+  } finally {
+    await Promise.race([new Promise<void>((resolve) => out.end(resolve)), failed]);
+  }
+  return rows;
+}
+
+async function* spooled(file: string): AsyncGenerator<Line[]> {
+  const lines = readline.createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
+  let batch: Line[] = [];
+  for await (const text of lines) {
+    if (!text) continue;
+    const [line, cells] = JSON.parse(text) as [number, Record<string, string>];
+    batch.push({ line, cells });
+    if (batch.length === CHUNK) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length) yield batch;
+}
+
+/**
+ * Checks (and with `apply`, applies) every batch. Checking alone runs on plain reads; applying
+ * runs in the caller's transaction and, once a row is bad, applies nothing more (the caller
+ * rolls back) while still checking the rest, to report every bad row.
+ */
+async function importBatches(runner: Knex, ctx: Ctx, kind: ImportKind, batches: AsyncIterable<Line[]>, report: ImportReport, apply: boolean): Promise<void> {
+  const tenant = await runner('tenants').where({ id: ctx.tenantId }).select('time_zone').first();
+  const groups = kind === 'group-members' ? await groupsByName(runner, ctx.tenantId) : new Map();
+  for await (const lines of batches) {
+    report.rows += lines.length;
+    const now = apply && report.errorCount === 0;
+    if (kind === 'group-members') await importMembers(runner, ctx, lines, report, groups, now);
+    else await importGrants(runner, ctx, lines, report, String(tenant?.time_zone ?? 'UTC'), now);
+  }
+}
+
+function rejected(report: ImportReport): Unprocessable {
+  return new Unprocessable('import_rejected', `${report.errorCount} bad row(s): nothing was applied`, { details: { report } });
+}
+
+/**
+ * Runs an import from `input`, the upload as a stream (the seam for a request-body deadline: the
+ * caller may pass any readable). Any bad row → 422 listing the bad rows, nothing applied. With
+ * `dryRun` the report says what would change and nothing changes. Answers the report of an
+ * applied import, or, above IMPORT_JOB_THRESHOLD_ROWS rows, the queued job that applies it.
+ */
+export async function runImport(
+  db: Db,
+  ctx: Ctx,
+  p: Principal,
+  kind: ImportKind,
+  input: Readable,
+  opts: { dryRun: boolean; maxBytes: number },
+): Promise<{ report: ImportReport } | { job: Job }> {
+  requireAdmin(p, 'import CSV files');
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'roster-import-'));
+  try {
+    const file = path.join(dir, 'rows.ndjson');
+    const rows = await spool(input, kind, opts.maxBytes, file);
+    const checked = newReport(kind, opts.dryRun);
+    await importBatches(db.knex, ctx, kind, spooled(file), checked, false);
+    if (checked.errorCount) throw rejected(checked);
+    if (opts.dryRun) return { report: checked };
+    if (rows <= IMPORT_JOB_THRESHOLD_ROWS) {
+      const report = newReport(kind, false);
+      // Reads only the local file and the database: nothing here waits on the client.
+      await db.tx(async (trx) => {
+        await importBatches(trx, ctx, kind, spooled(file), report, true);
+        if (report.errorCount) throw rejected(report);
+      });
+      return { report };
+    }
+    return { job: await stageAndEnqueue(db, ctx, kind, file, rows) };
+  } finally {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Staged rows hold up to this many CSV lines each (and about this many bytes of them), so that
+ * the apply reads and drops a hundredth as many database rows.
+ */
+const STAGE_LINES = 100;
+const STAGE_BYTES = 1024 * 1024;
+
+function stageGroups(lines: Line[]): Line[][] {
+  const groups: Line[][] = [];
+  let group: Line[] = [];
+  let bytes = 0;
+  for (const l of lines) {
+    const size = JSON.stringify(l.cells).length;
+    if (group.length && (group.length === STAGE_LINES || bytes + size > STAGE_BYTES)) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(l);
+    bytes += size;
+  }
+  if (group.length) groups.push(group);
+  return groups;
+}
+
+async function stageAndEnqueue(db: Db, ctx: Ctx, kind: ImportKind, file: string, rows: number): Promise<Job> {
+  const id = newId();
+  try {
+    let seq = 0;
+    for await (const lines of spooled(file)) {
+      const groups = stageGroups(lines);
+      await stageJobRows(db, ctx.tenantId, id, seq, groups, ctx.now.getTime());
+      seq += groups.length;
+    }
+    return await db.tx((trx) => enqueueJob(trx, ctx, { id, kind: `import.${kind}`, payload: { rows }, total: rows }));
   } catch (err) {
-    if (err instanceof DryRunDone) return err.report;
+    await db.tx((trx) => dropJobRows(trx, ctx.tenantId, id)).catch(() => undefined);
     throw err;
   }
-  return report;
 }
+
+/**
+ * The job that applies a staged import: one chunk, one transaction, so the import stays all or
+ * nothing. It checks every row again against the database as it is now; a row gone bad since
+ * the upload fails the job with the report, and nothing is applied. Cancellable until it
+ * commits.
+ */
+function importJobKind(kind: ImportKind): JobKind<{ rows: number }, null, ImportReport> {
+  return {
+    kind: `import.${kind}`,
+    cancellable: true,
+    async runChunk(trx, job) {
+      const report = newReport(kind, false);
+      async function* staged(): AsyncGenerator<Line[]> {
+        for (let after = -1; ; ) {
+          const page = await readJobRows<Line[]>(trx, job.tenantId, job.id, after, CHUNK / STAGE_LINES);
+          if (!page.length) return;
+          yield page.flatMap((r) => r.data);
+          after = page[page.length - 1]!.seq;
+        }
+      }
+      await importBatches(trx, job.ctx, kind, staged(), report, true);
+      if (report.errorCount) throw new JobFailed(`${report.errorCount} bad row(s): nothing was applied`, report);
+      return { cursor: null, progress: { done: report.rows, total: report.rows }, done: true, result: report };
+    },
+    cleanup: (trx, job) => dropJobRows(trx, job.tenantId, job.id),
+  };
+}
+
+registerJobKind(importJobKind('group-members'));
+registerJobKind(importJobKind('agent-grants'));

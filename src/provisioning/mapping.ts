@@ -8,10 +8,11 @@ import { eachChunk, inChunks } from '../db/batch.js';
 import type { Db } from '../db/knex.js';
 import type { MemberDelta } from '../directory/groups.js';
 import { Unprocessable, type FieldError } from '../errors.js';
-import { diffSize, syncUsers, usersUnderIdpGroups, type SyncDiff } from '../mapping/engine.js';
+import { emptyDiff, syncUsers, usersUnderIdpGroups, type SyncDiff } from '../mapping/engine.js';
+import { lockMapping } from '../mapping/lock.js';
 import { matcher, type MappingRule } from '../mapping/rules.js';
 import { connectionMatchErrors } from '../sso/connections.js';
-import { deleteRuleRow, insertRule, listRules, lockRule, requireRule, touchSync, writeRule, type RuleInput } from '../mapping/store.js';
+import { deleteRuleRow, getRule, insertRule, listRules, requireRule, touchSync, writeRule, type RuleInput } from '../mapping/store.js';
 
 /** Users per transaction when a rule change or a reconcile sweeps many users. */
 export const SWEEP_CHUNK = 1000;
@@ -74,7 +75,7 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
       else a.timeZone = zone;
     }
   });
-  fields.push(...(await connectionMatchErrors(trx, tenantId, input.match)));
+  fields.push(...(await connectionMatchErrors(trx, tenantId, input.match, input.enabled)));
   if (input.match.operator === 'glob' && input.match.value.length > 200) fields.push({ path: 'body.match.value', message: 'pattern too long' });
   if (fields.length) throw new Unprocessable('invalid_rule', `the rule refers to things it cannot use: ${fields.map((f) => f.message).join('; ')}`, { fields });
 }
@@ -88,34 +89,42 @@ export async function matchedGroups(trx: Knex, tenantId: string, rule: Pick<Mapp
     .filter(test);
 }
 
+/** What a rule sweep works towards: the rule at a version, or its deletion. */
+export interface SweepTarget {
+  ruleId: string;
+  version: number;
+  deleted: boolean;
+}
+
+export interface ChunkResult {
+  /** `superseded`: a newer version of the rule (or its deletion) owns the result now. */
+  state: 'more' | 'done' | 'superseded';
+  /** The last user id handled: the next chunk starts after it. */
+  next: string;
+  users: number;
+  diff: SyncDiff;
+}
+
+async function usersAfter(trx: Knex, tenantId: string, after: string, size: number): Promise<string[]> {
+  return (await trx('users').where({ tenant_id: tenantId }).andWhere('id', '>', after).orderBy('id').limit(size).select('id')).map((r) => String(r.id));
+}
+
 /**
- * Recomputes one rule's output for everyone it reached before or reaches now, a chunk of users
- * per transaction, so concurrent SCIM requests wait for one chunk at most.
+ * One chunk of a rule sweep, in the caller's transaction (a job chunk's): the next `size` users
+ * of the tenant by id, under the exclusive mapping lock taken first. The rule is read again
+ * inside the chunk: when it has moved past the target version (or was deleted meanwhile), the
+ * chunk writes nothing and the sweep stops, because the newer change's sweep owns the result.
+ * Rows of the rule's older versions are rewritten or moved to this version; users it no longer
+ * reaches lose its rows.
  */
-async function sweepRule(db: Db, ctx: Ctx, ruleId: string, before: MappingRule | null, after: MappingRule | null): Promise<SyncDiff> {
-  const total: SyncDiff = { membershipsAdded: [], membershipsRemoved: [], grantsAdded: [], grantsRemoved: [] };
-  const users = new Set<string>();
-  for (const r of [before, after]) {
-    if (r) {
-      const groups = await matchedGroups(db.knex, ctx.tenantId, r);
-      for (const u of await usersUnderIdpGroups(db.knex, ctx.tenantId, groups.map((g) => g.id))) users.add(u);
-    }
-  }
-  // Users holding rows of the rule that no longer match are reached too.
-  for (const r of await db.knex('group_members').where({ tenant_id: ctx.tenantId, rule_id: ruleId }).distinct('user_id')) users.add(String(r.user_id));
-  for (const r of await db.knex('agent_grants').where({ tenant_id: ctx.tenantId, rule_id: ruleId, subject_type: 'user' }).distinct('subject_id')) users.add(String(r.subject_id));
-  const all = [...users].sort();
-  for (let i = 0; i < all.length; i += SWEEP_CHUNK) {
-    // better-sqlite3 is synchronous: without a turn of the event loop between chunks, other
-    // requests would wait for the whole sweep instead of one chunk.
-    if (i) await new Promise((resolve) => setImmediate(resolve));
-    const diff = await db.tx((trx) => syncUsers(trx, ctx, all.slice(i, i + SWEEP_CHUNK), { rules: after ? [after] : [], ruleIds: [ruleId] }));
-    total.membershipsAdded.push(...diff.membershipsAdded);
-    total.membershipsRemoved.push(...diff.membershipsRemoved);
-    total.grantsAdded.push(...diff.grantsAdded);
-    total.grantsRemoved.push(...diff.grantsRemoved);
-  }
-  return total;
+export async function sweepChunk(trx: Knex, ctx: Ctx, target: SweepTarget, after: string, size = SWEEP_CHUNK): Promise<ChunkResult> {
+  await lockMapping(trx, ctx.tenantId, 'exclusive');
+  const rule = await getRule(trx, ctx.tenantId, target.ruleId);
+  if (!target.deleted && (!rule || rule.version !== target.version)) return { state: 'superseded', next: after, users: 0, diff: emptyDiff() };
+  const ids = await usersAfter(trx, ctx.tenantId, after, size);
+  if (!ids.length) return { state: 'done', next: after, users: 0, diff: emptyDiff() };
+  const diff = await syncUsers(trx, ctx, ids, { rules: rule && !target.deleted ? [rule] : [], ruleIds: [target.ruleId] });
+  return { state: ids.length < size ? 'done' : 'more', next: ids[ids.length - 1]!, users: ids.length, diff };
 }
 
 function entity(r: MappingRule) {
@@ -128,57 +137,71 @@ function snapshot(r: MappingRule) {
 
 export interface RuleChange {
   rule: MappingRule;
-  applied: { membershipsAdded: number; membershipsRemoved: number; grantsAdded: number; grantsRemoved: number };
+  /** The sweep the change needs, or null when it changed nothing a rule derives. */
+  sweep: SweepTarget | null;
 }
 
-function counts(d: SyncDiff): RuleChange['applied'] {
+export function counts(d: SyncDiff) {
   return { membershipsAdded: d.membershipsAdded.length, membershipsRemoved: d.membershipsRemoved.length, grantsAdded: d.grantsAdded.length, grantsRemoved: d.grantsRemoved.length };
 }
 
-/** Creating a rule applies it at once to existing IdP groups. */
-export async function createRule(db: Db, ctx: Ctx, p: Principal, input: RuleInput): Promise<RuleChange> {
+/**
+ * Rule changes take the exclusive mapping lock first: SCIM and SSO changes in flight finish
+ * before, and those that follow see the new rule (src/mapping/lock.ts). The sweep the change
+ * needs is returned for the caller to run (or enqueue in `trx` through `onSweep`).
+ */
+export async function createRule(db: Db, ctx: Ctx, p: Principal, input: RuleInput, onSweep?: SweepHook): Promise<RuleChange> {
   requireAdmin(p, 'manage mapping rules');
-  const rule = await db.tx(async (trx) => {
+  return db.tx(async (trx) => {
+    await lockMapping(trx, ctx.tenantId, 'exclusive');
     await validateRule(trx, ctx.tenantId, input);
     const r = await insertRule(trx, ctx.tenantId, input, ctx.now.getTime());
     await recordEvent(trx, ctx, { event: 'mapping_rule.created', entity: entity(r), before: null, after: snapshot(r) });
-    return r;
+    const sweep = r.enabled ? { ruleId: r.id, version: r.version, deleted: false } : null;
+    if (sweep && onSweep) await onSweep(trx, sweep);
+    return { rule: r, sweep };
   });
-  return { rule, applied: counts(await sweepRule(db, ctx, rule.id, null, rule)) };
 }
 
-export async function updateRule(db: Db, ctx: Ctx, p: Principal, id: string, patch: Partial<RuleInput>): Promise<RuleChange> {
+export async function updateRule(db: Db, ctx: Ctx, p: Principal, id: string, patch: Partial<RuleInput>, onSweep?: SweepHook): Promise<RuleChange> {
   requireAdmin(p, 'manage mapping rules');
-  const { before, after } = await db.tx(async (trx) => {
-    const locked = await lockRule(trx, ctx.tenantId, id, ctx.now.getTime());
+  return db.tx(async (trx) => {
+    await lockMapping(trx, ctx.tenantId, 'exclusive');
+    const current = await requireRule(trx, ctx.tenantId, id);
     const input: RuleInput = {
-      name: patch.name ?? locked.name,
-      description: patch.description === undefined ? locked.description : patch.description,
-      enabled: patch.enabled ?? locked.enabled,
-      position: patch.position ?? locked.position,
-      match: patch.match ?? locked.match,
-      actions: patch.actions ?? locked.actions,
+      name: patch.name ?? current.name,
+      description: patch.description === undefined ? current.description : patch.description,
+      enabled: patch.enabled ?? current.enabled,
+      position: patch.position ?? current.position,
+      match: patch.match ?? current.match,
+      actions: patch.actions ?? current.actions,
     };
     await validateRule(trx, ctx.tenantId, input);
-    const r = await writeRule(trx, ctx.tenantId, locked, input);
-    const event = locked.enabled !== r.enabled ? (r.enabled ? 'mapping_rule.enabled' : 'mapping_rule.disabled') : 'mapping_rule.updated';
-    await recordEvent(trx, ctx, { event, entity: entity(r), before: snapshot(locked), after: snapshot(r) });
-    return { before: locked, after: r };
+    const r = await writeRule(trx, ctx.tenantId, current, input, ctx.now.getTime());
+    const event = current.enabled !== r.enabled ? (r.enabled ? 'mapping_rule.enabled' : 'mapping_rule.disabled') : 'mapping_rule.updated';
+    await recordEvent(trx, ctx, { event, entity: entity(r), before: snapshot(current), after: snapshot(r) });
+    const sweep = r.version !== current.version ? { ruleId: r.id, version: r.version, deleted: false } : null;
+    if (sweep && onSweep) await onSweep(trx, sweep);
+    return { rule: r, sweep };
   });
-  return { rule: after, applied: counts(await sweepRule(db, ctx, id, before, after)) };
 }
 
 /** Deleting a rule revokes exactly what it derived; what admins or other rules gave stays. */
-export async function deleteRule(db: Db, ctx: Ctx, p: Principal, id: string): Promise<RuleChange['applied']> {
+export async function deleteRule(db: Db, ctx: Ctx, p: Principal, id: string, onSweep?: SweepHook): Promise<RuleChange> {
   requireAdmin(p, 'manage mapping rules');
-  const before = await db.tx(async (trx) => {
-    const locked = await lockRule(trx, ctx.tenantId, id, ctx.now.getTime());
+  return db.tx(async (trx) => {
+    await lockMapping(trx, ctx.tenantId, 'exclusive');
+    const current = await requireRule(trx, ctx.tenantId, id);
     await deleteRuleRow(trx, ctx.tenantId, id);
-    await recordEvent(trx, ctx, { event: 'mapping_rule.deleted', entity: entity(locked), before: snapshot(locked), after: null });
-    return locked;
+    await recordEvent(trx, ctx, { event: 'mapping_rule.deleted', entity: entity(current), before: snapshot(current), after: null });
+    const sweep = { ruleId: id, version: current.version, deleted: true };
+    if (onSweep) await onSweep(trx, sweep);
+    return { rule: current, sweep };
   });
-  return counts(await sweepRule(db, ctx, id, { ...before, enabled: false }, null));
 }
+
+/** Called inside a rule change's transaction with the sweep it needs (to enqueue it there). */
+export type SweepHook = (trx: Knex.Transaction, sweep: SweepTarget) => Promise<void>;
 
 export interface PreviewChange {
   userId: string;
@@ -186,13 +209,18 @@ export interface PreviewChange {
   loses: string[];
 }
 
+/** Users per read-only transaction of a preview, and the per-user changes it shows. */
+const PREVIEW_CHUNK = 500;
+const PREVIEW_SAMPLE = 100;
+
 /**
- * What a rule (new, or an edit of `ruleId`) would change, computed by the engine in a
- * transaction that writes nothing.
+ * What a rule (new, or an edit of `ruleId`) would change: counts for everyone it reaches and
+ * the first PREVIEW_SAMPLE users' gains and losses. Computed by the engine without writing,
+ * one short transaction per chunk of users, so other requests wait for a chunk at most.
  */
 export async function previewRule(db: Db, ctx: Ctx, p: Principal, input: RuleInput, ruleId?: string) {
   requireAdmin(p, 'manage mapping rules');
-  return db.tx(async (trx) => {
+  const { candidate, groups, users } = await db.tx(async (trx) => {
     await validateRule(trx, ctx.tenantId, input);
     const existing = ruleId ? await requireRule(trx, ctx.tenantId, ruleId) : null;
     const candidate: MappingRule = {
@@ -203,7 +231,7 @@ export async function previewRule(db: Db, ctx: Ctx, p: Principal, input: RuleInp
       position: input.position ?? existing?.position ?? 0,
       match: input.match,
       actions: input.actions,
-      version: existing?.version ?? 0,
+      version: (existing?.version ?? 0) + 1,
       createdAt: existing?.createdAt ?? 0,
       updatedAt: existing?.updatedAt ?? 0,
     };
@@ -213,25 +241,49 @@ export async function previewRule(db: Db, ctx: Ctx, p: Principal, input: RuleInp
       for (const r of await trx('group_members').where({ tenant_id: ctx.tenantId, rule_id: existing.id }).distinct('user_id')) users.add(String(r.user_id));
       for (const r of await trx('agent_grants').where({ tenant_id: ctx.tenantId, rule_id: existing.id, subject_type: 'user' }).distinct('subject_id')) users.add(String(r.subject_id));
     }
-    const diff = await syncUsers(trx, ctx, [...users], { rules: [candidate], ruleIds: [candidate.id], dryRun: true });
-    const names = await describeTargets(trx, ctx.tenantId, diff);
-    const byUser = new Map<string, PreviewChange>();
-    const entry = (u: string) => byUser.get(u) ?? (byUser.set(u, { userId: u, gains: [], loses: [] }).get(u) as PreviewChange);
-    for (const m of diff.membershipsAdded) entry(m.userId).gains.push(`${m.role} of group ${names.get(m.groupId) ?? m.groupId}`);
-    for (const m of diff.membershipsRemoved) entry(m.userId).loses.push(`${m.role} of group ${names.get(m.groupId) ?? m.groupId}`);
-    for (const g of diff.grantsAdded) entry(g.userId).gains.push(`${g.permission} on agent ${names.get(g.agentId) ?? g.agentId}`);
-    for (const g of diff.grantsRemoved) entry(g.userId).loses.push(`${g.permission} on agent ${names.get(g.agentId) ?? g.agentId}`);
-    // A membership that only moves between IdP groups of the same rule is not a change to the user.
-    for (const c of byUser.values()) {
-      const both = c.gains.filter((x) => c.loses.includes(x));
-      c.gains = [...new Set(c.gains.filter((x) => !both.includes(x)))];
-      c.loses = [...new Set(c.loses.filter((x) => !both.includes(x)))];
-    }
-    return {
-      matchedGroups: groups.map((g) => ({ id: g.id, displayName: g.displayName, externalId: g.externalId, source: g.source })),
-      changes: [...byUser.values()].filter((c) => c.gains.length || c.loses.length).sort((a, b) => (a.userId < b.userId ? -1 : 1)),
-    };
+    return { candidate, groups, users: [...users].sort() };
   });
+  const sample: PreviewChange[] = [];
+  let usersChanged = 0;
+  let gains = 0;
+  let losses = 0;
+  for (let i = 0; i < users.length; i += PREVIEW_CHUNK) {
+    if (i) await new Promise((resolve) => setImmediate(resolve));
+    const changes = await db.tx(async (trx) => {
+      const diff = await syncUsers(trx, ctx, users.slice(i, i + PREVIEW_CHUNK), { rules: [candidate], ruleIds: [candidate.id], dryRun: true });
+      return describeChanges(trx, ctx.tenantId, diff);
+    });
+    for (const c of changes) {
+      usersChanged++;
+      gains += c.gains.length;
+      losses += c.loses.length;
+      if (sample.length < PREVIEW_SAMPLE) sample.push(c);
+    }
+  }
+  return {
+    matchedGroups: groups.map((g) => ({ id: g.id, displayName: g.displayName, externalId: g.externalId, source: g.source })),
+    counts: { usersReached: users.length, usersChanged, gains, losses },
+    changes: sample,
+    truncated: usersChanged > sample.length,
+  };
+}
+
+/** Per-user gains and losses of a dry run, in user id order. */
+async function describeChanges(trx: Knex, tenantId: string, diff: SyncDiff): Promise<PreviewChange[]> {
+  const names = await describeTargets(trx, tenantId, diff);
+  const byUser = new Map<string, PreviewChange>();
+  const entry = (u: string) => byUser.get(u) ?? (byUser.set(u, { userId: u, gains: [], loses: [] }).get(u) as PreviewChange);
+  for (const m of diff.membershipsAdded) entry(m.userId).gains.push(`${m.role} of group ${names.get(m.groupId) ?? m.groupId}`);
+  for (const m of diff.membershipsRemoved) entry(m.userId).loses.push(`${m.role} of group ${names.get(m.groupId) ?? m.groupId}`);
+  for (const g of diff.grantsAdded) entry(g.userId).gains.push(`${g.permission} on agent ${names.get(g.agentId) ?? g.agentId}`);
+  for (const g of diff.grantsRemoved) entry(g.userId).loses.push(`${g.permission} on agent ${names.get(g.agentId) ?? g.agentId}`);
+  // A membership that only moves between IdP groups of the same rule is not a change to the user.
+  for (const c of byUser.values()) {
+    const both = c.gains.filter((x) => c.loses.includes(x));
+    c.gains = [...new Set(c.gains.filter((x) => !both.includes(x)))];
+    c.loses = [...new Set(c.loses.filter((x) => !both.includes(x)))];
+  }
+  return [...byUser.values()].filter((c) => c.gains.length || c.loses.length).sort((a, b) => (a.userId < b.userId ? -1 : 1));
 }
 
 async function describeTargets(trx: Knex, tenantId: string, diff: SyncDiff): Promise<Map<string, string>> {
@@ -243,44 +295,64 @@ async function describeTargets(trx: Knex, tenantId: string, diff: SyncDiff): Pro
   return out;
 }
 
-/**
- * Recomputes every user's derived rows from scratch and reports each difference it fixed;
- * a healthy tenant has none.
- */
-export async function reconcile(db: Db, ctx: Ctx, p: Principal): Promise<{ fixed: number; diff: SyncDiff }> {
-  requireAdmin(p, 'reconcile mapping rules');
-  const rules = await listRules(db.knex, ctx.tenantId, { enabledOnly: true });
-  const total: SyncDiff = { membershipsAdded: [], membershipsRemoved: [], grantsAdded: [], grantsRemoved: [] };
-  let after = '';
-  for (;;) {
-    const ids = (await db.knex('users').where({ tenant_id: ctx.tenantId }).andWhere('id', '>', after).orderBy('id').limit(SWEEP_CHUNK).select('id')).map((r) => String(r.id));
-    if (!ids.length) break;
-    if (after) await new Promise((resolve) => setImmediate(resolve));
-    after = ids[ids.length - 1]!;
-    const d = await db.tx((trx) => syncUsers(trx, ctx, ids, { rules }));
-    total.membershipsAdded.push(...d.membershipsAdded);
-    total.membershipsRemoved.push(...d.membershipsRemoved);
-    total.grantsAdded.push(...d.grantsAdded);
-    total.grantsRemoved.push(...d.grantsRemoved);
+/** Differences a reconcile reports: every kind counted, the first RECONCILE_SAMPLE of each shown. */
+const RECONCILE_SAMPLE = 20;
+
+export interface DiffTally {
+  counts: Record<keyof SyncDiff, number>;
+  sample: SyncDiff;
+}
+
+export function emptyTally(): DiffTally {
+  return { counts: { membershipsAdded: 0, membershipsRemoved: 0, grantsAdded: 0, grantsRemoved: 0, membershipsRestamped: 0, grantsRestamped: 0 }, sample: emptyDiff() };
+}
+
+export function tally(t: DiffTally, d: SyncDiff): void {
+  for (const k of Object.keys(t.counts) as (keyof SyncDiff)[]) {
+    t.counts[k] += d[k].length;
+    const room = RECONCILE_SAMPLE - t.sample[k].length;
+    if (room > 0) (t.sample[k] as unknown[]).push(...d[k].slice(0, room));
   }
-  // Rows of deleted users' grants or of rules that no longer exist are drift as well.
-  const orphans = await db.knex('agent_grants as g')
-    .leftJoin('mapping_rules as r', function () {
-      this.on('r.tenant_id', '=', 'g.tenant_id').andOn('r.id', '=', 'g.rule_id');
-    })
-    .where('g.tenant_id', ctx.tenantId)
-    .whereNot('g.rule_id', '')
-    .whereNull('r.id')
-    .select('g.id');
-  const fixed = diffSize(total) + orphans.length;
-  await db.tx(async (trx) => {
-    await eachChunk(
-      trx,
-      orphans.map((o) => String(o.id)),
-      (part) => trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', part).delete(),
-    );
-    await touchSync(trx, ctx.tenantId, ctx.now.getTime(), { fixed });
-    await recordEvent(trx, ctx, { event: 'mapping.reconciled', entity: { type: 'tenant', id: ctx.tenantId }, before: null, after: { fixed } });
-  });
-  return { fixed, diff: total };
+}
+
+export function tallySize(t: DiffTally): number {
+  return Object.values(t.counts).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * One chunk of a reconcile, in the caller's transaction: the next `size` users by id
+ * recomputed from scratch, under the exclusive mapping lock taken first and with the enabled
+ * rules read inside the chunk, so a rule disabled or deleted while the reconcile runs is never
+ * brought back by a later chunk (4b).
+ */
+export async function reconcileChunk(trx: Knex, ctx: Ctx, after: string, size = SWEEP_CHUNK): Promise<ChunkResult> {
+  await lockMapping(trx, ctx.tenantId, 'exclusive');
+  const ids = await usersAfter(trx, ctx.tenantId, after, size);
+  if (!ids.length) return { state: 'done', next: after, users: 0, diff: emptyDiff() };
+  const diff = await syncUsers(trx, ctx, ids, { rules: await listRules(trx, ctx.tenantId, { enabledOnly: true }) });
+  return { state: ids.length < size ? 'done' : 'more', next: ids[ids.length - 1]!, users: ids.length, diff };
+}
+
+/**
+ * Ends a reconcile in the caller's transaction (after its last chunk): derived grants whose
+ * rule no longer exists and that no user chunk reached (their user is gone) are drift too; then
+ * the status and the audit log record the total.
+ */
+export async function finishReconcile(trx: Knex, ctx: Ctx, found: number): Promise<number> {
+  await lockMapping(trx, ctx.tenantId, 'exclusive');
+  const orphans = (
+    await trx('agent_grants as g')
+      .leftJoin('mapping_rules as r', function () {
+        this.on('r.tenant_id', '=', 'g.tenant_id').andOn('r.id', '=', 'g.rule_id');
+      })
+      .where('g.tenant_id', ctx.tenantId)
+      .whereNot('g.rule_id', '')
+      .whereNull('r.id')
+      .select('g.id')
+  ).map((o) => String(o.id));
+  await eachChunk(trx, orphans, (part) => trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', part).delete());
+  const fixed = found + orphans.length;
+  await touchSync(trx, ctx.tenantId, ctx.now.getTime(), { fixed });
+  await recordEvent(trx, ctx, { event: 'mapping.reconciled', entity: { type: 'tenant', id: ctx.tenantId }, before: null, after: { fixed } });
+  return fixed;
 }

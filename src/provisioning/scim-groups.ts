@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/knex.js';
 import { InvalidInput } from '../errors.js';
@@ -15,6 +16,7 @@ import {
   type MemberStep,
 } from '../directory/groups.js';
 import { usersUnderIdpGroups } from '../mapping/engine.js';
+import { inMappingTx, requireExclusive } from '../mapping/lock.js';
 import { checkGroupPatchSize, planGroupPatch } from '../scim/patch/group.js';
 import { syncAfterDirectoryChange, usersAffectedByGroupChange } from './mapping.js';
 import type { PatchOp } from '../scim/patch/parse.js';
@@ -37,6 +39,14 @@ function membersOf(doc: ScimDoc): MemberRef[] | undefined {
     const type = typeof m.type === 'string' ? (m.type.toLowerCase() === 'group' ? 'Group' : m.type.toLowerCase() === 'user' ? 'User' : undefined) : undefined;
     return { value: m.value, ...(type ? { type } : {}) };
   });
+}
+
+/** Whether any removed member is a group (the rest are users). */
+async function removesGroups(trx: Knex, tenantId: string, removed: string[]): Promise<boolean> {
+  for (let i = 0; i < removed.length; i += 500) {
+    if (await trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', removed.slice(i, i + 500)).first('id')) return true;
+  }
+  return false;
 }
 
 function withoutMembers(doc: ScimDoc): ScimDoc {
@@ -68,10 +78,12 @@ function changeEvent(before: IdpGroup, after: IdpGroup, delta: MemberDelta) {
 export async function createScimGroup(db: Db, ctx: Ctx, body: unknown): Promise<IdpGroup> {
   const { doc } = normalizeResource(GROUP_RT, body);
   const members = membersOf(doc) ?? [];
-  return db.tx(async (trx) => {
+  return inMappingTx(db, ctx.tenantId, 'share', async (trx, mode) => {
     const now = ctx.now.getTime();
     const group = await insertGroup(trx, ctx.tenantId, withoutMembers(doc), 'scim', now);
     const delta = members.length ? await applyMemberSteps(trx, ctx.tenantId, group.id, [{ kind: 'add', members }], now) : { added: [], removed: [] };
+    // Groups nested in the new one change the IdP group closure of their users (src/mapping/lock.ts).
+    if (delta.added.some((m) => m.type === 'Group')) requireExclusive(trx, mode);
     await syncAfterDirectoryChange(trx, ctx, await usersAffectedByGroupChange(trx, ctx.tenantId, group.id, delta, false));
     await recordEvent(trx, ctx, {
       event: 'scim.group.created',
@@ -90,16 +102,18 @@ async function change(
   expected: VersionCondition | undefined,
   plan: (current: IdpGroup) => { doc: ScimDoc; memberSteps: MemberStep[] },
 ): Promise<{ group: IdpGroup; delta: MemberDelta }> {
-  return db.tx(async (trx) => {
+  return inMappingTx(db, ctx.tenantId, 'share', async (trx, mode) => {
     const now = ctx.now.getTime();
     const locked = await lockGroupForChange(trx, ctx.tenantId, id, now, expected);
     const { doc, memberSteps } = plan(locked);
     const next = withoutMembers(doc);
     const group = JSON.stringify(next) === JSON.stringify(locked.doc) ? locked : await writeGroupDoc(trx, locked, next);
     const delta = await applyMemberSteps(trx, ctx.tenantId, id, memberSteps, now);
-    await recordEvent(trx, ctx, changeEvent(locked, group, delta));
     // A rename may make rules on displayName or externalId start or stop matching.
     const renamed = locked.displayName !== group.displayName || locked.externalId !== group.externalId;
+    // Nesting and renames change which IdP groups other users are under (src/mapping/lock.ts).
+    if (renamed || delta.added.some((m) => m.type === 'Group') || (await removesGroups(trx, ctx.tenantId, delta.removed))) requireExclusive(trx, mode);
+    await recordEvent(trx, ctx, changeEvent(locked, group, delta));
     await syncAfterDirectoryChange(trx, ctx, await usersAffectedByGroupChange(trx, ctx.tenantId, id, delta, renamed));
     return { group, delta };
   });
@@ -121,7 +135,7 @@ export function replaceScimGroup(db: Db, ctx: Ctx, id: string, body: unknown, ex
 }
 
 export async function deleteScimGroup(db: Db, ctx: Ctx, id: string, expected?: VersionCondition): Promise<void> {
-  await db.tx(async (trx) => {
+  await inMappingTx(db, ctx.tenantId, 'exclusive', async (trx) => {
     const group = await requireGroup(trx, ctx.tenantId, id);
     const reached = await usersUnderIdpGroups(trx, ctx.tenantId, [id]);
     await deleteGroup(trx, ctx.tenantId, id, expected);

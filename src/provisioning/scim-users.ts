@@ -11,6 +11,7 @@ import { USER_RT } from '../scim/schema/registry.js';
 import { releaseSeat, takeSeat } from '../tenants/seats.js';
 import { noteAdminLoss, endUserAccess } from './admins.js';
 import { syncAfterDirectoryChange } from './mapping.js';
+import { lockMapping } from '../mapping/lock.js';
 import { endSessionsOf } from './sessions.js';
 
 /** A SCIM password is accepted and discarded: people sign in only through SSO. */
@@ -54,6 +55,8 @@ export async function createScimUser(db: Db, ctx: Ctx, body: unknown): Promise<U
 
 async function change(db: Db, ctx: Ctx, id: string, expected: VersionCondition | undefined, next: (current: User) => ScimDoc): Promise<User> {
   return db.tx(async (trx) => {
+    // First statement: the mapping lock (src/mapping/lock.ts).
+    await lockMapping(trx, ctx.tenantId, 'share');
     const locked = await lockUser(trx, ctx.tenantId, id, ctx.now.getTime(), expected);
     const doc = withoutPassword(next(locked));
     const updated = await writeUserDoc(trx, locked, doc);
@@ -82,6 +85,8 @@ export function patchScimUser(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expe
 
 export async function deleteScimUser(db: Db, ctx: Ctx, id: string, expected?: VersionCondition): Promise<void> {
   await db.tx(async (trx) => {
+    // First statement: the mapping lock (src/mapping/lock.ts).
+    await lockMapping(trx, ctx.tenantId, 'share');
     const user = await requireUser(trx, ctx.tenantId, id);
     await endSessionsOf(trx, ctx.tenantId, id);
     await deleteUser(trx, ctx.tenantId, id, expected);

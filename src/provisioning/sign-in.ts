@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { syncAfterDirectoryChange } from './mapping.js';
+import { lockMapping } from '../mapping/lock.js';
 import { recordEvent } from '../audit/record.js';
 import type { Actor, Ctx } from '../context.js';
 import { eachChunk, insertChunked } from '../db/batch.js';
@@ -104,6 +105,18 @@ function matchValue(c: SignInConnection, id: SignInIdentity): string {
   return value;
 }
 
+/**
+ * A connection with domains speaks only for users whose Roster address lies in them (their
+ * email, else a user name shaped like an address), whatever it matched on or bound earlier: an
+ * externalId, a plain user name or a binding made before the domains were set names no domain.
+ */
+function assertUserInDomains(c: SignInConnection, user: User): void {
+  if (!c.domains.length) return;
+  const address = user.email ?? (user.userName.includes('@') ? user.userName : null);
+  if (address && inDomains(address, c.domains)) return;
+  throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in ${address ? `addresses at ${address.slice(address.lastIndexOf('@') + 1)}` : 'users without an address in its domains'}; ask an admin`, user);
+}
+
 /** Users holding the value; email and externalId are not unique, so more than one is possible. */
 async function candidates(trx: Knex, tenantId: string, c: SignInConnection, value: string): Promise<User[]> {
   const q = trx('users').where('tenant_id', tenantId);
@@ -119,7 +132,11 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
     throw new SignInRefused('jit_disabled', `no user matches ${value} in ${tenant.name}, and this organisation does not create accounts at first sign-in; ask an admin to invite you`);
   }
   const email = trustedEmail(c, id);
-  const userName = id.userName ?? email;
+  // The user name is what SCIM and later matches find the account by: a connection with domains
+  // may give only one inside them, else the trusted address stands in (R6: a contractor IdP
+  // must not reserve a corporate user name for its own identity).
+  const ownName = id.userName && (!c.domains.length || (id.userName.includes('@') && inDomains(id.userName, c.domains))) ? id.userName : null;
+  const userName = ownName ?? email;
   if (!userName) throw new SignInRefused('unknown_user', `no user matches ${value}, and the identity provider sent no email or user name to create one with`);
   try {
     await takeSeat(trx, ctx.tenantId);
@@ -143,6 +160,18 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
   }
   await recordEvent(trx, ctx, { event: 'sso.user.created', entity: entity(user), before: null, after: { ...doc, role: 'member', connectionId: c.id } });
   return writeAccountFields(trx, user, { lastLoginAt: ctx.now.getTime() });
+}
+
+/**
+ * A connection without domains matches users only while it is the tenant's one enabled
+ * connection: a tenant left with several and no domains (migration 009) would otherwise be one
+ * trust space again, where any IdP names anyone.
+ */
+async function assertOwnTrustSpace(trx: Knex, tenantId: string, c: SignInConnection): Promise<void> {
+  if (c.domains.length) return;
+  const row = await trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).count({ n: '*' }).first();
+  if (Number(row?.n ?? 0) < 2) return;
+  throw new SignInRefused('connection_domains_required', `${c.name} has no email domains while this organisation has several sign-in connections; ask an admin to set its domains`);
 }
 
 type Resolved = { user: User; provisioned: boolean; invitationAccepted: boolean };
@@ -174,8 +203,12 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
   if (id.subject) {
     const boundId = await boundUser(trx, ctx.tenantId, c.id, id.subject);
     const bound = boundId ? await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: boundId })).first() : undefined;
-    if (bound) return signInExisting(trx, ctx, userFromRow(bound));
+    if (bound) {
+      assertUserInDomains(c, userFromRow(bound));
+      return signInExisting(trx, ctx, userFromRow(bound));
+    }
   }
+  await assertOwnTrustSpace(trx, ctx.tenantId, c);
   const value = matchValue(c, id);
   const found = await candidates(trx, ctx.tenantId, c, value);
   if (found.length > 1) throw new SignInRefused('ambiguous_user', `several users match ${value}; an admin must make it unique`);
@@ -185,6 +218,7 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
     // The user already signs in through this connection as someone else at the IdP: the email
     // (or user name) may have been pointed at them, so this identity does not get their account.
     if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id))) throw boundToOther(c, value, found[0]!);
+    assertUserInDomains(c, found[0]!);
     resolved = await signInExisting(trx, ctx, found[0]!);
   }
   if (id.subject && (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id) throw boundToOther(c, value, resolved.user);
@@ -291,6 +325,8 @@ export async function applyClaimGroupChange(trx: Knex, ctx: Ctx, user: User, cha
  */
 export async function signInFromClaims(db: Db, ctx: Ctx, c: SignInConnection, identity: SignInIdentity, groups: ClaimGroups): Promise<SignInResult> {
   return db.tx(async (trx) => {
+    // First statement: the mapping lock (src/mapping/lock.ts).
+    await lockMapping(trx, ctx.tenantId, 'share');
     const resolved = await resolveUser(trx, ctx, c, identity);
     const user = resolved.user;
     const asUser: Ctx = { ...ctx, actor: userActor(user) };

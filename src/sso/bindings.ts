@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import { isAdmin, type Principal } from '../access/principal.js';
 import { currentRead } from '../db/dialect.js';
 import { toMs } from '../db/rows.js';
-import { Forbidden, NotFound } from '../errors.js';
+import { NotFound } from '../errors.js';
 
 /**
  * Bindings: after a first sign-in through a connection, (connection, subject) names the user.
@@ -54,16 +53,4 @@ export async function unbind(trx: Knex, tenantId: string, userId: string, connec
   if (!found) throw new NotFound('binding_not_found', `the user has no sign-in binding through connection "${connectionId}"`);
   await trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, user_id: userId }).delete();
   return found;
-}
-
-/**
- * The email of a user who has signed in through SSO is what their first sign-in matched on:
- * only an admin changes it (a user manager could otherwise point a peer's account at an
- * identity they control).
- */
-export async function assertMayChangeEmail(trx: Knex, p: Principal, tenantId: string, userId: string): Promise<void> {
-  if (isAdmin(p)) return;
-  if (await trx('sso_bindings').where({ tenant_id: tenantId, user_id: userId }).first('user_id')) {
-    throw new Forbidden('admin_required', 'only admins may change the email of a user who signs in through SSO');
-  }
 }

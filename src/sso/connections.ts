@@ -1,7 +1,9 @@
 import type { Knex } from 'knex';
+import { currentRead } from '../db/dialect.js';
 import { newId } from '../db/ids.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { parseJson, toBool, toMs } from '../db/rows.js';
+import { listRules } from '../mapping/store.js';
 import { Conflict, InvalidInput, NotFound, type FieldError } from '../errors.js';
 import { uniqueKey } from '../scim/schema/value-key.js';
 import { normalizeCertificate } from './saml/certificates.js';
@@ -317,26 +319,71 @@ export function inDomains(email: string, domains: string[]): boolean {
 
 /**
  * Two IdPs never share a trust space: with two or more enabled connections, each must say which
- * email domains it speaks for. Called after a create or change, in its transaction; the tenant
- * row is taken first so two connections enabled at once are checked one after the other.
+ * email domains it speaks for (unless `onlyOverlaps`: a change that narrows nothing new), and no
+ * domain belongs to two of them. Called after a create or change, in its transaction; the tenant
+ * row is taken first, and the list read current (on MariaDB the transaction's snapshot predates
+ * the lock), so two connections enabled at once are checked one after the other.
  */
-export async function assertDomainsWhereShared(trx: Knex, tenantId: string): Promise<void> {
+export async function assertDomainsWhereShared(trx: Knex, tenantId: string, opts: { onlyOverlaps?: boolean } = {}): Promise<void> {
   await trx('tenants').where({ id: tenantId }).update({ user_limit: trx.raw('user_limit') });
-  const enabled = (await listConnections(trx, tenantId)).filter((c) => c.enabled);
+  const rows = await currentRead(trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).orderBy('created_at').orderBy('id'));
+  const enabled = (rows as Row[]).map(connectionFromRow);
   const missing = enabled.filter((c) => !c.domains.length);
-  if (enabled.length < 2 || !missing.length) return;
-  throw new Conflict(
-    'connection_domains_required',
-    `with ${enabled.length} enabled SSO connections each needs its email domains; set domains on: ${missing.map((c) => `"${c.name}"`).join(', ')}`,
-    { details: { connections: missing.map((c) => ({ id: c.id, name: c.name })) } },
-  );
+  if (enabled.length >= 2 && missing.length && !opts.onlyOverlaps) {
+    throw new Conflict(
+      'connection_domains_required',
+      `with ${enabled.length} enabled SSO connections each needs its email domains; set domains on: ${missing.map((c) => `"${c.name}"`).join(', ')}`,
+      { details: { connections: missing.map((c) => ({ id: c.id, name: c.name })) } },
+    );
+  }
+  const owner = new Map<string, Connection>();
+  for (const c of enabled) {
+    for (const d of c.domains) {
+      const other = owner.get(d);
+      if (other && other.id !== c.id) {
+        throw new Conflict('connection_domains_overlap', `the domain ${d} is on both "${other.name}" and "${c.name}": one IdP speaks for a domain`, {
+          details: { domain: d, connections: [other, c].map((x) => ({ id: x.id, name: x.name })) },
+        });
+      }
+      owner.set(d, c);
+    }
+  }
 }
 
-/** A rule's match names a connection exactly when its source is `connection`, and one of this tenant's. */
-export async function connectionMatchErrors(db: Knex, tenantId: string, match: { source: string; connectionId?: string }): Promise<FieldError[]> {
+/**
+ * A rule's match names a connection exactly when its source is `connection`, and one of this
+ * tenant's. A protocol-wide source (`saml`, `oidc`) trusts every connection of the protocol and
+ * `any` every connection: once there are two, another IdP could assert the groups such a rule
+ * was written for, so an enabled rule must name its connection (a disabled one may stay, so an
+ * old rule can still be switched off). Connections count enabled or not: their claim groups
+ * outlive a disable.
+ */
+export async function connectionMatchErrors(db: Knex, tenantId: string, match: { source: string; connectionId?: string }, enabled = true): Promise<FieldError[]> {
   if (match.source !== 'connection') {
-    return match.connectionId === undefined ? [] : [{ path: 'body.match.connectionId', message: 'applies only with source connection' }];
+    if (match.connectionId !== undefined) return [{ path: 'body.match.connectionId', message: 'applies only with source connection' }];
+    if (!enabled || (match.source !== 'saml' && match.source !== 'oidc' && match.source !== 'any')) return [];
+    const all = await listConnections(db, tenantId);
+    const reached = match.source === 'any' ? all : all.filter((c) => c.protocol === match.source);
+    if (reached.length < 2) return [];
+    return [{ path: 'body.match.source', message: `${match.source} would trust ${reached.length} SSO connections (${reached.map((c) => `"${c.name}"`).join(', ')}); use source "connection" with match.connectionId, or "scim"` }];
   }
   if (match.connectionId === undefined) return [{ path: 'body.match.connectionId', message: 'is required with source connection' }];
   return (await getConnection(db, tenantId, match.connectionId)) ? [] : [{ path: 'body.match.connectionId', message: `no SSO connection "${match.connectionId}"` }];
+}
+
+/**
+ * Creating or enabling a connection must not hand it groups that enabled protocol-wide or `any`
+ * rules were written for: with a second connection of the protocol (or any second connection)
+ * they would match its claims, so the change is refused naming them.
+ */
+export async function assertNoSharedRules(trx: Knex, tenantId: string, c: Connection): Promise<void> {
+  const all = await listConnections(trx, tenantId);
+  const sameProtocol = all.filter((x) => x.protocol === c.protocol).length;
+  const rules = (await listRules(trx, tenantId, { enabledOnly: true })).filter((r) => (r.match.source === c.protocol && sameProtocol > 1) || (r.match.source === 'any' && all.length > 1));
+  if (!rules.length) return;
+  throw new Conflict(
+    'protocol_rules_present',
+    `mapping rules that trust every ${c.protocol === 'saml' ? 'SAML' : 'OIDC'} connection would also match "${c.name}": give them source "connection" (or "scim") first: ${rules.map((r) => `"${r.name}"`).join(', ')}`,
+    { details: { rules: rules.map((r) => ({ id: r.id, name: r.name, source: r.match.source })) } },
+  );
 }

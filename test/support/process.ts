@@ -11,11 +11,14 @@ export interface Running {
   exited: Promise<number | null>;
 }
 
-/** Starts a real Roster process from the sources (through tsx), as `npm start` would run it. */
-export function startRoster(env: Record<string, string>): Running {
+/**
+ * Starts a real Roster process from the sources (through tsx), as `npm start` would run it;
+ * `entry` replaces src/main.ts with a test script that prepares something and then imports it.
+ */
+export function startRoster(env: Record<string, string>, entry = 'src/main.ts'): Running {
   let out = '';
   let err = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -35,9 +35,13 @@ export function makeKey(commonName = 'Test IdP'): TestKey {
   const algorithm = seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00]));
   const name = seq(set(seq(oid('2.5.4.3'), utf8(commonName))));
   const now = Date.now();
+  // A DER INTEGER is signed and minimal: a serial whose first byte had the top bit set would be
+  // negative, and one starting with 0x00 not minimal; strict certificate parsers refuse both.
+  const serial = randomBytes(8);
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const tbs = seq(
     der(0xa0, integer(Buffer.from([2]))),
-    integer(randomBytes(8)),
+    integer(serial),
     algorithm,
     name,
     seq(utcTime(new Date(now - 86_400_000)), utcTime(new Date(now + 365 * 86_400_000))),

@@ -180,8 +180,11 @@ export async function handleOidcCallback(site: OidcSite, flowId: string | undefi
       (c.matchBy === 'email' && (!str(claims.email) || (claims.email_verified === undefined && !c.oidc.trustEmailWithoutVerifiedClaim))) ||
       (c.oidc.groupsClaim !== null && claims[c.oidc.groupsClaim] === undefined && !isOverage(claims, c.oidc.groupsClaim));
     if (missing && config.serverMetadata().userinfo_endpoint) {
-      const info = await client.fetchUserInfo(config, tokens.access_token, String(claims.sub));
-      claims = { ...(info as Claims), ...claims };
+      const info = { ...(await client.fetchUserInfo(config, tokens.access_token, String(claims.sub))) } as Claims;
+      // email_verified speaks of one address: userinfo's counts only for the email it comes
+      // with, never to vouch for a different address in the ID token.
+      if (str(claims.email) && str(info.email) !== str(claims.email)) delete info.email_verified;
+      claims = { ...info, ...claims };
     }
   } catch (err) {
     throw classify(err, 'the identity provider\'s answer could not be processed');

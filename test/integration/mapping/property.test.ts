@@ -5,7 +5,10 @@ import { testDb } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
 import { buildUser } from '../../support/management.js';
 import { patchBody, scimClient } from '../../support/scim.js';
-import { createAgent, createGroup, idpGroup, idpPatch } from '../../support/workspace.js';
+import { check, createAgent, createGroup, idpGroup, idpPatch } from '../../support/workspace.js';
+import type { Principal } from '../../../src/access/principal.js';
+import { systemCtx } from '../../../src/context.js';
+import { deleteRule, sweepChunk, updateRule, type SweepTarget } from '../../../src/provisioning/mapping.js';
 
 /** A small deterministic PRNG (mulberry32), so a failing sequence can be replayed from its seed. */
 function prng(seed: number) {
@@ -19,6 +22,8 @@ function prng(seed: number) {
   };
   return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: T[]) => xs[Math.floor(next() * xs.length)]! };
 }
+
+const ADMIN: Principal = { kind: 'admin_key', tokenId: 'test', name: 'test' };
 
 const NAMES = ['eng', 'eng-platform', 'Eng-Web', 'sales', 'sales-emea', 'ops', 'OPS-night', 'finance'];
 
@@ -44,8 +49,9 @@ describe('mapping engine, property-style', () => {
     const inactive = new Set<string>();
     const log: string[] = [];
 
+    const names = new Map<string, string>();
     const ruleBody = () => ({
-      name: `r${rnd.int(1000)}`,
+      name: `r${rnd.int(1000)}-${names.size}`,
       enabled: rnd.next() < 0.8,
       match: {
         source: rnd.pick(['any', 'scim', 'saml']),
@@ -59,10 +65,25 @@ describe('mapping engine, property-style', () => {
       },
     });
 
+    /** Every user's check on every agent: level and reasons. */
+    const answers = async () => {
+      const out: string[] = [];
+      for (const u of users) for (const a of agents) out.push(JSON.stringify(await check(app, t, a, u.id)));
+      return out;
+    };
+    const sweep = async (target: SweepTarget) => {
+      let after = '';
+      for (;;) {
+        const r = await db.tx((trx) => sweepChunk(trx, systemCtx(t.tenant.id), target, after));
+        if (r.state !== 'more') return;
+        after = r.next;
+      }
+    };
+
     for (let step = 0; step < steps; step++) {
       const u = rnd.pick(users);
       const g = rnd.pick(idps);
-      const kind = rnd.int(11);
+      const kind = rnd.int(12);
       const ok = (r: { status: number }) => assert.ok(r.status < 300 || r.status === 409, `step ${step} (${log.at(-1)}): ${r.status}`);
       switch (kind) {
         case 0:
@@ -91,10 +112,14 @@ describe('mapping engine, property-style', () => {
           if (r.status < 300) g.name = name;
           break;
         }
-        case 5:
+        case 5: {
           log.push('rule create');
-          rules.push((await request(app).post('/api/v1/mapping-rules').set(t.admin).send(ruleBody()).expect(201)).body.id);
+          const body = ruleBody();
+          const id = (await request(app).post('/api/v1/mapping-rules').set(t.admin).send(body).expect(201)).body.id;
+          rules.push(id);
+          names.set(id, body.name);
           break;
+        }
         case 6:
           if (rules.length) {
             log.push('rule edit');
@@ -132,6 +157,21 @@ describe('mapping engine, property-style', () => {
           else inactive.delete(u.id);
           break;
         }
+        case 11:
+          if (rules.length) {
+            // Fail closed: the rule change commits and its sweep has not run yet. No answer may
+            // name the rule, and every answer must already be what it is after the sweep.
+            const id = rnd.pick(rules);
+            const del = rnd.next() < 0.5;
+            log.push(`rule ${del ? 'delete' : 'disable'} before its sweep`);
+            const change = del ? await deleteRule(db, systemCtx(t.tenant.id), ADMIN, id) : await updateRule(db, systemCtx(t.tenant.id), ADMIN, id, { enabled: false });
+            if (del) rules.splice(rules.indexOf(id), 1);
+            const before = await answers();
+            for (const a of before) assert.ok(!a.includes(`rule "${names.get(id)}"`), `seed ${seed}, step ${step}: ${a}\n${log.join('\n')}`);
+            if (change.sweep) await sweep(change.sweep);
+            assert.deepEqual(await answers(), before, `seed ${seed}, step ${step}: the sweep changed an answer\n${log.join('\n')}`);
+          }
+          break;
       }
       const rec = await request(app).post('/api/v1/mapping-rules/reconcile').set(t.admin).expect(200);
       assert.equal(rec.body.fixed, 0, `seed ${seed}, step ${step}: drift after "${log.at(-1)}": ${JSON.stringify(rec.body.differences)}\n${log.join('\n')}`);

@@ -25,7 +25,7 @@ describe('SSO: OIDC sign-in', () => {
   let real: OidcConnectionView;
   let forged: OidcConnectionView;
   let n = 0;
-  const email = () => `person${++n}-${Date.now()}@example.com`;
+  const email = (domain = 'example.com') => `person${++n}-${Date.now()}@${domain}`;
 
   before(async () => {
     app = await testApp();
@@ -37,7 +37,8 @@ describe('SSO: OIDC sign-in', () => {
     real = (await create({ name: 'Okta OIDC', issuer: 'http://127.0.0.1:9', groupsClaim: 'groups', scopes: ['openid', 'email', 'profile', 'groups'] })).body;
     op = await startOidcProvider({ clientId: 'roster', clientSecret: 'client-s3cret', redirectUris: [real.redirectUri] });
     await request(app).patch(`/api/v1/sso-connections/${real.id}`).set(t.admin).send({ issuer: op.issuer }).expect(200);
-    forged = (await create({ name: 'Hand-made', issuer: forger.issuer, groupsClaim: 'groups' })).body;
+    // Its own domain: two enabled connections never speak for the same one.
+    forged = (await create({ name: 'Hand-made', issuer: forger.issuer, groupsClaim: 'groups', domains: ['forged.example'] })).body;
   });
   after(async () => {
     await op?.close();
@@ -189,7 +190,7 @@ describe('SSO: OIDC sign-in', () => {
     let who: string;
     let userId: string;
     beforeEach(async () => {
-      who = email();
+      who = email('forged.example');
       userId = (await buildUser(app, t, { email: who })).id;
       forger.state.userinfo = { sub: `sub-${who}` };
     });
@@ -258,12 +259,21 @@ describe('SSO: OIDC sign-in', () => {
 
     it('asks the userinfo endpoint for what the ID token leaves out (a thin token without email)', async () => {
       // Someone not yet bound to this connection: only the email from userinfo can find them.
-      const thin = await buildUser(app, t, { email: email() });
+      const thin = await buildUser(app, t, { email: email('forged.example') });
       issue((tr) => jwt({ alg: 'RS256', kid: 'k1' }, forger.claims(tr, { sub: 'thin-1', groups: [] }), forger.key));
       forger.state.userinfo = { sub: 'thin-1', email: thin.email, email_verified: true };
       const agent = request.agent(app);
       assert.equal((await signIn(agent, forged)).status, 303);
       assert.equal((await agent.get('/api/v1/me').expect(200)).body.user.id, thin.id);
+    });
+
+    it("does not take userinfo's email_verified for the ID token's different address", async () => {
+      issue((tr) => jwt({ alg: 'RS256', kid: 'k1' }, forger.claims(tr, { sub: `sub-${who}`, email: who }), forger.key));
+      forger.state.userinfo = { sub: `sub-${who}`, email: email('forged.example'), email_verified: true };
+      await refused(await signIn(request.agent(app), forged), 403, 'email_not_verified');
+      // The same address verified by userinfo counts.
+      forger.state.userinfo = { sub: `sub-${who}`, email: who, email_verified: true };
+      assert.equal((await signIn(request.agent(app), forged)).status, 303);
     });
 
     it('sends the client secret in the body when the connection says client_secret_post', async () => {

@@ -289,7 +289,7 @@ describe('SSO: SAML sign-in', () => {
 
     it("a response to another connection's request", async () => {
       await request(app).patch(`/api/v1/sso-connections/${conn.id}`).set(t.admin).send({ domains: ['example.com'] }).expect(200);
-      const other = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Other', idpMetadataXml: idp.metadata(), domains: ['example.com'] }).expect(201)).body;
+      const other = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Other', idpMetadataXml: idp.metadata(), domains: ['other.example'] }).expect(201)).body;
       const login = await request(app).get(pathOf(other.loginUrl)).expect(302);
       const { id } = authnRequestOf(login.headers.location!);
       const res = await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: answer('victim@example.com')(id) });

@@ -95,11 +95,11 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       assert.equal(await signedInAs(corp, 'okta-v', 'v@corp.example'), v.id);
     });
 
-    it('a user manager still changes the email of someone who never signed in through SSO', async () => {
+    it('a user manager cannot change the email even of someone who never signed in through SSO', async () => {
       const manager = await buildUser(app, t, { areas: { account: 'manage' } });
       const u = await buildUser(app, t);
-      const res = await request(app).patch(`/api/v1/users/${u.id}`).set(manager.auth).send({ email: 'renamed@corp.example' }).expect(200);
-      assert.equal(res.body.email, 'renamed@corp.example');
+      const res = await request(app).patch(`/api/v1/users/${u.id}`).set(manager.auth).send({ email: 'renamed@corp.example' }).expect(403);
+      assert.equal(res.body.code, 'admin_required');
     });
 
     it('refuses another identity of the same IdP that claims the email of a bound user', async () => {
@@ -264,9 +264,12 @@ describe('SSO: bindings, domains and claim groups per connection', () => {
       const unowned = { tenant_id: t.tenant.id, source: 'saml', connection_id: '', display_name: 'Legacy', display_name_key: 'legacy', external_id: 'Legacy', scim_doc: '{}', version: 1, created_at: now, updated_at: now };
       await db('idp_groups').insert({ ...unowned, id: `legacy-${now}` });
       await db('idp_group_members').insert({ tenant_id: t.tenant.id, group_id: `legacy-${now}`, member_id: u.id, member_type: 'User', created_at: now });
-      await patchConn(corp.id, { domains: ['corp.example'] }).expect(200);
+      // Two enabled connections never speak for one domain: the user moves from one IdP to the other.
+      await patchConn(corp.id, { domains: ['corp.example'], enabled: false }).expect(200);
       const other: Conn = (await connect({ name: 'Other', idpMetadataXml: contractorIdp.metadata(), attributes: { groups: 'groups' }, domains: ['corp.example'] }).expect(201)).body;
       await signedInAs(other, 'o-ada', 'ada@corp.example', { idp: contractorIdp, groups: ['Ops'] });
+      await patchConn(other.id, { enabled: false }).expect(200);
+      await patchConn(corp.id, { enabled: true }).expect(200);
       await signedInAs(corp, 'okta-ada', 'ada@corp.example', { groups: ['Eng'] });
       const names = async () => ((await request(app).get(`/api/v1/users/${u.id}/idp-groups`).set(t.admin).expect(200)).body.items as { displayName: string }[]).map((g) => g.displayName).sort();
       assert.deepEqual(await names(), ['Eng', 'Ops']);

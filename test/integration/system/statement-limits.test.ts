@@ -116,6 +116,49 @@ describe('statement limits: large requests succeed on every dialect', () => {
     const after = await scimClient(app, t.scimToken).get(`/Groups/${group}?excludedAttributes=members`).expect(200);
     assert.deepEqual(after.body.schemas, [GROUP]);
   });
+
+  /** One user who is a member of 33,000 groups, the last of which is granted an agent. */
+  async function userInManyGroups() {
+    const db = await testDb();
+    const [userId] = await seedUsers(db.knex, t, 1);
+    const now = Date.now();
+    const groups = Array.from({ length: 33_000 }, (_, i) => ({ tenant_id: t.tenant.id, id: randomUUID(), name: `g${i}`, name_key: `g${i}`, status: 'active', created_at: now, updated_at: now }));
+    for (let i = 0; i < groups.length; i += 500) {
+      await db.knex('local_groups').insert(groups.slice(i, i + 500));
+      await db.knex('group_members').insert(groups.slice(i, i + 500).map((g) => ({ tenant_id: t.tenant.id, group_id: g.id, user_id: userId!, role: 'member', rule_id: '', idp_group_id: '', created_at: now })));
+    }
+    const agent = await createAgent(app, t, 'Deep Assistant');
+    await request(app).post(`/api/v1/agents/${agent}/grants`).set(t.admin).send({ groupId: groups[32_999]!.id, permission: 'view_use' }).expect(201);
+    return { userId: userId!, agent };
+  }
+
+  it('the access-matrix report for a user in 33,000 groups', async function () {
+    this.timeout(120_000);
+    const { userId, agent } = await userInManyGroups();
+    const res = await request(app).get('/api/v1/reports/access-matrix').query({ format: 'csv' }).set(t.admin).buffer(true).parse((r, done) => {
+      let text = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => (text += c));
+      r.on('end', () => done(null, text));
+    });
+    assert.equal(res.status, 200);
+    assert.ok((res.body as string).split('\n').some((line) => line.startsWith(`${userId},`) && line.includes(agent)), res.body as string);
+  });
+
+  it("a user in 33,000 groups: GET /users/{id}/agents and the agent's access list", async function () {
+    this.timeout(120_000);
+    const { userId, agent } = await userInManyGroups();
+    const mine = await request(app).get(`/api/v1/users/${userId}/agents`).set(t.admin).expect(200);
+    assert.deepEqual(
+      mine.body.items.map((i: { agent: { id: string }; level: string }) => [i.agent.id, i.level]),
+      [[agent, 'view_use']],
+    );
+    const access = await request(app).get(`/api/v1/agents/${agent}/access`).set(t.admin).expect(200);
+    assert.deepEqual(
+      access.body.users.map((u: { userId: string }) => u.userId),
+      [userId],
+    );
+  });
 });
 
 /** Users written straight into the tables (the API would take minutes for 40,000). */

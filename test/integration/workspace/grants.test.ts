@@ -5,6 +5,7 @@ import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { auditEvents, buildUser } from '../../support/management.js';
+import { liveRuleRow } from '../../support/mapping.js';
 import { createAgent, createGroup } from '../../support/workspace.js';
 
 describe('management API: agent grants', () => {
@@ -181,6 +182,7 @@ describe('management API: agent grants', () => {
 
     const u = await buildUser(app, t);
     const db = await testDb();
+    await liveRuleRow(t, 'rule-9');
     await db.knex('agent_grants').insert({
       tenant_id: t.tenant.id,
       id: 'derived-grant-1',
@@ -190,6 +192,7 @@ describe('management API: agent grants', () => {
       permission: 'view_use',
       time_zone: 'UTC',
       rule_id: 'rule-9',
+      rule_version: 1,
       idp_group_id: 'idp-9',
       created_at: Date.now(),
     });

@@ -6,11 +6,13 @@ import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { auditEvents, buildUser, type TestUser } from '../../support/management.js';
 import { addMembers, createAgent, createGroup } from '../../support/workspace.js';
+import { liveRuleRow } from '../../support/mapping.js';
 
 /** A membership row as a mapping rule writes it, with provenance. */
 async function derivedMembership(t: TestTenant, groupId: string, userId: string, role: 'member' | 'manager', ruleId = 'rule-1') {
   const db = await testDb();
-  await db.knex('group_members').insert({ tenant_id: t.tenant.id, group_id: groupId, user_id: userId, role, rule_id: ruleId, idp_group_id: 'idp-1', created_at: Date.now() });
+  await liveRuleRow(t, ruleId);
+  await db.knex('group_members').insert({ tenant_id: t.tenant.id, group_id: groupId, user_id: userId, role, rule_id: ruleId, rule_version: 1, idp_group_id: 'idp-1', created_at: Date.now() });
 }
 
 interface Member {
