@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import type { ClaimGroups, SignInIdentity } from '../../provisioning/sign-in.js';
 import { isLoopbackUrl, type OidcConnection } from '../connections.js';
 import { LoginFailure } from '../failure.js';
+import { ByteBoundedCache } from './discovery-cache.js';
 import { saveOidcFlow, sweepExpired, takeOidcFlow } from '../pending.js';
 
 /** Everything an OIDC step needs about where it runs. */
@@ -23,15 +24,18 @@ export interface OidcSignIn {
 /**
  * Discovery documents and JWKS per connection version, for an hour: a sign-in should not cost
  * two extra round trips to the IdP, and a changed connection (new version) is rediscovered.
+ * Bounded by bytes, estimated from the documents' JSON: an IdP may serve documents of any size.
  */
-const DISCOVERY_TTL_MS = 60 * 60_000;
-const discovered = new Map<string, { config: client.Configuration; at: number }>();
+const discovered = new ByteBoundedCache<client.Configuration>(
+  (config) => 2 * (JSON.stringify(config.serverMetadata()).length + JSON.stringify(client.getJwksCache(config) ?? null).length),
+  { maxBytes: 4 * 1024 * 1024, maxEntryBytes: 512 * 1024, ttlMs: 60 * 60_000 },
+);
 
 async function configFor(site: OidcSite): Promise<client.Configuration> {
   const c = site.connection;
   const key = `${c.tenantId}/${c.id}/${c.version}`;
   const hit = discovered.get(key);
-  if (hit && Date.now() - hit.at < DISCOVERY_TTL_MS) return hit.config;
+  if (hit) return hit;
   const algs = c.oidc.idTokenSigningAlgs;
   const auth = c.oidc.tokenEndpointAuthMethod === 'client_secret_post' ? client.ClientSecretPost(c.clientSecret) : client.ClientSecretBasic(c.clientSecret);
   let config: client.Configuration;
@@ -52,8 +56,7 @@ async function configFor(site: OidcSite): Promise<client.Configuration> {
   } catch (err) {
     throw classify(err, 'the identity provider\'s discovery document could not be read');
   }
-  if (discovered.size > 1000) discovered.delete(discovered.keys().next().value!);
-  discovered.set(key, { config, at: Date.now() });
+  discovered.set(key, config);
   return config;
 }
 
