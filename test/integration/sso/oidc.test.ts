@@ -137,6 +137,16 @@ describe('SSO: OIDC sign-in', () => {
       await refused(res, 401, 'idp_error');
     });
 
+    it('the route, not the query, says whether a sign-in starts or completes', async () => {
+      const agent = request.agent(app);
+      const login = await agent.get(pathOf(real.loginUrl)).query({ code: 'x', state: 'y' }).expect(302);
+      assert.equal(new URL(login.headers.location!).origin, op.issuer);
+      // A callback without a code is a refused answer, never a new trip to the IdP.
+      const res = await agent.get(pathOf(real.redirectUri));
+      assert.equal(res.status, 401, res.text);
+      assert.equal(res.headers.location, undefined);
+    });
+
     it('refuses an email the IdP says is unverified', async () => {
       const who = email();
       await buildUser(app, t, { email: who });
