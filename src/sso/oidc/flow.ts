@@ -257,8 +257,12 @@ export async function handleOidcCallback(site: OidcSite, flowId: string | undefi
   } catch (err) {
     throw classify(err, 'the identity provider\'s answer could not be processed');
   }
-  // The strategy fails (rather than errs) only when the IdP refused the sign-in (access_denied).
-  if (step.kind === 'fail') throw new LoginFailure('idp_error', `the identity provider answered with an error: ${(step.info as { error?: string } | undefined)?.error ?? 'access_denied'}`);
+  if (step.kind === 'fail') {
+    // The strategy fails (rather than errs) when the IdP refused the sign-in (access_denied), or had no flow.
+    const error = (step.info as { error?: unknown } | undefined)?.error;
+    if (typeof error !== 'string') throw new LoginFailure('bad_state', 'this sign-in was not started in this browser; start again');
+    throw new LoginFailure('idp_error', `the identity provider answered with an error: ${error}`);
+  }
   if (step.kind !== 'success') throw new Error('the OIDC strategy redirected at a callback');
   return { ...(step.user as Omit<OidcSignIn, 'returnTo'>), returnTo: flow.returnTo };
 }
