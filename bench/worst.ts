@@ -26,7 +26,7 @@ export async function benchWorst(roster: Roster): Promise<Row[]> {
     await db.close();
   }
   // The section's own process, so the trickled upload meets a short body deadline.
-  const server = await startRosterOn(roster.url, { REQUEST_BODY_TIMEOUT_MS: '3000', LOG_LEVEL: 'warn' });
+  const server = await startRosterOn(roster.url, { REQUEST_BODY_TIMEOUT_MS: '3000' });
   const rows: Row[] = [];
   try {
     const a: Target = { port: server.port, scimToken: roster.scimToken, adminKey: roster.adminKey };

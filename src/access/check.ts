@@ -345,8 +345,16 @@ export async function checkMany(
   at: number,
 ): Promise<{ users: Map<string, CheckedUser>; agents: Map<string, CheckedAgent>; decisions: AgentAccess[] }> {
   const users = await loadUsers(knex, tenantId, pairs.map((p) => p.userId));
-  const agents = await loadAgents(knex, tenantId, pairs.map((p) => p.agentId));
-  const names = await loadNames(knex, tenantId, users.values(), agents.values());
+  // Only the grants these users could hold, directly or through their groups and the groups'
+  // ancestors, are loaded: an agent's rule-derived grants grow with the tenant.
+  const userNames = await loadNames(knex, tenantId, users.values(), []);
+  const agents = await loadAgents(knex, tenantId, pairs.map((p) => p.agentId), { userIds: [...users.keys()], groupIds: [...userNames.groups.keys()] });
+  const agentNames = await loadNames(knex, tenantId, [], agents.values());
+  const names: Names = {
+    groups: userNames.groups,
+    idpGroups: new Map([...userNames.idpGroups, ...agentNames.idpGroups]),
+    rules: new Map([...userNames.rules, ...agentNames.rules]),
+  };
   const decisions = pairs.map((p) => {
     const agent = agents.get(p.agentId);
     return agent ? decide(users.get(p.userId), agent, at, names) : { ...NONE, reasons: ['the agent does not exist'] };

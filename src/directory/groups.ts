@@ -7,6 +7,7 @@ import { isUniqueViolation } from '../db/errors.js';
 import { noRowChanged } from '../db/versioned.js';
 import { parseJson, toMs } from '../db/rows.js';
 import type { ScimDoc } from '../scim/schema/normalize.js';
+import { SCIM_LIMITS } from '../scim/schema/limits.js';
 import { uniqueKey } from '../scim/schema/value-key.js';
 import { whereVersion, type VersionCondition } from '../scim/etag.js';
 
@@ -171,8 +172,22 @@ async function presentAmong(trx: Knex, tenantId: string, groupId: string, ids: s
   return new Set(rows.map((r) => String(r.member_id)));
 }
 
+/**
+ * Every member of a group whose membership a replace or remove of all members rewrites. Such a
+ * change costs the group's size, not the request's, so it is refused past the members cap
+ * (reading at most one row more): a larger group is emptied by removing members by value.
+ */
 async function allMemberIds(trx: Knex, tenantId: string, groupId: string): Promise<string[]> {
-  return (await trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).select('member_id')).map((r) => String(r.member_id));
+  const cap = SCIM_LIMITS.membersPerRequest;
+  const rows = await trx('idp_group_members').where({ tenant_id: tenantId, group_id: groupId }).limit(cap + 1).select('member_id');
+  if (rows.length > cap) {
+    throw new InvalidInput(
+      'too_many_members',
+      `members: replacing or removing all members is accepted for a group of at most ${cap} members and this one has more; remove members by value, at most ${cap} per request`,
+      { scimType: 'invalidValue' },
+    );
+  }
+  return rows.map((r) => String(r.member_id));
 }
 
 async function addMembers(trx: Knex, tenantId: string, groupId: string, types: Map<string, 'User' | 'Group'>, ids: string[], now: number) {
@@ -285,20 +300,49 @@ export async function loadMembersWithin(db: Knex, tenantId: string, groupIds: st
   return out;
 }
 
-/** The SCIM groups each user is a direct member of. */
-export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[]): Promise<Map<string, { id: string; displayName: string }[]>> {
-  const out = new Map<string, { id: string; displayName: string }[]>(userIds.map((id) => [id, []]));
+type GroupRef = { id: string; displayName: string };
+
+/** At most `limit` rows of the SCIM groups some users are direct members of. */
+async function groupRows(db: Knex, tenantId: string, userIds: string[], limit: number): Promise<Record<string, unknown>[]> {
+  return db('idp_group_members as m')
+    .join('idp_groups as g', function () {
+      this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
+    })
+    .where('m.tenant_id', tenantId)
+    .whereIn('m.member_id', userIds)
+    .andWhere('g.source', 'scim')
+    // In index order, so the LIMIT stops the read: ordering by name would sort every row first.
+    .orderBy('m.member_id')
+    .limit(limit)
+    .select('m.member_id', 'g.id', 'g.display_name', 'g.display_name_key');
+}
+
+/**
+ * The SCIM groups each user is a direct member of, while their total stays within `budget`, as
+ * loadMembersWithin does for members: the first user whose groups would pass it, and every user
+ * after, is left out of the map (comes without `groups`). Reads about three times the budget at most.
+ */
+export async function groupsOfUsers(db: Knex, tenantId: string, userIds: string[], budget: number): Promise<Map<string, GroupRef[]>> {
+  const out = new Map<string, GroupRef[]>();
+  const collectGroups = (ids: string[], rows: Record<string, unknown>[]) => {
+    const sorted = [...rows].sort((a, b) => (String(a.display_name_key) < String(b.display_name_key) ? -1 : String(a.display_name_key) > String(b.display_name_key) ? 1 : 0));
+    for (const id of ids) out.set(id, []);
+    for (const r of sorted) out.get(String(r.member_id))!.push({ id: String(r.id), displayName: String(r.display_name) });
+  };
+  let left = budget;
   for (const part of inListChunks(db, userIds)) {
-    const rows = await db('idp_group_members as m')
-      .join('idp_groups as g', function () {
-        this.on('g.tenant_id', 'm.tenant_id').andOn('g.id', 'm.group_id');
-      })
-      .where('m.tenant_id', tenantId)
-      .whereIn('m.member_id', part)
-      .andWhere('g.source', 'scim')
-      .orderBy(['m.member_id', 'g.display_name_key'])
-      .select('m.member_id', 'g.id', 'g.display_name');
-    for (const r of rows) out.get(String(r.member_id))!.push({ id: String(r.id), displayName: String(r.display_name) });
+    const rows = await groupRows(db, tenantId, part, left + 1);
+    if (rows.length <= left) {
+      collectGroups(part, rows);
+      left -= rows.length;
+      continue;
+    }
+    for (const id of part) {
+      const own = await groupRows(db, tenantId, [id], left + 1);
+      if (own.length > left) return out;
+      collectGroups([id], own);
+      left -= own.length;
+    }
   }
   return out;
 }

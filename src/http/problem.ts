@@ -7,6 +7,8 @@ export function problemErrors(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const known = toRosterError(err);
     logFailure(req, err, known);
+    // A streamed answer that failed part-way has sent its status already: cut it, never answer twice.
+    if (res.headersSent) return void res.destroy();
     const status = known?.status ?? 500;
     if (known) setErrorHeaders(res, known);
     res

@@ -43,6 +43,8 @@ export function scimErrors(): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const known = toRosterError(err);
     logFailure(req, err, known);
+    // A streamed answer that failed part-way has sent its status already: cut it, never answer twice.
+    if (res.headersSent) return void res.destroy();
     if (known) setErrorHeaders(res, known);
     const { status, body } = scimErrorBody(err, req.id);
     res.status(status).type('application/scim+json').send(JSON.stringify(body));

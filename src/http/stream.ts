@@ -35,6 +35,17 @@ export async function streamTable<R extends Record<string, unknown>>(
   columns: (keyof R & string)[],
   batches: AsyncIterable<R[]>,
 ): Promise<void> {
+  try {
+    await writeTable(out, format, columns, batches);
+  } catch (err) {
+    // The 200 and part of the table are on the wire: only a cut connection tells the client the
+    // table is incomplete, and the error handler must not try to answer again.
+    out.destroy();
+    throw err;
+  }
+}
+
+async function writeTable<R extends Record<string, unknown>>(out: Writable, format: TableFormat, columns: (keyof R & string)[], batches: AsyncIterable<R[]>): Promise<void> {
   let first = true;
   if (format === 'csv') {
     if (!(await send(out, stringify([columns], { escape_formulas: true })))) return;

@@ -1,16 +1,24 @@
 import type { Request } from 'express';
 import type { AppDeps } from '../app.js';
-import { checkMany, decide, loadAgents, loadNames, loadUsers, type AgentAccess, type AgentAction, type CheckedAgent } from '../access/check.js';
+import type { Knex } from 'knex';
+import { checkMany, decide, loadAgents, loadNames, loadUsers, type AgentAccess, type AgentAction, type CheckedAgent, type CheckedUser } from '../access/check.js';
 import { describeWindow, windowState } from '../access/grant-window.js';
 import { canManageUsers } from '../access/principal.js';
 import { Forbidden, NotFound } from '../errors.js';
 import type { Api, JsonSchema } from './api.js';
 import { instantOr } from './instant.js';
 import { pageOf, pageQuery } from './schemas.js';
+import { chunksOf, inChunks } from '../db/batch.js';
 import { decodeCursor, encodeCursor } from '../db/keyset.js';
 import { liveDerivedSql } from '../mapping/live.js';
 
 const ACTIONS: AgentAction[] = ['view', 'use', 'edit', 'delete', 'managePermissions'];
+
+/**
+ * Candidates one page of a filtered list may examine per item it may return: a page is then
+ * bounded even when few candidates pass (grants ended, users suspended), and may come back short.
+ */
+const SCANNED_PER_RESULT = 10;
 
 /** Users may ask about themselves; admins, admin keys and user managers about anyone. */
 function assertMayAsk(req: Request, catalogue: AppDeps['catalogue'], userIds: Iterable<string>): void {
@@ -107,6 +115,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     path: '/users/{id}/agents',
     operationId: 'listUserAgents',
     summary: 'The agents a user may use, with their level and why',
+    description: 'Paged by agent id. A page examines at most 10 × `limit` candidate agents, so it may be short, even empty, while `nextCursor` is not null.',
     tag: 'Access check',
     query: { properties: { at, ...pageQuery } },
     responses: {
@@ -128,49 +137,37 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       if (!user || user.status !== 'active') return void res.json({ items: [], nextCursor: null });
       const after = q.cursor ? String(decodeCursor(q.cursor, 1)[0]) : '';
       const names = await loadNames(knex, tenantId, [user], []);
-      // Candidates first, so the check loads only agents the user could reach.
-      const candidates = knex('agents').where({ tenant_id: tenantId }).andWhere('id', '>', after).orderBy('id').select('id');
-      if (user.role !== 'admin') {
-        candidates.andWhere((w) =>
-          w
-            .where('access_type', 'organization')
-            .orWhere((p) => p.where('access_type', 'private').andWhere('created_by', user.id))
-            // The user's groups with their ancestors, walked in SQL: a user may sit in more
-            // groups than one IN list holds. Stale rows only widen the candidates; decide() judges.
-            .orWhereRaw(
-              `id IN (WITH RECURSIVE up(id) AS (
-                 SELECT group_id FROM group_members WHERE tenant_id = ? AND user_id = ?
-                 UNION
-                 SELECT g.parent_id FROM up CROSS JOIN local_groups g ON g.tenant_id = ? AND g.id = up.id AND g.parent_id IS NOT NULL
-               )
-               SELECT agent_id FROM agent_grants
-                WHERE tenant_id = ? AND ((subject_type = 'user' AND subject_id = ?) OR (subject_type = 'group' AND subject_id IN (SELECT id FROM up))))`,
-              [tenantId, user.id, tenantId, tenantId, user.id],
-            ),
-        );
-      }
-      const items: unknown[] = [];
+      const grantFilter = { userIds: [user.id], groupIds: [...names.groups.keys()] };
+      const items: { agent: { id: string; name: string; accessType: string }; level: AgentAccess['level']; reasons: string[] }[] = [];
       let nextCursor: string | null = null;
       const when = instantOr(q.at, 'query.at', Date.now());
-      // Candidates with no grant in force are skipped, so read in slices until the page is full.
-      for (let offset = 0; items.length < q.limit; offset += q.limit * 2) {
-        const ids = (await candidates.clone().offset(offset).limit(q.limit * 2)).map((r: Record<string, unknown>) => String(r.id));
-        if (!ids.length) break;
-        const agents = await loadAgents(knex, tenantId, ids);
+      // Candidates with no grant in force are skipped, so read in slices until the page is full or
+      // its scan budget is spent: then the page may be short, and nextCursor says where to go on.
+      const budget = q.limit * SCANNED_PER_RESULT;
+      let cursor = after;
+      let scanned = 0;
+      scan: while (scanned < budget) {
+        const size = Math.min(q.limit * 2, budget - scanned);
+        const ids = await candidateAgents(tenantId, user, grantFilter.groupIds, cursor, size);
+        const agents = await loadAgents(knex, tenantId, ids, grantFilter);
         // The user's branch of the group tree is loaded once above; only the agents' names are new.
         const agentNames = await loadNames(knex, tenantId, [], agents.values());
         const allNames = { groups: names.groups, idpGroups: new Map([...names.idpGroups, ...agentNames.idpGroups]), rules: new Map([...names.rules, ...agentNames.rules]) };
         for (const id of ids) {
-          const a = agents.get(id)!;
-          const d = decide(user, a, when, allNames);
-          if (d.level === 'none') continue;
-          if (items.length === q.limit) {
-            nextCursor = encodeCursor([String((items[items.length - 1] as { agent: { id: string } }).agent.id)]);
-            break;
+          const a = agents.get(id);
+          const d = a ? decide(user, a, when, allNames) : undefined;
+          if (a && d && d.level !== 'none') {
+            if (items.length === q.limit) {
+              nextCursor = encodeCursor([items[items.length - 1]!.agent.id]);
+              break scan;
+            }
+            items.push({ agent: { id: a.id, name: a.name, accessType: a.accessType }, level: d.level, reasons: d.reasons });
           }
-          items.push({ agent: { id: a.id, name: a.name, accessType: a.accessType }, level: d.level, reasons: d.reasons });
+          cursor = id;
+          scanned++;
         }
-        if (nextCursor || ids.length < q.limit * 2) break;
+        if (ids.length < size) break;
+        if (scanned >= budget) nextCursor = encodeCursor([cursor]);
       }
       res.json({ items, nextCursor });
     },
@@ -182,7 +179,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     operationId: 'listAgentAccess',
     summary: 'Who has access to an agent and how: its grants (in force or not) and the users they reach',
     description:
-      'Paged: each page carries up to `limit` grants (by id) and up to `limit` users (by id) who hold access; follow `nextCursor` until it is null and concatenate both lists. `users` lists those reached through a grant or as the creator (an organization-wide agent reaches every active user besides).',
+      'Paged: each page carries up to `limit` grants (by id) and up to `limit` users (by id) who hold access; follow `nextCursor` until it is null and concatenate both lists. `users` lists those reached through a grant or as the creator (an organization-wide agent reaches every active user besides). A page examines at most 10 × `limit` candidate users, so `users` may be short, even empty, while `nextCursor` is not null.',
     tag: 'Access check',
     query: { properties: { at, ...pageQuery } },
     responses: {
@@ -271,34 +268,59 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
   };
 
   /**
+   * The first `n` agents by id after `after` that `user` could reach: every agent for an admin;
+   * else organization-wide ones, their own private ones and those granted to them or to one of
+   * `groupIds` (their groups with ancestors). Each source is read in id order up to `n` and the
+   * lists merged, so no statement carries the user's whole group tree.
+   */
+  const candidateAgents = async (tenantId: string, user: CheckedUser, groupIds: string[], after: string, n: number): Promise<string[]> => {
+    const agents = knex('agents').where({ tenant_id: tenantId }).andWhere('id', '>', after).orderBy('id').limit(n).select('id');
+    if (user.role !== 'admin') agents.andWhere((w) => w.where('access_type', 'organization').orWhere((p) => p.where('access_type', 'private').andWhere('created_by', user.id)));
+    const ids = new Set((await agents).map((r: Record<string, unknown>) => String(r.id)));
+    if (user.role !== 'admin') {
+      const granted = (q: (g: Knex.QueryBuilder) => void) => {
+        const g = knex('agent_grants').where({ tenant_id: tenantId }).andWhere('agent_id', '>', after).distinct('agent_id').orderBy('agent_id').limit(n);
+        q(g);
+        return g;
+      };
+      const rows = [
+        ...(await granted((g) => g.where({ subject_type: 'user', subject_id: user.id }))),
+        ...(await inChunks(knex, groupIds, (part) => granted((g) => g.where('subject_type', 'group').whereIn('subject_id', part)))),
+      ];
+      for (const r of rows) ids.add(String(r.agent_id));
+    }
+    return [...ids].sort().slice(0, n);
+  };
+
+  /**
    * Up to `limit` users with access, by id after `after`: candidates are members of a granted
-   * group or its descendants, holders of a user grant and the creator, read in slices and decided
-   * against only the grants on them or their groups, so neither the grants nor the users of the
-   * whole agent are ever loaded.
+   * group or its descendants, holders of a user grant and the creator, read once per page (at most
+   * `limit` × SCANNED_PER_RESULT of them) and decided in slices against only the grants on them or
+   * their groups, so neither the grants nor the users of the whole agent are ever loaded. A page
+   * whose budget is spent ends early (short, even empty) and says where the next one starts.
    */
   const usersPage = async (tenantId: string, agentId: string, after: string, limit: number, when: number) => {
     const items: { userId: string; email: string | null; level: AgentAccess['level']; reasons: string[] }[] = [];
-    let cursor = after;
-    for (;;) {
-      const raw = await knex.raw(
-        `WITH RECURSIVE down(id) AS (
-           SELECT id FROM local_groups WHERE tenant_id = ? AND id IN (SELECT subject_id FROM agent_grants WHERE tenant_id = ? AND agent_id = ? AND subject_type = 'group')
-           UNION
-           SELECT g.id FROM down CROSS JOIN local_groups g ON g.tenant_id = ? AND g.parent_id = down.id
-         ),
-         candidates(user_id) AS (
-           SELECT m.user_id FROM down CROSS JOIN group_members m ON m.tenant_id = ? AND m.group_id = down.id
-           UNION
-           SELECT subject_id FROM agent_grants WHERE tenant_id = ? AND agent_id = ? AND subject_type = 'user'
-           UNION
-           SELECT created_by FROM agents WHERE tenant_id = ? AND id = ? AND created_by IS NOT NULL
-         )
-         SELECT user_id FROM candidates WHERE user_id > ? ORDER BY user_id LIMIT ?`,
-        [tenantId, tenantId, agentId, tenantId, tenantId, tenantId, agentId, tenantId, agentId, cursor, limit],
-      );
-      const rows: Record<string, unknown>[] = Array.isArray(raw) && Array.isArray(raw[0]) ? raw[0] : (raw as Record<string, unknown>[]);
-      const ids = rows.map((r) => String(r.user_id));
-      if (!ids.length) return { items, last: 0 as const };
+    const budget = limit * SCANNED_PER_RESULT;
+    const raw = await knex.raw(
+      `WITH RECURSIVE down(id) AS (
+         SELECT id FROM local_groups WHERE tenant_id = ? AND id IN (SELECT subject_id FROM agent_grants WHERE tenant_id = ? AND agent_id = ? AND subject_type = 'group')
+         UNION
+         SELECT g.id FROM down CROSS JOIN local_groups g ON g.tenant_id = ? AND g.parent_id = down.id
+       ),
+       candidates(user_id) AS (
+         SELECT m.user_id FROM down CROSS JOIN group_members m ON m.tenant_id = ? AND m.group_id = down.id
+         UNION
+         SELECT subject_id FROM agent_grants WHERE tenant_id = ? AND agent_id = ? AND subject_type = 'user'
+         UNION
+         SELECT created_by FROM agents WHERE tenant_id = ? AND id = ? AND created_by IS NOT NULL
+       )
+       SELECT user_id FROM candidates WHERE user_id > ? ORDER BY user_id LIMIT ?`,
+      [tenantId, tenantId, agentId, tenantId, tenantId, tenantId, agentId, tenantId, agentId, after, budget],
+    );
+    const rows: Record<string, unknown>[] = Array.isArray(raw) && Array.isArray(raw[0]) ? raw[0] : (raw as Record<string, unknown>[]);
+    const candidates = rows.map((r) => String(r.user_id));
+    for (const ids of chunksOf(candidates, limit)) {
       const users = await loadUsers(knex, tenantId, ids);
       const names = await loadNames(knex, tenantId, users.values(), []);
       const agent = (await loadAgents(knex, tenantId, [agentId], { userIds: ids, groupIds: [...names.groups.keys()] })).get(agentId);
@@ -307,14 +329,13 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       const allNames = { groups: names.groups, idpGroups: new Map([...names.idpGroups, ...agentNames.idpGroups]), rules: new Map([...names.rules, ...agentNames.rules]) };
       for (const id of ids) {
         const u = users.get(id);
-        cursor = id;
         if (!u) continue;
         const d = decide(u, agent, when, allNames);
         if (d.level === 'none') continue;
         items.push({ userId: u.id, email: u.email, level: d.level, reasons: d.reasons });
         if (items.length === limit) return { items, last: id };
       }
-      if (ids.length < limit) return { items, last: 0 as const };
     }
+    return { items, last: candidates.length < budget ? (0 as const) : candidates[candidates.length - 1]! };
   };
 }

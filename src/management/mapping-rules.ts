@@ -1,6 +1,8 @@
 import type { AppDeps } from '../app.js';
 import { assertMayReadUser } from '../access/policies.js';
 import { requireAdmin } from '../access/principal.js';
+import { inChunks } from '../db/batch.js';
+import { decodeCursor, encodeCursor } from '../db/keyset.js';
 import { requireUser } from '../directory/users.js';
 import { idpGroupsOfUsers } from '../mapping/engine.js';
 import type { MappingRule } from '../mapping/rules.js';
@@ -11,7 +13,7 @@ import { createRule, deleteRule, previewRule, updateRule, type RuleChange, type 
 import { enqueueSweep, liveMappingJobs, startReconcile, type ReconcileResult, type SweepResult } from '../provisioning/mapping-jobs.js';
 import { jobRef, runJobForRequest } from './jobs.js';
 import type { Api, JsonSchema } from './api.js';
-import type { commonSchemas } from './schemas.js';
+import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -308,35 +310,39 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     path: '/users/{id}/idp-groups',
     operationId: 'listUserIdpGroups',
     summary: "A user's IdP groups, direct and through nesting, with where each came from",
+    description: 'Paged by display name, then id: follow `nextCursor` until it is null.',
     tag: 'Mapping rules',
+    query: { properties: { ...pageQuery } },
     responses: {
       200: {
-        description: 'The groups',
-        schema: {
+        description: 'A page of groups',
+        schema: pageOf({
           type: 'object',
-          required: ['items'],
-          properties: {
-            items: {
-              type: 'array',
-              items: { type: 'object', required: ['id', 'displayName', 'source', 'direct'], properties: { id: { type: 'string' }, displayName: { type: 'string' }, externalId: { type: ['string', 'null'] }, source: { enum: ['scim', 'saml', 'oidc'] }, direct: { type: 'boolean' } } },
-            },
-          },
-        },
+          required: ['id', 'displayName', 'source', 'direct'],
+          properties: { id: { type: 'string' }, displayName: { type: 'string' }, externalId: { type: ['string', 'null'] }, source: { enum: ['scim', 'saml', 'oidc'] }, direct: { type: 'boolean' } },
+        }),
       },
     },
-    handler: async (req, res, { params }) => {
+    handler: async (req, res, { params, query }) => {
+      const q = query as { limit: number; cursor?: string };
       assertMayReadUser(req.principal!, deps.catalogue, params.id!);
       await requireUser(deps.db.knex, req.ctx!.tenantId, params.id!);
+      const after = q.cursor ? decodeCursor(q.cursor, 2).map(String) : undefined;
       const all = (await idpGroupsOfUsers(deps.db.knex, req.ctx!.tenantId, [params.id!])).get(params.id!) ?? [];
-      const direct = new Set(
-        (await deps.db.knex('idp_group_members').where({ tenant_id: req.ctx!.tenantId, member_id: params.id!, member_type: 'User' }).select('group_id')).map((r) => String(r.group_id)),
-      );
+      const order = (a: { displayName: string; id: string }, b: { displayName: string; id: string }) => a.displayName.localeCompare(b.displayName) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
       const seen = new Set<string>();
-      const items = all
-        .filter((g) => !seen.has(g.id) && seen.add(g.id))
-        .sort((a, b) => a.displayName.localeCompare(b.displayName))
-        .map((g) => ({ id: g.id, displayName: g.displayName, externalId: g.externalId, source: g.source, direct: direct.has(g.id) }));
-      res.json({ items });
+      const rest = all.filter((g) => !seen.has(g.id) && seen.add(g.id) && (!after || order(g, { displayName: after[0]!, id: after[1]! }) > 0)).sort(order);
+      const page = rest.slice(0, q.limit);
+      const direct = new Set(
+        (
+          await inChunks(deps.db.knex, page.map((g) => g.id), (c) =>
+            deps.db.knex('idp_group_members').where({ tenant_id: req.ctx!.tenantId, member_id: params.id!, member_type: 'User' }).whereIn('group_id', c).select('group_id'),
+          )
+        ).map((r) => String(r.group_id)),
+      );
+      const items = page.map((g) => ({ id: g.id, displayName: g.displayName, externalId: g.externalId, source: g.source, direct: direct.has(g.id) }));
+      const last = page[page.length - 1];
+      res.json({ items, nextCursor: rest.length > q.limit && last ? encodeCursor([last.displayName, last.id]) : null });
     },
   });
 }

@@ -120,8 +120,8 @@ export async function usersUnderIdpGroups(trx: Knex, tenantId: string, groupIds:
 async function targets(trx: Knex, tenantId: string, rules: MappingRule[]) {
   const groupIds = [...new Set(rules.flatMap((r) => r.actions.groups.map((g) => g.groupId)))];
   const agentIds = [...new Set(rules.flatMap((r) => r.actions.agents.map((a) => a.agentId)))];
-  const groups = groupIds.length ? await trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', groupIds).select('id', 'name') : [];
-  const agents = agentIds.length ? await trx('agents').where({ tenant_id: tenantId }).whereIn('id', agentIds).whereNot('access_type', 'private').select('id', 'name') : [];
+  const groups = await inChunks(trx, groupIds, (c) => trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'));
+  const agents = await inChunks(trx, agentIds, (c) => trx('agents').where({ tenant_id: tenantId }).whereIn('id', c).whereNot('access_type', 'private').select('id', 'name'));
   const tenant = await trx('tenants').where({ id: tenantId }).select('time_zone').first();
   return {
     groups: new Map(groups.map((g: Record<string, unknown>) => [String(g.id), String(g.name)])),
@@ -183,17 +183,16 @@ async function desired(trx: Knex, tenantId: string, userIds: string[], rules: Ma
 async function existing(trx: Knex, tenantId: string, userIds: string[], ruleIds?: string[]) {
   const memberships: DerivedMembership[] = [];
   const grants: (DerivedGrant & { id: string })[] = [];
+  const ruleSet = new Set(ruleIds);
   for (const chunk of inListChunks(trx, userIds, 3)) {
     const mq = trx('group_members').where({ tenant_id: tenantId }).whereIn('user_id', chunk).whereNot('rule_id', '');
     const gq = trx('agent_grants').where({ tenant_id: tenantId, subject_type: 'user' }).whereIn('subject_id', chunk).whereNot('rule_id', '');
-    if (ruleIds) {
-      mq.whereIn('rule_id', ruleIds.length ? ruleIds : ['']);
-      gq.whereIn('rule_id', ruleIds.length ? ruleIds : ['']);
-    }
-    for (const r of await mq) {
+    // The rules are picked here, not in SQL: their list would share the statement's bindings.
+    const picked = (r: Record<string, unknown>) => !ruleIds || ruleSet.has(String(r.rule_id));
+    for (const r of (await mq).filter(picked)) {
       memberships.push({ groupId: String(r.group_id), userId: String(r.user_id), role: r.role, ruleId: String(r.rule_id), ruleVersion: Number(r.rule_version), idpGroupId: String(r.idp_group_id) });
     }
-    for (const r of await gq) {
+    for (const r of (await gq).filter(picked)) {
       grants.push({
         id: String(r.id),
         agentId: String(r.agent_id),

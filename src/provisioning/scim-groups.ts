@@ -17,7 +17,7 @@ import {
 } from '../directory/groups.js';
 import { usersUnderIdpGroups } from '../mapping/engine.js';
 import { inMappingTx, requireExclusive } from '../mapping/lock.js';
-import { planGroupPatch } from '../scim/patch/group.js';
+import { checkGroupPatchSize, planGroupPatch } from '../scim/patch/group.js';
 import { syncAfterDirectoryChange, usersAffectedByGroupChange } from './mapping.js';
 import type { PatchOp } from '../scim/patch/parse.js';
 import type { VersionCondition } from '../scim/etag.js';
@@ -120,6 +120,7 @@ async function change(
 }
 
 export function patchScimGroup(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expected?: VersionCondition) {
+  checkGroupPatchSize(ops);
   return change(db, ctx, id, expected, (current) => planGroupPatch(ops, { id, doc: current.doc }));
 }
 

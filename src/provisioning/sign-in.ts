@@ -11,7 +11,7 @@ import { newId } from '../db/ids.js';
 import type { GroupSource } from '../directory/groups.js';
 import { insertUser, userFromRow, writeAccountFields, type User } from '../directory/users.js';
 import { Conflict, Forbidden } from '../errors.js';
-import { caseMappedKey } from '../scim/schema/value-key.js';
+import { caseMappedKey, charLength } from '../scim/schema/value-key.js';
 import { bind, boundUser, isBoundThrough } from '../sso/bindings.js';
 import { inDomains } from '../sso/connections.js';
 import { takeSeat } from '../tenants/seats.js';
@@ -266,7 +266,10 @@ async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, c: SignIn
   const names = new Map<string, string>();
   for (const raw of claimed) {
     const name = raw.trim();
-    if (name && name.length <= 255 && !names.has(caseMappedKey(name))) names.set(caseMappedKey(name), name);
+    // A name or key longer than its column is skipped alike on every database: MariaDB would
+    // refuse a key that case mapping made longer ("İ" maps to two characters), SQLite store it.
+    const key = caseMappedKey(name);
+    if (name && charLength(name) <= 255 && charLength(key) <= 255 && !names.has(key)) names.set(key, name);
   }
   const { byKey, created } = await ensureClaimGroups(trx, ctx, c, names);
   const wanted = new Map([...byKey.values()].map((g) => [g.id, g]));

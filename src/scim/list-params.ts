@@ -53,8 +53,21 @@ function names(value: unknown, name: string, from: Source): string | string[] | 
  * §3.4.2.4: startIndex below 1 counts as 1; a negative count as 0; a count above the maximum is
  * clamped to it. A member of the wrong type is a 400 naming it.
  */
+function getter(src: Record<string, unknown>) {
+  return (name: string) => src[name] ?? src[Object.keys(src).find((k) => k.toLowerCase() === name.toLowerCase()) ?? name];
+}
+
+/**
+ * `attributes` and `excludedAttributes` alone: the parameters a single-resource request takes.
+ * RFC 7644 defines paging, sorting and filtering for lists only, so those are ignored there.
+ */
+export function parseProjectionParams(src: Record<string, unknown>, from: Source = 'query'): Pick<ListParams, 'attributes' | 'excludedAttributes'> {
+  const get = getter(src);
+  return { attributes: names(get('attributes'), 'attributes', from), excludedAttributes: names(get('excludedAttributes'), 'excludedAttributes', from) };
+}
+
 export function parseListParams(src: Record<string, unknown>, from: Source = 'query'): ListParams {
-  const get = (name: string) => src[name] ?? src[Object.keys(src).find((k) => k.toLowerCase() === name.toLowerCase()) ?? name];
+  const get = getter(src);
   const startIndex = Math.max(1, int(get('startIndex'), 'startIndex', from) ?? 1);
   const count = Math.min(MAX_COUNT, Math.max(0, int(get('count'), 'count', from) ?? DEFAULT_COUNT));
   const order = text(get('sortOrder'), 'sortOrder')?.toLowerCase();
@@ -67,7 +80,6 @@ export function parseListParams(src: Record<string, unknown>, from: Source = 'qu
     count,
     sortBy: text(get('sortBy'), 'sortBy'),
     sortOrder: order === 'descending' ? 'descending' : 'ascending',
-    attributes: names(get('attributes'), 'attributes', from),
-    excludedAttributes: names(get('excludedAttributes'), 'excludedAttributes', from),
+    ...parseProjectionParams(src, from),
   };
 }

@@ -19,7 +19,7 @@ import {
 } from './discovery.js';
 import { processBulk } from './bulk.js';
 import { etagOf, notModified, writeCondition, type VersionCondition } from './etag.js';
-import { parseListParams, type ListParams } from './list-params.js';
+import { parseListParams, parseProjectionParams, type ListParams } from './list-params.js';
 import { parsePatchOps } from './patch/parse.js';
 import { includes, parseProjection, project, type Projection } from './projection.js';
 import { DirectoryQueries } from './query.js';
@@ -55,8 +55,12 @@ function param(req: Request, name: string): string {
   return String(req.params[name]);
 }
 
+/**
+ * The projection a single-resource request asks for; a write parses it before writing, so a bad
+ * one is a 400 with nothing changed.
+ */
 function queryProjection(req: Request, rt: typeof USER_RT): Projection {
-  const q = parseListParams(req.query as Record<string, unknown>);
+  const q = parseProjectionParams(req.query as Record<string, unknown>);
   return parseProjection(rt, q.attributes, q.excludedAttributes);
 }
 
@@ -72,8 +76,9 @@ export function scimRoutes(deps: AppDeps): Router {
   r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth, timeoutMs: config.requestBodyTimeoutMs }));
 
   const presentUsers = async (tenantId: string, users: User[], p: Projection, fresh = false) => {
-    // A user created by this very request belongs to no group yet.
-    const groups = includes(p, 'groups') && !fresh ? await groupsOfUsers(db.knex, tenantId, users.map((u) => u.id)) : undefined;
+    // A user created by this very request belongs to no group yet. Groups share the response's
+    // budget with members: users past it come without `groups`, never with a partial list.
+    const groups = includes(p, 'groups') && !fresh ? await groupsOfUsers(db.knex, tenantId, users.map((u) => u.id), config.scimMembersPerResponse) : undefined;
     return users.map((u) => project(userResource(u, base, groups?.get(u.id)), p));
   };
   const presentGroups = async (tenantId: string, groups: IdpGroup[], p: Projection) => {
@@ -83,14 +88,14 @@ export function scimRoutes(deps: AppDeps): Router {
     const members = includes(p, 'members') ? await loadMembersWithin(db.knex, tenantId, groups.map((g) => g.id), config.scimMembersPerResponse) : undefined;
     return groups.map((g) => project(groupResource(g, base, members?.get(g.id)), p));
   };
-  const sendUser = async (req: Request, res: Response, status: number, u: User) => {
-    const [body] = await presentUsers(u.tenantId, [u], queryProjection(req, USER_RT), status === 201);
+  const sendUser = async (res: Response, p: Projection, status: number, u: User) => {
+    const [body] = await presentUsers(u.tenantId, [u], p, status === 201);
     res.setHeader('ETag', etagOf(u.version));
     if (status === 201) res.setHeader('Location', userLocation(base, u.id));
     sendScim(res, status, body);
   };
-  const sendGroup = async (req: Request, res: Response, status: number, g: IdpGroup) => {
-    const [body] = await presentGroups(g.tenantId, [g], queryProjection(req, GROUP_RT));
+  const sendGroup = async (res: Response, p: Projection, status: number, g: IdpGroup) => {
+    const [body] = await presentGroups(g.tenantId, [g], p);
     res.setHeader('ETag', etagOf(g.version));
     if (status === 201) res.setHeader('Location', groupLocation(base, g.id));
     sendScim(res, status, body);
@@ -112,20 +117,27 @@ export function scimRoutes(deps: AppDeps): Router {
 
   resource(r, '/Users', {
     get: async (req, res) => sendScim(res, 200, await listUsers(req.ctx!.tenantId, parseListParams(req.query as Record<string, unknown>))),
-    post: async (req, res) => sendUser(req, res, 201, await createScimUser(db, ctxOf(req), req.body)),
+    post: async (req, res) => {
+      const p = queryProjection(req, USER_RT);
+      await sendUser(res, p, 201, await createScimUser(db, ctxOf(req), req.body));
+    },
   });
   resource(r, '/Users/.search', { post: async (req, res) => sendScim(res, 200, await listUsers(req.ctx!.tenantId, searchBody(req))) });
   resource(r, '/Users/:id', {
     get: async (req, res) => {
+      const p = queryProjection(req, USER_RT);
       const u = await requireUser(db.knex, req.ctx!.tenantId, param(req, 'id'));
       if (notModified(req.get('if-none-match'), u.version)) return void res.status(304).setHeader('ETag', etagOf(u.version)).end();
-      await sendUser(req, res, 200, u);
+      await sendUser(res, p, 200, u);
     },
-    put: async (req, res) =>
-      sendUser(req, res, 200, await replaceScimUser(db, ctxOf(req), param(req, 'id'), req.body, conditionOf(req))),
+    put: async (req, res) => {
+      const p = queryProjection(req, USER_RT);
+      await sendUser(res, p, 200, await replaceScimUser(db, ctxOf(req), param(req, 'id'), req.body, conditionOf(req)));
+    },
     patch: async (req, res) => {
+      const p = queryProjection(req, USER_RT);
       const ops = parsePatchOps(req.body, USER_RT);
-      await sendUser(req, res, 200, await patchScimUser(db, ctxOf(req), param(req, 'id'), ops, conditionOf(req)));
+      await sendUser(res, p, 200, await patchScimUser(db, ctxOf(req), param(req, 'id'), ops, conditionOf(req)));
     },
     delete: async (req, res) => {
       await deleteScimUser(db, ctxOf(req), param(req, 'id'), conditionOf(req));
@@ -135,20 +147,26 @@ export function scimRoutes(deps: AppDeps): Router {
 
   resource(r, '/Groups', {
     get: async (req, res) => sendScim(res, 200, await listGroups(req.ctx!.tenantId, parseListParams(req.query as Record<string, unknown>))),
-    post: async (req, res) => sendGroup(req, res, 201, await createScimGroup(db, ctxOf(req), req.body)),
+    post: async (req, res) => {
+      const p = queryProjection(req, GROUP_RT);
+      await sendGroup(res, p, 201, await createScimGroup(db, ctxOf(req), req.body));
+    },
   });
   resource(r, '/Groups/.search', { post: async (req, res) => sendScim(res, 200, await listGroups(req.ctx!.tenantId, searchBody(req))) });
   resource(r, '/Groups/:id', {
     get: async (req, res) => {
+      const p = queryProjection(req, GROUP_RT);
       const g = await requireGroup(db.knex, req.ctx!.tenantId, param(req, 'id'));
       if (notModified(req.get('if-none-match'), g.version)) return void res.status(304).setHeader('ETag', etagOf(g.version)).end();
-      await sendGroup(req, res, 200, g);
+      await sendGroup(res, p, 200, g);
     },
     put: async (req, res) => {
+      const p = queryProjection(req, GROUP_RT);
       const { group } = await replaceScimGroup(db, ctxOf(req), param(req, 'id'), req.body, conditionOf(req));
-      await sendGroup(req, res, 200, group);
+      await sendGroup(res, p, 200, group);
     },
     patch: async (req, res) => {
+      const p = queryProjection(req, GROUP_RT);
       const ops = parsePatchOps(req.body, GROUP_RT);
       const { group } = await patchScimGroup(db, ctxOf(req), param(req, 'id'), ops, conditionOf(req));
       // Entra expects 204 for group PATCH and advises against returning members; a client that
@@ -157,7 +175,7 @@ export function scimRoutes(deps: AppDeps): Router {
         res.setHeader('ETag', etagOf(group.version));
         return void res.status(204).end();
       }
-      await sendGroup(req, res, 200, group);
+      await sendGroup(res, p, 200, group);
     },
     delete: async (req, res) => {
       await deleteScimGroup(db, ctxOf(req), param(req, 'id'), conditionOf(req));

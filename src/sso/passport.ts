@@ -29,8 +29,14 @@ export function holdRedirect(created: object, options: unknown): void {
   strategy.redirect = (url, status) => (options as HeldRedirect).onRedirect(url, () => send.call(strategy, url, status));
 }
 
-/** `passport.authenticate(name, {session: false}, callback)` as a promise of the strategy's decision. */
-export function authenticate(name: string, req: Request, res: Response, options: object = {}): Promise<Step> {
+/**
+ * `passport.authenticate(strategy, {session: false}, callback)` as a promise of the strategy's
+ * decision. A strategy is named, or an instance: passport sets its callbacks on an instance it
+ * is given, so each request gets its own object made from it.
+ */
+export function authenticate(strategy: string | passport.Strategy, req: Request, res: Response, options: object = {}): Promise<Step> {
+  const name = typeof strategy === 'string' ? strategy : strategy.name;
+  const layer = typeof strategy === 'string' ? strategy : (Object.create(strategy) as passport.Strategy);
   return new Promise((resolve, reject) => {
     const held: HeldRedirect = { onRedirect: (url, send) => resolve({ kind: 'redirect', url, send }) };
     const decided = (err: unknown, user: unknown, info: unknown) => {
@@ -38,6 +44,6 @@ export function authenticate(name: string, req: Request, res: Response, options:
       else resolve(user ? { kind: 'success', user } : { kind: 'fail', info });
     };
     const passed = (err?: unknown) => reject(err ?? new Error(`the ${name} strategy made no decision`));
-    authenticator.authenticate(name, { ...options, ...held, session: false }, decided)(req, res, passed);
+    authenticator.authenticate(layer, { ...options, ...held, session: false }, decided)(req, res, passed);
   });
 }

@@ -1,6 +1,7 @@
 import { InvalidInput } from '../../errors.js';
 import type { MemberRef, MemberStep } from '../../directory/groups.js';
 import type { Filter } from '../filter/ast.js';
+import { checkMemberCount } from '../schema/limits.js';
 import type { ScimDoc } from '../schema/normalize.js';
 import { GROUP_RT, resolvePath, splitUrn, type ResolvedPath } from '../schema/registry.js';
 import { applyPatchToDoc } from './apply-user.js';
@@ -125,6 +126,35 @@ function splitMembers(map: Json): { members?: unknown; rest: Json } {
   return members === undefined ? { rest } : { members, rest };
 }
 
+function memberSize(steps: MemberStep[]): number {
+  return steps.reduce((n, s) => n + (s.kind === 'remove' ? s.ids.length : s.kind === 'removeAll' ? 0 : s.members.length), 0);
+}
+
+/** The membership steps of a PATCH, in request order; they do not depend on the stored group. */
+function memberStepsOf(ops: PatchOp[]): MemberStep[] {
+  const steps: MemberStep[] = [];
+  for (const op of ops) {
+    let step: MemberStep | undefined;
+    if (op.path && isMembers(op.path.target)) {
+      const path = op.path;
+      step = atOperation(op.index, () => pathStep({ ...op, path }));
+    } else if (!op.path) {
+      const { members } = splitMembers(op.value as Json);
+      if (members !== undefined) step = atOperation(op.index, () => wholeMembersStep(op.op, members));
+    }
+    if (step) steps.push(step);
+  }
+  return steps;
+}
+
+/**
+ * Refuses, before any database work, a PATCH naming more members than one request may: the cap
+ * holds for the request as a whole, since many operations of a few members each add up.
+ */
+export function checkGroupPatchSize(ops: PatchOp[]): void {
+  checkMemberCount(memberSize(memberStepsOf(ops)));
+}
+
 /**
  * Plans a Group PATCH without loading members: membership operations become steps the storage
  * applies as row inserts and deletes (cost follows the request, not the group's size), the other
@@ -132,21 +162,15 @@ function splitMembers(map: Json): { members?: unknown; rest: Json } {
  */
 export function planGroupPatch(ops: PatchOp[], current: { id: string; doc: ScimDoc }): GroupPatchPlan {
   let doc = current.doc;
-  const memberSteps: MemberStep[] = [];
-  const push = (step: MemberStep | undefined) => {
-    if (step) memberSteps.push(step);
-  };
   for (const op of ops) {
-    if (op.path && isMembers(op.path.target)) {
-      const path = op.path;
-      push(atOperation(op.index, () => pathStep({ ...op, path })));
-    } else if (op.path) {
+    if (op.path && !isMembers(op.path.target)) {
       doc = applyPatchToDoc(doc, [op], GROUP_RT, current);
-    } else {
-      const { members, rest } = splitMembers(op.value as Json);
-      if (members !== undefined) push(atOperation(op.index, () => wholeMembersStep(op.op, members)));
+    } else if (!op.path) {
+      const { rest } = splitMembers(op.value as Json);
       if (Object.keys(rest).length) doc = applyPatchToDoc(doc, [{ ...op, value: rest }], GROUP_RT, current);
     }
   }
+  const memberSteps = memberStepsOf(ops);
+  checkMemberCount(memberSize(memberSteps));
   return { doc, memberSteps };
 }

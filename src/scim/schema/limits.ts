@@ -12,6 +12,13 @@ import { charLength } from './value-key.js';
 export const SCIM_LIMITS = {
   /** Values of one multi-valued attribute of a user (emails, phoneNumbers, addresses, roles, …). */
   valuesPerAttribute: 100,
+  /**
+   * Group members named by one request: a POST or PUT member list, or the members a PATCH adds,
+   * replaces or removes, all operations together; also the most members a group may have for a
+   * replace or remove of all its members. Okta and Entra send membership as deltas (Okta pushes
+   * changes, Entra a few members per PATCH); 1,000 is the management API's own limit per request.
+   */
+  membersPerRequest: 1000,
   /** userName, externalId and a group's displayName: VARCHAR(255) columns, their case-mapped keys too. */
   keyLength: 255,
   /** An email address, as the `email` column holds it (RFC 5321 allows less). */
@@ -55,17 +62,25 @@ export function checkLength(def: AttributeDef, value: string, where: string): st
   return value;
 }
 
-/**
- * Group members are not capped here: a group legitimately holds thousands, its members are rows
- * of their own, and a membership change already costs in proportion to the request.
- */
-function isCapped(def: AttributeDef): boolean {
-  return def.multiValued && def.name !== 'members';
+/** Refuses more members than one request may name, naming `members` and the cap. */
+export function checkMemberCount(count: number, where = 'members'): void {
+  if (count > SCIM_LIMITS.membersPerRequest) {
+    throw new InvalidInput(
+      'too_many_members',
+      `${where} names ${count} members; at most ${SCIM_LIMITS.membersPerRequest} are accepted per request: send the rest in further PATCH requests`,
+      { scimType: 'invalidValue' },
+    );
+  }
 }
 
-/** Refuses more values for a multi-valued attribute than one user may hold, naming it and the cap. */
+/**
+ * Refuses more values for a multi-valued attribute than one user may hold, naming it and the cap.
+ * Group members, rows of their own, have a cap per request instead (a group may hold more).
+ */
 export function checkValueCount(def: AttributeDef, count: number, where: string): void {
-  if (isCapped(def) && count > SCIM_LIMITS.valuesPerAttribute) {
+  if (!def.multiValued) return;
+  if (def.name === 'members') return checkMemberCount(count, where);
+  if (count > SCIM_LIMITS.valuesPerAttribute) {
     throw new InvalidInput('too_many_values', `${where} holds ${count} values; at most ${SCIM_LIMITS.valuesPerAttribute} are accepted per attribute`, {
       scimType: 'invalidValue',
     });

@@ -6,8 +6,9 @@ import { Strategy, type AuthenticateOptions, type VerifyFunctionWithRequest } fr
 import type { ClaimGroups, SignInIdentity } from '../../provisioning/sign-in.js';
 import { isLoopbackUrl, type OidcConnection } from '../connections.js';
 import { LoginFailure } from '../failure.js';
-import { authenticate, authenticator, holdRedirect } from '../passport.js';
+import { authenticate, holdRedirect } from '../passport.js';
 import { saveOidcFlow, sweepExpired, takeOidcFlow } from '../pending.js';
+import { ByteBoundedCache } from './discovery-cache.js';
 
 /** Everything an OIDC step needs about where it runs. */
 export interface OidcSite {
@@ -74,18 +75,21 @@ class ConnectionStrategy extends Strategy {
 }
 
 /**
- * A strategy per connection version, with its discovery document and JWKS, for an hour: a
+ * A strategy per connection version, holding its discovery document and JWKS, for an hour: a
  * sign-in should not cost two extra round trips to the IdP, and a changed connection (new
- * version) is rediscovered.
+ * version) is rediscovered. Bounded by bytes, estimated from the documents' JSON: an IdP may
+ * serve documents of any size.
  */
-const DISCOVERY_TTL_MS = 60 * 60_000;
-const strategies = new Map<string, { name: string; at: number }>();
+const strategies = new ByteBoundedCache<{ config: client.Configuration; strategy: ConnectionStrategy }>(
+  ({ config }) => 2 * (JSON.stringify(config.serverMetadata()).length + JSON.stringify(client.getJwksCache(config) ?? null).length),
+  { maxBytes: 4 * 1024 * 1024, maxEntryBytes: 512 * 1024, ttlMs: 60 * 60_000 },
+);
 
-async function strategyFor(site: OidcSite): Promise<string> {
+async function strategyFor(site: OidcSite): Promise<ConnectionStrategy> {
   const c = site.connection;
   const key = `${c.tenantId}/${c.id}/${c.version}`;
   const hit = strategies.get(key);
-  if (hit && Date.now() - hit.at < DISCOVERY_TTL_MS) return hit.name;
+  if (hit) return hit.strategy;
   const algs = c.oidc.idTokenSigningAlgs;
   const auth = c.oidc.tokenEndpointAuthMethod === 'client_secret_post' ? client.ClientSecretPost(c.clientSecret) : client.ClientSecretBasic(c.clientSecret);
   let config: client.Configuration;
@@ -106,16 +110,9 @@ async function strategyFor(site: OidcSite): Promise<string> {
   } catch (err) {
     throw classify(err, 'the identity provider\'s discovery document could not be read');
   }
-  strategies.delete(key);
-  if (strategies.size >= 1000) {
-    const [oldest, entry] = strategies.entries().next().value!;
-    strategies.delete(oldest);
-    authenticator.unuse(entry.name);
-  }
-  const name = `oidc ${key}`;
-  authenticator.use(name, new ConnectionStrategy({ config, name, sessionKey: FLOW_KEY, passReqToCallback: true }, verifier(config)));
-  strategies.set(key, { name, at: Date.now() });
-  return name;
+  const strategy = new ConnectionStrategy({ config, name: `oidc ${key}`, sessionKey: FLOW_KEY, passReqToCallback: true }, verifier(config));
+  strategies.set(key, { config, strategy });
+  return strategy;
 }
 
 /** Errors and their causes, outermost first. */
@@ -156,10 +153,10 @@ function classify(err: unknown, fallback: string): LoginFailure {
  */
 export async function startOidcSignIn(site: OidcSite, returnTo: string | null, req: Request, res: Response): Promise<{ flowId: string; send: () => void }> {
   await sweepExpired(site.db, site.tenantId, Date.now());
-  const name = await strategyFor(site);
+  const strategy = await strategyFor(site);
   const view = stepRequest(req, site, undefined);
   const options: OidcStepOptions = { step: 'start', callbackURL: site.redirectUri, scope: site.connection.oidc.scopes };
-  const step = await authenticate(name, view, res, options);
+  const step = await authenticate(strategy, view, res, options);
   const flow = view.session[FLOW_KEY];
   if (step.kind !== 'redirect' || !flow?.state || !flow.nonce) throw new Error('the OIDC strategy did not redirect to the IdP');
   const flowId = randomBytes(32).toString('base64url');
@@ -249,11 +246,11 @@ export async function handleOidcCallback(site: OidcSite, flowId: string | undefi
   const scope = { tenantId: site.tenantId, connectionId: site.connection.id };
   const flow = flowId ? await takeOidcFlow(site.db, scope, flowId) : undefined;
   if (!flow) throw new LoginFailure('bad_state', 'this sign-in was not started in this browser, has expired, or was already used; start again');
-  const name = await strategyFor(site);
+  const strategy = await strategyFor(site);
   const options: OidcStepOptions = { step: 'callback', callbackURL: site.redirectUri };
   let step;
   try {
-    step = await authenticate(name, stepRequest(req, site, { code_verifier: flow.codeVerifier, state: flow.state, nonce: flow.nonce }), res, options);
+    step = await authenticate(strategy, stepRequest(req, site, { code_verifier: flow.codeVerifier, state: flow.state, nonce: flow.nonce }), res, options);
   } catch (err) {
     throw classify(err, 'the identity provider\'s answer could not be processed');
   }
