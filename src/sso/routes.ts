@@ -141,14 +141,14 @@ export function ssoRoutes(deps: AppDeps): Router {
       if (off) throw off;
       const returnTo = safeReturnTo(req.query.returnTo);
       if (t.connection.protocol === 'saml') {
-        const started = await startSamlSignIn(samlSite(t), returnTo);
+        const started = await startSamlSignIn(samlSite(t), returnTo, req, res);
         // The IdP posts back cross-site, so only SameSite=None reaches the ACS, and it needs TLS.
         if (req.secure) res.cookie(SAML_COOKIE, started.requestId, { ...samlCookie(t), maxAge: 10 * 60_000 });
-        return res.redirect(302, started.url);
+        return started.send();
       }
-      const started = await startOidcSignIn(oidcSite(t), returnTo);
+      const started = await startOidcSignIn(oidcSite(t), returnTo, req, res);
       res.cookie(FLOW_COOKIE, started.flowId, { ...flowCookie(t), secure: req.secure, maxAge: 10 * 60_000 });
-      res.redirect(302, started.url);
+      started.send();
     } catch (err) {
       await refuse(deps, req, res, t, err, null);
     }
@@ -171,7 +171,7 @@ export function ssoRoutes(deps: AppDeps): Router {
       if (typeof body.SAMLResponse !== 'string' || !body.SAMLResponse) throw new LoginFailure('invalid_response', 'the request carries no SAMLResponse');
       const requestId = cookieValue(req, SAML_COOKIE);
       if (requestId) res.clearCookie(SAML_COOKIE, samlCookie(t));
-      const outcome = await handleSamlResponse(samlSite(t), body.SAMLResponse, safeReturnTo(body.RelayState), { bound: req.secure, requestId });
+      const outcome = await handleSamlResponse(samlSite(t), body.SAMLResponse, safeReturnTo(body.RelayState), { bound: req.secure, requestId }, req, res);
       await complete(deps, req, res, t, outcome);
     } catch (err) {
       await refuse(deps, req, res, t, err, null);
@@ -186,8 +186,7 @@ export function ssoRoutes(deps: AppDeps): Router {
     try {
       const off = disabled(t);
       if (off) throw off;
-      const q = req.originalUrl.indexOf('?');
-      const outcome = await handleOidcCallback(oidcSite(t), flowId, q < 0 ? '' : req.originalUrl.slice(q));
+      const outcome = await handleOidcCallback(oidcSite(t), flowId, req, res);
       await complete(deps, req, res, t, outcome);
     } catch (err) {
       await refuse(deps, req, res, t, err, null);

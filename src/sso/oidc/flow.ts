@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import * as client from 'openid-client';
+import type { Request, Response } from 'express';
 import type { Knex } from 'knex';
+import * as client from 'openid-client';
+import { Strategy, type AuthenticateOptions, type VerifyFunctionWithRequest } from 'openid-client/passport';
 import type { ClaimGroups, SignInIdentity } from '../../provisioning/sign-in.js';
 import { isLoopbackUrl, type OidcConnection } from '../connections.js';
 import { LoginFailure } from '../failure.js';
-import { ByteBoundedCache } from './discovery-cache.js';
+import { authenticate, holdRedirect } from '../passport.js';
 import { saveOidcFlow, sweepExpired, takeOidcFlow } from '../pending.js';
+import { ByteBoundedCache } from './discovery-cache.js';
 
 /** Everything an OIDC step needs about where it runs. */
 export interface OidcSite {
@@ -21,21 +24,72 @@ export interface OidcSignIn {
   returnTo: string | null;
 }
 
+/** Where the strategy keeps a sign-in's state, PKCE verifier and nonce in the request's `session`. */
+const FLOW_KEY = 'flow';
+
+interface FlowState {
+  code_verifier: string;
+  state?: string;
+  nonce?: string;
+}
+
+interface OidcStepOptions extends AuthenticateOptions {
+  step: 'start' | 'callback';
+}
+
 /**
- * Discovery documents and JWKS per connection version, for an hour: a sign-in should not cost
- * two extra round trips to the IdP, and a changed connection (new version) is rediscovered.
- * Bounded by bytes, estimated from the documents' JSON: an IdP may serve documents of any size.
+ * The request as openid-client's strategy sees it. Its `session` holds only this sign-in's flow,
+ * never the browser session: the flow lives in the database, used up once by the browser that
+ * holds its cookie, and Roster's session starts only after sign-in.
  */
-const discovered = new ByteBoundedCache<client.Configuration>(
-  (config) => 2 * (JSON.stringify(config.serverMetadata()).length + JSON.stringify(client.getJwksCache(config) ?? null).length),
+type StepRequest = Request & { session: Record<string, FlowState | undefined>; oidcSite: OidcSite };
+
+function stepRequest(req: Request, site: OidcSite, flow: FlowState | undefined): StepRequest {
+  return Object.create(req, { session: { value: flow ? { [FLOW_KEY]: flow } : {} }, oidcSite: { value: site } }) as StepRequest;
+}
+
+/** openid-client's passport strategy for one connection version. */
+class ConnectionStrategy extends Strategy {
+  /** The route names the step: a callback without a code is refused, never turned into a new sign-in. */
+  override shouldInitiateAuthRequest(_req: Request, _currentUrl: URL, options: AuthenticateOptions): boolean {
+    return (options as OidcStepOptions).step === 'start';
+  }
+
+  /** Only the query is read from the callback; the rest is the configured redirect URI, never the Host header. */
+  override currentUrl(req: Request): URL {
+    return new URL(req.originalUrl, 'http://callback.invalid');
+  }
+
+  /** The strategy sends no state or nonce when the IdP supports PKCE; Roster checks all three. */
+  override authorizationRequestParams(req: Request, options: AuthenticateOptions): URLSearchParams {
+    const params = new URLSearchParams(super.authorizationRequestParams(req, options));
+    params.set('state', client.randomState());
+    params.set('nonce', client.randomNonce());
+    return params;
+  }
+
+  override authenticate(...args: Parameters<Strategy['authenticate']>): void {
+    holdRedirect(this, args[1]);
+    super.authenticate(...args);
+  }
+}
+
+/**
+ * A strategy per connection version, holding its discovery document and JWKS, for an hour: a
+ * sign-in should not cost two extra round trips to the IdP, and a changed connection (new
+ * version) is rediscovered. Bounded by bytes, estimated from the documents' JSON: an IdP may
+ * serve documents of any size.
+ */
+const strategies = new ByteBoundedCache<{ config: client.Configuration; strategy: ConnectionStrategy }>(
+  ({ config }) => 2 * (JSON.stringify(config.serverMetadata()).length + JSON.stringify(client.getJwksCache(config) ?? null).length),
   { maxBytes: 4 * 1024 * 1024, maxEntryBytes: 512 * 1024, ttlMs: 60 * 60_000 },
 );
 
-async function configFor(site: OidcSite): Promise<client.Configuration> {
+async function strategyFor(site: OidcSite): Promise<ConnectionStrategy> {
   const c = site.connection;
   const key = `${c.tenantId}/${c.id}/${c.version}`;
-  const hit = discovered.get(key);
-  if (hit) return hit;
+  const hit = strategies.get(key);
+  if (hit) return hit.strategy;
   const algs = c.oidc.idTokenSigningAlgs;
   const auth = c.oidc.tokenEndpointAuthMethod === 'client_secret_post' ? client.ClientSecretPost(c.clientSecret) : client.ClientSecretBasic(c.clientSecret);
   let config: client.Configuration;
@@ -56,8 +110,9 @@ async function configFor(site: OidcSite): Promise<client.Configuration> {
   } catch (err) {
     throw classify(err, 'the identity provider\'s discovery document could not be read');
   }
-  discovered.set(key, config);
-  return config;
+  const strategy = new ConnectionStrategy({ config, name: `oidc ${key}`, sessionKey: FLOW_KEY, passReqToCallback: true }, verifier(config));
+  strategies.set(key, { config, strategy });
+  return strategy;
 }
 
 /** Errors and their causes, outermost first. */
@@ -92,23 +147,21 @@ function classify(err: unknown, fallback: string): LoginFailure {
   return new LoginFailure('invalid_response', fallback);
 }
 
-/** The IdP URL that starts a sign-in: code flow with PKCE (S256), state and nonce kept for the answer. */
-export async function startOidcSignIn(site: OidcSite, returnTo: string | null): Promise<{ url: string; flowId: string }> {
+/**
+ * Starts a sign-in: code flow with PKCE (S256), state and nonce, kept in the database for the
+ * answer. `send` sends the strategy's redirect to the IdP, once the caller has set the flow's cookie.
+ */
+export async function startOidcSignIn(site: OidcSite, returnTo: string | null, req: Request, res: Response): Promise<{ flowId: string; send: () => void }> {
   await sweepExpired(site.db, site.tenantId, Date.now());
-  const config = await configFor(site);
-  const codeVerifier = client.randomPKCECodeVerifier();
-  const flow = { state: client.randomState(), nonce: client.randomNonce(), codeVerifier, returnTo };
+  const strategy = await strategyFor(site);
+  const view = stepRequest(req, site, undefined);
+  const options: OidcStepOptions = { step: 'start', callbackURL: site.redirectUri, scope: site.connection.oidc.scopes };
+  const step = await authenticate(strategy, view, res, options);
+  const flow = view.session[FLOW_KEY];
+  if (step.kind !== 'redirect' || !flow?.state || !flow.nonce) throw new Error('the OIDC strategy did not redirect to the IdP');
   const flowId = randomBytes(32).toString('base64url');
-  await saveOidcFlow(site.db, { tenantId: site.tenantId, connectionId: site.connection.id }, flowId, flow);
-  const url = client.buildAuthorizationUrl(config, {
-    redirect_uri: site.redirectUri,
-    scope: site.connection.oidc.scopes.join(' '),
-    state: flow.state,
-    nonce: flow.nonce,
-    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
-    code_challenge_method: 'S256',
-  });
-  return { url: url.href, flowId };
+  await saveOidcFlow(site.db, { tenantId: site.tenantId, connectionId: site.connection.id }, flowId, { state: flow.state, nonce: flow.nonce, codeVerifier: flow.code_verifier, returnTo });
+  return { flowId, send: step.send };
 }
 
 type Claims = Record<string, unknown>;
@@ -156,38 +209,57 @@ function identityOf(c: OidcConnection, claims: Claims): SignInIdentity {
 }
 
 /**
- * Completes the code flow at the callback: the browser's pending flow is used up, the code is
- * exchanged with the PKCE verifier, and the ID token's signature (pinned algorithms), issuer,
- * audience, expiry, state and nonce are checked by openid-client. The userinfo endpoint fills
- * in only what the ID token leaves out and the connection needs.
+ * The strategy's verify callback: the ID token's claims, and from the userinfo endpoint only what
+ * the ID token leaves out and the connection needs.
  */
-export async function handleOidcCallback(site: OidcSite, flowId: string | undefined, callbackQuery: string): Promise<OidcSignIn> {
+function verifier(config: client.Configuration): VerifyFunctionWithRequest {
+  return (req, tokens, done) => {
+    const site = (req as StepRequest).oidcSite;
+    userClaims(config, site.connection, tokens).then(
+      (claims) => done(null, { identity: identityOf(site.connection, claims), groups: groupsOf(site.connection, claims) }),
+      (err: unknown) => done(err),
+    );
+  };
+}
+
+async function userClaims(config: client.Configuration, c: OidcConnection, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Promise<Claims> {
+  let claims = { ...(tokens.claims() as Claims) };
+  const missing =
+    (c.matchBy === 'email' && (!str(claims.email) || (claims.email_verified === undefined && !c.oidc.trustEmailWithoutVerifiedClaim))) ||
+    (c.oidc.groupsClaim !== null && claims[c.oidc.groupsClaim] === undefined && !isOverage(claims, c.oidc.groupsClaim));
+  if (missing && config.serverMetadata().userinfo_endpoint) {
+    const info = { ...(await client.fetchUserInfo(config, tokens.access_token, String(claims.sub))) } as Claims;
+    // email_verified speaks of one address: userinfo's counts only for the email it comes
+    // with, never to vouch for a different address in the ID token.
+    if (str(claims.email) && str(info.email) !== str(claims.email)) delete info.email_verified;
+    claims = { ...info, ...claims };
+  }
+  return claims;
+}
+
+/**
+ * Completes the code flow at the callback: the browser's pending flow is used up, and the
+ * strategy exchanges the code with the PKCE verifier; openid-client checks the ID token's
+ * signature (pinned algorithms), issuer, audience, expiry, state and nonce.
+ */
+export async function handleOidcCallback(site: OidcSite, flowId: string | undefined, req: Request, res: Response): Promise<OidcSignIn> {
   const scope = { tenantId: site.tenantId, connectionId: site.connection.id };
   const flow = flowId ? await takeOidcFlow(site.db, scope, flowId) : undefined;
   if (!flow) throw new LoginFailure('bad_state', 'this sign-in was not started in this browser, has expired, or was already used; start again');
-  const config = await configFor(site);
-  let claims: Claims;
+  const strategy = await strategyFor(site);
+  const options: OidcStepOptions = { step: 'callback', callbackURL: site.redirectUri };
+  let step;
   try {
-    const tokens = await client.authorizationCodeGrant(config, new URL(`${site.redirectUri}${callbackQuery}`), {
-      expectedState: flow.state,
-      expectedNonce: flow.nonce,
-      pkceCodeVerifier: flow.codeVerifier,
-      idTokenExpected: true,
-    });
-    claims = { ...(tokens.claims() as Claims) };
-    const c = site.connection;
-    const missing =
-      (c.matchBy === 'email' && (!str(claims.email) || (claims.email_verified === undefined && !c.oidc.trustEmailWithoutVerifiedClaim))) ||
-      (c.oidc.groupsClaim !== null && claims[c.oidc.groupsClaim] === undefined && !isOverage(claims, c.oidc.groupsClaim));
-    if (missing && config.serverMetadata().userinfo_endpoint) {
-      const info = { ...(await client.fetchUserInfo(config, tokens.access_token, String(claims.sub))) } as Claims;
-      // email_verified speaks of one address: userinfo's counts only for the email it comes
-      // with, never to vouch for a different address in the ID token.
-      if (str(claims.email) && str(info.email) !== str(claims.email)) delete info.email_verified;
-      claims = { ...info, ...claims };
-    }
+    step = await authenticate(strategy, stepRequest(req, site, { code_verifier: flow.codeVerifier, state: flow.state, nonce: flow.nonce }), res, options);
   } catch (err) {
     throw classify(err, 'the identity provider\'s answer could not be processed');
   }
-  return { identity: identityOf(site.connection, claims), groups: groupsOf(site.connection, claims), returnTo: flow.returnTo };
+  if (step.kind === 'fail') {
+    // The strategy fails (rather than errs) when the IdP refused the sign-in (access_denied), or had no flow.
+    const error = (step.info as { error?: unknown } | undefined)?.error;
+    if (typeof error !== 'string') throw new LoginFailure('bad_state', 'this sign-in was not started in this browser; start again');
+    throw new LoginFailure('idp_error', `the identity provider answered with an error: ${error}`);
+  }
+  if (step.kind !== 'success') throw new Error('the OIDC strategy redirected at a callback');
+  return { ...(step.user as Omit<OidcSignIn, 'returnTo'>), returnTo: flow.returnTo };
 }

@@ -1,10 +1,13 @@
 import { MultiSamlStrategy } from '@node-saml/passport-saml';
 import { SamlStatusError, ValidateInResponseTo, type Profile, type SamlConfig } from '@node-saml/node-saml';
 import { DOMParser } from '@xmldom/xmldom';
+import type { Request, Response } from 'express';
 import type { Knex } from 'knex';
+import type { Strategy } from 'passport';
 import type { ClaimGroups, SignInIdentity } from '../../provisioning/sign-in.js';
 import type { SamlConnection } from '../connections.js';
 import { LoginFailure } from '../failure.js';
+import { authenticate, authenticator, holdRedirect } from '../passport.js';
 import { PENDING_TTL_MS, rememberAssertion, SamlRequestStore, sweepExpired } from '../pending.js';
 import type { SamlUrls, SpCredentials } from './sp.js';
 
@@ -36,33 +39,48 @@ export interface SamlSignIn {
   returnTo: string | null;
 }
 
+/** What the strategy needs about the sign-in at hand, carried by the request it sees. */
+interface SamlStep {
+  site: SamlSite;
+  cache: SamlRequestStore;
+  signed: { response: boolean; assertion: boolean };
+}
+
+type SamlStepRequest = Request & { samlStep: SamlStep };
+
+/** passport-saml's MultiSamlStrategy, whose redirect to the IdP waits for the browser's cookie. */
+class ConnectionSamlStrategy extends MultiSamlStrategy {
+  override authenticate(...[req, options]: Parameters<MultiSamlStrategy['authenticate']>): void {
+    holdRedirect(this, options);
+    super.authenticate(req, options);
+  }
+}
+
 /**
- * passport-saml drives node-saml per request with the options of the connection at hand. It is
- * driven here without passport's middleware: the strategy's outcomes become a promise, and it
- * only ever sees a SAMLResponse (never a SAMLRequest, so its single-logout paths stay shut).
+ * One strategy for every connection: getSamlOptions gives node-saml the options of the tenant's
+ * connection at hand. It hands over the verified profile; Roster's own checks run on it after.
+ * (passport-saml is typed against Express 4's Request, passport's types against Express 5's.)
  */
-const strategy = new MultiSamlStrategy(
-  {
-    passReqToCallback: true,
-    getSamlOptions: (req, done) => done(null, (req as unknown as { samlOptions: SamlConfig }).samlOptions),
-  },
-  (_req, profile, done) => done(null, profile as unknown as Record<string, unknown>),
-  (_req, _profile, done) => done(new Error('single logout is not supported')),
+authenticator.use(
+  new ConnectionSamlStrategy(
+    {
+      passReqToCallback: true,
+      getSamlOptions: (req, done) => {
+        const { site, cache, signed } = (req as unknown as SamlStepRequest).samlStep;
+        done(null, samlOptions(site, cache, signed));
+      },
+    },
+    (_req, profile, done) => done(null, profile as unknown as Record<string, unknown>),
+    (_req, _profile, done) => done(new Error('single logout is not supported')),
+  ) as unknown as Strategy,
 );
 
-type Outcome = { redirect: string } | { profile: Profile };
-
-function runStrategy(samlOptions: SamlConfig, body: Record<string, string>): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const s = Object.create(strategy) as MultiSamlStrategy & Record<string, unknown>;
-    s.redirect = (url: string) => resolve({ redirect: url });
-    s.success = (user: Profile) => resolve({ profile: user });
-    s.fail = () => reject(new Error('SAML response not accepted'));
-    s.error = (err: Error) => reject(err);
-    s.pass = () => reject(new Error('SAML response not accepted'));
-    const req = { samlOptions, body, query: {}, url: '/', headers: {} } as unknown as Parameters<MultiSamlStrategy['authenticate']>[0];
-    s.authenticate(req, {});
-  });
+/**
+ * The request as the strategy sees it: only a SAMLResponse (never a SAMLRequest or a query, so
+ * its single-logout and redirect-binding paths stay shut) and the sign-in at hand.
+ */
+function stepRequest(req: Request, samlStep: SamlStep, body: Record<string, string>): Request {
+  return Object.create(req, { query: { value: {} }, body: { value: body }, samlStep: { value: samlStep } }) as Request;
 }
 
 function samlOptions(site: SamlSite, cache: SamlRequestStore, signed: { response: boolean; assertion: boolean }): SamlConfig {
@@ -88,13 +106,16 @@ function samlOptions(site: SamlSite, cache: SamlRequestStore, signed: { response
   };
 }
 
-/** The IdP URL that starts a sign-in: an AuthnRequest whose id is remembered for its answer. */
-export async function startSamlSignIn(site: SamlSite, returnTo: string | null): Promise<{ url: string; requestId: string }> {
+/**
+ * Starts a sign-in: an AuthnRequest whose id is remembered for its answer. `send` sends the
+ * strategy's redirect to the IdP, once the caller has bound the request id to the browser.
+ */
+export async function startSamlSignIn(site: SamlSite, returnTo: string | null, req: Request, res: Response): Promise<{ requestId: string; send: () => void }> {
   await sweepExpired(site.db, site.tenantId, Date.now());
   const cache = new SamlRequestStore(site.db, { tenantId: site.tenantId, connectionId: site.connection.id }, returnTo);
-  const outcome = await runStrategy(samlOptions(site, cache, { response: true, assertion: true }), {});
-  if (!('redirect' in outcome) || !cache.savedKey) throw new Error('the SAML strategy did not redirect to the IdP');
-  return { url: outcome.redirect, requestId: cache.savedKey };
+  const step = await authenticate('saml', stepRequest(req, { site, cache, signed: { response: true, assertion: true } }, {}), res);
+  if (step.kind !== 'redirect' || !cache.savedKey) throw new Error('the SAML strategy did not redirect to the IdP');
+  return { requestId: cache.savedKey, send: step.send };
 }
 
 type El = Element;
@@ -252,6 +273,8 @@ export async function handleSamlResponse(
   samlResponse: string,
   relayState: string | null,
   browser: { bound: boolean; requestId: string | undefined },
+  req: Request,
+  res: Response,
 ): Promise<SamlSignIn> {
   const xml = Buffer.from(samlResponse, 'base64').toString('utf8');
   const envelope = inspect(xml);
@@ -268,12 +291,10 @@ export async function handleSamlResponse(
   const cache = new SamlRequestStore(site.db, scope);
   let profile: Profile;
   try {
-    const outcome = await runStrategy(
-      samlOptions(site, cache, { response: envelope.responseSigned, assertion: envelope.assertionSigned || (envelope.encrypted && !envelope.responseSigned) }),
-      { SAMLResponse: samlResponse },
-    );
-    if (!('profile' in outcome) || !outcome.profile) throw new LoginFailure('invalid_response', 'the SAML response carries no sign-in');
-    profile = outcome.profile;
+    const signed = { response: envelope.responseSigned, assertion: envelope.assertionSigned || (envelope.encrypted && !envelope.responseSigned) };
+    const step = await authenticate('saml', stepRequest(req, { site, cache, signed }, { SAMLResponse: samlResponse }), res);
+    if (step.kind !== 'success') throw new LoginFailure('invalid_response', 'the SAML response carries no sign-in');
+    profile = step.user as Profile;
   } catch (err) {
     throw await classify(err, cache, envelope.inResponseTo);
   }

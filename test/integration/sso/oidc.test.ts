@@ -137,6 +137,16 @@ describe('SSO: OIDC sign-in', () => {
       await refused(res, 401, 'idp_error');
     });
 
+    it('the route, not the query, says whether a sign-in starts or completes', async () => {
+      const agent = request.agent(app);
+      const login = await agent.get(pathOf(real.loginUrl)).query({ code: 'x', state: 'y' }).expect(302);
+      assert.equal(new URL(login.headers.location!).origin, op.issuer);
+      // A callback without a code is a refused answer, never a new trip to the IdP.
+      const res = await agent.get(pathOf(real.redirectUri));
+      assert.equal(res.status, 401, res.text);
+      assert.equal(res.headers.location, undefined);
+    });
+
     it('refuses an email the IdP says is unverified', async () => {
       const who = email();
       await buildUser(app, t, { email: who });
@@ -208,6 +218,28 @@ describe('SSO: OIDC sign-in', () => {
       assert.equal(tr.auth, 'client_secret_basic');
       assert.equal(tr.secret, 'client-s3cret');
       assert.deepEqual(await idpGroups(userId), ['oidc:Eng']);
+    });
+
+    it('two sign-ins through one connection at once each land as their own person', async () => {
+      const people = [who, email('forged.example')];
+      const ids = [userId, (await buildUser(app, t, { email: people[1] })).id];
+      const byNonce = new Map<string, string>();
+      issue((tr) => {
+        const p = byNonce.get(tr.nonce)!;
+        return jwt({ alg: 'RS256', kid: 'k1' }, forger.claims(tr, { sub: `sub-${p}`, email: p, email_verified: true, groups: [] }), forger.key);
+      });
+      const agents = people.map(() => request.agent(app));
+      const backs: URL[] = [];
+      for (const [i, p] of people.entries()) {
+        const login = await agents[i]!.get(pathOf(forged.loginUrl)).expect(302);
+        byNonce.set(new URL(login.headers.location!).searchParams.get('nonce')!, p);
+        backs.push(await throughIdp(login.headers.location!, BASE));
+      }
+      const answers = await Promise.all(agents.map((agent, i) => agent.get(backs[i]!.pathname + backs[i]!.search)));
+      for (const [i, res] of answers.entries()) {
+        assert.equal(res.status, 303, res.text);
+        assert.equal((await agents[i]!.get('/api/v1/me').expect(200)).body.user.id, ids[i]);
+      }
     });
 
     it('refuses a bad signature', async () => {

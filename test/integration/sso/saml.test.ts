@@ -360,6 +360,15 @@ describe('SSO: SAML sign-in', () => {
     await refused(await request(app).get(pathOf(conn.loginUrl)), 401, 'connection_disabled');
   });
 
+  it('reads only the posted SAMLResponse: a SAML message in the query of the login start or the ACS changes nothing', async () => {
+    await buildUser(app, t, { email: 'ada@example.com' });
+    const agent = request.agent(app);
+    const login = await agent.get(pathOf(conn.loginUrl)).query({ SAMLRequest: 'junk', SAMLResponse: 'junk' }).expect(302);
+    const { id } = authnRequestOf(login.headers.location!);
+    const res = await agent.post(`${pathOf(conn.acsUrl)}?SAMLRequest=junk&SAMLResponse=junk`).type('form').send({ SAMLResponse: answer('ada@example.com')(id) });
+    assert.equal(res.status, 303, res.text);
+  });
+
   it('starts with an unsigned AuthnRequest to the IdP that names this ACS and asks for no particular authentication method', async () => {
     const login = await request(app).get(pathOf(conn.loginUrl)).expect(302);
     const req = authnRequestOf(login.headers.location!);
