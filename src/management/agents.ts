@@ -6,20 +6,9 @@ import { isManual, listAgentGrants, subjectNames, type Grant, type GrantListQuer
 import { groupNames } from '../access/local-groups.js';
 import { isAdmin, requireAdmin } from '../access/principal.js';
 import { Forbidden } from '../errors.js';
-import {
-  createAgent,
-  createDataSource,
-  createGrant,
-  deleteAgent,
-  deleteDataSource,
-  deleteGrant,
-  updateAgent,
-  updateDataSource,
-  updateGrant,
-  type DataSourceBody,
-  type GrantChange,
-  type GrantInput,
-} from '../provisioning/workspace.js';
+import { createAgent, deleteAgent, updateAgent } from '../provisioning/agents.js';
+import { createDataSource, deleteDataSource, updateDataSource, type DataSourceBody } from '../provisioning/data-sources.js';
+import { createGrant, deleteGrant, updateGrant, type GrantChange, type GrantInput } from '../provisioning/grants.js';
 import type { Api } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
 

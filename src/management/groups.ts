@@ -14,16 +14,8 @@ import {
 } from '../access/local-groups.js';
 import { requireUserManager } from '../access/principal.js';
 import { Forbidden } from '../errors.js';
-import {
-  MAX_MEMBERS_PER_REQUEST,
-  addGroupMembers,
-  createGroup,
-  deleteGroup,
-  removeGroupMember,
-  removeGroupMembers,
-  updateGroup,
-  type MemberSelection,
-} from '../provisioning/workspace.js';
+import { MAX_MEMBERS_PER_REQUEST, addGroupMembers, removeGroupMember, removeGroupMembers, type MemberSelection } from '../provisioning/group-members.js';
+import { createGroup, deleteGroup, updateGroup } from '../provisioning/groups.js';
 import type { Api, JsonSchema } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
 
