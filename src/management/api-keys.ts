@@ -1,29 +1,11 @@
 import type { AppDeps } from '../http/deps.js';
 import { requireAdmin } from '../access/principal.js';
-import { recordEvent } from '../audit/record.js';
-import { requireUser } from '../directory/users.js';
 import { InvalidInput, Unprocessable } from '../errors.js';
-import { issueToken, listTokens, revokeToken, type TokenRecord } from '../tenants/store.js';
+import { createApiKey, presentKey, revokeApiKey } from '../provisioning/api-keys.js';
+import { listTokens } from '../tenants/store.js';
 import { parseDuration } from '../text/duration.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-/** A key as listed: the hint identifies it, the secret is never stored and never shown again. */
-export function presentKey(t: TokenRecord) {
-  return {
-    id: t.id,
-    kind: t.kind,
-    name: t.name,
-    hint: t.hint,
-    userId: t.userId,
-    createdAt: iso(t.createdAt)!,
-    expiresAt: iso(t.expiresAt),
-    lastUsedAt: iso(t.lastUsedAt),
-    revokedAt: iso(t.revokedAt),
-  };
-}
 
 export function registerApiKeys(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
   const knex = deps.db.knex;
@@ -45,7 +27,6 @@ export function registerApiKeys(api: Api, deps: AppDeps, common: ReturnType<type
     required: [...required, 'token'],
     properties: { ...keyProps, token: { type: 'string', description: 'The secret, shown only in this response' } },
   });
-  const entity = (t: TokenRecord) => ({ type: 'api_key', id: t.id, name: t.name });
 
   api.add({
     method: 'get',
@@ -86,12 +67,7 @@ export function registerApiKeys(api: Api, deps: AppDeps, common: ReturnType<type
         throw new InvalidInput('invalid_duration', 'expiresIn must be like 90d, 12h, 30m', { fields: [{ path: 'body.expiresIn', message: 'must be like 90d' }] });
       }
       if (b.userId && b.kind !== 'admin') throw new Unprocessable('scim_token_for_user', 'only admin keys can belong to a user', { fields: [{ path: 'body.userId', message: 'only with kind admin' }] });
-      const t = await deps.db.tx(async (trx) => {
-        if (b.userId) await requireUser(trx, req.ctx!.tenantId, b.userId);
-        const issued = await issueToken(trx, req.ctx!.tenantId, { kind: b.kind, name: b.name, expiresInMs, userId: b.userId }, req.ctx!.now.getTime());
-        await recordEvent(trx, req.ctx!, { event: 'token.created', entity: entity(issued), before: null, after: { ...presentKey(issued) } });
-        return issued;
-      });
+      const t = await createApiKey(deps.db, req.ctx!, { kind: b.kind, name: b.name, expiresInMs, userId: b.userId });
       res.status(201).json({ ...presentKey(t), token: t.token });
     },
   });
@@ -105,14 +81,7 @@ export function registerApiKeys(api: Api, deps: AppDeps, common: ReturnType<type
     responses: { 200: { description: 'The revoked key', schema: key } },
     handler: async (req, res, { params }) => {
       requireAdmin(req.principal!, 'manage API keys');
-      const t = await deps.db.tx(async (trx) => {
-        const before = (await listTokens(trx, req.ctx!.tenantId)).find((k) => k.id === params.id);
-        const revoked = await revokeToken(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
-        if (before && before.revokedAt === null) {
-          await recordEvent(trx, req.ctx!, { event: 'token.revoked', entity: entity(revoked), before: { revokedAt: null }, after: { revokedAt: iso(revoked.revokedAt) } });
-        }
-        return revoked;
-      });
+      const t = await revokeApiKey(deps.db, req.ctx!, params.id!);
       res.json(presentKey(t));
     },
   });
