@@ -1,11 +1,10 @@
-import type { Knex } from 'knex';
 import { IANAZone } from 'luxon';
 import type { AppDeps } from '../http/deps.js';
 import { requireAdmin } from '../access/principal.js';
-import { recordEvent } from '../audit/record.js';
 import { Forbidden, InvalidInput } from '../errors.js';
+import { updateTenantSettings, type TenantChange } from '../provisioning/tenants.js';
 import { seatsOf, type Seats } from '../tenants/seats.js';
-import { getTenant, type Tenant } from '../tenants/store.js';
+import type { Tenant } from '../tenants/store.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
 
@@ -21,29 +20,6 @@ export function presentTenant(t: Tenant, seats: Seats) {
     seats,
     createdAt: new Date(t.createdAt).toISOString(),
   };
-}
-
-export interface TenantChange {
-  jitProvisioning?: boolean;
-  timeZone?: string;
-}
-
-/** Applies the settings an admin may change; answers the fields that changed, before and after. */
-async function changeTenant(trx: Knex, tenantId: string, change: TenantChange) {
-  const before = await getTenant(trx, tenantId);
-  const row: Record<string, unknown> = {};
-  const b: TenantChange = {};
-  const a: TenantChange = {};
-  if (change.jitProvisioning !== undefined && change.jitProvisioning !== before.jitProvisioning) {
-    row.jit_provisioning = a.jitProvisioning = change.jitProvisioning;
-    b.jitProvisioning = before.jitProvisioning;
-  }
-  if (change.timeZone !== undefined && change.timeZone !== before.timeZone) {
-    row.time_zone = a.timeZone = change.timeZone;
-    b.timeZone = before.timeZone;
-  }
-  if (Object.keys(row).length) await trx('tenants').where({ id: tenantId }).update(row);
-  return { tenant: await getTenant(trx, tenantId), before: b, after: a };
 }
 
 export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
@@ -109,13 +85,7 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
       if (change.timeZone !== undefined && !IANAZone.isValidZone(change.timeZone)) {
         throw new InvalidInput('invalid_time_zone', `"${change.timeZone}" is not an IANA time zone`, { fields: [{ path: 'body.timeZone', message: 'is not an IANA time zone' }] });
       }
-      const result = await deps.db.tx(async (trx) => {
-        const changed = await changeTenant(trx, req.ctx!.tenantId, change);
-        if (Object.keys(changed.after).length) {
-          await recordEvent(trx, req.ctx!, { event: 'tenant.updated', entity: { type: 'tenant', id: changed.tenant.id, name: changed.tenant.name }, before: changed.before, after: changed.after });
-        }
-        return changed.tenant;
-      });
+      const result = await updateTenantSettings(deps.db, req.ctx!, change);
       res.json(presentTenant(result, await seatsOf(deps.db.knex, result.id)));
     },
   });
