@@ -1,6 +1,8 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule, { type FormatsPlugin } from 'ajv-formats';
+import { ACCESS_TEXT, accessOf, gate, type Access } from '../access/operation-access.js';
+import type { Area } from '../access/catalogue.js';
 import { InvalidInput, type FieldError } from '../errors.js';
 import { resource } from '../http/routes.js';
 
@@ -33,12 +35,12 @@ export interface OperationSpec {
   body?: JsonSchema;
   /** A body the handler reads itself as a stream (e.g. CSV), described but not parsed. */
   rawBody?: { contentType: string; description: string };
-  /** Requests that may be sent without a bearer token (the token in the body is the credential). */
-  public?: boolean;
   responses: Record<number, ResponseSpec>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   handler: (req: Request, res: Response, input: Input<any, any>) => unknown;
 }
+
+type Registered = OperationSpec & { access: Access };
 
 const COMPONENT_REF = /^#\/components\/schemas\/(.+)$/;
 
@@ -74,12 +76,13 @@ export function fieldErrors(errors: ErrorObject[] | null | undefined, root: stri
  * document cannot drift from what the server does.
  */
 export class Api {
-  private readonly ops: OperationSpec[] = [];
+  /** Each operation with who may call it, from the one table in access/operation-access.ts. */
+  private readonly ops: Registered[] = [];
   private readonly components: Record<string, JsonSchema> = {};
   private readonly ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
   private readonly queryAjv = new Ajv({ allErrors: true, strict: false, coerceTypes: 'array', useDefaults: true });
 
-  constructor(private readonly opts: { validateResponses: boolean }) {
+  constructor(private readonly opts: { validateResponses: boolean; catalogue: Area[] }) {
     addFormats(this.ajv);
     addFormats(this.queryAjv);
   }
@@ -94,8 +97,9 @@ export class Api {
     return { $ref: `#/components/schemas/${name}` };
   }
 
+  /** Registers an operation; one missing from the access table is refused at start-up. */
   add(spec: OperationSpec): void {
-    this.ops.push(spec);
+    this.ops.push({ ...spec, access: accessOf(spec.operationId) });
   }
 
   /**
@@ -103,9 +107,9 @@ export class Api {
    * per path; `before` runs ahead of each operation only (e.g. the body parser of public ones).
    */
   mount(router: Router, which: 'public' | 'authenticated', before: RequestHandler[] = []): void {
-    const byPath = new Map<string, OperationSpec[]>();
+    const byPath = new Map<string, Registered[]>();
     for (const op of this.ops) {
-      if (Boolean(op.public) === (which === 'public')) byPath.set(op.path, [...(byPath.get(op.path) ?? []), op]);
+      if ((op.access === 'public') === (which === 'public')) byPath.set(op.path, [...(byPath.get(op.path) ?? []), op]);
     }
     // Literal segments before parameters, so /invitations/accept is not read as /invitations/{id}.
     const paths = [...byPath.keys()].sort((a, b) => specificity(b) - specificity(a));
@@ -116,7 +120,7 @@ export class Api {
     }
   }
 
-  private handlerFor(op: OperationSpec): RequestHandler {
+  private handlerFor(op: Registered): RequestHandler {
     const query = this.queryAjv.compile(
       forAjv({ type: 'object', properties: op.query?.properties ?? {}, required: op.query?.required ?? [], additionalProperties: false }) as JsonSchema,
     );
@@ -136,6 +140,7 @@ export class Api {
         if (!body(b)) throw new InvalidInput('invalid_body', 'the request body is invalid', { fields: fieldErrors(body.errors, 'body') });
       } else b = undefined;
       if (responses.size) checkResponses(res, op, responses);
+      if (op.access !== 'public') gate(req.principal!, this.opts.catalogue, op.access, `call ${op.operationId}`);
       await op.handler(req, res, { params: req.params as Record<string, string>, query: q, body: b });
     };
   }
@@ -155,9 +160,10 @@ export class Api {
       paths[op.path]![op.method] = {
         operationId: op.operationId,
         summary: op.summary,
-        ...(op.description ? { description: op.description } : {}),
+        description: [op.description, ACCESS_TEXT[op.access]].filter(Boolean).join('\n\n'),
+        'x-roster-access': op.access,
         tags: [op.tag],
-        ...(op.public ? { security: [] } : {}),
+        ...(op.access === 'public' ? { security: [] } : {}),
         parameters: [...params, ...queryParams],
         ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: op.body } } } } : {}),
         ...(op.rawBody

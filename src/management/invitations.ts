@@ -83,7 +83,6 @@ export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): 
     summary: 'Accept an invitation with the token from its link; the user becomes active',
     description: 'Needs no API key: the invitation token is the credential. Unknown or replaced tokens are 404, expired ones 400.',
     tag: 'Users',
-    public: true,
     body: { type: 'object', required: ['token'], additionalProperties: false, properties: { token: { type: 'string', minLength: 1, maxLength: 200 } } },
     responses: { 200: { description: 'Accepted', schema: { type: 'object', required: ['user'], properties: { user } } } },
     handler: async (req, res, { body }) => {

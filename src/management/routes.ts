@@ -24,7 +24,7 @@ import { registerUsers, userSchema } from './users.js';
 
 /** Everything the management API serves, as one registry (see api.ts). */
 export function buildApi(deps: AppDeps): Api {
-  const api = new Api({ validateResponses: deps.validateResponses ?? false });
+  const api = new Api({ validateResponses: deps.validateResponses ?? false, catalogue: deps.catalogue });
   const common = commonSchemas(api);
   registerTenant(api, deps, common);
   const user = userSchema(api, common);
