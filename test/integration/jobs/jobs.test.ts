@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../../../src/log.js';
 import { createJobWorker, getJob, runJobInline, stageJobRows, type Job } from '../../../src/jobs/index.js';
 import { claimJob } from '../../../src/jobs/store.js';
 import { runChunk } from '../../../src/jobs/runner.js';
 import type { Db } from '../../../src/db/knex.js';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { buildTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { buildUser } from '../../support/management.js';
 import { chunksRecorded, enqueue, useTestJobKinds } from '../../support/jobs.js';
 
@@ -22,17 +21,14 @@ async function drain(worker: ReturnType<typeof createJobWorker>): Promise<void> 
 }
 
 describe('jobs', () => {
-  let app: Express;
   let db: Db;
-  let t: TestTenant;
   before(async () => {
     useTestJobKinds();
-    app = await testApp();
     db = await testDb();
   });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  // After the hook above, so the app is built with the test job kinds registered.
+  const app = useApp();
+  const t = useTenant();
 
   it('a small job finishes within the inline budget; a large one is handed to the workers and resumes where it stopped', async () => {
     const small = await enqueue(db, t.tenant.id, { kind: 'test.count', payload: { chunks: 3 }, total: 3 });

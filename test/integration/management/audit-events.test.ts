@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import type { Knex } from 'knex';
 import { parse } from 'csv-parse/sync';
 import request from 'supertest';
@@ -12,6 +11,7 @@ import { issueToken } from '../../../src/tenants/store.js';
 import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 
 const BASE = Date.UTC(2025, 0, 1);
 const KEY = '01940000-0000-7000-8000-00000000000a';
@@ -64,11 +64,10 @@ type Item = { id: string; event: string; entity: { id: string } };
 const ns = (items: Item[]) => items.map((e) => Number(e.id.slice(-12)));
 
 describe('GET /api/v1/audit-events', () => {
-  let app: Express;
+  const app = useApp();
   let t: TestTenant;
 
   before(async () => {
-    app = await testApp();
     t = await buildTenant();
     await seed((await testDb()).knex, t.tenant.id, LOG);
   });

@@ -5,6 +5,7 @@ import { HOLDERS_SAMPLE } from '../../../src/provisioning/role-templates.js';
 import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { buildUser, templateId } from '../../support/management.js';
 import { GROUP, oktaUser, scimClient, USER } from '../../support/scim.js';
 import { addMembers, check, createAgent, createGroup, grant } from '../../support/workspace.js';
@@ -23,10 +24,9 @@ async function users(app: Express, t: TestTenant, n: number, patch: Record<strin
 }
 
 describe('answers bounded by the request, not the tenant', () => {
-  let app: Express;
+  const app = useApp();
   let t: TestTenant;
   before(async () => {
-    app = await testApp();
     t = await buildTenant();
   });
 

@@ -1,20 +1,18 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { buildUser } from '../../support/management.js';
 import { createAgent, createGroup, grant, addMembers } from '../../support/workspace.js';
 
 const LEAP = '2016-12-31T23:59:60Z';
 
 describe('instants the management API is asked about', () => {
-  let app: Express;
+  const app = useApp();
   let t: TestTenant;
   let agent: string;
   let user: string;
   before(async () => {
-    app = await testApp();
     t = await buildTenant();
     agent = await createAgent(app, t, 'Dated');
     user = (await buildUser(app, t)).id;

@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 
 /** Review F20: resending voids the previous link, so it is a change to the invited user. */
 describe('invitation resend', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   const tokenHash = async (userId: string) => (await (await testDb()).knex('invitations').where({ user_id: userId }).first()).token_hash as string;
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
 import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { buildTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser, templateId } from '../../support/management.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
 import { smtpServer } from '../../support/smtp.js';
@@ -19,17 +19,12 @@ function linkIn(body: string): string {
 
 describe('invitations', () => {
   let smtp: Smtp;
-  let app: Express;
-  let t: TestTenant;
-
   before(async () => {
     smtp = await smtpServer();
-    app = await testApp({ SMTP_URL: smtp.url, MAIL_FROM: 'Roster <roster@example.com>' });
   });
   after(() => smtp.close());
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp(() => ({ SMTP_URL: smtp.url, MAIL_FROM: 'Roster <roster@example.com>' }));
+  const t = useTenant();
 
   it('invites: the user is invited, holds a seat, and the mail carries a link that activates them', async () => {
     const tpl = await templateId(app, t, 'Knowledge editor');

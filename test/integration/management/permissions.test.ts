@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser, templateId } from '../../support/management.js';
 
 type Auth = { Authorization: string };
@@ -41,14 +41,10 @@ function check(app: Express, auth: Auth, body: object) {
 }
 
 describe('management API: user permissions and area checks', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let keys: Map<string, string[]>;
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     keys ??= await catalogueKeys(app, t);
   });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser, templateId } from '../../support/management.js';
 
 type Auth = { Authorization: string };
@@ -56,14 +56,8 @@ async function userTemplate(app: Express, t: TestTenant, userId: string): Promis
 }
 
 describe('management API: role templates', () => {
-  let app: Express;
-  let t: TestTenant;
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   it("seeds seed 002's four common configurations into a fresh tenant", async () => {
     const items = await list(app, t.admin);

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
 import { cli } from '../../../src/cli/roster.js';
-import { testApp } from '../../support/app.js';
 import { testDbUrl } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
 
@@ -17,10 +16,7 @@ async function roster(...argv: string[]) {
 
 /** Review F15: the seat limit is a plan limit, the operator's to set. */
 describe('seat limit', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   it("refuses a tenant admin's PATCH /tenant with userLimit (403 naming the field) and changes nothing", async () => {
     const t = await buildTenant({ userLimit: 2 });

@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { buildTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser, templateId } from '../../support/management.js';
 import { oktaUser, patchBody, scimClient } from '../../support/scim.js';
 
 describe('management API: users', () => {
-  let app: Express;
-  let t: TestTenant;
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   it('a SCIM-provisioned user is the same user, with the same id, in the management API', async () => {
     const scim = await scimClient(app, t.scimToken).post('/Users', oktaUser('same@example.com')).expect(201);

@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { buildUser } from '../../support/management.js';
 import { createGroup, idpGroup } from '../../support/workspace.js';
 
 describe('mapping-rule globs over HTTP', () => {
-  let app: Express;
+  const app = useApp();
   let t: TestTenant;
   before(async () => {
-    app = await testApp();
     t = await buildTenant();
   });
 

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
 import type { Knex } from 'knex';
 import type { Principal } from '../../../src/access/principal.js';
 import { systemCtx } from '../../../src/context.js';
@@ -18,9 +17,8 @@ import { deleteScimUser } from '../../../src/provisioning/scim-users.js';
 import { patchScimGroup } from '../../../src/provisioning/scim-groups.js';
 import { parsePatchOps, PATCH_OP_SCHEMA } from '../../../src/scim/patch/parse.js';
 import { GROUP_RT } from '../../../src/directory/model/registry.js';
-import { testApp } from '../../support/app.js';
 import { dialectName, testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
 import { createAgent, idpGroup } from '../../support/workspace.js';
 import { insertChunked } from '../../../src/db/batch.js';
@@ -89,17 +87,13 @@ async function runJobs(db: Db): Promise<void> {
 }
 
 describe('mapping: SCIM changes and rule changes serialize where they meet (MariaDB)', function () {
-  let app: Express;
-  let t: TestTenant;
   let db: Db;
   before(async function () {
     if (dialectName !== 'mysql') this.skip();
-    app = await testApp();
     db = await testDb();
   });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   const ctx = () => systemCtx(t.tenant.id);
   const rule = (value: string, agentId: string): RuleInput => ({

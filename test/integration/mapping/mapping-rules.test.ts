@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { patchBody, scimClient } from '../../support/scim.js';
 import { addMembers, check, createAgent, createGroup, idpGroup, idpPatch } from '../../support/workspace.js';
@@ -29,14 +28,8 @@ async function members(t: TestTenant, groupId: string): Promise<Map<string, stri
 }
 
 describe('mapping rules', () => {
-  let app: Express;
-  let t: TestTenant;
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   it('turns IdP group membership into local memberships and agent grants, incrementally, with provenance', async () => {
     const eng = await createGroup(app, t, 'Engineering');

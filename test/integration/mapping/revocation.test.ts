@@ -7,9 +7,9 @@ import { deleteRule, reconcileChunk, sweepChunk, updateRule, type SweepTarget } 
 import { enqueueSweep, startReconcile } from '../../../src/provisioning/mapping-jobs.js';
 import { createJobWorker } from '../../../src/jobs/index.js';
 import { createLogger } from '../../../src/log.js';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import type { TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { buildUser } from '../../support/management.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
 import { check, createAgent, createGroup, grant, idpGroup } from '../../support/workspace.js';
@@ -53,14 +53,8 @@ async function sweepRule(t: TestTenant, target: SweepTarget): Promise<void> {
 }
 
 describe('mapping rules: revocation is final', () => {
-  let app: Express;
-  let t: TestTenant;
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   /** 40 users in IdP group "staff"; the rule gives edit on one agent and membership of a group that may use another. */
   async function setup() {

@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
 import { testDb } from '../../support/db.js';
 import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { ENTERPRISE, GROUP, oktaUser, patchBody, scimClient, USER } from '../../support/scim.js';
 
 const user = (userName: string, extra: Record<string, unknown> = {}) => ({ schemas: [USER], userName, ...extra });
 
 describe('SCIM behaviour', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   it('treats userNames as one name after width mapping, case mapping and NFC, without folding accents', async () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);

@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
 import request from 'supertest';
 import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { GROUP, scimClient, USER } from '../../support/scim.js';
 
 const BULK = 'urn:ietf:params:scim:api:messages:2.0:BulkRequest';
 
 describe('SCIM /Bulk', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp({ BODY_LIMIT_BYTES: '200000' });
-  });
+  const app = useApp({ BODY_LIMIT_BYTES: '200000' });
 
   it('creates a group referencing users created later in the same request', async () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { ENTERPRISE, GROUP, patchBody, scimClient, USER } from '../../support/scim.js';
 
 /** A small deterministic PRNG (mulberry32), so a failing sequence can be replayed from its seed. */
@@ -86,10 +85,7 @@ function mustRefuse(path: string, value: unknown): boolean {
 const SEEDS = process.env.PROPERTY_SEED ? [Number(process.env.PROPERTY_SEED)] : [11, 12, 13];
 
 describe('SCIM edge, property-style', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   for (const seed of SEEDS) it(`random values at every attribute never answer 5xx, and a 4xx changes nothing (seed ${seed})`, async function () {
     this.timeout(120000);

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { ENTERPRISE, GROUP, patchBody, scimClient, USER } from '../../support/scim.js';
 
 const MS_GROUP = 'http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group';
@@ -23,10 +22,7 @@ function entraUser(userName: string, externalId: string) {
 }
 
 describe('SCIM: what Microsoft Entra ID sends', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   it('runs the connection test, create, filters, default-dialect PATCH, manager, deactivate, delete', async () => {
     const t = await buildTenant();

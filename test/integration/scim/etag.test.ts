@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { GROUP, patchBody, scimClient, USER } from '../../support/scim.js';
 
 const BULK = 'urn:ietf:params:scim:api:messages:2.0:BulkRequest';
 const title = (value: string) => patchBody({ op: 'replace', path: 'title', value });
 
 describe('SCIM ETags (RFC 7644 §3.14, RFC 9110 §13.1)', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   async function userAtVersion(scim: ReturnType<typeof scimClient>, writes: number) {
     const id = (await scim.post('/Users', { schemas: [USER], userName: `e${Math.random()}@x.io` }).expect(201)).body.id as string;

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { GROUP, scimClient, USER } from '../../support/scim.js';
 
 interface GroupDoc {
@@ -11,11 +10,10 @@ interface GroupDoc {
 }
 
 describe('SCIM group members per response are bounded (SCIM_MEMBERS_PER_RESPONSE)', () => {
-  let app: Express;
+  const app = useApp({ SCIM_MEMBERS_PER_RESPONSE: '5' });
   let scim: ReturnType<typeof scimClient>;
   const ids: Record<string, string> = {};
   before(async () => {
-    app = await testApp({ SCIM_MEMBERS_PER_RESPONSE: '5' });
     scim = scimClient(app, (await buildTenant()).scimToken);
     const users: string[] = [];
     for (let i = 0; i < 60; i++) users.push((await scim.post('/Users', { schemas: [USER], userName: `m${i}@x.io` }).expect(201)).body.id);

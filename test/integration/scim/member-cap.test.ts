@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { GROUP, patchBody, scimClient } from '../../support/scim.js';
 import { seedIdpMembers, seedUsers } from '../../support/seed.js';
 
@@ -13,12 +12,11 @@ import { seedIdpMembers, seedUsers } from '../../support/seed.js';
  */
 describe('SCIM group members per request are capped at 1,000', function () {
   this.timeout(60000);
-  let app: Express;
+  const app = useApp();
   let t: TestTenant;
   let scim: ReturnType<typeof scimClient>;
   let users: string[];
   before(async () => {
-    app = await testApp();
     t = await buildTenant();
     scim = scimClient(app, t.scimToken);
     users = await seedUsers(app, t, 1001);

@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { ERROR, GROUP, LIST, oktaUser, patchBody, scimClient } from '../../support/scim.js';
 
 describe('SCIM: what Okta sends', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   it('runs the connection test, create, lookup, profile PUT, deactivate, reactivate', async () => {
     const t = await buildTenant();

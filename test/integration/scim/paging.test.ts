@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { scimClient, USER } from '../../support/scim.js';
 
 describe('SCIM paging through the seek cache', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   async function withUsers(n: number, prefix: string) {
     const scim = scimClient(app, (await buildTenant()).scimToken);

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { buildUser, type TestUser } from '../../support/management.js';
 import { oktaUser, patchBody, scimClient } from '../../support/scim.js';
 
@@ -11,14 +9,10 @@ import { oktaUser, patchBody, scimClient } from '../../support/scim.js';
  * authoritative for its users: its next `active: false` applies again.
  */
 describe('SCIM: reactivation by an admin does not outlast the IdP', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let person: TestUser;
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     person = await buildUser(app, t);
   });
 

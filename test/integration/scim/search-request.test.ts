@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { scimClient, USER } from '../../support/scim.js';
 
 const SEARCH = 'urn:ietf:params:scim:api:messages:2.0:SearchRequest';
 
 describe('SCIM /.search: SearchRequest members are type-checked', () => {
-  let app: Express;
+  const app = useApp();
   let scim: ReturnType<typeof scimClient>;
   before(async () => {
-    app = await testApp();
     scim = scimClient(app, (await buildTenant()).scimToken);
     await scim.post('/Users', { schemas: [USER], userName: 'search@x.io', title: 'T' }).expect(201);
   });

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { Express } from 'express';
 import request from 'supertest';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { GROUP, scimClient, USER } from '../../support/scim.js';
 import { cloneRows } from '../../support/seed.js';
 
@@ -15,11 +14,10 @@ import { cloneRows } from '../../support/seed.js';
  */
 describe("a user's groups are bounded per response and paged", function () {
   this.timeout(60000);
-  let app: Express;
+  const app = useApp({ SCIM_MEMBERS_PER_RESPONSE: '5' });
   let t: TestTenant;
   let scim: ReturnType<typeof scimClient>;
   before(async () => {
-    app = await testApp({ SCIM_MEMBERS_PER_RESPONSE: '5' });
     t = await buildTenant();
     scim = scimClient(app, t.scimToken);
   });

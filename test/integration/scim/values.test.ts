@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { ENTERPRISE, GROUP, patchBody, scimClient, USER } from '../../support/scim.js';
 
 const user = (userName: string, extra: Record<string, unknown> = {}) => ({ schemas: [USER], userName, ...extra });
@@ -22,14 +20,10 @@ async function read(scim: Scim, path: string) {
 }
 
 describe('SCIM values: types, lengths and caps', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let scim: Scim;
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     scim = scimClient(app, t.scimToken);
   });
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { GROUP, patchBody, scimClient, USER } from '../../support/scim.js';
 
 /**
@@ -10,10 +9,9 @@ import { GROUP, patchBody, scimClient, USER } from '../../support/scim.js';
  * ignored: they used to be parsed after the write had committed and answer 400 all the same.
  */
 describe('SCIM single-resource writes and their query parameters', () => {
-  let app: Express;
+  const app = useApp();
   let scim: ReturnType<typeof scimClient>;
   before(async () => {
-    app = await testApp();
     scim = scimClient(app, (await buildTenant()).scimToken);
   });
   const usersNamed = async (name: string) => (await scim.get('/Users?filter=' + encodeURIComponent(`userName eq "${name}"`)).expect(200)).body.totalResults;

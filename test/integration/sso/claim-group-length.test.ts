@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { buildUser } from '../../support/management.js';
 import { samlSignIn, TestSamlIdp, type SamlConnectionView } from '../../support/saml.js';
 
@@ -12,12 +11,11 @@ import { samlSignIn, TestSamlIdp, type SamlConnectionView } from '../../support/
  * succeeds with the other groups (MariaDB refused the key and failed the sign-in with 400).
  */
 describe('SSO: claim group names longer than their column once case-mapped', () => {
-  let app: Express;
+  const app = useApp();
   let t: TestTenant;
   let conn: SamlConnectionView & { id: string };
   const idp = new TestSamlIdp();
   before(async () => {
-    app = await testApp();
     t = await buildTenant();
     conn = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata(), attributes: { groups: 'groups' } }).expect(201)).body;
   });

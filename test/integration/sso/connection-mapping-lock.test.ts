@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
 import type { Principal } from '../../../src/access/principal.js';
 import { systemCtx } from '../../../src/context.js';
 import type { Db } from '../../../src/db/knex.js';
 import { newId } from '../../../src/db/ids.js';
 import { liveDerivedSql } from '../../../src/mapping/live.js';
 import { createRule, sweepChunk } from '../../../src/provisioning/mapping.js';
-import { testApp } from '../../support/app.js';
 import { dialectName, testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { TestSamlIdp } from '../../support/saml.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
 import { createAgent } from '../../support/workspace.js';
@@ -23,17 +21,13 @@ const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<'b
  * like rule changes. On SQLite transactions never interleave; these races are MariaDB's.
  */
 describe('SSO connection changes and mapping rule work serialize (MariaDB)', function () {
-  let app: Express;
-  let t: TestTenant;
   let db: Db;
   before(async function () {
     if (dialectName !== 'mysql') this.skip();
-    app = await testApp();
     db = await testDb();
   });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   it("deleting a connection waits for a sweep chunk in flight, then revokes what its claim groups gave", async () => {
     const idp = new TestSamlIdp();

@@ -1,24 +1,16 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { buildTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { makeKey, TestSamlIdp } from '../../support/saml.js';
 
 const SECRET = 'very-secret-client-secret';
 
 describe('management API: SSO connections and tenant settings', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   const idp = new TestSamlIdp('https://idp.example.com/entity', 'https://idp.example.com/sso');
-
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
 
   const oidc = (extra: Record<string, unknown> = {}) => ({ protocol: 'oidc', name: 'Okta', issuer: 'https://acme.okta.com', clientId: '0oa123', clientSecret: SECRET, ...extra });
   const create = (body: Record<string, unknown>) => request(app).post('/api/v1/sso-connections').set(t.admin).send(body);

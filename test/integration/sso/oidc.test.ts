@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { jwt, startForgingIdp, startOidcProvider, throughIdp, type TestAccount, type TokenRequest } from '../../support/oidc.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
@@ -18,7 +17,7 @@ interface OidcConnectionView {
 }
 
 describe('SSO: OIDC sign-in', () => {
-  let app: Express;
+  const app = useApp();
   let t: TestTenant;
   let op: Awaited<ReturnType<typeof startOidcProvider>>;
   let forger: Awaited<ReturnType<typeof startForgingIdp>>;
@@ -28,7 +27,6 @@ describe('SSO: OIDC sign-in', () => {
   const email = (domain = 'example.com') => `person${++n}-${Date.now()}@${domain}`;
 
   before(async () => {
-    app = await testApp();
     t = await buildTenant();
     forger = await startForgingIdp();
     const create = (body: Record<string, unknown>) =>

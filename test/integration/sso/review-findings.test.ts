@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { samlSignIn, TestSamlIdp, type SamlConnectionView } from '../../support/saml.js';
 import { oktaUser, scimClient } from '../../support/scim.js';
@@ -14,16 +12,10 @@ const isMysql = Boolean(process.env.TEST_DATABASE_URL);
 
 /** The security review's findings R1–R9 against bindings, domains and the group-grant policy: each asserts the safe behaviour. */
 describe('security review findings on SSO trust and grants', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   const corpIdp = new TestSamlIdp();
   const contractorIdp = new TestSamlIdp();
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
   const connect = (body: Record<string, unknown>) => request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', ...body });
   const patchConn = (id: string, body: Record<string, unknown>) => request(app).patch(`/api/v1/sso-connections/${id}`).set(t.admin).send(body);
   async function signIn(conn: Conn, idp: TestSamlIdp, nameId: string, email: string | null, format = 'persistent', groups?: string[]) {

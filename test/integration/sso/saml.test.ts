@@ -7,7 +7,8 @@ import type { Express } from 'express';
 import { setUserLimit } from '../../../src/tenants/store.js';
 import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { buildTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { GROUP, scimClient } from '../../support/scim.js';
 import { check, createAgent, createGroup } from '../../support/workspace.js';
@@ -16,16 +17,12 @@ import { assertionXml, authnRequestOf, encryptAssertion, makeKey, pathOf, respon
 type Answer = Parameters<TestSamlIdp['response']>[0];
 
 describe('SSO: SAML sign-in', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let conn: SamlConnectionView & { id: string };
   const idp = new TestSamlIdp();
 
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     conn = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata(), attributes: { groups: 'groups' } }).expect(201)).body;
   });
 

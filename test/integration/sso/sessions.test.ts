@@ -4,7 +4,8 @@ import type { Express } from 'express';
 import { ConfigError, loadConfig } from '../../../src/config/load.js';
 import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { buildTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { buildUser, type TestUser } from '../../support/management.js';
 import { patchBody, scimClient } from '../../support/scim.js';
 import { pathOf, samlSignIn, TestSamlIdp, type SamlConnectionView, setCookies } from '../../support/saml.js';
@@ -12,16 +13,12 @@ import { pathOf, samlSignIn, TestSamlIdp, type SamlConnectionView, setCookies } 
 type Agent = ReturnType<typeof request.agent>;
 
 describe('SSO: sessions', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let conn: SamlConnectionView & { id: string };
   const idp = new TestSamlIdp();
 
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     conn = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata() }).expect(201)).body;
   });
 

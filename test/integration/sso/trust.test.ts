@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { buildTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { samlSignIn, TestSamlIdp, type SamlConnectionView, setCookies } from '../../support/saml.js';
 import { check, createAgent, createGroup } from '../../support/workspace.js';
@@ -16,17 +15,13 @@ type Conn = SamlConnectionView & { id: string; name: string };
  * one's users nor its groups.
  */
 describe('SSO: bindings, domains and claim groups per connection', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let corp: Conn;
   const corpIdp = new TestSamlIdp();
   const contractorIdp = new TestSamlIdp();
 
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     corp = (await connect({ name: 'Corp', idpMetadataXml: corpIdp.metadata(), attributes: { groups: 'groups' } }).expect(201)).body;
   });
 

@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
 import { issueToken, revokeToken } from '../../../src/tenants/store.js';
 import { testDb } from '../../support/db.js';
-import { testApp } from '../../support/app.js';
 import { buildTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 
 const SCIM_ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
 
 describe('bearer authentication', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   it('resolves an admin key to its own tenant', async () => {
     const a = await buildTenant();

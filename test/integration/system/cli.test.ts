@@ -3,11 +3,10 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import request from 'supertest';
-import type { Express } from 'express';
 import { cli } from '../../../src/cli/roster.js';
 import { enqueueMail } from '../../../src/mail/outbox.js';
 import { testDb, testDbUrl } from '../../support/db.js';
-import { testApp } from '../../support/app.js';
+import { useApp } from '../../support/harness.js';
 import { ROOT } from '../../support/process.js';
 
 async function run(...argv: string[]) {
@@ -20,10 +19,7 @@ async function run(...argv: string[]) {
 const slug = () => `cli-${Math.random().toString(36).slice(2, 10)}`;
 
 describe('roster CLI', () => {
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   it('creates a tenant with --json as exactly one JSON object whose secrets work', async () => {
     const s = slug();

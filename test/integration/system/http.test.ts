@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
 import type { Knex } from 'knex';
 import { createApp } from '../../../src/app.js';
 import { testApp, testDeps } from '../../support/app.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 
 describe('HTTP basics', () => {
-  let app: Express;
+  const app = useApp({ BODY_LIMIT_BYTES: '20000', JSON_MAX_DEPTH: '32' });
   let t: TestTenant;
   before(async () => {
-    app = await testApp({ BODY_LIMIT_BYTES: '20000', JSON_MAX_DEPTH: '32' });
     t = await buildTenant();
   });
 

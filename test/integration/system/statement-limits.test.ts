@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import type { TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { GROUP, USER, patchBody, scimClient } from '../../support/scim.js';
 import { createAgent, createGroup, idpGroup } from '../../support/workspace.js';
 
@@ -14,14 +13,8 @@ import { createAgent, createGroup, idpGroup } from '../../support/workspace.js';
  * values ("too many SQL variables"). Each must succeed on both dialects.
  */
 describe('statement limits: large requests succeed on every dialect', () => {
-  let app: Express;
-  let t: TestTenant;
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   const count = async (table: string, where: Record<string, unknown>) => {
     const db = await testDb();

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Express } from 'express';
 import request from 'supertest';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp } from '../../support/harness.js';
 import { cloneRows, seedUsers } from '../../support/seed.js';
 
 /** Runs `fn` and returns what it answered with the statements and rows it read, by pattern. */
@@ -37,10 +37,7 @@ async function newGroup(app: Express, t: TestTenant, name: string, userIds: stri
 
 describe('access lists and checks cost what the page or the check asks for', function () {
   this.timeout(120000);
-  let app: Express;
-  before(async () => {
-    app = await testApp();
-  });
+  const app = useApp();
 
   it('GET /agents/{id}/access?limit=1 examines a bounded number of candidates and runs the closure once per page', async () => {
     const t = await buildTenant();

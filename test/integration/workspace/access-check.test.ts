@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { buildTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { buildUser } from '../../support/management.js';
 import { addMembers, check, createAgent, createGroup, grant } from '../../support/workspace.js';
 
 describe('the agent access check', () => {
-  let app: Express;
-  let t: TestTenant;
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   it('seed 004 scenario 1: department agents reach their department only', async () => {
     const depts = ['Sales Team', 'Support Team', 'Engineering Team'];

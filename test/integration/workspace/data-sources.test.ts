@@ -1,22 +1,16 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { createAgent, createGroup } from '../../support/workspace.js';
 
 describe('management API: agent data sources', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let agent: string;
   let support: string;
   let managers: string;
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     agent = await createAgent(app, t, 'Product Documentation Assistant');
     support = await createGroup(app, t, 'Support Team');
     managers = await createGroup(app, t, 'Managers');

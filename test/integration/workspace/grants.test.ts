@@ -1,23 +1,17 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { liveRuleRow } from '../../support/mapping.js';
 import { createAgent, createGroup } from '../../support/workspace.js';
 
 describe('management API: agent grants', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let agent: string;
   let group: string;
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     agent = await createAgent(app, t, 'Customer Support Agent');
     group = await createGroup(app, t, 'Support Team');
   });

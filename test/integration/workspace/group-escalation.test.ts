@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { buildUser, type TestUser } from '../../support/management.js';
 import { addMembers, check, createAgent, createGroup, grant } from '../../support/workspace.js';
 
@@ -11,17 +9,13 @@ import { addMembers, check, createAgent, createGroup, grant } from '../../suppor
  * holding manage on Account › Users (a help-desk role) must not reach an agent through them.
  */
 describe('group changes never grant beyond the caller’s own rights', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let agent: string;
   let engineering: string;
   let helpdesk: TestUser;
   let friend: TestUser;
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     agent = await createAgent(app, t, 'Deploy Bot');
     engineering = await createGroup(app, t, 'Engineering');
     await grant(app, t, agent, { groupId: engineering, permission: 'view_use' });

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Express } from 'express';
-import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
-import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser, type TestUser } from '../../support/management.js';
 import { addMembers, createAgent, createGroup } from '../../support/workspace.js';
 import { liveRuleRow } from '../../support/mapping.js';
@@ -24,14 +23,8 @@ interface Member {
 }
 
 describe('management API: local group members', () => {
-  let app: Express;
-  let t: TestTenant;
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   const api = () => request(app);
   const members = async (groupId: string, auth = t.admin) => (await api().get(`/api/v1/groups/${groupId}/members`).set(auth).expect(200)).body.items as Member[];

@@ -6,6 +6,7 @@ import { runJobInline } from '../../../src/jobs/index.js';
 import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { addMembers, createAgent, createGroup, grant } from '../../support/workspace.js';
 
@@ -25,14 +26,8 @@ async function memberCount(t: TestTenant): Promise<number> {
 }
 
 describe('CSV import', () => {
-  let app: Express;
-  let t: TestTenant;
-  before(async () => {
-    app = await testApp();
-  });
-  beforeEach(async () => {
-    t = await buildTenant();
-  });
+  const app = useApp();
+  const t = useTenant();
 
   it('users to groups: dry run reports, the real run applies, a re-run changes nothing', async () => {
     const [a, b] = [await buildUser(app, t), await buildUser(app, t)];

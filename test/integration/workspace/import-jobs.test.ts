@@ -11,6 +11,7 @@ import { IMPORT_JOB_THRESHOLD_ROWS } from '../../../src/provisioning/csv-import.
 import { testApp } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
+import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { createGroup } from '../../support/workspace.js';
 
@@ -37,15 +38,11 @@ async function drainJobs(): Promise<void> {
 }
 
 describe('CSV imports as jobs', () => {
-  let app: Express;
-  let t: TestTenant;
+  const app = useApp();
+  const t = useTenant();
   let file: string;
   let users: string[];
-  before(async () => {
-    app = await testApp();
-  });
   beforeEach(async () => {
-    t = await buildTenant();
     users = await Promise.all([0, 1, 2].map(async () => (await buildUser(app, t)).id));
     const emails = await (await testDb()).knex('users').where({ tenant_id: t.tenant.id }).whereIn('id', users).pluck('email');
     await createGroup(app, t, 'Big Team');
