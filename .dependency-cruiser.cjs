@@ -6,7 +6,7 @@
 // Parts by layer, top to bottom. An import may go down or stay inside its own part, never up.
 const foundation = '^src/(errors|log|context|stream)\\.ts$|^src/(config|text)/';
 const db = '^src/db/';
-const domain = ['access', 'mapping', 'directory', 'tenants', 'jobs', 'mail', 'audit'];
+const domain = ['access', 'connections', 'mapping', 'directory', 'tenants', 'jobs', 'mail', 'audit'];
 const commands = '^src/provisioning/';
 const http = '^src/http/';
 const edges = '^src/(scim|sso|management|console)/';

@@ -4,7 +4,7 @@ import type { Ctx } from '../context.js';
 import { inChunks } from '../db/batch.js';
 import { requireUser } from '../directory/users.js';
 import { syncAfterDirectoryChange } from '../provisioning/mapping.js';
-import { bindingsOf, unbind } from '../sso/bindings.js';
+import { bindingsOf, unbind } from '../connections/bindings.js';
 import { requireAdmin } from '../access/principal.js';
 import { recordEvent } from '../audit/record.js';
 import { endConnectionSessions } from '../provisioning/sessions.js';
@@ -20,8 +20,8 @@ import {
   writeConnection,
   type Connection,
   type ConnectionInput,
-} from '../sso/connections.js';
-import { certificateInfo } from '../sso/saml/certificates.js';
+} from '../connections/connections.js';
+import { certificateInfo } from '../connections/certificates.js';
 import { loginUrl, oidcRedirectUri, samlUrls } from '../sso/saml/sp.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';

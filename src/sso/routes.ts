@@ -7,7 +7,7 @@ import { formBody } from '../http/body.js';
 import { addressRateLimit } from '../http/rate-limit.js';
 import { recordLoginFailure, SignInRefused, signInFromClaims, type ClaimGroups, type SignInConnection, type SignInIdentity } from '../provisioning/sign-in.js';
 import { getTenantBySlug, type Tenant } from '../tenants/store.js';
-import { getConnection, type Connection, type OidcConnection, type SamlConnection } from './connections.js';
+import { getConnection, type Connection, type OidcConnection, type SamlConnection } from '../connections/connections.js';
 import { LoginFailure } from './failure.js';
 import { handleOidcCallback, startOidcSignIn, type OidcSite } from './oidc/flow.js';
 import { page } from './pages.js';

@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import { generateServiceProviderMetadata } from '@node-saml/node-saml';
-import type { SamlConnection } from '../connections.js';
+import type { SamlConnection } from '../../connections/connections.js';
 
 /** Roster's own key pair as a SAML service provider (SAML_SP_KEY_FILE, SAML_SP_CERT_FILE). */
 export interface SpCredentials {

@@ -5,7 +5,7 @@ import request from 'supertest';
 import { createApp } from '../../../src/app.js';
 import type { AppDeps } from '../../../src/http/deps.js';
 import { scimRoutes } from '../../../src/scim/routes.js';
-import { bind } from '../../../src/sso/bindings.js';
+import { bind } from '../../../src/connections/bindings.js';
 import { testDeps } from '../../support/app.js';
 import { dialectName } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
