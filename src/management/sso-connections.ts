@@ -22,7 +22,7 @@ import {
   type ConnectionInput,
 } from '../connections/connections.js';
 import { certificateInfo } from '../connections/certificates.js';
-import { loginUrl, oidcRedirectUri, samlUrls } from '../sso/saml/sp.js';
+import { loginUrl, oidcRedirectUri, samlUrls } from '../connections/urls.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
 import { lockMapping } from '../mapping/lock.js';

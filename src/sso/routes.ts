@@ -12,7 +12,8 @@ import { LoginFailure } from './failure.js';
 import { handleOidcCallback, startOidcSignIn, type OidcSite } from './oidc/flow.js';
 import { page } from './pages.js';
 import { handleSamlResponse, startSamlSignIn, type SamlSite } from './saml/flow.js';
-import { loadSpCredentials, oidcRedirectUri, samlUrls, spMetadata, type SpCredentials } from './saml/sp.js';
+import { oidcRedirectUri, samlUrls } from '../connections/urls.js';
+import { loadSpCredentials, spMetadata, type SpCredentials } from './saml/sp.js';
 import { endSession, startSession } from '../http/session.js';
 
 /** Building the routes reads the SP key pair; the process start names this failure plainly. */

@@ -9,7 +9,8 @@ import type { SamlConnection } from '../../connections/connections.js';
 import { LoginFailure } from '../failure.js';
 import { authenticate, authenticator, holdRedirect } from '../passport.js';
 import { PENDING_TTL_MS, rememberAssertion, SamlRequestStore, sweepExpired } from '../pending.js';
-import type { SamlUrls, SpCredentials } from './sp.js';
+import type { SamlUrls } from '../../connections/urls.js';
+import type { SpCredentials } from './sp.js';
 
 const PROTOCOL_NS = 'urn:oasis:names:tc:SAML:2.0:protocol';
 const ASSERTION_NS = 'urn:oasis:names:tc:SAML:2.0:assertion';
