@@ -1,31 +1,13 @@
-import type { Knex } from 'knex';
 import type { AppDeps } from '../http/deps.js';
-import type { Ctx } from '../context.js';
-import { inChunks } from '../db/batch.js';
 import { requireUser } from '../directory/users.js';
-import { syncAfterDirectoryChange } from '../provisioning/mapping.js';
-import { bindingsOf, unbind } from '../sso/bindings.js';
+import { bindingsOf } from '../connections/bindings.js';
 import { requireAdmin } from '../access/principal.js';
-import { recordEvent } from '../audit/record.js';
-import { endConnectionSessions } from '../provisioning/sessions.js';
-import {
-  assertDomainsWhereShared,
-  assertNoSharedRules,
-  deleteConnection,
-  ID_TOKEN_ALGS,
-  insertConnection,
-  listConnections,
-  lockConnection,
-  requireConnection,
-  writeConnection,
-  type Connection,
-  type ConnectionInput,
-} from '../sso/connections.js';
-import { certificateInfo } from '../sso/saml/certificates.js';
-import { loginUrl, oidcRedirectUri, samlUrls } from '../sso/saml/sp.js';
+import { ID_TOKEN_ALGS, listConnections, requireConnection, type Connection, type ConnectionInput } from '../connections/connections.js';
+import { certificateInfo } from '../connections/certificates.js';
+import { loginUrl, oidcRedirectUri, samlUrls } from '../connections/urls.js';
+import { createSsoConnection, deleteSsoConnection, removeSsoBinding, updateSsoConnection } from '../provisioning/sso-connections.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
-import { lockMapping } from '../mapping/lock.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -71,18 +53,6 @@ export function presentConnection(c: Connection, publicBaseUrl: string, tenantSl
     allowIdpInitiated: c.saml.allowIdpInitiated,
     ...samlUrls(publicBaseUrl, tenantSlug, c.id),
   };
-}
-
-/** Who issues the subjects a connection binds: the OIDC issuer and client, or the SAML IdP's entity id. */
-function idpIdentity(c: Connection): string {
-  return c.protocol === 'oidc' ? JSON.stringify([c.oidc.issuer, c.oidc.clientId]) : c.saml.idpEntityId;
-}
-
-/** What the audit log keeps of a connection: its settings, never the secret or whole certificates. */
-function audited(c: Connection) {
-  if (c.protocol === 'oidc') return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, domains: c.domains, ...c.oidc };
-  const { idpCertificates, ...saml } = c.saml;
-  return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, domains: c.domains, ...saml, idpCertificates: idpCertificates.map((p) => certificateInfo(p).fingerprintSha256) };
 }
 
 export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnType<typeof commonSchemas>): void {
@@ -165,7 +135,6 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     },
   });
   const present = (c: Connection, slug: string) => presentConnection(c, config.publicBaseUrl, slug);
-  const entity = (c: Connection) => ({ type: 'sso_connection', id: c.id, name: c.name });
 
   api.add({
     method: 'get',
@@ -192,18 +161,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     responses: { 201: { description: 'Created', schema: connection } },
     handler: async (req, res, { body }) => {
       requireAdmin(req.principal!, 'manage SSO connections');
-      const c = await db.tx(async (trx) => {
-        // Connections decide what rules match (claim groups, protocol-wide sources): the mapping
-        // lock comes first, exclusive, as for a rule change (src/mapping/lock.ts).
-        await lockMapping(trx, req.ctx!.tenantId, 'exclusive');
-        const created = await insertConnection(trx, req.ctx!.tenantId, body as ConnectionInput, req.ctx!.now.getTime());
-        if (created.enabled) {
-          await assertDomainsWhereShared(trx, req.ctx!.tenantId);
-          await assertNoSharedRules(trx, req.ctx!.tenantId, created);
-        }
-        await recordEvent(trx, req.ctx!, { event: 'sso_connection.created', entity: entity(created), before: null, after: audited(created) });
-        return created;
-      });
+      const c = await createSsoConnection(db, req.ctx!, body as ConnectionInput);
       res.status(201).json(present(c, req.auth!.tenant.slug));
     },
   });
@@ -232,29 +190,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     responses: { 200: { description: 'The connection after the change', schema: connection } },
     handler: async (req, res, { params, body }) => {
       requireAdmin(req.principal!, 'manage SSO connections');
-      const change = body as Omit<ConnectionInput, 'protocol'>;
-      const c = await db.tx(async (trx) => {
-        await lockMapping(trx, req.ctx!.tenantId, 'exclusive');
-        const locked = await lockConnection(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
-        const updated = await writeConnection(trx, locked, change);
-        // Only what widens a trust space is refused: enabling, or emptying the domains. Adding
-        // domains to one of several connections that lack them (migration 009) must pass.
-        const widens = !locked.enabled || (locked.domains.length > 0 && !updated.domains.length);
-        const domainsChanged = JSON.stringify(locked.domains) !== JSON.stringify(updated.domains);
-        if (updated.enabled && (widens || domainsChanged)) await assertDomainsWhereShared(trx, req.ctx!.tenantId, { onlyOverlaps: !widens });
-        if (updated.enabled && !locked.enabled) await assertNoSharedRules(trx, req.ctx!.tenantId, updated);
-        const sessionsEnded = locked.enabled && !updated.enabled ? await endConnectionSessions(trx, req.ctx!.tenantId, updated.id) : 0;
-        // A subject means something only at the IdP that issued it: another IdP's `sub` or
-        // NameID could equal it and sign in as the bound user, so the bindings go.
-        const bindingsRemoved = idpIdentity(locked) !== idpIdentity(updated) ? await trx('sso_bindings').where({ tenant_id: req.ctx!.tenantId, connection_id: updated.id }).delete() : 0;
-        await recordEvent(trx, req.ctx!, {
-          event: 'sso_connection.updated',
-          entity: entity(updated),
-          before: audited(locked),
-          after: { ...audited(updated), ...(change.clientSecret !== undefined ? { clientSecretChanged: true } : {}), ...(sessionsEnded ? { sessionsEnded } : {}), ...(bindingsRemoved ? { bindingsRemoved } : {}) },
-        });
-        return updated;
-      });
+      const c = await updateSsoConnection(db, req.ctx!, params.id!, body as Omit<ConnectionInput, 'protocol'>);
       res.json(present(c, req.auth!.tenant.slug));
     },
   });
@@ -268,15 +204,7 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     responses: { 204: { description: 'Deleted' } },
     handler: async (req, res, { params }) => {
       requireAdmin(req.principal!, 'manage SSO connections');
-      await db.tx(async (trx) => {
-        await lockMapping(trx, req.ctx!.tenantId, 'exclusive');
-        const c = await lockConnection(trx, req.ctx!.tenantId, params.id!, req.ctx!.now.getTime());
-        await endConnectionSessions(trx, req.ctx!.tenantId, c.id);
-        const claimGroups = await removeClaimGroups(trx, req.ctx!, c.id);
-        // Its bindings go with it (foreign key): a connection added later binds anew.
-        await deleteConnection(trx, req.ctx!.tenantId, c.id);
-        await recordEvent(trx, req.ctx!, { event: 'sso_connection.deleted', entity: entity(c), before: audited(c), after: claimGroups ? { claimGroupsRemoved: claimGroups } : null });
-      });
+      await deleteSsoConnection(db, req.ctx!, params.id!);
       res.status(204).end();
     },
   });
@@ -318,32 +246,8 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     responses: { 204: { description: 'Removed' } },
     handler: async (req, res, { params }) => {
       requireAdmin(req.principal!, 'remove sign-in bindings');
-      await db.tx(async (trx) => {
-        const user = await requireUser(trx, req.ctx!.tenantId, params.id!);
-        const removed = await unbind(trx, req.ctx!.tenantId, user.id, params.connectionId!);
-        await recordEvent(trx, req.ctx!, {
-          event: 'sso.binding_removed',
-          entity: { type: 'user', id: user.id, name: user.email ?? user.userName },
-          before: { connectionId: removed.connectionId, subject: removed.subject },
-          after: null,
-        });
-      });
+      await removeSsoBinding(db, req.ctx!, params.id!, params.connectionId!);
       res.status(204).end();
     },
   });
-}
-
-/**
- * A deleted connection's claim groups go too (their memberships with them), and the rules are
- * applied again to their members: nothing keeps access that only that IdP asserted.
- */
-async function removeClaimGroups(trx: Knex, ctx: Ctx, connectionId: string): Promise<number> {
-  const groups = (await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).select('id')).map((r: Record<string, unknown>) => String(r.id));
-  if (!groups.length) return 0;
-  const users = new Set<string>();
-  const rows = await inChunks(trx, groups, (part) => trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_type: 'User' }).whereIn('group_id', part).distinct('member_id'));
-  for (const r of rows) users.add(String(r.member_id));
-  await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).delete();
-  await syncAfterDirectoryChange(trx, ctx, [...users]);
-  return groups.length;
 }

@@ -11,7 +11,7 @@ import { Unprocessable, type FieldError } from '../errors.js';
 import { emptyDiff, syncUsers, usersUnderIdpGroups, type SyncDiff } from '../mapping/engine.js';
 import { lockMapping } from '../mapping/lock.js';
 import { matcher, type MappingRule } from '../mapping/rules.js';
-import { connectionMatchErrors } from '../sso/connections.js';
+import { connectionMatchErrors } from '../connections/connections.js';
 import { deleteRuleRow, getRule, insertRule, listRules, requireRule, touchSync, writeRule, type RuleInput } from '../mapping/store.js';
 
 /** Users per transaction when a rule change or a reconcile sweeps many users. */

@@ -7,12 +7,13 @@ import { formBody } from '../http/body.js';
 import { addressRateLimit } from '../http/rate-limit.js';
 import { recordLoginFailure, SignInRefused, signInFromClaims, type ClaimGroups, type SignInConnection, type SignInIdentity } from '../provisioning/sign-in.js';
 import { getTenantBySlug, type Tenant } from '../tenants/store.js';
-import { getConnection, type Connection, type OidcConnection, type SamlConnection } from './connections.js';
+import { getConnection, type Connection, type OidcConnection, type SamlConnection } from '../connections/connections.js';
 import { LoginFailure } from './failure.js';
 import { handleOidcCallback, startOidcSignIn, type OidcSite } from './oidc/flow.js';
 import { page } from './pages.js';
 import { handleSamlResponse, startSamlSignIn, type SamlSite } from './saml/flow.js';
-import { loadSpCredentials, oidcRedirectUri, samlUrls, spMetadata, type SpCredentials } from './saml/sp.js';
+import { oidcRedirectUri, samlUrls } from '../connections/urls.js';
+import { loadSpCredentials, spMetadata, type SpCredentials } from './saml/sp.js';
 import { endSession, startSession } from '../http/session.js';
 
 /** Building the routes reads the SP key pair; the process start names this failure plainly. */

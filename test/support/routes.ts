@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import type { AppDeps } from '../../src/http/deps.js';
-import { bind } from '../../src/sso/bindings.js';
+import { bind } from '../../src/connections/bindings.js';
 import type { TestTenant } from './factories.js';
 import { GROUP, oktaUser, scimClient, USER } from './scim.js';
 

@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import * as client from 'openid-client';
 import { Strategy, type AuthenticateOptions, type VerifyFunctionWithRequest } from 'openid-client/passport';
 import type { ClaimGroups, SignInIdentity } from '../../provisioning/sign-in.js';
-import { isLoopbackUrl, type OidcConnection } from '../connections.js';
+import { isLoopbackUrl, type OidcConnection } from '../../connections/connections.js';
 import { LoginFailure } from '../failure.js';
 import { authenticate, holdRedirect } from '../passport.js';
 import { saveOidcFlow, sweepExpired, takeOidcFlow } from '../pending.js';

@@ -5,11 +5,12 @@ import type { Request, Response } from 'express';
 import type { Knex } from 'knex';
 import type { Strategy } from 'passport';
 import type { ClaimGroups, SignInIdentity } from '../../provisioning/sign-in.js';
-import type { SamlConnection } from '../connections.js';
+import type { SamlConnection } from '../../connections/connections.js';
 import { LoginFailure } from '../failure.js';
 import { authenticate, authenticator, holdRedirect } from '../passport.js';
 import { PENDING_TTL_MS, rememberAssertion, SamlRequestStore, sweepExpired } from '../pending.js';
-import type { SamlUrls, SpCredentials } from './sp.js';
+import type { SamlUrls } from '../../connections/urls.js';
+import type { SpCredentials } from './sp.js';
 
 const PROTOCOL_NS = 'urn:oasis:names:tc:SAML:2.0:protocol';
 const ASSERTION_NS = 'urn:oasis:names:tc:SAML:2.0:assertion';

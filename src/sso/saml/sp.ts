@@ -1,7 +1,8 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import { generateServiceProviderMetadata } from '@node-saml/node-saml';
-import type { SamlConnection } from '../connections.js';
+import type { SamlConnection } from '../../connections/connections.js';
+import type { SamlUrls } from '../../connections/urls.js';
 
 /** Roster's own key pair as a SAML service provider (SAML_SP_KEY_FILE, SAML_SP_CERT_FILE). */
 export interface SpCredentials {
@@ -36,27 +37,6 @@ export function loadSpCredentials(keyFile: string, certFile: string): SpCredenti
   }
   if (!cert.checkPrivateKey(key)) throw new SpCredentialsError('SAML_SP_CERT_FILE: the certificate is not the one of SAML_SP_KEY_FILE');
   return { privateKey, certificate };
-}
-
-export interface SamlUrls {
-  /** The SP entityID, which IdPs use as the audience; also where the metadata is served. */
-  entityId: string;
-  acsUrl: string;
-  metadataUrl: string;
-}
-
-/** One SP per connection, so two IdPs of a tenant (or two tenants on one IdP) never share an audience. */
-export function samlUrls(publicBaseUrl: string, tenantSlug: string, connectionId: string): SamlUrls {
-  const root = `${publicBaseUrl}/auth/${encodeURIComponent(tenantSlug)}/saml/${encodeURIComponent(connectionId)}`;
-  return { entityId: `${root}/metadata`, acsUrl: `${root}/acs`, metadataUrl: `${root}/metadata` };
-}
-
-export function loginUrl(publicBaseUrl: string, tenantSlug: string, connectionId: string): string {
-  return `${publicBaseUrl}/auth/${encodeURIComponent(tenantSlug)}/${encodeURIComponent(connectionId)}/login`;
-}
-
-export function oidcRedirectUri(publicBaseUrl: string, tenantSlug: string, connectionId: string): string {
-  return `${publicBaseUrl}/auth/${encodeURIComponent(tenantSlug)}/oidc/${encodeURIComponent(connectionId)}/callback`;
 }
 
 /** The SP metadata an IdP admin uploads: entityID, ACS, and with SP credentials the signing and encryption certificate. */

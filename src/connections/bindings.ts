@@ -54,3 +54,8 @@ export async function unbind(trx: Knex, tenantId: string, userId: string, connec
   await trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId, user_id: userId }).delete();
   return found;
 }
+
+/** Removes every binding made through a connection, when its IdP changes; answers how many went. */
+export async function unbindConnection(trx: Knex, tenantId: string, connectionId: string): Promise<number> {
+  return trx('sso_bindings').where({ tenant_id: tenantId, connection_id: connectionId }).delete();
+}

@@ -6,8 +6,8 @@ import { parseJson, toBool, toMs } from '../db/rows.js';
 import { listRules } from '../mapping/store.js';
 import { Conflict, InvalidInput, NotFound, type FieldError } from '../errors.js';
 import { uniqueKey } from '../directory/model/value-key.js';
-import { normalizeCertificate } from './saml/certificates.js';
-import { MetadataError, parseIdpMetadata } from './saml/idp-metadata.js';
+import { normalizeCertificate } from './certificates.js';
+import { MetadataError, parseIdpMetadata } from './idp-metadata.js';
 
 export type Protocol = 'saml' | 'oidc';
 /** How a signed-in identity finds its Roster user: by email, or by the SCIM userName or externalId. */
