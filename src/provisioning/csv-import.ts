@@ -13,7 +13,7 @@ import { requireAdmin, type Principal } from '../access/principal.js';
 import { recordEvents, type AuditInput } from '../audit/record.js';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/knex.js';
-import { insertChunked } from '../db/batch.js';
+import { inChunks, insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { InvalidInput, TooLarge, Unprocessable } from '../errors.js';
 import { dropJobRows, enqueueJob, JobFailed, readJobRows, registerJobKind, stageJobRows, type Job, type JobKind } from '../jobs/index.js';
@@ -102,7 +102,7 @@ async function groupsByName(trx: Knex, tenantId: string) {
 async function importMembers(trx: Knex, ctx: Ctx, lines: Line[], report: ImportReport, groups: Awaited<ReturnType<typeof groupsByName>>, apply: boolean): Promise<void> {
   const emails = [...new Set(lines.map((l) => caseMappedKey(l.cells.email ?? '')).filter(Boolean))];
   const users = new Map(
-    (emails.length ? await trx('users').where({ tenant_id: ctx.tenantId }).whereIn('email_key', emails).select('id', 'email', 'email_key') : []).map((u: Record<string, unknown>) => [
+    (await inChunks(trx, emails, (part) => trx('users').where({ tenant_id: ctx.tenantId }).whereIn('email_key', part).select('id', 'email', 'email_key'))).map((u: Record<string, unknown>) => [
       String(u.email_key),
       { id: String(u.id), email: String(u.email) },
     ]),
@@ -147,20 +147,20 @@ async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportRe
   const agentIds = [...new Set(lines.map((l) => l.cells.agentid ?? '').filter(Boolean))];
   const groupIds = [...new Set(lines.map((l) => l.cells.groupid ?? '').filter(Boolean))];
   const agents = new Map(
-    (agentIds.length ? await trx('agents').where({ tenant_id: ctx.tenantId }).whereIn('id', agentIds).select('id', 'name', 'access_type') : []).map((a: Record<string, unknown>) => [
+    (await inChunks(trx, agentIds, (part) => trx('agents').where({ tenant_id: ctx.tenantId }).whereIn('id', part).select('id', 'name', 'access_type'))).map((a: Record<string, unknown>) => [
       String(a.id),
       { name: String(a.name), private: a.access_type === 'private' },
     ]),
   );
   const groups = new Map(
-    (groupIds.length ? await trx('local_groups').where({ tenant_id: ctx.tenantId }).whereIn('id', groupIds).select('id', 'name', 'status') : []).map((g: Record<string, unknown>) => [
+    (await inChunks(trx, groupIds, (part) => trx('local_groups').where({ tenant_id: ctx.tenantId }).whereIn('id', part).select('id', 'name', 'status'))).map((g: Record<string, unknown>) => [
       String(g.id),
       { name: String(g.name), active: g.status === 'active' },
     ]),
   );
   // Identical manual grants present now (earlier chunks of this import included), so a re-run adds nothing.
   const present = new Set(
-    (agentIds.length ? await trx('agent_grants').where({ tenant_id: ctx.tenantId, subject_type: 'group', rule_id: '' }).whereIn('agent_id', agentIds) : []).map((g: Record<string, unknown>) =>
+    (await inChunks(trx, agentIds, (part) => trx('agent_grants').where({ tenant_id: ctx.tenantId, subject_type: 'group', rule_id: '' }).whereIn('agent_id', part))).map((g: Record<string, unknown>) =>
       [g.agent_id, g.subject_id, g.permission, g.start_date ?? '', g.end_date ?? '', g.time_zone].join('|'),
     ),
   );

@@ -23,6 +23,7 @@ import type { PatchOp } from '../scim/patch/parse.js';
 import type { VersionCondition } from '../db/versioned.js';
 import { normalizeResource, type ScimDoc } from '../directory/model/normalize.js';
 import { GROUP_RT } from '../directory/model/registry.js';
+import { inListChunks } from '../db/batch.js';
 
 function entity(g: IdpGroup) {
   return { type: 'idp_group', id: g.id, name: g.displayName };
@@ -43,8 +44,8 @@ function membersOf(doc: ScimDoc): MemberRef[] | undefined {
 
 /** Whether any removed member is a group (the rest are users). */
 async function removesGroups(trx: Knex, tenantId: string, removed: string[]): Promise<boolean> {
-  for (let i = 0; i < removed.length; i += 500) {
-    if (await trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', removed.slice(i, i + 500)).first('id')) return true;
+  for (const part of inListChunks(trx, removed)) {
+    if (await trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', part).first('id')) return true;
   }
   return false;
 }
