@@ -57,7 +57,7 @@ function code(err: unknown): string {
  * connection is in closed state" that a ROLLBACK or COMMIT meets after the connection dropped
  * in the middle of a transaction.
  */
-export function isConnectionFailure(err: unknown): boolean {
+function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const c = code(err);
   return DOWN.has(c) || DOWN_SQLITE.some((p) => c === p || c.startsWith(`${p}_`)) || (err as { fatal?: unknown }).fatal === true || err.name === 'KnexTimeoutError';

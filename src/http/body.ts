@@ -91,7 +91,7 @@ function inflater(req: IncomingMessage): zlib.Gunzip | zlib.Inflate | zlib.Brotl
  * The whole body, read within `timeoutMs` and at most `limitBytes` (after decompression). The
  * errors are domain errors, so SCIM, the management API and sign-in pages each render them.
  */
-export async function readBody(req: IncomingMessage, opts: { limitBytes: number; timeoutMs: number }): Promise<Buffer> {
+async function readBody(req: IncomingMessage, opts: { limitBytes: number; timeoutMs: number }): Promise<Buffer> {
   const tooLarge = () => new TooLarge('body_too_large', `request body exceeds ${opts.limitBytes} bytes`);
   // A declared length over the limit is refused unread; Node discards the body after the answer.
   if (Number(req.headers['content-length'] ?? 0) > opts.limitBytes) throw tooLarge();

@@ -82,7 +82,7 @@ export async function insertRule(trx: Knex, tenantId: string, input: RuleInput, 
 }
 
 /** Whether an edit changes what the rule derives (and so needs a new version and a sweep). */
-export function changesOutput(a: Pick<MappingRule, 'enabled' | 'match' | 'actions'>, b: Pick<MappingRule, 'enabled' | 'match' | 'actions'>): boolean {
+function changesOutput(a: Pick<MappingRule, 'enabled' | 'match' | 'actions'>, b: Pick<MappingRule, 'enabled' | 'match' | 'actions'>): boolean {
   return a.enabled !== b.enabled || JSON.stringify(a.match) !== JSON.stringify(b.match) || JSON.stringify(a.actions) !== JSON.stringify(b.actions);
 }
 

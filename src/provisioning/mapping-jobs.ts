@@ -13,8 +13,8 @@ import { counts, emptyTally, finishReconcile, reconcileChunk, sweepChunk, tally,
  * a disabled, deleted or changed rule (src/mapping/live.ts): a pending sweep only cleans up.
  */
 
-export const SWEEP_JOB = 'mapping.sweep';
-export const RECONCILE_JOB = 'mapping.reconcile';
+const SWEEP_JOB = 'mapping.sweep';
+const RECONCILE_JOB = 'mapping.reconcile';
 
 type Applied = ReturnType<typeof counts>;
 
@@ -69,7 +69,7 @@ export interface ReconcileResult {
 }
 
 /** Derived rows as the API shows them: grant row ids are internal. */
-export function presentDiff(d: SyncDiff) {
+function presentDiff(d: SyncDiff) {
   return {
     membershipsAdded: d.membershipsAdded,
     membershipsRemoved: d.membershipsRemoved,

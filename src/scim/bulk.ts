@@ -11,7 +11,6 @@ import { parsePatchOps } from './patch/parse.js';
 import { GROUP_RT, USER_RT } from '../directory/model/registry.js';
 import { groupLocation, userLocation } from './serialize.js';
 
-export const BULK_REQUEST = 'urn:ietf:params:scim:api:messages:2.0:BulkRequest';
 export const BULK_RESPONSE = 'urn:ietf:params:scim:api:messages:2.0:BulkResponse';
 export const MAX_BULK_OPERATIONS = 1000;
 

@@ -46,7 +46,7 @@ const COLUMN_LENGTHS = new Map<AttributeDef, number>([
 ]);
 
 /** The most characters (code points, as VARCHAR counts them) a string attribute may hold. */
-export function maxLengthOf(def: AttributeDef): number {
+function maxLengthOf(def: AttributeDef): number {
   const column = COLUMN_LENGTHS.get(def);
   if (column !== undefined) return column;
   if (def.type === 'reference') return SCIM_LIMITS.referenceLength;

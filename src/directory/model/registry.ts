@@ -1,10 +1,7 @@
 import {
   commonAttributes,
-  ENTERPRISE_USER_SCHEMA,
   enterpriseUserSchema,
-  GROUP_SCHEMA,
   groupSchema,
-  USER_SCHEMA,
   userSchema,
   type AttributeDef,
   type SchemaDef,
@@ -108,4 +105,3 @@ export function resolvePath(rt: ResourceType, path: string): ResolvedPath | unde
   return sub ? { schema: owner, attr, sub } : undefined;
 }
 
-export const SCHEMA_IDS = { USER_SCHEMA, ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA };
