@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
+import { LRUCache } from 'lru-cache';
 import { mysqlDialect, sqliteDialect, type Dialect } from './dialect.js';
 import { scrubBoundValues, translateDbError } from './errors.js';
 
@@ -37,23 +38,17 @@ export const STATEMENT_CACHE = { entries: 500, bytes: 2 * 1024 * 1024 };
  */
 export function cachePreparedStatements(conn: SqliteConnection, limits = STATEMENT_CACHE): void {
   const prepare = conn.prepare.bind(conn);
-  const cache = new Map<string, unknown>();
-  let bytes = 0;
+  const cache = new LRUCache<string, object>({
+    max: limits.entries,
+    maxSize: limits.bytes,
+    maxEntrySize: Math.floor(limits.bytes / 10),
+    sizeCalculation: (_stmt, sql) => sql.length,
+  });
   conn.prepare = (sql: string) => {
     let stmt = cache.get(sql);
-    if (stmt !== undefined) {
-      cache.delete(sql);
+    if (stmt === undefined) {
+      stmt = prepare(sql) as object;
       cache.set(sql, stmt);
-      return stmt;
-    }
-    stmt = prepare(sql);
-    if (sql.length > limits.bytes / 10) return stmt;
-    cache.set(sql, stmt);
-    bytes += sql.length;
-    while (cache.size > limits.entries || bytes > limits.bytes) {
-      const oldest = cache.keys().next().value!;
-      cache.delete(oldest);
-      bytes -= oldest.length;
     }
     return stmt;
   };

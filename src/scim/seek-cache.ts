@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 
 /**
  * SCIM pages by position (startIndex), which as SQL OFFSET costs more the deeper the page.
@@ -21,46 +22,30 @@ import { createHash } from 'node:crypto';
  * tenant.
  */
 export class SeekCache {
-  private readonly map = new Map<string, { lastId: string; at: number }>();
-  private bytes = 0;
+  private readonly cache: LRUCache<string, string>;
 
-  constructor(
-    private readonly maxBytes = 2 * 1024 * 1024,
-    private readonly ttlMs = 10 * 60_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(maxBytes = 2 * 1024 * 1024, ttlMs = 10 * 60_000, now: () => number = Date.now) {
+    this.cache = new LRUCache<string, string>({
+      maxSize: maxBytes,
+      // Both strings at two bytes per unit, and the entry's own overhead.
+      sizeCalculation: (lastId, key) => 2 * (key.length + lastId.length) + 96,
+      ttl: ttlMs,
+      // Read the clock at every check (a test moves it between two calls in one tick).
+      ttlResolution: 0,
+      perf: { now },
+    });
+  }
 
   /** A fixed-size key for a tenant's position in one list. */
   static key(resourceType: string, tenantId: string, filter: string | undefined, startIndex: number): string {
     return createHash('sha256').update(JSON.stringify([resourceType, tenantId, filter ?? null, startIndex])).digest('base64url');
   }
 
-  /** What an entry costs in memory: both strings (two bytes per unit) and the Map's overhead. */
-  private static size(key: string, lastId: string): number {
-    return 2 * (key.length + lastId.length) + 96;
-  }
-
   get(key: string): string | undefined {
-    const e = this.map.get(key);
-    if (!e) return undefined;
-    this.delete(key);
-    if (this.now() - e.at > this.ttlMs) return undefined;
-    this.map.set(key, e);
-    this.bytes += SeekCache.size(key, e.lastId);
-    return e.lastId;
+    return this.cache.get(key);
   }
 
   set(key: string, lastId: string): void {
-    this.delete(key);
-    this.map.set(key, { lastId, at: this.now() });
-    this.bytes += SeekCache.size(key, lastId);
-    while (this.bytes > this.maxBytes) this.delete(this.map.keys().next().value!);
-  }
-
-  private delete(key: string): void {
-    const e = this.map.get(key);
-    if (!e) return;
-    this.map.delete(key);
-    this.bytes -= SeekCache.size(key, e.lastId);
+    this.cache.set(key, lastId);
   }
 }

@@ -8,7 +8,7 @@ import { isLoopbackUrl, type OidcConnection } from '../../connections/connection
 import { LoginFailure } from '../failure.js';
 import { authenticate, holdRedirect } from '../passport.js';
 import { saveOidcFlow, sweepExpired, takeOidcFlow } from '../pending.js';
-import { ByteBoundedCache } from './discovery-cache.js';
+import { LRUCache } from 'lru-cache';
 
 /** Everything an OIDC step needs about where it runs. */
 export interface OidcSite {
@@ -80,15 +80,32 @@ class ConnectionStrategy extends Strategy {
  * version) is rediscovered. Bounded by bytes, estimated from the documents' JSON: an IdP may
  * serve documents of any size.
  */
-const strategies = new ByteBoundedCache<{ config: client.Configuration; strategy: ConnectionStrategy }>(
-  ({ config }) => 2 * (JSON.stringify(config.serverMetadata()).length + JSON.stringify(client.getJwksCache(config) ?? null).length),
-  { maxBytes: 4 * 1024 * 1024, maxEntryBytes: 512 * 1024, ttlMs: 60 * 60_000 },
-);
+interface CachedStrategy {
+  config: client.Configuration;
+  strategy: ConnectionStrategy;
+}
+
+const strategies = new LRUCache<string, CachedStrategy>({
+  maxSize: 4 * 1024 * 1024,
+  maxEntrySize: 512 * 1024,
+  sizeCalculation: ({ config }, key) => 2 * (key.length + JSON.stringify(config.serverMetadata()).length + JSON.stringify(client.getJwksCache(config) ?? null).length) + 128,
+  ttl: 60 * 60_000,
+});
+
+/**
+ * A cached strategy, measured again as it is read: its JWKS is fetched after it was stored, so
+ * it grows; one grown past the entry bound is answered this once and no longer kept.
+ */
+function cachedStrategy(key: string): CachedStrategy | undefined {
+  const hit = strategies.get(key);
+  if (hit) strategies.set(key, hit, { noUpdateTTL: true });
+  return hit;
+}
 
 async function strategyFor(site: OidcSite): Promise<ConnectionStrategy> {
   const c = site.connection;
   const key = `${c.tenantId}/${c.id}/${c.version}`;
-  const hit = strategies.get(key);
+  const hit = cachedStrategy(key);
   if (hit) return hit.strategy;
   const algs = c.oidc.idTokenSigningAlgs;
   const auth = c.oidc.tokenEndpointAuthMethod === 'client_secret_post' ? client.ClientSecretPost(c.clientSecret) : client.ClientSecretBasic(c.clientSecret);
