@@ -33,7 +33,12 @@ export function invitePages(deps: AppDeps): Router {
   r.post('/:token', async (req, res) => {
     try {
       const user = await acceptInvitation(deps.db, req.params.token!, req.id);
-      page(res, 200, 'Invitation accepted', `<p>Welcome, ${escape(user.email ?? user.userName)}. Sign in through your organisation's single sign-on.</p>`);
+      page(
+        res,
+        200,
+        'Invitation accepted',
+        `<p>Welcome, ${escape(user.email ?? user.userName)}. Sign in through your organisation's single sign-on.</p>`,
+      );
     } catch (err) {
       failure(res, err);
     }

@@ -32,7 +32,9 @@ export class SeekCache {
 
   /** A fixed-size key for a tenant's position in one list. */
   static key(resourceType: string, tenantId: string, filter: string | undefined, startIndex: number): string {
-    return createHash('sha256').update(JSON.stringify([resourceType, tenantId, filter ?? null, startIndex])).digest('base64url');
+    return createHash('sha256')
+      .update(JSON.stringify([resourceType, tenantId, filter ?? null, startIndex]))
+      .digest('base64url');
   }
 
   /** What an entry costs in memory: both strings (two bytes per unit) and the Map's overhead. */

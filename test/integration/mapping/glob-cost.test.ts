@@ -25,7 +25,10 @@ describe('mapping-rule globs over HTTP', () => {
     };
     const started = Date.now();
     const preview = await request(app).post('/api/v1/mapping-rules/preview').set(t.admin).send(body).expect(200);
-    assert.deepEqual(preview.body.matchedGroups.map((x: { id: string }) => x.id), [matching]);
+    assert.deepEqual(
+      preview.body.matchedGroups.map((x: { id: string }) => x.id),
+      [matching],
+    );
     const created = await request(app).post('/api/v1/mapping-rules').set(t.admin).send(body).expect(201);
     assert.equal(created.body.applied.membershipsAdded, 1);
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);

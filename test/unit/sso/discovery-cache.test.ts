@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { ByteBoundedCache } from '../../../src/sso/oidc/discovery-cache.js';
 
 describe('ByteBoundedCache', () => {
-  const make = (now = () => 0) => new ByteBoundedCache<string>((v) => 2 * v.length, { maxBytes: 10_000, maxEntryBytes: 4_000, ttlMs: 1000, now });
+  const make = (now = () => 0) =>
+    new ByteBoundedCache<string>((v) => 2 * v.length, { maxBytes: 10_000, maxEntryBytes: 4_000, ttlMs: 1000, now });
 
   it('holds entries while their bytes fit, evicting the least recently used first', () => {
     const c = make();
@@ -28,7 +29,12 @@ describe('ByteBoundedCache', () => {
   it('measures an entry again when it is read, and drops expired ones', () => {
     let now = 0;
     const box = { v: 'x'.repeat(100) };
-    const c = new ByteBoundedCache<typeof box>((b) => 2 * b.v.length, { maxBytes: 10_000, maxEntryBytes: 4_000, ttlMs: 1000, now: () => now });
+    const c = new ByteBoundedCache<typeof box>((b) => 2 * b.v.length, {
+      maxBytes: 10_000,
+      maxEntryBytes: 4_000,
+      ttlMs: 1000,
+      now: () => now,
+    });
     c.set('k', box);
     const before = c.bytes;
     box.v = 'x'.repeat(1000);
