@@ -94,14 +94,12 @@ export async function loadUsers(knex: Knex, tenantId: string, ids: string[]): Pr
     });
   }
   for (const r of rows) {
-    out
-      .get(String(r.user_id))
-      ?.memberships.push({
-        groupId: String(r.group_id),
-        role: r.role,
-        ruleId: String(r.rule_id),
-        idpGroupId: String(r.idp_group_id),
-      });
+    out.get(String(r.user_id))?.memberships.push({
+      groupId: String(r.group_id),
+      role: r.role,
+      ruleId: String(r.rule_id),
+      idpGroupId: String(r.idp_group_id),
+    });
   }
   return out;
 }
@@ -219,14 +217,12 @@ export async function loadAgents(
   for (const sg of sourceGroups)
     bySource.set(String(sg.data_source_id), [...(bySource.get(String(sg.data_source_id)) ?? []), String(sg.group_id)]);
   for (const s of sources) {
-    out
-      .get(String(s.agent_id))
-      ?.dataSources.push({
-        id: String(s.id),
-        name: String(s.name),
-        access: s.access,
-        groupIds: bySource.get(String(s.id)) ?? [],
-      });
+    out.get(String(s.agent_id))?.dataSources.push({
+      id: String(s.id),
+      name: String(s.name),
+      access: s.access,
+      groupIds: bySource.get(String(s.id)) ?? [],
+    });
   }
   return out;
 }

@@ -184,14 +184,12 @@ export async function writeGrant(
   g: Grant,
   change: { permission: Permission } & GrantWindow,
 ): Promise<Grant> {
-  await trx('agent_grants')
-    .where({ tenant_id: g.tenantId, id: g.id })
-    .update({
-      permission: change.permission,
-      start_date: change.startDate,
-      end_date: change.endDate,
-      time_zone: change.timeZone,
-    });
+  await trx('agent_grants').where({ tenant_id: g.tenantId, id: g.id }).update({
+    permission: change.permission,
+    start_date: change.startDate,
+    end_date: change.endDate,
+    time_zone: change.timeZone,
+  });
   return { ...g, ...change };
 }
 

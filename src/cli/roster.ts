@@ -309,7 +309,7 @@ export async function cli(argv: string[], env: Record<string, string | undefined
     return 0;
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) {
-      io.err(`roster: ${err.message}\n${err instanceof UsageError ? USAGE + '\n' : ''}`);
+      io.err(`roster: ${err.message}\n${err instanceof UsageError ? `${USAGE}\n` : ''}`);
       return 2;
     }
     if (err instanceof RosterError) {

@@ -112,7 +112,7 @@ export function createMailer(deps: MailerDeps): Mailer {
     } catch (err) {
       const message = scrub(err instanceof Error ? err.message : String(err), secrets);
       const attempts = m.attempts + 1;
-      await markFailed(db.knex, m, now(), message);
+      await markFailed(db.knex, m, message);
       const fields = { mailId: m.id, tenantId: m.tenantId, kind: m.kind, attempts, error: message };
       if (attempts >= MAX_ATTEMPTS)
         logger.error(fields, `mail not delivered after ${MAX_ATTEMPTS} attempts; giving up`);

@@ -201,7 +201,7 @@ export async function markSent(knex: Knex, mail: PendingMail, now: number): Prom
     .update({ sent_at: now, last_error: null });
 }
 
-export async function markFailed(knex: Knex, mail: PendingMail, now: number, message: string): Promise<void> {
+export async function markFailed(knex: Knex, mail: PendingMail, message: string): Promise<void> {
   await knex('mail_outbox')
     .where({ tenant_id: mail.tenantId, id: mail.id })
     .whereNull('sent_at')

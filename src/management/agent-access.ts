@@ -205,7 +205,7 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       const tenantId = req.ctx!.tenantId;
       const users = await loadUsers(knex, tenantId, [params.id!]);
       const user = users.get(params.id!);
-      if (!user || user.status !== 'active') return void res.json({ items: [], nextCursor: null });
+      if (user?.status !== 'active') return void res.json({ items: [], nextCursor: null });
       const after = q.cursor ? String(decodeCursor(q.cursor, 1)[0]) : '';
       const names = await loadNames(knex, tenantId, [user], []);
       const grantFilter = { userIds: [user.id], groupIds: [...names.groups.keys()] };

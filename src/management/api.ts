@@ -36,7 +36,7 @@ export interface OperationSpec {
   /** A body the handler reads itself as a stream (e.g. CSV), described but not parsed. */
   rawBody?: { contentType: string; description: string };
   responses: Record<number, ResponseSpec>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: a registry holds operations of every input type
   handler: (req: Request, res: Response, input: Input<any, any>) => unknown;
 }
 

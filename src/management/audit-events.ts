@@ -2,7 +2,6 @@ import type { AppDeps } from '../http/deps.js';
 import { requireAdmin } from '../access/principal.js';
 import { exportAuditEvents, type ExportFormat } from '../audit/export.js';
 import { listAuditEvents, presentAuditEvent, type AuditFilter } from '../audit/query.js';
-import { InvalidInput } from '../errors.js';
 import { parseInstant } from './instant.js';
 import type { Api } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';

@@ -34,7 +34,7 @@ export function parseProjection(
   excluded?: string | string[],
 ): Projection {
   const a = selectors(rt, attributes);
-  return a && a.length ? { attributes: a } : { excluded: selectors(rt, excluded) };
+  return a?.length ? { attributes: a } : { excluded: selectors(rt, excluded) };
 }
 
 const ALWAYS = new Set(['id', 'schemas']);

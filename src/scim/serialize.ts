@@ -37,7 +37,7 @@ export function userResource(
     userName: u.userName,
     active: u.active,
     ...rest,
-    ...(groups && groups.length
+    ...(groups?.length
       ? {
           groups: groups.map((g) => ({
             value: g.id,

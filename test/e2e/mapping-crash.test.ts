@@ -15,6 +15,7 @@ import { listeningPort, startRoster, type Running } from '../support/process.js'
  */
 const USERS = Number(process.env.MAPPING_CRASH_USERS ?? 50_000);
 
+// biome-ignore lint/suspicious/noExplicitAny: untyped response bodies read field by field
 type Json = Record<string, any>;
 
 async function call(

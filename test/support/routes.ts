@@ -230,7 +230,7 @@ export function paramKinds(path: string, pattern: RegExp, label: string, problem
   const segments = path.split('/');
   for (const m of path.matchAll(pattern)) {
     const param = m[1]!;
-    const at = segments.findIndex((s) => s === m[0]);
+    const at = segments.indexOf(m[0]);
     const segment = segments[at - 1] ?? '';
     const key = `${segment}.${param}`;
     if (STATIC_PARAMS[key] !== undefined) statics[param] = STATIC_PARAMS[key];

@@ -35,7 +35,7 @@ async function http(
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  let json: unknown = undefined;
+  let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
@@ -117,7 +117,7 @@ const trickledUpload: WorstRequest = {
       const sock = net.connect(t.port, '127.0.0.1');
       let reply = '';
       let timer: NodeJS.Timeout | undefined;
-      const body = 'Name,Email,Group\n' + 'x'.repeat(10_000);
+      const body = `Name,Email,Group\n${'x'.repeat(10_000)}`;
       sock.once('connect', () => {
         sock.write(
           `POST /api/v1/imports/group-members HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.adminKey}\r\n` +

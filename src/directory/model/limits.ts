@@ -81,7 +81,10 @@ export function checkMemberCount(count: number, where = 'members'): void {
  */
 export function checkValueCount(def: AttributeDef, count: number, where: string): void {
   if (!def.multiValued) return;
-  if (def.name === 'members') return checkMemberCount(count, where);
+  if (def.name === 'members') {
+    checkMemberCount(count, where);
+    return;
+  }
   if (count > SCIM_LIMITS.valuesPerAttribute) {
     throw new InvalidInput(
       'too_many_values',

@@ -193,7 +193,7 @@ function inspect(xml: string): Envelope {
     errorHandler: { warning: () => undefined, error: fail, fatalError: fail },
   }).parseFromString(xml, 'text/xml');
   const root = doc?.documentElement as El | null;
-  if (!root || root.localName !== 'Response' || root.namespaceURI !== PROTOCOL_NS)
+  if (root?.localName !== 'Response' || root.namespaceURI !== PROTOCOL_NS)
     throw new LoginFailure('invalid_response', 'the message is not a SAML Response');
   const assertions = childElements(root, ASSERTION_NS, 'Assertion');
   const encrypted = childElements(root, ASSERTION_NS, 'EncryptedAssertion');

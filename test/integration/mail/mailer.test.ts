@@ -6,9 +6,8 @@ import type { Db } from '../../../src/db/knex.js';
 import { testConfig } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
-import { SMTP_PASS, SMTP_USER, smtpServer } from '../../support/smtp.js';
+import { SMTP_PASS, smtpServer } from '../../support/smtp.js';
 
-const USER = SMTP_USER;
 const PASS = SMTP_PASS;
 
 function capture() {

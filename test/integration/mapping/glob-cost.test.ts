@@ -16,7 +16,7 @@ describe('mapping-rule globs over HTTP', () => {
     const g = await createGroup(app, t, 'Glob Target');
     const u = await buildUser(app, t);
     await idpGroup(app, t, 'a'.repeat(200), [u.id]);
-    const matching = await idpGroup(app, t, 'a'.repeat(199) + 'b', [u.id]);
+    const matching = await idpGroup(app, t, `${'a'.repeat(199)}b`, [u.id]);
     const body = {
       name: 'many stars',
       enabled: true,

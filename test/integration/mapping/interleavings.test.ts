@@ -91,7 +91,7 @@ async function runJobs(db: Db): Promise<void> {
   while (await worker.runOnce());
 }
 
-describe('mapping: SCIM changes and rule changes serialize where they meet (MariaDB)', function () {
+describe('mapping: SCIM changes and rule changes serialize where they meet (MariaDB)', () => {
   let db: Db;
   before(async function () {
     if (dialectName !== 'mysql') this.skip();

@@ -72,7 +72,7 @@ describe('SCIM group members per request are capped at 1,000', function () {
 
   it('a POST or PUT with 1,001 members is refused and changes nothing', async () => {
     refused(await scim.post('/Groups', { schemas: [GROUP], displayName: 'post-1001', members: refs(users) }));
-    const found = await scim.get('/Groups?filter=' + encodeURIComponent('displayName eq "post-1001"')).expect(200);
+    const found = await scim.get(`/Groups?filter=${encodeURIComponent('displayName eq "post-1001"')}`).expect(200);
     assert.equal(found.body.totalResults, 0);
     const g = await newGroup('put-1001');
     refused(await scim.put(`/Groups/${g}`, { schemas: [GROUP], displayName: 'renamed', members: refs(users) }));

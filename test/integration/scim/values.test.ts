@@ -183,16 +183,13 @@ describe('SCIM values: types, lengths and caps', () => {
       const tpl = await request(app).post('/api/v1/role-templates').set(t.admin).send({ name, areas: {} });
       assert.equal(tpl.status, 400, JSON.stringify(tpl.body));
       assert.match(JSON.stringify(tpl.body), /name/);
-      const conn = await request(app)
-        .post('/api/v1/sso-connections')
-        .set(t.admin)
-        .send({
-          protocol: 'oidc',
-          name,
-          issuer: 'https://acme.okta.com',
-          clientId: '0oa123',
-          clientSecret: 'very-secret-client-secret',
-        });
+      const conn = await request(app).post('/api/v1/sso-connections').set(t.admin).send({
+        protocol: 'oidc',
+        name,
+        issuer: 'https://acme.okta.com',
+        clientId: '0oa123',
+        clientSecret: 'very-secret-client-secret',
+      });
       assert.equal(conn.status, 400, JSON.stringify(conn.body));
       assert.match(JSON.stringify(conn.body), /name/);
     });
@@ -252,7 +249,7 @@ describe('SCIM values: types, lengths and caps', () => {
       );
     });
 
-    it('answers a 1 MiB PATCH of distinct values with 400 at once, and a 1 MiB PATCH of many small lists in time', async function () {
+    it('answers a 1 MiB PATCH of distinct values with 400 at once, and a 1 MiB PATCH of many small lists in time', async () => {
       const u = (await scim.post('/Users', user('big@example.com')).expect(201)).body;
       const values: { value: string }[] = [];
       let size = 0;

@@ -15,9 +15,9 @@ describe('SCIM single-resource writes and their query parameters', () => {
     scim = scimClient(app, (await buildTenant()).scimToken);
   });
   const usersNamed = async (name: string) =>
-    (await scim.get('/Users?filter=' + encodeURIComponent(`userName eq "${name}"`)).expect(200)).body.totalResults;
+    (await scim.get(`/Users?filter=${encodeURIComponent(`userName eq "${name}"`)}`).expect(200)).body.totalResults;
   const groupsNamed = async (name: string) =>
-    (await scim.get('/Groups?filter=' + encodeURIComponent(`displayName eq "${name}"`)).expect(200)).body.totalResults;
+    (await scim.get(`/Groups?filter=${encodeURIComponent(`displayName eq "${name}"`)}`).expect(200)).body.totalResults;
 
   it('list-only parameters on a write are ignored: the write answers 2xx', async () => {
     const created = await scim.post('/Users?count=x', { schemas: [USER], userName: 'q@x.io' }).expect(201);

@@ -21,7 +21,7 @@ const within = <T>(p: Promise<T>, ms: number) =>
  * sources depend on how many there are), so their writes take the mapping lock exclusively,
  * like rule changes. On SQLite transactions never interleave; these races are MariaDB's.
  */
-describe('SSO connection changes and mapping rule work serialize (MariaDB)', function () {
+describe('SSO connection changes and mapping rule work serialize (MariaDB)', () => {
   let db: Db;
   before(async function () {
     if (dialectName !== 'mysql') this.skip();
@@ -48,21 +48,19 @@ describe('SSO connection changes and mapping rule work serialize (MariaDB)', fun
     // A claim group of the connection with u in it, as a sign-in leaves it.
     const g = newId();
     const now = Date.now();
-    await db
-      .knex('idp_groups')
-      .insert({
-        tenant_id: t.tenant.id,
-        id: g,
-        source: 'saml',
-        connection_id: conn.id,
-        display_name: 'eng',
-        display_name_key: 'eng',
-        external_id: null,
-        scim_doc: '{}',
-        version: 1,
-        created_at: now,
-        updated_at: now,
-      });
+    await db.knex('idp_groups').insert({
+      tenant_id: t.tenant.id,
+      id: g,
+      source: 'saml',
+      connection_id: conn.id,
+      display_name: 'eng',
+      display_name_key: 'eng',
+      external_id: null,
+      scim_doc: '{}',
+      version: 1,
+      created_at: now,
+      updated_at: now,
+    });
     await db
       .knex('idp_group_members')
       .insert({ tenant_id: t.tenant.id, group_id: g, member_id: u, member_type: 'User', created_at: now });

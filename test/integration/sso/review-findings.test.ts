@@ -200,7 +200,7 @@ describe('security review findings on SSO trust and grants', () => {
     assert.equal(created.email, 'x@contractor.example');
     const scim = scimClient(app, t.scimToken);
     const found = (
-      await scim.get('/Users?filter=' + encodeURIComponent('userName eq "newhire@corp.example"')).expect(200)
+      await scim.get(`/Users?filter=${encodeURIComponent('userName eq "newhire@corp.example"')}`).expect(200)
     ).body;
     assert.equal(found.totalResults, 0);
     // The corporate new hire is a different user.

@@ -90,7 +90,7 @@ describe('SSO: SAML sign-in', () => {
     assert.equal(me.body.user.id, ada.id);
     assert.equal(me.body.user.status, 'active');
     assert.ok(Date.now() - Date.parse(me.body.user.lastLoginAt) < 60_000);
-    assert.equal(me.body.permissions.effective['knowledge'].level, 'none');
+    assert.equal(me.body.permissions.effective.knowledge.level, 'none');
     const ok = await auditEvents(app, t, 'login.succeeded');
     assert.equal(ok[0]!.entity.id, ada.id);
     assert.deepEqual(ok[0]!.after, { connectionId: conn.id, connection: 'Okta', protocol: 'saml' });
@@ -302,7 +302,7 @@ describe('SSO: SAML sign-in', () => {
     });
     const me = await agent.get('/api/v1/me').expect(200);
     assert.equal(me.body.user.role, 'member');
-    assert.equal(me.body.permissions.effective['knowledge'].level, 'none');
+    assert.equal(me.body.permissions.effective.knowledge.level, 'none');
     await agent.get('/api/v1/api-keys').expect(403);
     assert.equal((await request(app).get(`/api/v1/users/${ada.id}`).set(t.admin).expect(200)).body.role, 'member');
   });

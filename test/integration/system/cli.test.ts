@@ -193,7 +193,7 @@ describe('roster CLI', () => {
     assert.match(
       lines[1]!,
       new RegExp(
-        `^${first}\t.*ann@example\.com\tJoin Acme\tpending \\(2 failed attempts\\)\tlast error: connect ECONNREFUSED`,
+        `^${first}\t.*ann@example\\.com\tJoin Acme\tpending \\(2 failed attempts\\)\tlast error: connect ECONNREFUSED`,
       ),
     );
 

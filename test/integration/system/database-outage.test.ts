@@ -10,7 +10,7 @@ import { oktaUser, scimClient } from '../../support/scim.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
 import { createGroup } from '../../support/workspace.js';
 
-describe('database outage', function () {
+describe('database outage', () => {
   before(function () {
     // An embedded SQLite file cannot go away while the process runs; the outage is a server's.
     if (dialectName !== 'mysql') this.skip();

@@ -112,19 +112,15 @@ describe('statement limits: large requests succeed on every dialect', () => {
     const ids = await seedUsers(db.knex, t, 40_000);
     const now = Date.now();
     for (let i = 0; i < ids.length; i += 500) {
-      await db
-        .knex('idp_group_members')
-        .insert(
-          ids
-            .slice(i, i + 500)
-            .map((id) => ({
-              tenant_id: t.tenant.id,
-              group_id: group,
-              member_id: id,
-              member_type: 'User',
-              created_at: now,
-            })),
-        );
+      await db.knex('idp_group_members').insert(
+        ids.slice(i, i + 500).map((id) => ({
+          tenant_id: t.tenant.id,
+          group_id: group,
+          member_id: id,
+          member_type: 'User',
+          created_at: now,
+        })),
+      );
     }
     // Removing all members costs the group's size, not the request's: refused past 1,000 (README).
     await scimClient(app, t.scimToken)
@@ -159,21 +155,17 @@ describe('statement limits: large requests succeed on every dialect', () => {
     }));
     for (let i = 0; i < groups.length; i += 500) {
       await db.knex('local_groups').insert(groups.slice(i, i + 500));
-      await db
-        .knex('group_members')
-        .insert(
-          groups
-            .slice(i, i + 500)
-            .map((g) => ({
-              tenant_id: t.tenant.id,
-              group_id: g.id,
-              user_id: userId!,
-              role: 'member',
-              rule_id: '',
-              idp_group_id: '',
-              created_at: now,
-            })),
-        );
+      await db.knex('group_members').insert(
+        groups.slice(i, i + 500).map((g) => ({
+          tenant_id: t.tenant.id,
+          group_id: g.id,
+          user_id: userId!,
+          role: 'member',
+          rule_id: '',
+          idp_group_id: '',
+          created_at: now,
+        })),
+      );
     }
     const agent = await createAgent(app, t, 'Deep Assistant');
     await request(app)

@@ -19,7 +19,6 @@ import {
   seq,
   type Body,
   type Fixture,
-  type Kind,
   type Obj,
   type Route,
 } from '../../support/routes.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { testDb } from '../../support/db.js';
-import { type TestTenant } from '../../support/factories.js';
+import type { TestTenant } from '../../support/factories.js';
 import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser, type TestUser } from '../../support/management.js';
 import { addMembers, createAgent, createGroup } from '../../support/workspace.js';
@@ -17,18 +17,16 @@ async function derivedMembership(
 ) {
   const db = await testDb();
   await liveRuleRow(t, ruleId);
-  await db
-    .knex('group_members')
-    .insert({
-      tenant_id: t.tenant.id,
-      group_id: groupId,
-      user_id: userId,
-      role,
-      rule_id: ruleId,
-      rule_version: 1,
-      idp_group_id: 'idp-1',
-      created_at: Date.now(),
-    });
+  await db.knex('group_members').insert({
+    tenant_id: t.tenant.id,
+    group_id: groupId,
+    user_id: userId,
+    role,
+    rule_id: ruleId,
+    rule_version: 1,
+    idp_group_id: 'idp-1',
+    created_at: Date.now(),
+  });
 }
 
 interface Member {

@@ -157,7 +157,7 @@ describe('CSV imports as jobs', () => {
     await new Promise((res) => server.once('listening', res));
     const port = (server.address() as AddressInfo).port;
     try {
-      const head = file.split('\n').slice(0, 3).join('\n') + '\n';
+      const head = `${file.split('\n').slice(0, 3).join('\n')}\n`;
       const sock = net.connect(port, '127.0.0.1');
       await new Promise((res) => sock.once('connect', res));
       let response = '';

@@ -219,7 +219,7 @@ describe('checkInheritance', () => {
         'analytics.csat': 'edit',
       }),
     );
-    assert.equal(err?.extra.details?.['area'], 'analytics.csat');
+    assert.equal(err?.extra.details?.area, 'analytics.csat');
   });
 
   it('holds an area to its nearest set ancestor when its parent is unset', () => {
@@ -283,7 +283,7 @@ describe('effectivePermissions', () => {
 
   it('leaves a top-level area none when nothing sets it, and its children none after it', () => {
     const tree = effectivePermissions(catalogue, member({ 'analytics.csat': 'read' }));
-    assert.deepEqual(tree['flows'], { level: 'none', actions: [], reason: 'no permission set' });
+    assert.deepEqual(tree.flows, { level: 'none', actions: [], reason: 'no permission set' });
     assert.equal(tree['analytics.kpis']!.reason, 'parent Analytics (analytics) is none');
     assert.deepEqual(tree['analytics.csat'], {
       level: 'none',
@@ -294,7 +294,7 @@ describe('effectivePermissions', () => {
 
   it('keeps explicit action sets as given, their level the highest preset inside', () => {
     const tree = effectivePermissions(catalogue, member({ knowledge: ['view', 'edit'] }));
-    assert.deepEqual(tree['knowledge'], { level: 'read', actions: ['view', 'edit'], reason: 'own setting' });
+    assert.deepEqual(tree.knowledge, { level: 'read', actions: ['view', 'edit'], reason: 'own setting' });
     assert.deepEqual(tree['knowledge.faqs']!.actions, ['view', 'edit']);
   });
 
@@ -304,7 +304,7 @@ describe('effectivePermissions', () => {
         catalogue,
         member({ 'knowledge.faqs': 'read' }, support({ knowledge: 'edit' })),
       );
-      assert.deepEqual(tree['knowledge'], {
+      assert.deepEqual(tree.knowledge, {
         level: 'edit',
         actions: ['view', 'create', 'edit', 'delete'],
         reason: 'role template "Support"',
@@ -322,7 +322,7 @@ describe('effectivePermissions', () => {
         catalogue,
         member({ knowledge: 'read' }, support({ knowledge: 'edit', 'knowledge.faqs': 'edit' })),
       );
-      assert.deepEqual(tree['knowledge'], { level: 'read', actions: ['view'], reason: 'own setting' });
+      assert.deepEqual(tree.knowledge, { level: 'read', actions: ['view'], reason: 'own setting' });
       assert.deepEqual(tree['knowledge.faqs'], {
         level: 'read',
         actions: ['view'],
@@ -333,7 +333,7 @@ describe('effectivePermissions', () => {
 
     it('gives none to a top-level area the template does not list', () => {
       const tree = effectivePermissions(catalogue, member({}, support({ knowledge: 'edit' })));
-      assert.deepEqual(tree['flows'], {
+      assert.deepEqual(tree.flows, {
         level: 'none',
         actions: [],
         reason: 'role template "Support" does not grant this area',
@@ -376,12 +376,12 @@ describe('effectivePermissions', () => {
 
   it('grants an admin every action of every area', () => {
     const tree = effectivePermissions(catalogue, { role: 'admin', status: 'active', own: { knowledge: 'none' } });
-    assert.deepEqual(tree['knowledge'], {
+    assert.deepEqual(tree.knowledge, {
       level: 'edit',
       actions: ['view', 'create', 'edit', 'delete'],
       reason: 'admin role grants everything',
     });
-    assert.deepEqual(tree['integrations']!.actions, ['view', 'create', 'edit', 'delete', 'manage']);
+    assert.deepEqual(tree.integrations!.actions, ['view', 'create', 'edit', 'delete', 'manage']);
     assert.ok(Object.values(tree).every((e) => e.level === 'edit' || e.level === 'manage'));
     assert.deepEqual(all(tree, 'account'), ['manage', 'manage', 'manage', 'manage', 'manage', 'manage']);
   });

@@ -23,7 +23,7 @@ describe('mapping-rule globs', () => {
     const started = performance.now();
     const hostile = glob('*a*a*a*a*a*a*a*a*a*a*a*a*b');
     assert.equal(matcher(hostile)(group('a'.repeat(200))), false);
-    assert.equal(matcher(hostile)(group('a'.repeat(199) + 'b')), true);
+    assert.equal(matcher(hostile)(group(`${'a'.repeat(199)}b`)), true);
     assert.equal(globMatcher('*-*-*-*-*-*-*-*-admins')('-'.repeat(255)), false);
     assert.ok(performance.now() - started < 100, `took ${Math.round(performance.now() - started)} ms`);
   });
