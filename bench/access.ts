@@ -8,7 +8,17 @@ import { groupNameKey } from '../src/access/local-groups.js';
 import { openDb } from '../src/db/knex.js';
 import { newId } from '../src/db/ids.js';
 import { call, drive, stream } from './client.js';
-import { CONCURRENCY, envNumber, fmt, percentile, prng, rssMb, startRosterOn, type Roster, type Row } from './common.js';
+import {
+  CONCURRENCY,
+  envNumber,
+  fmt,
+  percentile,
+  prng,
+  rssMb,
+  startRosterOn,
+  type Roster,
+  type Row,
+} from './common.js';
 import { insertChunked, seedUsers, tenantIdOf } from './seed.js';
 
 const USERS = envNumber('BENCH_ACCESS_USERS', 10_000);
@@ -24,7 +34,16 @@ const MATRIX_HEAP_MB = envNumber('BENCH_ACCESS_MATRIX_HEAP_MB', 128);
 interface Workspace {
   userIds: string[];
   agentIds: string[];
-  counts: { users: number; groups: number; depth: string; memberships: number; agents: string; grants: number; grantDetail: string; dataSources: number };
+  counts: {
+    users: number;
+    groups: number;
+    depth: string;
+    memberships: number;
+    agents: string;
+    grants: number;
+    grantDetail: string;
+    dataSources: number;
+  };
 }
 
 function day(offsetDays: number): string {
@@ -46,20 +65,41 @@ export async function seedWorkspace(knex: Knex, tenantId: string): Promise<Works
   const step = Math.max(1, Math.floor(userIds.length / 100));
   const admins = userIds.filter((_, i) => i % step === 1);
   const suspended = userIds.filter((_, i) => i % step === 2);
-  for (let i = 0; i < admins.length; i += 500) await knex('users').where({ tenant_id: tenantId }).whereIn('id', admins.slice(i, i + 500)).update({ role: 'admin' });
-  for (let i = 0; i < suspended.length; i += 500) await knex('users').where({ tenant_id: tenantId }).whereIn('id', suspended.slice(i, i + 500)).update({ status: 'suspended', active: false });
+  for (let i = 0; i < admins.length; i += 500)
+    await knex('users')
+      .where({ tenant_id: tenantId })
+      .whereIn('id', admins.slice(i, i + 500))
+      .update({ role: 'admin' });
+  for (let i = 0; i < suspended.length; i += 500)
+    await knex('users')
+      .where({ tenant_id: tenantId })
+      .whereIn('id', suspended.slice(i, i + 500))
+      .update({ status: 'suspended', active: false });
 
   const roots = Math.max(1, Math.round(GROUPS / 25));
   const children = Math.min(GROUPS - roots, roots * 4);
   const groupRows: Record<string, unknown>[] = [];
   const group = (name: string, parentId: string | null) => {
     const id = newId();
-    groupRows.push({ tenant_id: tenantId, id, name, name_key: groupNameKey(name), description: null, status: 'active', parent_id: parentId, version: 1, created_at: now, updated_at: now });
+    groupRows.push({
+      tenant_id: tenantId,
+      id,
+      name,
+      name_key: groupNameKey(name),
+      description: null,
+      status: 'active',
+      parent_id: parentId,
+      version: 1,
+      created_at: now,
+      updated_at: now,
+    });
     return id;
   };
   const rootIds = Array.from({ length: roots }, (_, i) => group(`Department ${i}`, null));
   const childIds = Array.from({ length: children }, (_, i) => group(`Team ${i}`, rootIds[i % roots]!));
-  const leafIds = Array.from({ length: GROUPS - roots - children }, (_, i) => group(`Squad ${i}`, childIds.length ? childIds[i % childIds.length]! : rootIds[i % roots]!));
+  const leafIds = Array.from({ length: GROUPS - roots - children }, (_, i) =>
+    group(`Squad ${i}`, childIds.length ? childIds[i % childIds.length]! : rootIds[i % roots]!),
+  );
   const groupIds = [...rootIds, ...childIds, ...leafIds];
   await insertChunked(knex, 'local_groups', groupRows);
 
@@ -69,7 +109,15 @@ export async function seedWorkspace(knex: Knex, tenantId: string): Promise<Works
     const k = 1 + Math.floor(rand() * 3);
     while (mine.size < Math.min(k, groupIds.length)) mine.add(pick(groupIds));
     for (const groupId of mine) {
-      memberRows.push({ tenant_id: tenantId, group_id: groupId, user_id: userId, role: rand() < 0.05 ? 'manager' : 'member', rule_id: '', idp_group_id: '', created_at: now });
+      memberRows.push({
+        tenant_id: tenantId,
+        group_id: groupId,
+        user_id: userId,
+        role: rand() < 0.05 ? 'manager' : 'member',
+        rule_id: '',
+        idp_group_id: '',
+        created_at: now,
+      });
     }
   }
   await insertChunked(knex, 'group_members', memberRows);
@@ -102,7 +150,8 @@ export async function seedWorkspace(knex: Knex, tenantId: string): Promise<Works
     const toGroup = rand() < 0.5;
     if (toGroup) toGroups++;
     const w = rand();
-    const [start, end] = w < 0.1 ? [day(-90), day(-30)] : w < 0.2 ? [day(30), day(90)] : w < 0.3 ? [day(-30), day(30)] : [null, null];
+    const [start, end] =
+      w < 0.1 ? [day(-90), day(-30)] : w < 0.2 ? [day(30), day(90)] : w < 0.3 ? [day(-30), day(30)] : [null, null];
     if (start) windowed++;
     grantRows.push({
       tenant_id: tenantId,
@@ -127,7 +176,14 @@ export async function seedWorkspace(knex: Knex, tenantId: string): Promise<Works
     for (let s = Math.floor(rand() * 4); s > 0; s--) {
       const id = newId();
       const restricted = rand() < 0.5;
-      sourceRows.push({ tenant_id: tenantId, id, agent_id: agentId, name: `Source ${sourceRows.length}`, access: restricted ? 'groups' : 'all_agent_users', created_at: now });
+      sourceRows.push({
+        tenant_id: tenantId,
+        id,
+        agent_id: agentId,
+        name: `Source ${sourceRows.length}`,
+        access: restricted ? 'groups' : 'all_agent_users',
+        created_at: now,
+      });
       if (restricted) {
         const gs = new Set<string>();
         for (let g = 1 + Math.floor(rand() * 3); g > 0; g--) gs.add(pick(groupIds));
@@ -176,7 +232,10 @@ export async function benchAccess(r: Roster): Promise<Row[]> {
   });
 
   const rand = prng(7);
-  const pair = () => ({ userId: ws.userIds[Math.floor(rand() * ws.userIds.length)]!, agentId: ws.agentIds[Math.floor(rand() * ws.agentIds.length)]! });
+  const pair = () => ({
+    userId: ws.userIds[Math.floor(rand() * ws.userIds.length)]!,
+    agentId: ws.agentIds[Math.floor(rand() * ws.agentIds.length)]!,
+  });
   const check = () => {
     const p = pair();
     return call(r.port, 'GET', `/api/v1/access/agents/${p.agentId}/users/${p.userId}`, r.adminKey);
@@ -197,7 +256,9 @@ export async function benchAccess(r: Roster): Promise<Row[]> {
     target: r.dialect === 'sqlite' ? 'p99 < 5 ms' : '(SQLite target: p99 < 5 ms)',
     ok: r.dialect === 'sqlite' ? alone.p99 < 5 : undefined,
   });
-  process.stderr.write(`[${r.label} access] single: c=${CONCURRENCY} ${JSON.stringify(single)}, c=1 ${JSON.stringify(alone)}\n`);
+  process.stderr.write(
+    `[${r.label} access] single: c=${CONCURRENCY} ${JSON.stringify(single)}, c=1 ${JSON.stringify(alone)}\n`,
+  );
 
   const batch = async () => {
     const checks = Array.from({ length: BATCH }, () => ({ ...pair(), action: 'use' }));
@@ -225,7 +286,9 @@ export async function benchAccess(r: Roster): Promise<Row[]> {
   // The matrix, from a second Roster process on the same database whose V8 heap is capped at
   // MATRIX_HEAP_MB: a process that held the matrix (rows or CSV text) would run out of memory.
   // Its RSS is sampled while the CSV streams.
-  const capped = await startRosterOn(r.url, { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=${MATRIX_HEAP_MB}`.trim() });
+  const capped = await startRosterOn(r.url, {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=${MATRIX_HEAP_MB}`.trim(),
+  });
   let matrix;
   let before = NaN;
   let peak = NaN;
@@ -243,7 +306,9 @@ export async function benchAccess(r: Roster): Promise<Row[]> {
       }
     }, 20);
     try {
-      matrix = await stream(capped.port, '/api/v1/reports/access-matrix?format=csv', r.adminKey).catch((err: Error) => err);
+      matrix = await stream(capped.port, '/api/v1/reports/access-matrix?format=csv', r.adminKey).catch(
+        (err: Error) => err,
+      );
     } finally {
       clearInterval(sampler);
     }
@@ -256,12 +321,17 @@ export async function benchAccess(r: Roster): Promise<Row[]> {
   }
   const failed = matrix instanceof Error || matrix.status !== 200 || /out of memory/i.test(capped.out());
   if (matrix instanceof Error || matrix.status !== 200) {
-    process.stderr.write(`[${r.label} access] matrix failed: ${matrix instanceof Error ? matrix.message : `${matrix.status} ${matrix.head}`}\n${capped.out().slice(-2000)}\n`);
+    process.stderr.write(
+      `[${r.label} access] matrix failed: ${matrix instanceof Error ? matrix.message : `${matrix.status} ${matrix.head}`}\n${capped.out().slice(-2000)}\n`,
+    );
   }
   const csvMb = matrix instanceof Error ? NaN : matrix.bytes / 2 ** 20;
   rows.push({
     what: 'access: access-matrix CSV',
-    value: matrix instanceof Error ? `failed: ${matrix.message}` : `${matrix.lines - 1} rows (${fmt(csvMb, 0)} MB) in ${fmt(matrix.ms / 1000)} s, first byte ${fmt(matrix.firstByteMs, 0)} ms`,
+    value:
+      matrix instanceof Error
+        ? `failed: ${matrix.message}`
+        : `${matrix.lines - 1} rows (${fmt(csvMb, 0)} MB) in ${fmt(matrix.ms / 1000)} s, first byte ${fmt(matrix.firstByteMs, 0)} ms`,
     target: '',
     ok: undefined,
   });

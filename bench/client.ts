@@ -76,20 +76,32 @@ export interface Streamed {
 export function stream(port: number, path: string, token?: string): Promise<Streamed> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'GET', path, agent, headers: token ? { Authorization: `Bearer ${token}` } : {} }, (res) => {
-      let bytes = 0;
-      let lines = 0;
-      let firstByteMs = NaN;
-      let head = '';
-      res.on('data', (c: Buffer) => {
-        if (!bytes) firstByteMs = performance.now() - started;
-        if (head.length < 300) head += c.subarray(0, 300).toString('utf8');
-        bytes += c.length;
-        for (let i = c.indexOf(10); i !== -1; i = c.indexOf(10, i + 1)) lines++;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, lines, firstByteMs, ms: performance.now() - started, head }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'GET',
+        path,
+        agent,
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+      },
+      (res) => {
+        let bytes = 0;
+        let lines = 0;
+        let firstByteMs = NaN;
+        let head = '';
+        res.on('data', (c: Buffer) => {
+          if (!bytes) firstByteMs = performance.now() - started;
+          if (head.length < 300) head += c.subarray(0, 300).toString('utf8');
+          bytes += c.length;
+          for (let i = c.indexOf(10); i !== -1; i = c.indexOf(10, i + 1)) lines++;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, bytes, lines, firstByteMs, ms: performance.now() - started, head }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });

@@ -48,9 +48,17 @@ async function accepting(port: number): Promise<boolean> {
   });
 }
 
-export async function start(script: string, env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
+export async function start(
+  script: string,
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<{ child: ChildProcess; out: () => string }> {
   let out = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, script)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   for (let i = 0; i < 400 && !ready.test(out); i++) await new Promise((r) => setTimeout(r, 50));
@@ -93,7 +101,15 @@ export async function mysqlDatabase(): Promise<BenchDatabase | undefined> {
   const server = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
   const u = new URL(server);
   const name = `roster_bench_${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
-  const admin = knexFactory({ client: 'mysql2', connection: { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } });
+  const admin = knexFactory({
+    client: 'mysql2',
+    connection: {
+      host: u.hostname,
+      port: Number(u.port || 3306),
+      user: decodeURIComponent(u.username),
+      password: decodeURIComponent(u.password),
+    },
+  });
   try {
     await admin.raw(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
   } catch {
@@ -126,17 +142,38 @@ export interface Roster {
   trivialRate: number;
 }
 
-export async function withRoster<T>(label: string, database: BenchDatabase, trivialRate: number, run: (r: Roster) => Promise<T>): Promise<T> {
+export async function withRoster<T>(
+  label: string,
+  database: BenchDatabase,
+  trivialRate: number,
+  run: (r: Roster) => Promise<T>,
+): Promise<T> {
   const port = await freePort();
   const roster = await start(
     'src/main.ts',
-    { DATABASE_URL: database.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SCIM_RATE_LIMIT: '0', DB_POOL_MAX: '16' },
+    {
+      DATABASE_URL: database.url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      SCIM_RATE_LIMIT: '0',
+      DB_POOL_MAX: '16',
+    },
     /Admin API key\s+roster_admin_\S+/,
   );
   try {
     const scimToken = /SCIM token\s+(roster_scim_\S+)/.exec(roster.out())![1]!;
     const adminKey = /Admin API key\s+(roster_admin_\S+)/.exec(roster.out())![1]!;
-    return await run({ label, url: database.url, dialect: database.dialect, port, pid: roster.child.pid!, scimToken, adminKey, trivialRate });
+    return await run({
+      label,
+      url: database.url,
+      dialect: database.dialect,
+      port,
+      pid: roster.child.pid!,
+      scimToken,
+      adminKey,
+      trivialRate,
+    });
   } finally {
     if (roster.child.exitCode === null) {
       roster.child.kill('SIGTERM');
@@ -149,9 +186,24 @@ export async function withRoster<T>(label: string, database: BenchDatabase, triv
  * Another Roster process on an existing database (no first-start banner there), e.g. with a
  * capped heap; `stop()` ends it.
  */
-export async function startRosterOn(url: string, extraEnv: Record<string, string>): Promise<{ port: number; pid: number; alive: () => boolean; out: () => string; stop: () => Promise<void> }> {
+export async function startRosterOn(
+  url: string,
+  extraEnv: Record<string, string>,
+): Promise<{ port: number; pid: number; alive: () => boolean; out: () => string; stop: () => Promise<void> }> {
   const port = await freePort();
-  const p = await start('src/main.ts', { DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', SCIM_RATE_LIMIT: '0', DB_POOL_MAX: '16', ...extraEnv }, /roster listening/);
+  const p = await start(
+    'src/main.ts',
+    {
+      DATABASE_URL: url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      SCIM_RATE_LIMIT: '0',
+      DB_POOL_MAX: '16',
+      ...extraEnv,
+    },
+    /roster listening/,
+  );
   return {
     port,
     pid: p.child.pid!,

@@ -24,9 +24,21 @@ async function ok(p: Promise<Reply>, status: number, what: string): Promise<{ id
   return JSON.parse(r.body || '{}') as { id: string } & Record<string, unknown>;
 }
 
-async function derivedCount(knex: Knex, tenantId: string, ruleIds: string[]): Promise<{ memberships: number; grants: number }> {
-  const m = await knex('group_members').where({ tenant_id: tenantId }).whereIn('rule_id', ruleIds).count({ n: '*' }).first();
-  const g = await knex('agent_grants').where({ tenant_id: tenantId }).whereIn('rule_id', ruleIds).count({ n: '*' }).first();
+async function derivedCount(
+  knex: Knex,
+  tenantId: string,
+  ruleIds: string[],
+): Promise<{ memberships: number; grants: number }> {
+  const m = await knex('group_members')
+    .where({ tenant_id: tenantId })
+    .whereIn('rule_id', ruleIds)
+    .count({ n: '*' })
+    .first();
+  const g = await knex('agent_grants')
+    .where({ tenant_id: tenantId })
+    .whereIn('rule_id', ruleIds)
+    .count({ n: '*' })
+    .first();
   return { memberships: Number(m?.n ?? 0), grants: Number(g?.n ?? 0) };
 }
 
@@ -62,7 +74,13 @@ function probe(r: Roster, userIds: string[]) {
       running = false;
       await Promise.all(loops);
       const sorted = [...times].sort((a, b) => a - b);
-      return { n: times.length, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] ?? NaN, failures };
+      return {
+        n: times.length,
+        p50: percentile(sorted, 0.5),
+        p99: percentile(sorted, 0.99),
+        max: sorted[sorted.length - 1] ?? NaN,
+        failures,
+      };
     },
   };
 }
@@ -83,7 +101,13 @@ async function chunkTimes(knex: Knex, tenantId: string, ruleId: string, startedW
     if (!k || t - stamps[k - 1]! > 50) clusters.push(t);
   });
   const gaps = clusters.map((t, k) => t - (k ? clusters[k - 1]! : startedWall));
-  return { gaps, chunks: clusters.length, first: gaps[0] ?? NaN, longest: gaps.length > 1 ? Math.max(...gaps.slice(1)) : NaN, mean: gaps.length > 1 ? gaps.slice(1).reduce((a, b) => a + b, 0) / (gaps.length - 1) : NaN };
+  return {
+    gaps,
+    chunks: clusters.length,
+    first: gaps[0] ?? NaN,
+    longest: gaps.length > 1 ? Math.max(...gaps.slice(1)) : NaN,
+    mean: gaps.length > 1 ? gaps.slice(1).reduce((a, b) => a + b, 0) / (gaps.length - 1) : NaN,
+  };
 }
 
 export async function benchMapping(r: Roster): Promise<Row[]> {
@@ -112,20 +136,37 @@ export async function benchMapping(r: Roster): Promise<Row[]> {
     await insertChunked(
       knex,
       'idp_group_members',
-      big.map((id) => ({ tenant_id: tenantId, group_id: bigGroupId, member_id: id, member_type: 'User', created_at: now })),
+      big.map((id) => ({
+        tenant_id: tenantId,
+        group_id: bigGroupId,
+        member_id: id,
+        member_type: 'User',
+        created_at: now,
+      })),
     );
-    process.stderr.write(`[${r.label} mapping] seeded ${userIds.length} users and an IdP group of ${big.length} in ${fmt((performance.now() - started) / 1000)} s\n`);
+    process.stderr.write(
+      `[${r.label} mapping] seeded ${userIds.length} users and an IdP group of ${big.length} in ${fmt((performance.now() - started) / 1000)} s\n`,
+    );
 
-    const admin = (method: string, path: string, body?: unknown) => call(r.port, method, `/api/v1${path}`, r.adminKey, body);
+    const admin = (method: string, path: string, body?: unknown) =>
+      call(r.port, method, `/api/v1${path}`, r.adminKey, body);
     const groups: string[] = [];
-    for (const name of ['Platform Engineers', 'Platform On-call', 'Builders', 'Everyone']) groups.push((await ok(admin('POST', '/groups', { name }), 201, 'POST /groups')).id);
+    for (const name of ['Platform Engineers', 'Platform On-call', 'Builders', 'Everyone'])
+      groups.push((await ok(admin('POST', '/groups', { name }), 201, 'POST /groups')).id);
     const agents: string[] = [];
     for (const name of ['Deploy Assistant', 'Incident Bot', 'Code Review', 'Handbook', 'Handbook Editor']) {
       agents.push((await ok(admin('POST', '/agents', { name, accessType: 'groups' }), 201, 'POST /agents')).id);
     }
 
     // (a) An IdP group three rules match; PATCHes adding ADD users each.
-    const idp = await ok(call(r.port, 'POST', '/scim/v2/Groups', r.scimToken, { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'Engineering Platform' }), 201, 'POST /Groups');
+    const idp = await ok(
+      call(r.port, 'POST', '/scim/v2/Groups', r.scimToken, {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+        displayName: 'Engineering Platform',
+      }),
+      201,
+      'POST /Groups',
+    );
     const ruleIds: string[] = [];
     const matches = [
       { operator: 'equals', value: 'engineering platform' },
@@ -138,7 +179,10 @@ export async function benchMapping(r: Roster): Promise<Row[]> {
           name: `Platform ${m.operator}`,
           enabled: true,
           match: { source: 'any', field: 'displayName', ...m },
-          actions: { groups: [{ groupId: groups[i]!, role: 'member' }], agents: [{ agentId: agents[i]!, permission: 'view_use' }] },
+          actions: {
+            groups: [{ groupId: groups[i]!, role: 'member' }],
+            agents: [{ agentId: agents[i]!, permission: 'view_use' }],
+          },
         }),
         201,
         'POST /mapping-rules',
@@ -156,7 +200,8 @@ export async function benchMapping(r: Roster): Promise<Row[]> {
         schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
         Operations: [{ op: 'add', path: 'members', value: members.map((value) => ({ value })) }],
       });
-      if (res.status !== 204 && res.status !== 200) throw new Error(`PATCH /Groups answered ${res.status}: ${res.body.slice(0, 300)}`);
+      if (res.status !== 204 && res.status !== 200)
+        throw new Error(`PATCH /Groups answered ${res.status}: ${res.body.slice(0, 300)}`);
       if (r.dialect === 'mysql') inserts.push((await comInsert(knex)) - insertsBefore);
       const after = await derivedCount(knex, tenantId, ruleIds);
       patchMs.push(res.ms);
@@ -182,25 +227,37 @@ export async function benchMapping(r: Roster): Promise<Row[]> {
       await new Promise((res) => setTimeout(res, 200));
       const wall = Date.now();
       const res = await send();
-      let body = JSON.parse(res.body) as { id?: string; rule: { id: string }; applied: Record<string, number>; job?: { id: string } };
+      let body = JSON.parse(res.body) as {
+        id?: string;
+        rule: { id: string };
+        applied: Record<string, number>;
+        job?: { id: string };
+      };
       // A sweep that does not finish within the request is a job (202 {…rule, job}): wait for it.
       if (res.status === 202) {
         for (;;) {
-          const job = JSON.parse((await admin('GET', `/jobs/${body.job!.id}`)).body) as { state: string; result: { applied: Record<string, number> } | null };
+          const job = JSON.parse((await admin('GET', `/jobs/${body.job!.id}`)).body) as {
+            state: string;
+            result: { applied: Record<string, number> } | null;
+          };
           if (job.state === 'succeeded') {
             body = { rule: { id: body.id! }, applied: job.result!.applied };
             res.ms = Date.now() - wall;
             break;
           }
-          if (job.state !== 'queued' && job.state !== 'running') throw new Error(`${what}: the sweep job ended ${job.state}`);
+          if (job.state !== 'queued' && job.state !== 'running')
+            throw new Error(`${what}: the sweep job ended ${job.state}`);
           await new Promise((res) => setTimeout(res, 100));
         }
       }
       await new Promise((res) => setTimeout(res, 200));
       const probes = await watch.stop();
-      if (res.status >= 300 && res.status !== 202) throw new Error(`${what} answered ${res.status}: ${res.body.slice(0, 400)}`);
+      if (res.status >= 300 && res.status !== 202)
+        throw new Error(`${what} answered ${res.status}: ${res.body.slice(0, 400)}`);
       const chunks = await chunkTimes(knex, tenantId, body.rule.id, wall);
-      process.stderr.write(`[${r.label} mapping] ${what}: ${fmt(res.ms / 1000, 2)} s, applied ${JSON.stringify(body.applied)}, chunks ${JSON.stringify(chunks)}, probes ${JSON.stringify({ ...probes, failures: probes.failures.slice(0, 5) })}\n`);
+      process.stderr.write(
+        `[${r.label} mapping] ${what}: ${fmt(res.ms / 1000, 2)} s, applied ${JSON.stringify(body.applied)}, chunks ${JSON.stringify(chunks)}, probes ${JSON.stringify({ ...probes, failures: probes.failures.slice(0, 5) })}\n`,
+      );
       const a = body.applied;
       rows.push({
         what: `mapping: ${what}, IdP group of ${big.length}`,
@@ -223,11 +280,19 @@ export async function benchMapping(r: Roster): Promise<Row[]> {
         name: 'All staff',
         enabled: true,
         match: { source: 'scim', field: 'displayName', operator: 'equals', value: 'All Staff' },
-        actions: { groups: [{ groupId: groups[3]!, role: 'member' }], agents: [{ agentId: agents[3]!, permission: 'view_use' }] },
+        actions: {
+          groups: [{ groupId: groups[3]!, role: 'member' }],
+          agents: [{ agentId: agents[3]!, permission: 'view_use' }],
+        },
       }),
     );
     await sweep('rule change (agent and permission)', () =>
-      admin('PATCH', `/mapping-rules/${ruleId}`, { actions: { groups: [{ groupId: groups[3]!, role: 'member' }], agents: [{ agentId: agents[4]!, permission: 'edit' }] } }),
+      admin('PATCH', `/mapping-rules/${ruleId}`, {
+        actions: {
+          groups: [{ groupId: groups[3]!, role: 'member' }],
+          agents: [{ agentId: agents[4]!, permission: 'edit' }],
+        },
+      }),
     );
   } finally {
     await db.close();

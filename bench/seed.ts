@@ -8,7 +8,12 @@ import { caseMappedKey } from '../src/directory/model/value-key.js';
 
 export const SEED_CHUNK = 500;
 
-export async function insertChunked(knex: Knex, table: string, rows: Record<string, unknown>[], size = SEED_CHUNK): Promise<void> {
+export async function insertChunked(
+  knex: Knex,
+  table: string,
+  rows: Record<string, unknown>[],
+  size = SEED_CHUNK,
+): Promise<void> {
   for (let i = 0; i < rows.length; i += size) await knex(table).insert(rows.slice(i, i + size));
 }
 

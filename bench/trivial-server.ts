@@ -1,7 +1,13 @@
 import express from 'express';
 
 /** The yardstick: a middleware-free express route answering a constant SCIM ListResponse. */
-const body = JSON.stringify({ schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'], totalResults: 0, startIndex: 1, itemsPerPage: 0, Resources: [] });
+const body = JSON.stringify({
+  schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'],
+  totalResults: 0,
+  startIndex: 1,
+  itemsPerPage: 0,
+  Resources: [],
+});
 const app = express();
 app.get('/scim/v2/Users', (_req, res) => {
   res.setHeader('Content-Type', 'application/scim+json');

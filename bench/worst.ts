@@ -22,7 +22,11 @@ export async function benchWorst(roster: Roster): Promise<Row[]> {
   let b: Target;
   try {
     const tenant = await createTenant(db.knex, { slug: `bench-b-${Date.now()}` });
-    b = { port: 0, scimToken: (await issueToken(db.knex, tenant.id, { kind: 'scim' })).token, adminKey: (await issueToken(db.knex, tenant.id, { kind: 'admin' })).token };
+    b = {
+      port: 0,
+      scimToken: (await issueToken(db.knex, tenant.id, { kind: 'scim' })).token,
+      adminKey: (await issueToken(db.knex, tenant.id, { kind: 'admin' })).token,
+    };
   } finally {
     await db.close();
   }

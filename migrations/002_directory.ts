@@ -48,7 +48,10 @@ export async function up(knex: Knex): Promise<void> {
     t.string('value_key', 500).notNullable();
     t.index(['tenant_id', 'attr', 'sub', 'value_key'], 'user_attrs_value_idx');
     t.index(['tenant_id', 'user_id', 'attr'], 'user_attrs_user_idx');
-    t.foreign(['tenant_id', 'user_id'], 'user_attrs_user_fk').references(['tenant_id', 'id']).inTable('users').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'user_id'], 'user_attrs_user_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('users')
+      .onDelete('CASCADE');
   });
 
   // IdP groups mirror the directory: pushed over SCIM or seen in sign-in claims. They are not
@@ -79,7 +82,10 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('created_at').notNullable();
     t.primary(['tenant_id', 'group_id', 'member_id'], 'idp_group_members_pk');
     t.index(['tenant_id', 'member_id'], 'idp_group_members_member_idx');
-    t.foreign(['tenant_id', 'group_id'], 'idp_group_members_group_fk').references(['tenant_id', 'id']).inTable('idp_groups').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'group_id'], 'idp_group_members_group_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('idp_groups')
+      .onDelete('CASCADE');
   });
 
   // Append-only. No foreign keys: events outlive the users and groups they name.

@@ -9,11 +9,27 @@ export const name = '003_access';
 const BUILTIN_TEMPLATES: { name: string; areas: Record<string, string> }[] = [
   {
     name: 'Read-only reviewer',
-    areas: { analytics: 'read', behavior: 'read', knowledge: 'read', voice: 'read', messaging: 'read', deployments: 'read', account: 'read' },
+    areas: {
+      analytics: 'read',
+      behavior: 'read',
+      knowledge: 'read',
+      voice: 'read',
+      messaging: 'read',
+      deployments: 'read',
+      account: 'read',
+    },
   },
   {
     name: 'Knowledge editor',
-    areas: { analytics: 'read', knowledge: 'edit', behavior: 'read', voice: 'read', messaging: 'read', deployments: 'none', account: 'none' },
+    areas: {
+      analytics: 'read',
+      knowledge: 'edit',
+      behavior: 'read',
+      voice: 'read',
+      messaging: 'read',
+      deployments: 'none',
+      account: 'none',
+    },
   },
   {
     name: 'Full developer',
@@ -32,7 +48,15 @@ const BUILTIN_TEMPLATES: { name: string; areas: Record<string, string> }[] = [
   },
   {
     name: 'Operations manager',
-    areas: { analytics: 'edit', behavior: 'read', knowledge: 'read', voice: 'read', messaging: 'read', deployments: 'edit', account: 'edit' },
+    areas: {
+      analytics: 'edit',
+      behavior: 'read',
+      knowledge: 'read',
+      voice: 'read',
+      messaging: 'read',
+      deployments: 'edit',
+      account: 'edit',
+    },
   },
 ];
 
@@ -41,7 +65,9 @@ const nameKey = (name: string): string => name.normalize('NFC').trim().toLowerCa
 /** Seeds the built-in templates into a tenant that has none of that name yet. */
 async function seedBuiltinTemplates(knex: Knex, tenantId: string): Promise<void> {
   const now = Date.now();
-  const existing = new Set((await knex('role_templates').where({ tenant_id: tenantId }).select('name_key')).map((r) => String(r.name_key)));
+  const existing = new Set(
+    (await knex('role_templates').where({ tenant_id: tenantId }).select('name_key')).map((r) => String(r.name_key)),
+  );
   const rows = BUILTIN_TEMPLATES.filter((t) => !existing.has(nameKey(t.name))).map((t) => ({
     tenant_id: tenantId,
     id: newId(),
@@ -80,7 +106,10 @@ export async function up(knex: Knex): Promise<void> {
     t.text('areas_json').notNullable();
     t.bigInteger('updated_at').notNullable();
     t.primary(['tenant_id', 'user_id'], 'user_area_settings_pk');
-    t.foreign(['tenant_id', 'user_id'], 'user_area_settings_user_fk').references(['tenant_id', 'id']).inTable('users').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'user_id'], 'user_area_settings_user_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('users')
+      .onDelete('CASCADE');
   });
 
   // At most one live invitation per invited user; a resend replaces the hash, voiding the old link.
@@ -92,7 +121,10 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('created_at').notNullable();
     t.integer('sends').notNullable().defaultTo(1);
     t.primary(['tenant_id', 'user_id'], 'invitations_pk');
-    t.foreign(['tenant_id', 'user_id'], 'invitations_user_fk').references(['tenant_id', 'id']).inTable('users').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'user_id'], 'invitations_user_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('users')
+      .onDelete('CASCADE');
   });
 
   // Transactional outbox: a mail is written with the change that causes it and delivered after
@@ -122,7 +154,9 @@ export async function up(knex: Knex): Promise<void> {
   await ensureColumn(knex, 'tenants', 'seats_used', (t) => {
     t.integer('seats_used').notNullable().defaultTo(0);
   });
-  await knex('tenants').update({ seats_used: knex('users').count('*').where('users.tenant_id', knex.ref('tenants.id')) });
+  await knex('tenants').update({
+    seats_used: knex('users').count('*').where('users.tenant_id', knex.ref('tenants.id')),
+  });
 
   // A key owned by a user acts as that user, with that user's current permissions.
   await ensureColumn(knex, 'api_tokens', 'user_id', (t) => {

@@ -38,8 +38,14 @@ export async function up(knex: Knex): Promise<void> {
     t.primary(['tenant_id', 'group_id', 'user_id', 'rule_id', 'idp_group_id'], 'group_members_pk');
     t.index(['tenant_id', 'user_id'], 'group_members_user_idx');
     t.index(['tenant_id', 'rule_id', 'idp_group_id'], 'group_members_rule_idx');
-    t.foreign(['tenant_id', 'group_id'], 'group_members_group_fk').references(['tenant_id', 'id']).inTable('local_groups').onDelete('CASCADE');
-    t.foreign(['tenant_id', 'user_id'], 'group_members_user_fk').references(['tenant_id', 'id']).inTable('users').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'group_id'], 'group_members_group_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('local_groups')
+      .onDelete('CASCADE');
+    t.foreign(['tenant_id', 'user_id'], 'group_members_user_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('users')
+      .onDelete('CASCADE');
   });
 
   await ensureTable(knex, 'agents', (t) => {
@@ -76,7 +82,10 @@ export async function up(knex: Knex): Promise<void> {
     t.index(['tenant_id', 'agent_id'], 'agent_grants_agent_idx');
     t.index(['tenant_id', 'subject_type', 'subject_id'], 'agent_grants_subject_idx');
     t.index(['tenant_id', 'rule_id', 'idp_group_id'], 'agent_grants_rule_idx');
-    t.foreign(['tenant_id', 'agent_id'], 'agent_grants_agent_fk').references(['tenant_id', 'id']).inTable('agents').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'agent_id'], 'agent_grants_agent_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('agents')
+      .onDelete('CASCADE');
   });
 
   await ensureTable(knex, 'agent_data_sources', (t) => {
@@ -88,7 +97,10 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('created_at').notNullable();
     t.primary(['tenant_id', 'id'], 'agent_data_sources_pk');
     t.index(['tenant_id', 'agent_id'], 'agent_data_sources_agent_idx');
-    t.foreign(['tenant_id', 'agent_id'], 'agent_data_sources_agent_fk').references(['tenant_id', 'id']).inTable('agents').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'agent_id'], 'agent_data_sources_agent_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('agents')
+      .onDelete('CASCADE');
   });
 
   await ensureTable(knex, 'data_source_groups', (t) => {
@@ -97,13 +109,26 @@ export async function up(knex: Knex): Promise<void> {
     t.string('group_id', 36).notNullable();
     t.primary(['tenant_id', 'data_source_id', 'group_id'], 'data_source_groups_pk');
     t.index(['tenant_id', 'group_id'], 'data_source_groups_group_idx');
-    t.foreign(['tenant_id', 'data_source_id'], 'data_source_groups_source_fk').references(['tenant_id', 'id']).inTable('agent_data_sources').onDelete('CASCADE');
-    t.foreign(['tenant_id', 'group_id'], 'data_source_groups_group_fk').references(['tenant_id', 'id']).inTable('local_groups').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'data_source_id'], 'data_source_groups_source_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('agent_data_sources')
+      .onDelete('CASCADE');
+    t.foreign(['tenant_id', 'group_id'], 'data_source_groups_group_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('local_groups')
+      .onDelete('CASCADE');
   });
 }
 
 export async function down(knex: Knex): Promise<void> {
-  for (const table of ['data_source_groups', 'agent_data_sources', 'agent_grants', 'agents', 'group_members', 'local_groups']) {
+  for (const table of [
+    'data_source_groups',
+    'agent_data_sources',
+    'agent_grants',
+    'agents',
+    'group_members',
+    'local_groups',
+  ]) {
     await knex.schema.dropTableIfExists(table);
   }
 }

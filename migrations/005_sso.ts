@@ -41,7 +41,10 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('consumed_at').nullable();
     t.primary(['tenant_id', 'connection_id', 'id'], 'sso_pending_pk');
     t.index(['tenant_id', 'expires_at'], 'sso_pending_expiry_idx');
-    t.foreign(['tenant_id', 'connection_id'], 'sso_pending_connection_fk').references(['tenant_id', 'id']).inTable('sso_connections').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'connection_id'], 'sso_pending_connection_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('sso_connections')
+      .onDelete('CASCADE');
   });
 
   // SAML assertion ids already used, solicited or not: a captured response cannot be posted twice.
@@ -53,7 +56,10 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('expires_at').notNullable();
     t.primary(['tenant_id', 'connection_id', 'assertion_hash'], 'sso_assertions_pk');
     t.index(['tenant_id', 'expires_at'], 'sso_assertions_expiry_idx');
-    t.foreign(['tenant_id', 'connection_id'], 'sso_assertions_connection_fk').references(['tenant_id', 'id']).inTable('sso_connections').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'connection_id'], 'sso_assertions_connection_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('sso_connections')
+      .onDelete('CASCADE');
   });
 
   // Browser sessions. The cookie carries the session id; only its sha256 is stored, and it is
@@ -70,7 +76,10 @@ export async function up(knex: Knex): Promise<void> {
     t.index(['tenant_id', 'user_id'], 'sessions_user_idx');
     t.index(['tenant_id', 'connection_id'], 'sessions_connection_idx');
     t.index(['tenant_id', 'expires_at'], 'sessions_expiry_idx');
-    t.foreign(['tenant_id', 'user_id'], 'sessions_user_fk').references(['tenant_id', 'id']).inTable('users').onDelete('CASCADE');
+    t.foreign(['tenant_id', 'user_id'], 'sessions_user_fk')
+      .references(['tenant_id', 'id'])
+      .inTable('users')
+      .onDelete('CASCADE');
   });
 }
 

@@ -40,7 +40,9 @@ export async function up(knex: Knex): Promise<void> {
     });
     await knex.schema.renameTable('mapping_locks__new', 'mapping_locks');
   }
-  await knex.raw(`INSERT INTO mapping_locks (tenant_id) SELECT t.id FROM tenants t WHERE NOT EXISTS (SELECT 1 FROM mapping_locks l WHERE l.tenant_id = t.id)`);
+  await knex.raw(
+    `INSERT INTO mapping_locks (tenant_id) SELECT t.id FROM tenants t WHERE NOT EXISTS (SELECT 1 FROM mapping_locks l WHERE l.tenant_id = t.id)`,
+  );
 }
 
 export async function down(knex: Knex): Promise<void> {

@@ -34,14 +34,21 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const db = openDb(config.databaseUrl, { poolMax: config.dbPoolMax, acquireTimeoutMs: config.dbAcquireTimeoutMs, logger });
+  const db = openDb(config.databaseUrl, {
+    poolMax: config.dbPoolMax,
+    acquireTimeoutMs: config.dbAcquireTimeoutMs,
+    logger,
+  });
   const applied = await migrateLatest(db.knex);
   if (applied.length) logger.info({ applied }, 'migrations applied');
 
   const credentials = await firstStart(db.knex);
   if (credentials) process.stdout.write(firstStartBanner(credentials, config.publicBaseUrl));
   if (config.publicBaseUrl.startsWith('http://') && !/^http:\/\/(localhost|127\.|\[::1\])/.test(config.publicBaseUrl)) {
-    logger.warn({ publicBaseUrl: config.publicBaseUrl }, 'PUBLIC_BASE_URL is not https; bearer tokens would cross the network in clear');
+    logger.warn(
+      { publicBaseUrl: config.publicBaseUrl },
+      'PUBLIC_BASE_URL is not https; bearer tokens would cross the network in clear',
+    );
   }
 
   const mailer = createMailer({ config, db, logger });

@@ -57,7 +57,10 @@ export async function requireAgent(db: Knex, tenantId: string, id: string): Prom
 export async function agentNames(db: Knex, tenantId: string, ids: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const unique = [...new Set(ids)];
-  for (const r of await inChunks(db, unique, (part) => db('agents').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(r.id), String(r.name));
+  for (const r of await inChunks(db, unique, (part) =>
+    db('agents').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'),
+  ))
+    out.set(String(r.id), String(r.name));
   return out;
 }
 
@@ -71,7 +74,11 @@ export interface AgentListQuery {
 // Ids are time-ordered (uuid v7): by id is by registration.
 const BY_ID: KeyColumn[] = [{ sql: 'id', dir: 'asc' }];
 
-export async function listAgents(db: Knex, tenantId: string, q: AgentListQuery): Promise<{ agents: Agent[]; nextCursor: string | null }> {
+export async function listAgents(
+  db: Knex,
+  tenantId: string,
+  q: AgentListQuery,
+): Promise<{ agents: Agent[]; nextCursor: string | null }> {
   const query = db('agents').where({ tenant_id: tenantId });
   if (q.accessType) query.andWhere('access_type', q.accessType);
   if (q.createdBy) query.andWhere('created_by', q.createdBy);
@@ -108,7 +115,9 @@ export async function insertAgent(trx: Knex, tenantId: string, input: AgentInput
  * every change to one agent's access queues behind the others.
  */
 export async function lockAgent(trx: Knex, tenantId: string, id: string, now: number): Promise<Agent> {
-  const changed = await trx('agents').where({ tenant_id: tenantId, id }).update({ version: trx.raw('version + 1'), updated_at: now });
+  const changed = await trx('agents')
+    .where({ tenant_id: tenantId, id })
+    .update({ version: trx.raw('version + 1'), updated_at: now });
   if (changed === 0) await noRowChanged(trx, 'agents', { tenant_id: tenantId, id }, undefined, notFound(id), 'agent');
   return (await getAgent(trx, tenantId, id))!;
 }
@@ -126,14 +135,24 @@ export async function writeAgent(trx: Knex, locked: Agent, change: AgentChange):
     ...(change.description !== undefined ? { description: change.description } : {}),
     ...(change.accessType !== undefined ? { accessType: change.accessType } : {}),
   };
-  await trx('agents').where({ tenant_id: locked.tenantId, id: locked.id }).update({ name: next.name, description: next.description, access_type: next.accessType });
+  await trx('agents')
+    .where({ tenant_id: locked.tenantId, id: locked.id })
+    .update({ name: next.name, description: next.description, access_type: next.accessType });
   return next;
 }
 
 /** Deletes an agent; its grants, data sources and their group restrictions go by cascade. */
-export async function deleteAgentRow(trx: Knex, tenantId: string, id: string): Promise<{ grants: number; dataSources: number }> {
-  const grants = Number((await trx('agent_grants').where({ tenant_id: tenantId, agent_id: id }).count({ n: '*' }).first())?.n ?? 0);
-  const dataSources = Number((await trx('agent_data_sources').where({ tenant_id: tenantId, agent_id: id }).count({ n: '*' }).first())?.n ?? 0);
+export async function deleteAgentRow(
+  trx: Knex,
+  tenantId: string,
+  id: string,
+): Promise<{ grants: number; dataSources: number }> {
+  const grants = Number(
+    (await trx('agent_grants').where({ tenant_id: tenantId, agent_id: id }).count({ n: '*' }).first())?.n ?? 0,
+  );
+  const dataSources = Number(
+    (await trx('agent_data_sources').where({ tenant_id: tenantId, agent_id: id }).count({ n: '*' }).first())?.n ?? 0,
+  );
   await trx('agents').where({ tenant_id: tenantId, id }).delete();
   return { grants, dataSources };
 }

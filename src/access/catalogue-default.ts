@@ -47,7 +47,10 @@ export const defaultCatalogue: CatalogueInput = [
       { label: 'Handoffs', description: 'Transfer destinations and routing' },
       { label: 'Audio library', description: 'Pre-recorded audio assets' },
       { label: 'Numbers', description: 'Phone number management, Twilio integration' },
-      { label: 'Advanced', description: 'Call settings, speech recognition, response control, stop keywords, pronunciations' },
+      {
+        label: 'Advanced',
+        description: 'Call settings, speech recognition, response control, stop keywords, pronunciations',
+      },
     ],
   },
   {

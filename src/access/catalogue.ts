@@ -66,7 +66,9 @@ export class CatalogueError extends Error {
  */
 export function buildCatalogue(input: unknown): Area[] {
   if (!validateInput(input)) {
-    throw new CatalogueError((validateInput.errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message ?? 'invalid'}`));
+    throw new CatalogueError(
+      (validateInput.errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message ?? 'invalid'}`),
+    );
   }
   const problems: string[] = [];
   const seen = new Set<string>();

@@ -73,16 +73,33 @@ export interface Names {
 /** Users with their direct group memberships. */
 export async function loadUsers(knex: Knex, tenantId: string, ids: string[]): Promise<Map<string, CheckedUser>> {
   const unique = [...new Set(ids)];
-  const users = await inChunks(knex, unique, (c) => knex('users').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'email', 'role', 'status'));
+  const users = await inChunks(knex, unique, (c) =>
+    knex('users').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'email', 'role', 'status'),
+  );
   const rows = await inChunks(knex, unique, (c) =>
-    knex('group_members').where({ tenant_id: tenantId }).whereIn('user_id', c).whereRaw(liveDerivedSql('group_members')).select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
+    knex('group_members')
+      .where({ tenant_id: tenantId })
+      .whereIn('user_id', c)
+      .whereRaw(liveDerivedSql('group_members'))
+      .select('user_id', 'group_id', 'role', 'rule_id', 'idp_group_id'),
   );
   const out = new Map<string, CheckedUser>();
   for (const u of users) {
-    out.set(String(u.id), { id: String(u.id), email: (u.email as string | null) ?? null, role: u.role, status: u.status, memberships: [] });
+    out.set(String(u.id), {
+      id: String(u.id),
+      email: (u.email as string | null) ?? null,
+      role: u.role,
+      status: u.status,
+      memberships: [],
+    });
   }
   for (const r of rows) {
-    out.get(String(r.user_id))?.memberships.push({ groupId: String(r.group_id), role: r.role, ruleId: String(r.rule_id), idpGroupId: String(r.idp_group_id) });
+    out.get(String(r.user_id))?.memberships.push({
+      groupId: String(r.group_id),
+      role: r.role,
+      ruleId: String(r.rule_id),
+      idpGroupId: String(r.idp_group_id),
+    });
   }
   return out;
 }
@@ -106,7 +123,12 @@ async function loadGroupClosure(knex: Knex, tenantId: string, groupIds: string[]
     );
     const list: Record<string, unknown>[] = Array.isArray(rows) && Array.isArray(rows[0]) ? rows[0] : rows;
     for (const g of list) {
-      out.set(String(g.id), { id: String(g.id), name: String(g.name), parentId: (g.parent_id as string | null) ?? null, active: g.status === 'active' });
+      out.set(String(g.id), {
+        id: String(g.id),
+        name: String(g.name),
+        parentId: (g.parent_id as string | null) ?? null,
+        active: g.status === 'active',
+      });
     }
   }
   return out;
@@ -129,7 +151,11 @@ async function grantsHeldBy(
   grantsOf: (agentIds: string[]) => Knex.QueryBuilder,
 ): Promise<Record<string, unknown>[]> {
   const held = (type: 'user' | 'group', subjects: string[]) =>
-    inChunks(knex, subjects, (part) => inChunks<string, Record<string, unknown>>(knex, agentIds, (c) => grantsOf(c).where('subject_type', type).whereIn('subject_id', part)));
+    inChunks(knex, subjects, (part) =>
+      inChunks<string, Record<string, unknown>>(knex, agentIds, (c) =>
+        grantsOf(c).where('subject_type', type).whereIn('subject_id', part),
+      ),
+    );
   const rows = [...(await held('user', only.userIds)), ...(await held('group', only.groupIds))];
   return rows.sort((a, b) => (String(a.id) < String(b.id) ? -1 : String(a.id) > String(b.id) ? 1 : 0));
 }
@@ -138,16 +164,26 @@ async function grantsHeldBy(
  * Agents with their grants and data sources. A filter keeps the rest of the agents' grants (rule-
  * derived per-user grants grow with the tenant) in the database.
  */
-export async function loadAgents(knex: Knex, tenantId: string, ids: string[], only?: GrantFilter): Promise<Map<string, CheckedAgent>> {
+export async function loadAgents(
+  knex: Knex,
+  tenantId: string,
+  ids: string[],
+  only?: GrantFilter,
+): Promise<Map<string, CheckedAgent>> {
   const unique = [...new Set(ids)];
-  const agents = await inChunks(knex, unique, (c) => knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'));
+  const agents = await inChunks(knex, unique, (c) =>
+    knex('agents').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name', 'access_type', 'created_by'),
+  );
   // Every filter starts from this one query, so a condition on which grants count is written once.
-  const grantsOf = (c: string[]) => knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c).whereRaw(liveDerivedSql('agent_grants'));
+  const grantsOf = (c: string[]) =>
+    knex('agent_grants').where({ tenant_id: tenantId }).whereIn('agent_id', c).whereRaw(liveDerivedSql('agent_grants'));
   const grants =
     only && !('grantIds' in only)
       ? await grantsHeldBy(knex, unique, only, grantsOf)
       : await inChunks(knex, unique, (c) => (only ? grantsOf(c).whereIn('id', only.grantIds) : grantsOf(c)));
-  const sources = await inChunks(knex, unique, (c) => knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'));
+  const sources = await inChunks(knex, unique, (c) =>
+    knex('agent_data_sources').where({ tenant_id: tenantId }).whereIn('agent_id', c).orderBy('id'),
+  );
   const sourceGroups = await inChunks(
     knex,
     sources.map((s) => String(s.id)),
@@ -178,15 +214,26 @@ export async function loadAgents(knex: Knex, tenantId: string, ids: string[], on
     });
   }
   const bySource = new Map<string, string[]>();
-  for (const sg of sourceGroups) bySource.set(String(sg.data_source_id), [...(bySource.get(String(sg.data_source_id)) ?? []), String(sg.group_id)]);
+  for (const sg of sourceGroups)
+    bySource.set(String(sg.data_source_id), [...(bySource.get(String(sg.data_source_id)) ?? []), String(sg.group_id)]);
   for (const s of sources) {
-    out.get(String(s.agent_id))?.dataSources.push({ id: String(s.id), name: String(s.name), access: s.access, groupIds: bySource.get(String(s.id)) ?? [] });
+    out.get(String(s.agent_id))?.dataSources.push({
+      id: String(s.id),
+      name: String(s.name),
+      access: s.access,
+      groupIds: bySource.get(String(s.id)) ?? [],
+    });
   }
   return out;
 }
 
 /** Loads the names reasons need: the users' group branches, derived rows' IdP groups and rules. */
-export async function loadNames(knex: Knex, tenantId: string, users: Iterable<CheckedUser>, agents: Iterable<CheckedAgent>): Promise<Names> {
+export async function loadNames(
+  knex: Knex,
+  tenantId: string,
+  users: Iterable<CheckedUser>,
+  agents: Iterable<CheckedAgent>,
+): Promise<Names> {
   const groupIds: string[] = [];
   const idpIds = new Set<string>();
   const ruleIds = new Set<string>();
@@ -204,8 +251,12 @@ export async function loadNames(knex: Knex, tenantId: string, users: Iterable<Ch
     }
   }
   const groups = await loadGroupClosure(knex, tenantId, groupIds);
-  const idp = await inChunks(knex, [...idpIds], (c) => knex('idp_groups').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'display_name'));
-  const rules = await inChunks(knex, [...ruleIds], (c) => knex('mapping_rules').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'));
+  const idp = await inChunks(knex, [...idpIds], (c) =>
+    knex('idp_groups').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'display_name'),
+  );
+  const rules = await inChunks(knex, [...ruleIds], (c) =>
+    knex('mapping_rules').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'),
+  );
   return {
     groups,
     idpGroups: new Map(idp.map((g) => [String(g.id), String(g.display_name)])),
@@ -213,7 +264,15 @@ export async function loadNames(knex: Knex, tenantId: string, users: Iterable<Ch
   };
 }
 
-const NONE: Omit<AgentAccess, 'reasons'> = { view: false, use: false, edit: false, delete: false, managePermissions: false, level: 'none', dataSources: [] };
+const NONE: Omit<AgentAccess, 'reasons'> = {
+  view: false,
+  use: false,
+  edit: false,
+  delete: false,
+  managePermissions: false,
+  level: 'none',
+  dataSources: [],
+};
 
 function derivation(names: Names, ruleId: string, idpGroupId: string): string {
   if (!ruleId) return '';
@@ -228,7 +287,11 @@ function reachableGroups(u: CheckedUser, names: Names): Map<string, { via: Group
     // An archived group gives its members nothing, through itself or its ancestors.
     if (!direct?.active) continue;
     const seen = new Set<string>();
-    for (let g: GroupNode | undefined = direct; g && !seen.has(g.id); g = g.parentId ? names.groups.get(g.parentId) : undefined) {
+    for (
+      let g: GroupNode | undefined = direct;
+      g && !seen.has(g.id);
+      g = g.parentId ? names.groups.get(g.parentId) : undefined
+    ) {
       seen.add(g.id);
       out.set(g.id, [...(out.get(g.id) ?? []), { via: direct, membership: m }]);
     }
@@ -274,7 +337,15 @@ export function decide(u: CheckedUser | undefined, a: CheckedAgent, at: number, 
   }
   if (a.accessType === 'private') {
     if (a.createdBy === u.id) {
-      return { ...NONE, view: true, use: true, edit: true, level: 'edit', dataSources: a.dataSources.map(({ id, name }) => ({ id, name })), reasons: ['creator of this private agent'] };
+      return {
+        ...NONE,
+        view: true,
+        use: true,
+        edit: true,
+        level: 'edit',
+        dataSources: a.dataSources.map(({ id, name }) => ({ id, name })),
+        reasons: ['creator of this private agent'],
+      };
     }
     return { ...NONE, reasons: ['the agent is private: only its creator and admins may use it'] };
   }
@@ -304,7 +375,10 @@ export function decide(u: CheckedUser | undefined, a: CheckedAgent, at: number, 
         routes.push(
           mine.id === holder!.id
             ? { holder: groupLabel(holder!, names), tail: membershipNote }
-            : { holder: `group ${holder!.name}`, tail: `, inherited by its descendant ${mine.name} of which the user is a member${membershipNote}` },
+            : {
+                holder: `group ${holder!.name}`,
+                tail: `, inherited by its descendant ${mine.name} of which the user is a member${membershipNote}`,
+              },
         );
         if (membership.role === 'manager') managedHere = mine;
       }
@@ -312,7 +386,10 @@ export function decide(u: CheckedUser | undefined, a: CheckedAgent, at: number, 
     if (!routes.length) continue;
     const state = windowState(grant, at);
     if (state !== 'in_force') {
-      for (const r of routes) pending.push(`${grantReason(grant, r, names)}, not in force: ${state === 'ended' ? 'it has ended' : 'it has not started yet'}`);
+      for (const r of routes)
+        pending.push(
+          `${grantReason(grant, r, names)}, not in force: ${state === 'ended' ? 'it has ended' : 'it has not started yet'}`,
+        );
       continue;
     }
     raise(grant.permission);
@@ -323,13 +400,24 @@ export function decide(u: CheckedUser | undefined, a: CheckedAgent, at: number, 
     }
   }
   if (level === 'none') {
-    return { ...NONE, reasons: [a.accessType === 'groups' ? 'no grant in force for the user or their groups' : 'no access', ...pending] };
+    return {
+      ...NONE,
+      reasons: [a.accessType === 'groups' ? 'no grant in force for the user or their groups' : 'no access', ...pending],
+    };
   }
   const mineOrAncestors = new Set([...reachable.keys()].filter((id) => names.groups.get(id)?.active));
   const dataSources = a.dataSources
     .filter((s) => s.access === 'all_agent_users' || s.groupIds.some((g) => mineOrAncestors.has(g)))
     .map(({ id, name }) => ({ id, name }));
-  return { ...NONE, view: true, use: true, edit: level === 'edit', level, dataSources, reasons: [...reasons, ...pending] };
+  return {
+    ...NONE,
+    view: true,
+    use: true,
+    edit: level === 'edit',
+    level,
+    dataSources,
+    reasons: [...reasons, ...pending],
+  };
 }
 
 /** Whether one action is allowed, from a decision. */
@@ -344,11 +432,20 @@ export async function checkMany(
   pairs: { userId: string; agentId: string }[],
   at: number,
 ): Promise<{ users: Map<string, CheckedUser>; agents: Map<string, CheckedAgent>; decisions: AgentAccess[] }> {
-  const users = await loadUsers(knex, tenantId, pairs.map((p) => p.userId));
+  const users = await loadUsers(
+    knex,
+    tenantId,
+    pairs.map((p) => p.userId),
+  );
   // Only the grants these users could hold, directly or through their groups and the groups'
   // ancestors, are loaded: an agent's rule-derived grants grow with the tenant.
   const userNames = await loadNames(knex, tenantId, users.values(), []);
-  const agents = await loadAgents(knex, tenantId, pairs.map((p) => p.agentId), { userIds: [...users.keys()], groupIds: [...userNames.groups.keys()] });
+  const agents = await loadAgents(
+    knex,
+    tenantId,
+    pairs.map((p) => p.agentId),
+    { userIds: [...users.keys()], groupIds: [...userNames.groups.keys()] },
+  );
   const agentNames = await loadNames(knex, tenantId, [], agents.values());
   const names: Names = {
     groups: userNames.groups,

@@ -41,16 +41,25 @@ async function withGroups(db: Knex, tenantId: string, rows: Row[]): Promise<Data
   const links = await inChunks(
     db,
     rows.map((r) => String(r.id)),
-    (part) => db('data_source_groups').where({ tenant_id: tenantId }).whereIn('data_source_id', part).orderBy(['data_source_id', 'group_id']),
+    (part) =>
+      db('data_source_groups')
+        .where({ tenant_id: tenantId })
+        .whereIn('data_source_id', part)
+        .orderBy(['data_source_id', 'group_id']),
   );
   const bySource = new Map<string, string[]>();
-  for (const l of links) bySource.set(String(l.data_source_id), [...(bySource.get(String(l.data_source_id)) ?? []), String(l.group_id)]);
+  for (const l of links)
+    bySource.set(String(l.data_source_id), [...(bySource.get(String(l.data_source_id)) ?? []), String(l.group_id)]);
   return rows.map((r) => sourceFromRow(r, bySource.get(String(r.id)) ?? []));
 }
 
 /** An agent's data sources, oldest first (an agent has a handful, so no paging). */
 export async function listDataSources(db: Knex, tenantId: string, agentId: string): Promise<DataSource[]> {
-  return withGroups(db, tenantId, await db('agent_data_sources').where({ tenant_id: tenantId, agent_id: agentId }).orderBy('id'));
+  return withGroups(
+    db,
+    tenantId,
+    await db('agent_data_sources').where({ tenant_id: tenantId, agent_id: agentId }).orderBy('id'),
+  );
 }
 
 export async function requireDataSource(db: Knex, tenantId: string, agentId: string, id: string): Promise<DataSource> {
@@ -73,8 +82,21 @@ export interface DataSourceInput {
   groupIds: string[];
 }
 
-export async function insertDataSource(trx: Knex, tenantId: string, agentId: string, input: DataSourceInput, now: number): Promise<DataSource> {
-  const row = { tenant_id: tenantId, id: newId(), agent_id: agentId, name: input.name.trim(), access: input.access, created_at: now };
+export async function insertDataSource(
+  trx: Knex,
+  tenantId: string,
+  agentId: string,
+  input: DataSourceInput,
+  now: number,
+): Promise<DataSource> {
+  const row = {
+    tenant_id: tenantId,
+    id: newId(),
+    agent_id: agentId,
+    name: input.name.trim(),
+    access: input.access,
+    created_at: now,
+  };
   await trx('agent_data_sources').insert(row);
   await linkGroups(trx, tenantId, row.id, input.groupIds);
   return sourceFromRow(row, [...input.groupIds].sort());
@@ -82,10 +104,17 @@ export async function insertDataSource(trx: Knex, tenantId: string, agentId: str
 
 /** Replaces a source's name, access and groups (groups of all_agent_users are none). */
 export async function writeDataSource(trx: Knex, ds: DataSource, next: DataSourceInput): Promise<DataSource> {
-  await trx('agent_data_sources').where({ tenant_id: ds.tenantId, id: ds.id }).update({ name: next.name.trim(), access: next.access });
+  await trx('agent_data_sources')
+    .where({ tenant_id: ds.tenantId, id: ds.id })
+    .update({ name: next.name.trim(), access: next.access });
   const keep = new Set(next.groupIds);
   const dropped = ds.groupIds.filter((g) => !keep.has(g));
-  await eachChunk(trx, dropped, (part) => trx('data_source_groups').where({ tenant_id: ds.tenantId, data_source_id: ds.id }).whereIn('group_id', part).delete());
+  await eachChunk(trx, dropped, (part) =>
+    trx('data_source_groups')
+      .where({ tenant_id: ds.tenantId, data_source_id: ds.id })
+      .whereIn('group_id', part)
+      .delete(),
+  );
   const had = new Set(ds.groupIds);
   await linkGroups(
     trx,
@@ -107,9 +136,13 @@ export async function deleteDataSourceRow(trx: Knex, tenantId: string, id: strin
  * creator): losing its group must not open it to every user of the agent.
  */
 export async function removeGroupFromDataSources(trx: Knex, tenantId: string, groupId: string): Promise<DataSource[]> {
-  const ids = (await trx('data_source_groups').where({ tenant_id: tenantId, group_id: groupId }).select('data_source_id')).map((r: Row) => String(r.data_source_id));
+  const ids = (
+    await trx('data_source_groups').where({ tenant_id: tenantId, group_id: groupId }).select('data_source_id')
+  ).map((r: Row) => String(r.data_source_id));
   if (!ids.length) return [];
-  const rows = await inChunks(trx, ids.sort(), (part) => trx('agent_data_sources').where({ tenant_id: tenantId }).whereIn('id', part).orderBy('id'));
+  const rows = await inChunks(trx, ids.sort(), (part) =>
+    trx('agent_data_sources').where({ tenant_id: tenantId }).whereIn('id', part).orderBy('id'),
+  );
   const before = await withGroups(trx, tenantId, rows);
   await trx('data_source_groups').where({ tenant_id: tenantId, group_id: groupId }).delete();
   return before;

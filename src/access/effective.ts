@@ -1,6 +1,15 @@
 import { NotFound, Unprocessable } from '../errors.js';
 import type { Action, Area } from './catalogue.js';
-import { actionsOf, describeActions, indexCatalogue, levelOf, type AreaSetting, type AreaSettings, type IndexedArea, type Level } from './levels.js';
+import {
+  actionsOf,
+  describeActions,
+  indexCatalogue,
+  levelOf,
+  type AreaSetting,
+  type AreaSettings,
+  type IndexedArea,
+  type Level,
+} from './levels.js';
 
 export interface EffectiveArea {
   level: Level;
@@ -35,13 +44,19 @@ const NO_ACCESS: Record<Exclude<UserStatus, 'active'>, string> = {
 
 const named = (area: Area): string => `${area.label} (${area.key})`;
 
-const intersect = (actions: readonly Action[], allowed: readonly Action[]): Action[] => actions.filter((a) => allowed.includes(a));
+const intersect = (actions: readonly Action[], allowed: readonly Action[]): Action[] =>
+  actions.filter((a) => allowed.includes(a));
 
 // Own properties only: a catalogue may well have an area keyed `constructor`.
-const lookup = <T>(record: Record<string, T>, key: string): T | undefined => (Object.hasOwn(record, key) ? record[key] : undefined);
+const lookup = <T>(record: Record<string, T>, key: string): T | undefined =>
+  Object.hasOwn(record, key) ? record[key] : undefined;
 
 /** The nearest ancestor of an area that the settings set, with its setting, if any. */
-function setAncestor(index: Map<string, IndexedArea>, settings: AreaSettings, entry: IndexedArea): { area: Area; setting: AreaSetting } | null {
+function setAncestor(
+  index: Map<string, IndexedArea>,
+  settings: AreaSettings,
+  entry: IndexedArea,
+): { area: Area; setting: AreaSetting } | null {
   for (let up = entry.parent; up; up = index.get(up.key)?.parent ?? null) {
     const setting = lookup(settings, up.key);
     if (setting !== undefined) return { area: up, setting };
@@ -86,11 +101,19 @@ interface Source {
  * own setting above it, else the template's setting, else a template setting above it.
  * `above` is the parent's final entry, already computed since parents come first in pre-order.
  */
-function memberSource(index: Map<string, IndexedArea>, subject: Subject, entry: IndexedArea, above: EffectiveArea | undefined): Source {
+function memberSource(
+  index: Map<string, IndexedArea>,
+  subject: Subject,
+  entry: IndexedArea,
+  above: EffectiveArea | undefined,
+): Source {
   const { area, parent } = entry;
   const inherit = (): Source => {
     if (!parent || !above) return { actions: [], reason: 'no permission set' };
-    return { actions: intersect(above.actions, area.actions), reason: above.actions.length ? `inherited from parent ${named(parent)}` : `parent ${named(parent)} is none` };
+    return {
+      actions: intersect(above.actions, area.actions),
+      reason: above.actions.length ? `inherited from parent ${named(parent)}` : `parent ${named(parent)} is none`,
+    };
   };
   const own = lookup(subject.own, area.key);
   if (own !== undefined) return { actions: actionsOf(own, area), reason: 'own setting' };
@@ -99,7 +122,8 @@ function memberSource(index: Map<string, IndexedArea>, subject: Subject, entry: 
   const template = subject.template;
   if (!template) return inherit();
   const fromTemplate = lookup(template.areas, area.key);
-  if (fromTemplate !== undefined) return { actions: actionsOf(fromTemplate, area), reason: `role template "${template.name}"` };
+  if (fromTemplate !== undefined)
+    return { actions: actionsOf(fromTemplate, area), reason: `role template "${template.name}"` };
   if (setAncestor(index, template.areas, entry)) return inherit();
   return { actions: [], reason: `role template "${template.name}" does not grant this area` };
 }
@@ -146,5 +170,8 @@ export function checkArea(tree: EffectiveTree, areaKey: string, action: Action):
   const what = `${action} on ${areaKey}`;
   if (entry.actions.includes(action)) return { allowed: true, reason: `${what}: allowed: ${entry.reason}` };
   if (!entry.actions.length) return { allowed: false, reason: `${what}: denied: ${entry.reason}` };
-  return { allowed: false, reason: `${what}: denied: ${areaKey} is ${describeActions(entry.actions)} (${entry.reason})` };
+  return {
+    allowed: false,
+    reason: `${what}: denied: ${areaKey} is ${describeActions(entry.actions)} (${entry.reason})`,
+  };
 }

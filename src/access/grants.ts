@@ -65,8 +65,10 @@ export function resolveTimeZone(zone: string): string | undefined {
 /** Validates a window, every problem listed at once; answers it with the zone resolved. */
 export function checkWindow(w: GrantWindow, root = 'body'): GrantWindow {
   const fields: FieldError[] = [];
-  if (w.startDate !== null && !isValidDate(w.startDate)) fields.push({ path: `${root}.startDate`, message: 'is not a calendar date (YYYY-MM-DD)' });
-  if (w.endDate !== null && !isValidDate(w.endDate)) fields.push({ path: `${root}.endDate`, message: 'is not a calendar date (YYYY-MM-DD)' });
+  if (w.startDate !== null && !isValidDate(w.startDate))
+    fields.push({ path: `${root}.startDate`, message: 'is not a calendar date (YYYY-MM-DD)' });
+  if (w.endDate !== null && !isValidDate(w.endDate))
+    fields.push({ path: `${root}.endDate`, message: 'is not a calendar date (YYYY-MM-DD)' });
   const timeZone = resolveTimeZone(w.timeZone);
   if (!timeZone) fields.push({ path: `${root}.timeZone`, message: `"${w.timeZone}" is not an IANA time zone` });
   if (!fields.length && w.startDate !== null && w.endDate !== null && w.endDate < w.startDate) {
@@ -97,8 +99,15 @@ export interface GrantListQuery {
 const BY_ID: KeyColumn[] = [{ sql: 'id', dir: 'asc' }];
 
 /** One page of an agent's grants, manual and derived, oldest first. */
-export async function listAgentGrants(db: Knex, tenantId: string, agentId: string, q: GrantListQuery): Promise<{ grants: Grant[]; nextCursor: string | null }> {
-  const query = db('agent_grants').where({ tenant_id: tenantId, agent_id: agentId }).whereRaw(liveDerivedSql('agent_grants'));
+export async function listAgentGrants(
+  db: Knex,
+  tenantId: string,
+  agentId: string,
+  q: GrantListQuery,
+): Promise<{ grants: Grant[]; nextCursor: string | null }> {
+  const query = db('agent_grants')
+    .where({ tenant_id: tenantId, agent_id: agentId })
+    .whereRaw(liveDerivedSql('agent_grants'));
   if (q.source === 'manual') query.andWhere({ rule_id: '', idp_group_id: '' });
   if (q.source === 'rule') query.andWhereNot('rule_id', '');
   if (q.groupId) query.andWhere({ subject_type: 'group', subject_id: q.groupId });
@@ -114,8 +123,14 @@ export async function subjectNames(db: Knex, tenantId: string, grants: Grant[]):
   const names = new Map<string, string | null>();
   const groups = ids('group');
   const users = ids('user');
-  for (const r of await inChunks(db, groups, (part) => db('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) names.set(`group:${r.id}`, String(r.name));
-  for (const r of await inChunks(db, users, (part) => db('users').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'email'))) names.set(`user:${r.id}`, (r.email as string | null) ?? null);
+  for (const r of await inChunks(db, groups, (part) =>
+    db('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'),
+  ))
+    names.set(`group:${r.id}`, String(r.name));
+  for (const r of await inChunks(db, users, (part) =>
+    db('users').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'email'),
+  ))
+    names.set(`user:${r.id}`, (r.email as string | null) ?? null);
   return new Map(grants.map((g) => [g.id, names.get(`${g.subjectType}:${g.subjectId}`) ?? null]));
 }
 
@@ -164,10 +179,17 @@ export async function insertManualGrant(trx: Knex, tenantId: string, g: ManualGr
   return grantFromRow(row);
 }
 
-export async function writeGrant(trx: Knex, g: Grant, change: { permission: Permission } & GrantWindow): Promise<Grant> {
-  await trx('agent_grants')
-    .where({ tenant_id: g.tenantId, id: g.id })
-    .update({ permission: change.permission, start_date: change.startDate, end_date: change.endDate, time_zone: change.timeZone });
+export async function writeGrant(
+  trx: Knex,
+  g: Grant,
+  change: { permission: Permission } & GrantWindow,
+): Promise<Grant> {
+  await trx('agent_grants').where({ tenant_id: g.tenantId, id: g.id }).update({
+    permission: change.permission,
+    start_date: change.startDate,
+    end_date: change.endDate,
+    time_zone: change.timeZone,
+  });
   return { ...g, ...change };
 }
 
@@ -175,7 +197,12 @@ export async function deleteGrantRow(trx: Knex, tenantId: string, id: string): P
   await trx('agent_grants').where({ tenant_id: tenantId, id }).delete();
 }
 
-async function removeSubjectGrants(trx: Knex, tenantId: string, subjectType: SubjectType, subjectId: string): Promise<Grant[]> {
+async function removeSubjectGrants(
+  trx: Knex,
+  tenantId: string,
+  subjectType: SubjectType,
+  subjectId: string,
+): Promise<Grant[]> {
   const where = { tenant_id: tenantId, subject_type: subjectType, subject_id: subjectId };
   const removed = (await trx('agent_grants').where(where).orderBy('id')).map(grantFromRow);
   if (removed.length) await trx('agent_grants').where(where).delete();

@@ -82,7 +82,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 export function parseSettings(catalogue: Area[], input: unknown, pathPrefix = 'areas'): AreaSettings {
   if (!isPlainObject(input)) {
     const message = 'must be an object mapping area keys to a level or a list of actions';
-    throw new InvalidInput('invalid_permissions', `${pathPrefix} ${message}`, { fields: [{ path: pathPrefix, message }] });
+    throw new InvalidInput('invalid_permissions', `${pathPrefix} ${message}`, {
+      fields: [{ path: pathPrefix, message }],
+    });
   }
   const index = indexCatalogue(catalogue);
   const fields: FieldError[] = Object.keys(input)
@@ -101,19 +103,28 @@ export function parseSettings(catalogue: Area[], input: unknown, pathPrefix = 'a
       const unknown = value.filter((a) => !isAction(a));
       const actions = canonicalActions(value.filter(isAction));
       if (unknown.length) {
-        problems.push(`unknown action ${unknown.map((a) => JSON.stringify(a)).join(', ')}; actions are ${ACTIONS.join(', ')}`);
+        problems.push(
+          `unknown action ${unknown.map((a) => JSON.stringify(a)).join(', ')}; actions are ${ACTIONS.join(', ')}`,
+        );
       }
       if (actions.includes('manage') && !hasManage) problems.push(`${area.label} (${key}) has no manage action`);
       // Every other action works on what the user sees; granting it without view grants nothing usable.
-      if (actions.length && !actions.includes('view')) problems.push('a list of actions must include view: you cannot change what you cannot see');
+      if (actions.length && !actions.includes('view'))
+        problems.push('a list of actions must include view: you cannot change what you cannot see');
       if (!problems.length) settings[key] = actions;
     } else {
-      problems.push(`must be one of ${LEVELS.join(', ')} or a list of actions, got ${JSON.stringify(value) ?? typeof value}`);
+      problems.push(
+        `must be one of ${LEVELS.join(', ')} or a list of actions, got ${JSON.stringify(value) ?? typeof value}`,
+      );
     }
     fields.push(...problems.map((message) => ({ path: `${pathPrefix}.${key}`, message })));
   }
   if (fields.length) {
-    throw new InvalidInput('invalid_permissions', `invalid area permissions: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`, { fields });
+    throw new InvalidInput(
+      'invalid_permissions',
+      `invalid area permissions: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`,
+      { fields },
+    );
   }
   return settings;
 }

@@ -60,7 +60,10 @@ export function groupNameKey(name: string): string {
 }
 
 function nameTaken(name: string, cause: unknown): Conflict {
-  return new Conflict('group_name_taken', `a group named "${name.trim()}" already exists`, { cause, fields: [{ path: 'body.name', message: 'is taken' }] });
+  return new Conflict('group_name_taken', `a group named "${name.trim()}" already exists`, {
+    cause,
+    fields: [{ path: 'body.name', message: 'is taken' }],
+  });
 }
 
 function notFound(id: string): NotFound {
@@ -85,7 +88,10 @@ export async function requireLocalGroup(db: Knex, tenantId: string, id: string):
 export async function currentGroups(trx: Knex, tenantId: string, ids: string[]): Promise<Map<string, LocalGroup>> {
   const out = new Map<string, LocalGroup>();
   const unique = [...new Set(ids)];
-  for (const r of await inChunks<string, Row>(trx, unique, (part) => currentRead(trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', part)))) out.set(String(r.id), groupFromRow(r));
+  for (const r of await inChunks<string, Row>(trx, unique, (part) =>
+    currentRead(trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', part)),
+  ))
+    out.set(String(r.id), groupFromRow(r));
   return out;
 }
 
@@ -105,7 +111,11 @@ const BY_NAME: KeyColumn[] = [
 ];
 
 /** One page of a tenant's groups by name, by keyset. */
-export async function listLocalGroups(db: Knex, tenantId: string, q: GroupListQuery): Promise<{ groups: LocalGroup[]; nextCursor: string | null }> {
+export async function listLocalGroups(
+  db: Knex,
+  tenantId: string,
+  q: GroupListQuery,
+): Promise<{ groups: LocalGroup[]; nextCursor: string | null }> {
   const query = db('local_groups').where({ tenant_id: tenantId });
   if (q.status) query.andWhere('status', q.status);
   if (q.parentId !== undefined) query.andWhere('parent_id', q.parentId);
@@ -121,7 +131,15 @@ export async function listLocalGroups(db: Knex, tenantId: string, q: GroupListQu
 /** Distinct members per group, counting a user once whatever rows give them membership. */
 export async function memberCounts(db: Knex, tenantId: string, groupIds: string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>(groupIds.map((id) => [id, 0]));
-  const rows = await inChunks(db, groupIds, (part) => db('group_members').where({ tenant_id: tenantId }).whereIn('group_id', part).whereRaw(liveDerivedSql('group_members')).groupBy('group_id').select('group_id').countDistinct({ n: 'user_id' }));
+  const rows = await inChunks(db, groupIds, (part) =>
+    db('group_members')
+      .where({ tenant_id: tenantId })
+      .whereIn('group_id', part)
+      .whereRaw(liveDerivedSql('group_members'))
+      .groupBy('group_id')
+      .select('group_id')
+      .countDistinct({ n: 'user_id' }),
+  );
   for (const r of rows as Row[]) out.set(String(r.group_id), Number(r.n));
   return out;
 }
@@ -129,7 +147,10 @@ export async function memberCounts(db: Knex, tenantId: string, groupIds: string[
 export async function groupNames(db: Knex, tenantId: string, ids: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const unique = [...new Set(ids)];
-  for (const r of await inChunks(db, unique, (part) => db('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(r.id), String(r.name));
+  for (const r of await inChunks(db, unique, (part) =>
+    db('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'),
+  ))
+    out.set(String(r.id), String(r.name));
   return out;
 }
 
@@ -139,7 +160,12 @@ export interface GroupInput {
   parentId?: string | null;
 }
 
-export async function insertLocalGroup(trx: Knex, tenantId: string, input: GroupInput, now: number): Promise<LocalGroup> {
+export async function insertLocalGroup(
+  trx: Knex,
+  tenantId: string,
+  input: GroupInput,
+  now: number,
+): Promise<LocalGroup> {
   const row = {
     tenant_id: tenantId,
     id: newId(),
@@ -163,8 +189,11 @@ export async function insertLocalGroup(trx: Knex, tenantId: string, input: Group
 
 /** Takes a group for a change (version bump, so concurrent changes of one group queue up). */
 export async function lockLocalGroup(trx: Knex, tenantId: string, id: string, now: number): Promise<LocalGroup> {
-  const changed = await trx('local_groups').where({ tenant_id: tenantId, id }).update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) await noRowChanged(trx, 'local_groups', { tenant_id: tenantId, id }, undefined, notFound(id), 'group');
+  const changed = await trx('local_groups')
+    .where({ tenant_id: tenantId, id })
+    .update({ version: trx.raw('version + 1'), updated_at: now });
+  if (changed === 0)
+    await noRowChanged(trx, 'local_groups', { tenant_id: tenantId, id }, undefined, notFound(id), 'group');
   return (await getLocalGroup(trx, tenantId, id))!;
 }
 
@@ -186,7 +215,13 @@ export async function writeLocalGroup(trx: Knex, locked: LocalGroup, change: Gro
   try {
     await trx('local_groups')
       .where({ tenant_id: locked.tenantId, id: locked.id })
-      .update({ name: next.name, name_key: uniqueKey('name', next.name, 200, groupNameKey), description: next.description, parent_id: next.parentId, status: next.status });
+      .update({
+        name: next.name,
+        name_key: uniqueKey('name', next.name, 200, groupNameKey),
+        description: next.description,
+        parent_id: next.parentId,
+        status: next.status,
+      });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTaken(next.name, err);
     throw err;
@@ -206,12 +241,18 @@ export async function assertNoCycle(trx: Knex, group: LocalGroup, parentId: stri
     seen.add(id);
     if (id === group.id) {
       const cycle = [group.name, ...chain.map((g) => g.name), group.name];
-      throw new Unprocessable('group_cycle', `group "${group.name}" cannot be placed under "${chain[0]?.name ?? group.name}": that would make a cycle ${cycle.join(' → ')}`, {
-        fields: [{ path: 'body.parentId', message: `would make a cycle: ${cycle.join(' → ')}` }],
-        details: { cycle: [{ id: group.id, name: group.name }, ...chain, { id: group.id, name: group.name }] },
-      });
+      throw new Unprocessable(
+        'group_cycle',
+        `group "${group.name}" cannot be placed under "${chain[0]?.name ?? group.name}": that would make a cycle ${cycle.join(' → ')}`,
+        {
+          fields: [{ path: 'body.parentId', message: `would make a cycle: ${cycle.join(' → ')}` }],
+          details: { cycle: [{ id: group.id, name: group.name }, ...chain, { id: group.id, name: group.name }] },
+        },
+      );
     }
-    const row: Row | undefined = await currentRead(trx('local_groups').where({ tenant_id: group.tenantId, id }).select('id', 'name', 'parent_id')).first();
+    const row: Row | undefined = await currentRead(
+      trx('local_groups').where({ tenant_id: group.tenantId, id }).select('id', 'name', 'parent_id'),
+    ).first();
     if (!row) break;
     chain.push({ id: String(row.id), name: String(row.name) });
     id = (row.parent_id as string | null) || null;
@@ -220,7 +261,9 @@ export async function assertNoCycle(trx: Knex, group: LocalGroup, parentId: stri
 
 /** The direct children of a group, as committed now. */
 export async function childGroups(trx: Knex, tenantId: string, id: string): Promise<GroupRef[]> {
-  const rows = await currentRead(trx('local_groups').where({ tenant_id: tenantId, parent_id: id }).select('id', 'name').orderBy('name_key'));
+  const rows = await currentRead(
+    trx('local_groups').where({ tenant_id: tenantId, parent_id: id }).select('id', 'name').orderBy('name_key'),
+  );
   return rows.map((r: Row) => ({ id: String(r.id), name: String(r.name) }));
 }
 
@@ -235,8 +278,16 @@ export async function deleteLocalGroupRow(trx: Knex, tenantId: string, id: strin
 const MANUAL = { rule_id: '', idp_group_id: '' };
 
 /** A user's role in a group counting every row (manual and derived), or null for a non-member. */
-export async function effectiveRole(db: Knex, tenantId: string, groupId: string, userId: string): Promise<MemberRole | null> {
-  const rows = await db('group_members').where({ tenant_id: tenantId, group_id: groupId, user_id: userId }).whereRaw(liveDerivedSql('group_members')).select('role');
+export async function effectiveRole(
+  db: Knex,
+  tenantId: string,
+  groupId: string,
+  userId: string,
+): Promise<MemberRole | null> {
+  const rows = await db('group_members')
+    .where({ tenant_id: tenantId, group_id: groupId, user_id: userId })
+    .whereRaw(liveDerivedSql('group_members'))
+    .select('role');
   if (!rows.length) return null;
   return rows.some((r: Row) => r.role === 'manager') ? 'manager' : 'member';
 }
@@ -247,14 +298,26 @@ export async function membershipsOf(
   tenantId: string,
   groupId: string,
   userIds: string[],
-): Promise<Map<string, { manual: MemberRole | null; derived: { role: MemberRole; ruleId: string; idpGroupId: string }[] }>> {
-  const out = new Map<string, { manual: MemberRole | null; derived: { role: MemberRole; ruleId: string; idpGroupId: string }[] }>();
+): Promise<
+  Map<string, { manual: MemberRole | null; derived: { role: MemberRole; ruleId: string; idpGroupId: string }[] }>
+> {
+  const out = new Map<
+    string,
+    { manual: MemberRole | null; derived: { role: MemberRole; ruleId: string; idpGroupId: string }[] }
+  >();
   const unique = [...new Set(userIds)];
-  const rows = await inChunks(db, unique, (part) => db('group_members').where({ tenant_id: tenantId, group_id: groupId }).whereIn('user_id', part).whereRaw(liveDerivedSql('group_members')).select('user_id', 'role', 'rule_id', 'idp_group_id'));
+  const rows = await inChunks(db, unique, (part) =>
+    db('group_members')
+      .where({ tenant_id: tenantId, group_id: groupId })
+      .whereIn('user_id', part)
+      .whereRaw(liveDerivedSql('group_members'))
+      .select('user_id', 'role', 'rule_id', 'idp_group_id'),
+  );
   for (const r of rows as Row[]) {
     const entry = out.get(String(r.user_id)) ?? { manual: null, derived: [] };
     if (r.rule_id === '' && r.idp_group_id === '') entry.manual = r.role as MemberRole;
-    else entry.derived.push({ role: r.role as MemberRole, ruleId: String(r.rule_id), idpGroupId: String(r.idp_group_id) });
+    else
+      entry.derived.push({ role: r.role as MemberRole, ruleId: String(r.rule_id), idpGroupId: String(r.idp_group_id) });
     out.set(String(r.user_id), entry);
   }
   return out;
@@ -264,21 +327,51 @@ export async function membershipsOf(
  * Writes manual membership rows: inserts the absent, re-roles the present. Cost follows the
  * number of users given, never the size of the group.
  */
-export async function putManualMembers(trx: Knex, tenantId: string, groupId: string, fresh: string[], reroled: string[], role: MemberRole, now: number): Promise<void> {
+export async function putManualMembers(
+  trx: Knex,
+  tenantId: string,
+  groupId: string,
+  fresh: string[],
+  reroled: string[],
+  role: MemberRole,
+  now: number,
+): Promise<void> {
   // A concurrent request may have added the same user since the caller read; the merge keeps
   // that from failing the whole change.
   await insertChunked(
     trx,
     'group_members',
-    fresh.map((userId) => ({ tenant_id: tenantId, group_id: groupId, user_id: userId, role, ...MANUAL, created_at: now })),
+    fresh.map((userId) => ({
+      tenant_id: tenantId,
+      group_id: groupId,
+      user_id: userId,
+      role,
+      ...MANUAL,
+      created_at: now,
+    })),
     { conflict: (q) => q.onConflict(['tenant_id', 'group_id', 'user_id', 'rule_id', 'idp_group_id']).merge(['role']) },
   );
-  await eachChunk(trx, reroled, (part) => trx('group_members').where({ tenant_id: tenantId, group_id: groupId, ...MANUAL }).whereIn('user_id', part).update({ role }));
+  await eachChunk(trx, reroled, (part) =>
+    trx('group_members')
+      .where({ tenant_id: tenantId, group_id: groupId, ...MANUAL })
+      .whereIn('user_id', part)
+      .update({ role }),
+  );
 }
 
 /** Deletes manual rows only: what a mapping rule derived for the same user stays. */
-export async function removeManualMembers(trx: Knex, tenantId: string, groupId: string, userIds: string[]): Promise<void> {
-  await eachChunk(trx, userIds, (part) => trx('group_members').where({ tenant_id: tenantId, group_id: groupId, ...MANUAL }).whereIn('user_id', part).delete());
+export async function removeManualMembers(
+  trx: Knex,
+  tenantId: string,
+  groupId: string,
+  userIds: string[],
+): Promise<void> {
+  await eachChunk(trx, userIds, (part) =>
+    trx('group_members')
+      .where({ tenant_id: tenantId, group_id: groupId, ...MANUAL })
+      .whereIn('user_id', part)
+      .delete(),
+  );
 }
 
 export interface GroupMember {
@@ -294,10 +387,21 @@ export interface GroupMember {
 }
 
 /** One page of a group's members, one entry per user, ordered by user id, by keyset. */
-export async function listGroupMembers(db: Knex, tenantId: string, groupId: string, q: { limit: number; cursor?: string }): Promise<{ members: GroupMember[]; nextCursor: string | null }> {
+export async function listGroupMembers(
+  db: Knex,
+  tenantId: string,
+  groupId: string,
+  q: { limit: number; cursor?: string },
+): Promise<{ members: GroupMember[]; nextCursor: string | null }> {
   const after = q.cursor ? String(decodeCursor(q.cursor, 1)[0]) : '';
   const ids = (
-    await db('group_members').where({ tenant_id: tenantId, group_id: groupId }).andWhere('user_id', '>', after).whereRaw(liveDerivedSql('group_members')).distinct('user_id').orderBy('user_id').limit(q.limit + 1)
+    await db('group_members')
+      .where({ tenant_id: tenantId, group_id: groupId })
+      .andWhere('user_id', '>', after)
+      .whereRaw(liveDerivedSql('group_members'))
+      .distinct('user_id')
+      .orderBy('user_id')
+      .limit(q.limit + 1)
   ).map((r: Row) => String(r.user_id));
   const page = pageFrom(ids, q.limit, (id) => [id]);
   if (!page.rows.length) return { members: [], nextCursor: null };
@@ -325,7 +429,12 @@ export async function listGroupMembers(db: Knex, tenantId: string, groupId: stri
     };
     if (r.role === 'manager') m.role = 'manager';
     if (source === 'manual') m.source = 'manual';
-    m.rows.push({ source, role: r.role as MemberRole, ruleId: source === 'rule' ? String(r.rule_id) : null, idpGroupId: source === 'rule' ? String(r.idp_group_id) : null });
+    m.rows.push({
+      source,
+      role: r.role as MemberRole,
+      ruleId: source === 'rule' ? String(r.rule_id) : null,
+      idpGroupId: source === 'rule' ? String(r.idp_group_id) : null,
+    });
     byUser.set(id, m);
   }
   return { members: page.rows.flatMap((id) => byUser.get(id) ?? []), nextCursor: page.nextCursor };
@@ -338,7 +447,12 @@ export async function listGroupMembers(db: Knex, tenantId: string, groupId: stri
  * the limited powers of one of the group's own managers, or nothing. An archived group confers
  * nothing, so its managers' powers rest with it.
  */
-export async function membershipAuthority(db: Knex, catalogue: Area[], p: Principal, group: LocalGroup): Promise<'full' | 'group_manager' | null> {
+export async function membershipAuthority(
+  db: Knex,
+  catalogue: Area[],
+  p: Principal,
+  group: LocalGroup,
+): Promise<'full' | 'group_manager' | null> {
   if (canManageUsers(p, catalogue)) return 'full';
   if (p.kind !== 'user' || group.status !== 'active') return null;
   return (await effectiveRole(db, group.tenantId, group.id, p.user.id)) === 'manager' ? 'group_manager' : null;
@@ -353,7 +467,9 @@ export async function membershipAuthority(db: Knex, catalogue: Area[], p: Princi
 export async function groupChain(trx: Knex, tenantId: string, id: string): Promise<string[]> {
   const chain: string[] = [];
   for (let at: string | null = id; at !== null && !chain.includes(at); ) {
-    const row: Row | undefined = await currentRead(trx('local_groups').where({ tenant_id: tenantId, id: at }).select('id', 'parent_id')).first();
+    const row: Row | undefined = await currentRead(
+      trx('local_groups').where({ tenant_id: tenantId, id: at }).select('id', 'parent_id'),
+    ).first();
     if (!row) break;
     chain.push(at);
     at = (row.parent_id as string | null) || null;
@@ -378,8 +494,14 @@ export async function rightsCarried(trx: Knex, tenantId: string, groupIds: strin
   const out: CarriedRight[] = [];
   const unique = [...new Set(groupIds)];
   for (const chunk of inListChunks(trx, unique)) {
-    const grants = await currentRead(trx('agent_grants').where({ tenant_id: tenantId, subject_type: 'group' }).whereIn('subject_id', chunk).select('id', 'agent_id', 'subject_id'));
-    for (const g of grants as Row[]) out.push({ id: String(g.id), kind: 'grant', agentId: String(g.agent_id), groupId: String(g.subject_id) });
+    const grants = await currentRead(
+      trx('agent_grants')
+        .where({ tenant_id: tenantId, subject_type: 'group' })
+        .whereIn('subject_id', chunk)
+        .select('id', 'agent_id', 'subject_id'),
+    );
+    for (const g of grants as Row[])
+      out.push({ id: String(g.id), kind: 'grant', agentId: String(g.agent_id), groupId: String(g.subject_id) });
     const sources = await currentRead(
       trx('data_source_groups as l')
         .join('agent_data_sources as s', function () {
@@ -389,7 +511,8 @@ export async function rightsCarried(trx: Knex, tenantId: string, groupIds: strin
         .whereIn('l.group_id', chunk)
         .select('s.id', 's.agent_id', 'l.group_id'),
     );
-    for (const s of sources as Row[]) out.push({ id: String(s.id), kind: 'data_source', agentId: String(s.agent_id), groupId: String(s.group_id) });
+    for (const s of sources as Row[])
+      out.push({ id: String(s.id), kind: 'data_source', agentId: String(s.agent_id), groupId: String(s.group_id) });
   }
   return out;
 }

@@ -33,8 +33,9 @@ export const ACCESS_TEXT: Record<Access, string> = {
   member: 'Access: any caller of the tenant.',
   person: "Access: a person (a key they own or their session), not the tenant's admin key.",
   self_or_user_manager: 'Access: admins and user managers, and a user about themselves; anyone else gets 403.',
-  group_manager_or_user_manager: "Access: admins and user managers, and the group's own managers; anyone else gets 403.",
-  admin_or_creator: "Access: admins, and the user who registered the agent; anyone else gets 403.",
+  group_manager_or_user_manager:
+    "Access: admins and user managers, and the group's own managers; anyone else gets 403.",
+  admin_or_creator: 'Access: admins, and the user who registered the agent; anyone else gets 403.',
   user_manager: 'Access: admins, and members with manage on the user-management area; anyone else gets 403.',
   admin: 'Access: admins only; anyone else gets 403.',
 };

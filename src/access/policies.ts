@@ -17,7 +17,11 @@ import { Forbidden } from '../errors.js';
  */
 
 /** What a member with these settings would hold once active: the escalation check compares it. */
-export function wouldHold(catalogue: Area[], own: AreaSettings, template: Pick<RoleTemplate, 'id' | 'name' | 'areas'> | null): EffectiveTree {
+export function wouldHold(
+  catalogue: Area[],
+  own: AreaSettings,
+  template: Pick<RoleTemplate, 'id' | 'name' | 'areas'> | null,
+): EffectiveTree {
   return effectivePermissions(catalogue, {
     role: 'member',
     status: 'active',
@@ -38,9 +42,13 @@ export function assertWithinOwn(p: Principal, resulting: EffectiveTree, previous
     const had = previous?.[key]?.actions ?? [];
     const extra = area.actions.filter((a) => !mine.includes(a) && !had.includes(a));
     if (extra.length) {
-      throw new Forbidden('beyond_own_permissions', `you cannot grant ${extra.join(', ')} on ${key}: you hold ${p.effective[key]?.level ?? 'none'} there yourself`, {
-        details: { area: key },
-      });
+      throw new Forbidden(
+        'beyond_own_permissions',
+        `you cannot grant ${extra.join(', ')} on ${key}: you hold ${p.effective[key]?.level ?? 'none'} there yourself`,
+        {
+          details: { area: key },
+        },
+      );
     }
   }
 }
@@ -48,7 +56,8 @@ export function assertWithinOwn(p: Principal, resulting: EffectiveTree, previous
 /** May the principal change this user at all? Members never change admins. */
 export function assertMayChangeUser(p: Principal, catalogue: Area[], target: User, what: string): void {
   requireUserManager(p, catalogue, what);
-  if (!isAdmin(p) && target.role === 'admin') throw new Forbidden('admin_required', `only admins may ${what} of an admin`);
+  if (!isAdmin(p) && target.role === 'admin')
+    throw new Forbidden('admin_required', `only admins may ${what} of an admin`);
 }
 
 /**
@@ -58,7 +67,8 @@ export function assertMayChangeUser(p: Principal, catalogue: Area[], target: Use
  * which no non-admin could grant directly. So only admins change it.
  */
 export function assertMayChangeEmail(p: Principal): void {
-  if (!isAdmin(p)) throw new Forbidden('admin_required', "only admins may change a user's email: it decides who signs in as them");
+  if (!isAdmin(p))
+    throw new Forbidden('admin_required', "only admins may change a user's email: it decides who signs in as them");
 }
 
 export function assertMayAssignRole(p: Principal, role: User['role']): void {
@@ -89,7 +99,9 @@ function mayGrantAgentAccess(p: Principal): boolean {
 
 async function activeGroups(trx: Knex, tenantId: string, ids: string[]): Promise<string[]> {
   if (!ids.length) return [];
-  const rows = await inChunks<string, Record<string, unknown>>(trx, ids, (part) => currentRead(trx('local_groups').where({ tenant_id: tenantId, status: 'active' }).whereIn('id', part).select('id')));
+  const rows = await inChunks<string, Record<string, unknown>>(trx, ids, (part) =>
+    currentRead(trx('local_groups').where({ tenant_id: tenantId, status: 'active' }).whereIn('id', part).select('id')),
+  );
   return rows.map((r: Record<string, unknown>) => String(r.id));
 }
 
@@ -99,7 +111,14 @@ async function activeGroups(trx: Knex, tenantId: string, ids: string[]): Promise
  * Membership of a group is membership of its ancestors, so a new member, a new manager (edit on
  * the agents granted) and a group moved under a new parent all receive the chain's rights.
  */
-async function assertMayPassOn(trx: Knex, tenantId: string, p: Principal, after: string[], before: string[], what: string): Promise<void> {
+async function assertMayPassOn(
+  trx: Knex,
+  tenantId: string,
+  p: Principal,
+  after: string[],
+  before: string[],
+  what: string,
+): Promise<void> {
   if (mayGrantAgentAccess(p)) return;
   // Only what active groups carry was held before: an archived group gives nothing, so a right
   // it shares with the new chain (a data source restricted to both) is still fresh.
@@ -107,7 +126,11 @@ async function assertMayPassOn(trx: Knex, tenantId: string, p: Principal, after:
   const had = new Set((await rightsCarried(trx, tenantId, active)).map((r) => r.id));
   const fresh = (await rightsCarried(trx, tenantId, after)).filter((r) => !had.has(r.id));
   if (!fresh.length) return;
-  const names = await agentNames(trx, tenantId, fresh.map((r) => r.agentId));
+  const names = await agentNames(
+    trx,
+    tenantId,
+    fresh.map((r) => r.agentId),
+  );
   const agents = [...new Set(fresh.map((r) => r.agentId))].map((id) => ({ id, name: names.get(id) ?? id }));
   throw new Forbidden(
     'beyond_own_permissions',
@@ -123,16 +146,34 @@ async function assertMayPassOn(trx: Knex, tenantId: string, p: Principal, after:
  * members to it (the access it carries is theirs to share, as an admin made them its managers)
  * and never make anyone a manager.
  */
-export async function assertMayGrantMembership(trx: Knex, catalogue: Area[], p: Principal, group: LocalGroup, grant: { members: boolean; managers: boolean }): Promise<void> {
+export async function assertMayGrantMembership(
+  trx: Knex,
+  catalogue: Area[],
+  p: Principal,
+  group: LocalGroup,
+  grant: { members: boolean; managers: boolean },
+): Promise<void> {
   if (mayGrantAgentAccess(p) || (!grant.members && !grant.managers)) return;
   const userManager = canManageUsers(p, catalogue);
   if (grant.managers && !userManager) {
-    throw new Forbidden('group_manager_limit', "you cannot make anyone a manager: a group's managers add and remove members; roles are for admins and user managers");
+    throw new Forbidden(
+      'group_manager_limit',
+      "you cannot make anyone a manager: a group's managers add and remove members; roles are for admins and user managers",
+    );
   }
-  const groupManager = p.kind === 'user' && group.status === 'active' && (await effectiveRole(trx, group.tenantId, group.id, p.user.id)) === 'manager';
-  if (grant.members && !groupManager && !userManager) throw new Forbidden('not_allowed', `only admins, user managers and managers of group "${group.name}" may change its members`);
+  const groupManager =
+    p.kind === 'user' &&
+    group.status === 'active' &&
+    (await effectiveRole(trx, group.tenantId, group.id, p.user.id)) === 'manager';
+  if (grant.members && !groupManager && !userManager)
+    throw new Forbidden(
+      'not_allowed',
+      `only admins, user managers and managers of group "${group.name}" may change its members`,
+    );
   if (!grant.managers && groupManager) return;
-  const what = grant.managers ? `make anyone a manager of group "${group.name}"` : `add members to group "${group.name}"`;
+  const what = grant.managers
+    ? `make anyone a manager of group "${group.name}"`
+    : `add members to group "${group.name}"`;
   await assertMayPassOn(trx, group.tenantId, p, await groupChain(trx, group.tenantId, group.id), [], what);
 }
 
@@ -141,13 +182,23 @@ export async function assertMayGrantMembership(trx: Knex, catalogue: Area[], p: 
  * group under a parent gives its members (and those of its descendants) what the new ancestors
  * carry; reactivating an archived group gives back everything its chain carries.
  */
-export async function assertMayShapeGroup(trx: Knex, p: Principal, tenantId: string, group: LocalGroup | null, change: GroupChange): Promise<void> {
+export async function assertMayShapeGroup(
+  trx: Knex,
+  p: Principal,
+  tenantId: string,
+  group: LocalGroup | null,
+  change: GroupChange,
+): Promise<void> {
   const moves = change.parentId !== undefined && change.parentId !== (group?.parentId ?? null);
   const reactivates = group?.status === 'archived' && change.status === 'active';
   if (!moves && !reactivates) return;
   const parentId = change.parentId !== undefined ? change.parentId : (group?.parentId ?? null);
   const after = [...(group ? [group.id] : []), ...(parentId ? await groupChain(trx, tenantId, parentId) : [])];
   const before = group && !reactivates ? await groupChain(trx, tenantId, group.id) : [];
-  const what = !group ? 'create a group there' : reactivates ? `reactivate group "${group.name}"` : `move group "${group.name}" there`;
+  const what = !group
+    ? 'create a group there'
+    : reactivates
+      ? `reactivate group "${group.name}"`
+      : `move group "${group.name}" there`;
   await assertMayPassOn(trx, tenantId, p, after, before, what);
 }

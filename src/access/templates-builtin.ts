@@ -7,11 +7,27 @@ import type { AreaSettings } from './levels.js';
 export const builtinTemplates: { name: string; areas: AreaSettings }[] = [
   {
     name: 'Read-only reviewer',
-    areas: { analytics: 'read', behavior: 'read', knowledge: 'read', voice: 'read', messaging: 'read', deployments: 'read', account: 'read' },
+    areas: {
+      analytics: 'read',
+      behavior: 'read',
+      knowledge: 'read',
+      voice: 'read',
+      messaging: 'read',
+      deployments: 'read',
+      account: 'read',
+    },
   },
   {
     name: 'Knowledge editor',
-    areas: { analytics: 'read', knowledge: 'edit', behavior: 'read', voice: 'read', messaging: 'read', deployments: 'none', account: 'none' },
+    areas: {
+      analytics: 'read',
+      knowledge: 'edit',
+      behavior: 'read',
+      voice: 'read',
+      messaging: 'read',
+      deployments: 'none',
+      account: 'none',
+    },
   },
   {
     name: 'Full developer',
@@ -30,6 +46,14 @@ export const builtinTemplates: { name: string; areas: AreaSettings }[] = [
   },
   {
     name: 'Operations manager',
-    areas: { analytics: 'edit', behavior: 'read', knowledge: 'read', voice: 'read', messaging: 'read', deployments: 'edit', account: 'edit' },
+    areas: {
+      analytics: 'edit',
+      behavior: 'read',
+      knowledge: 'read',
+      voice: 'read',
+      messaging: 'read',
+      deployments: 'edit',
+      account: 'edit',
+    },
   },
 ];

@@ -50,7 +50,9 @@ function notFound(id: string): NotFound {
 
 /** Seeds seed 002's common configurations into a tenant; templates already there are kept. */
 export async function seedBuiltinTemplates(trx: Knex, tenantId: string, now = Date.now()): Promise<void> {
-  const existing = new Set((await trx('role_templates').where({ tenant_id: tenantId }).select('name_key')).map((r) => String(r.name_key)));
+  const existing = new Set(
+    (await trx('role_templates').where({ tenant_id: tenantId }).select('name_key')).map((r) => String(r.name_key)),
+  );
   const rows = builtinTemplates
     .filter((t) => !existing.has(nameKey(t.name)))
     .map((t) => ({
@@ -68,7 +70,9 @@ export async function seedBuiltinTemplates(trx: Knex, tenantId: string, now = Da
 }
 
 export async function listTemplates(db: Knex, tenantId: string): Promise<RoleTemplate[]> {
-  return (await db('role_templates').where({ tenant_id: tenantId }).orderBy('name_key').orderBy('id')).map(templateFromRow);
+  return (await db('role_templates').where({ tenant_id: tenantId }).orderBy('name_key').orderBy('id')).map(
+    templateFromRow,
+  );
 }
 
 export async function getTemplate(db: Knex, tenantId: string, id: string): Promise<RoleTemplate | undefined> {
@@ -82,7 +86,12 @@ export async function requireTemplate(db: Knex, tenantId: string, id: string): P
   return t;
 }
 
-export async function insertTemplate(trx: Knex, tenantId: string, input: { name: string; areas: AreaSettings }, now: number): Promise<RoleTemplate> {
+export async function insertTemplate(
+  trx: Knex,
+  tenantId: string,
+  input: { name: string; areas: AreaSettings },
+  now: number,
+): Promise<RoleTemplate> {
   const row = {
     tenant_id: tenantId,
     id: newId(),
@@ -105,16 +114,27 @@ export async function insertTemplate(trx: Knex, tenantId: string, input: { name:
 
 /** Locks a template for a change (version bump, so concurrent edits queue up). */
 export async function lockTemplate(trx: Knex, tenantId: string, id: string, now: number): Promise<RoleTemplate> {
-  const changed = await trx('role_templates').where({ tenant_id: tenantId, id }).update({ version: trx.raw('version + 1'), updated_at: now });
-  if (changed === 0) await noRowChanged(trx, 'role_templates', { tenant_id: tenantId, id }, undefined, notFound(id), 'role template');
+  const changed = await trx('role_templates')
+    .where({ tenant_id: tenantId, id })
+    .update({ version: trx.raw('version + 1'), updated_at: now });
+  if (changed === 0)
+    await noRowChanged(trx, 'role_templates', { tenant_id: tenantId, id }, undefined, notFound(id), 'role template');
   return (await getTemplate(trx, tenantId, id))!;
 }
 
-export async function writeTemplate(trx: Knex, locked: RoleTemplate, input: { name: string; areas: AreaSettings }): Promise<RoleTemplate> {
+export async function writeTemplate(
+  trx: Knex,
+  locked: RoleTemplate,
+  input: { name: string; areas: AreaSettings },
+): Promise<RoleTemplate> {
   try {
     await trx('role_templates')
       .where({ tenant_id: locked.tenantId, id: locked.id })
-      .update({ name: input.name.trim(), name_key: uniqueKey('name', input.name, 200, nameKey), areas_json: JSON.stringify(input.areas) });
+      .update({
+        name: input.name.trim(),
+        name_key: uniqueKey('name', input.name, 200, nameKey),
+        areas_json: JSON.stringify(input.areas),
+      });
   } catch (err) {
     if (isUniqueViolation(err)) throw nameTaken(input.name, err);
     throw err;

@@ -9,18 +9,35 @@ export async function getOwnSettings(db: Knex, tenantId: string, userId: string)
   return row ? parseJson<AreaSettings>(row.areas_json, {}) : {};
 }
 
-export async function getOwnSettingsOf(db: Knex, tenantId: string, userIds: string[]): Promise<Map<string, AreaSettings>> {
+export async function getOwnSettingsOf(
+  db: Knex,
+  tenantId: string,
+  userIds: string[],
+): Promise<Map<string, AreaSettings>> {
   const out = new Map<string, AreaSettings>();
-  for (const r of await inChunks(db, userIds, (part) => db('user_area_settings').where({ tenant_id: tenantId }).whereIn('user_id', part))) {
+  for (const r of await inChunks(db, userIds, (part) =>
+    db('user_area_settings').where({ tenant_id: tenantId }).whereIn('user_id', part),
+  )) {
     out.set(String(r.user_id), parseJson<AreaSettings>(r.areas_json, {}));
   }
   return out;
 }
 
 /** Replaces a user's own settings; an empty map removes the row. */
-export async function putOwnSettings(trx: Knex, tenantId: string, userId: string, areas: AreaSettings, now: number): Promise<void> {
+export async function putOwnSettings(
+  trx: Knex,
+  tenantId: string,
+  userId: string,
+  areas: AreaSettings,
+  now: number,
+): Promise<void> {
   await trx('user_area_settings').where({ tenant_id: tenantId, user_id: userId }).delete();
   if (Object.keys(areas).length) {
-    await trx('user_area_settings').insert({ tenant_id: tenantId, user_id: userId, areas_json: JSON.stringify(areas), updated_at: now });
+    await trx('user_area_settings').insert({
+      tenant_id: tenantId,
+      user_id: userId,
+      areas_json: JSON.stringify(areas),
+      updated_at: now,
+    });
   }
 }

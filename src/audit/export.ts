@@ -63,7 +63,13 @@ function ndjson(rows: AuditEventRow[]): string {
  * before the first chunk is read, so a failing query can still be answered as an error. Stops
  * without ending `out` if it closes early.
  */
-export async function exportAuditEvents(knex: Knex, tenantId: string, filter: AuditFilter, format: ExportFormat, out: Writable): Promise<void> {
+export async function exportAuditEvents(
+  knex: Knex,
+  tenantId: string,
+  filter: AuditFilter,
+  format: ExportFormat,
+  out: Writable,
+): Promise<void> {
   let cursor: string | undefined;
   let header = format === 'csv';
   do {

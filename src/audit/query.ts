@@ -43,7 +43,12 @@ export async function listAuditEvents(
   page: { limit: number; cursor?: string },
 ): Promise<{ rows: AuditEventRow[]; nextCursor: string | null }> {
   const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor, NEWEST_FIRST.length);
-  const rows = (await keyset(filtered(knex, tenantId, filter).select('*'), NEWEST_FIRST, after, page.limit)) as AuditEventRow[];
+  const rows = (await keyset(
+    filtered(knex, tenantId, filter).select('*'),
+    NEWEST_FIRST,
+    after,
+    page.limit,
+  )) as AuditEventRow[];
   return pageFrom(rows, page.limit, (r) => [String(r.id)]);
 }
 
@@ -51,9 +56,17 @@ export function presentAuditEvent(r: AuditEventRow) {
   return {
     id: String(r.id),
     at: isoOrNull(r.at)!,
-    actor: { type: r.actor_type as Actor['type'], id: (r.actor_id as string | null) ?? null, display: (r.actor_display as string | null) ?? null },
+    actor: {
+      type: r.actor_type as Actor['type'],
+      id: (r.actor_id as string | null) ?? null,
+      display: (r.actor_display as string | null) ?? null,
+    },
     event: String(r.event),
-    entity: { type: String(r.entity_type), id: (r.entity_id as string | null) ?? null, name: (r.entity_name as string | null) ?? null },
+    entity: {
+      type: String(r.entity_type),
+      id: (r.entity_id as string | null) ?? null,
+      name: (r.entity_name as string | null) ?? null,
+    },
     before: parseJson<unknown>(r.before_json, null),
     after: parseJson<unknown>(r.after_json, null),
     requestId: (r.request_id as string | null) ?? null,

@@ -65,12 +65,14 @@ function parse(argv: string[]) {
 
 function positionals(p: Parsed, count: number, what: string): string[] {
   const rest = p.positionals.slice(2);
-  if (rest.length !== count) throw new UsageError(`${what} takes ${count} argument${count === 1 ? '' : 's'}, got ${rest.length}`);
+  if (rest.length !== count)
+    throw new UsageError(`${what} takes ${count} argument${count === 1 ? '' : 's'}, got ${rest.length}`);
   return rest;
 }
 
 function slugArg(slug: string): string {
-  if (!isValidSlug(slug)) throw new UsageError(`"${slug}" is not a valid tenant slug (lowercase letters, digits and dashes, 1-64)`);
+  if (!isValidSlug(slug))
+    throw new UsageError(`"${slug}" is not a valid tenant slug (lowercase letters, digits and dashes, 1-64)`);
   return slug;
 }
 
@@ -128,7 +130,11 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
       return { tenant, scimToken: scim.token, adminApiKey: admin.token };
     });
     say(
-      { tenant: { id: result.tenant.id, slug: result.tenant.slug, name: result.tenant.name, userLimit }, scimToken: result.scimToken, adminApiKey: result.adminApiKey },
+      {
+        tenant: { id: result.tenant.id, slug: result.tenant.slug, name: result.tenant.name, userLimit },
+        scimToken: result.scimToken,
+        adminApiKey: result.adminApiKey,
+      },
       `created tenant ${result.tenant.slug} (${result.tenant.id})\nSCIM token:    ${result.scimToken}\nadmin API key: ${result.adminApiKey}\nThese secrets are shown only now.`,
     );
     return;
@@ -141,7 +147,12 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
       const changed = await setUserLimit(trx, slugArg(slug!), userLimit);
       if (changed.before.userLimit !== userLimit) {
         // The tenant's admins see in their audit log who changed their plan's limit.
-        const ctx = { tenantId: changed.after.id, actor: { type: 'system' as const, id: null, display: 'operator (roster CLI)' }, requestId: 'cli', now: new Date() };
+        const ctx = {
+          tenantId: changed.after.id,
+          actor: { type: 'system' as const, id: null, display: 'operator (roster CLI)' },
+          requestId: 'cli',
+          now: new Date(),
+        };
         await recordEvent(trx, ctx, {
           event: 'tenant.updated',
           entity: { type: 'tenant', id: changed.after.id, name: changed.after.name },
@@ -161,7 +172,13 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
     positionals(p, 0, 'tenant list');
     const tenants = await listTenants(db.knex);
     say(
-      tenants.map((t) => ({ id: t.id, slug: t.slug, name: t.name, userLimit: t.userLimit, createdAt: iso(t.createdAt) })),
+      tenants.map((t) => ({
+        id: t.id,
+        slug: t.slug,
+        name: t.name,
+        userLimit: t.userLimit,
+        createdAt: iso(t.createdAt),
+      })),
       tenants.map((t) => `${t.slug}\t${t.id}\t${t.name}\tlimit=${t.userLimit ?? 'none'}`).join('\n') || '(no tenants)',
     );
     return;
@@ -173,7 +190,10 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
     let expiresInMs: number | undefined;
     if (v['expires-in'] !== undefined) {
       expiresInMs = parseDuration(v['expires-in']);
-      if (expiresInMs === undefined) throw new UsageError(`--expires-in must be a number with a unit s, m, h or d (e.g. 90d), got "${v['expires-in']}"`);
+      if (expiresInMs === undefined)
+        throw new UsageError(
+          `--expires-in must be a number with a unit s, m, h or d (e.g. 90d), got "${v['expires-in']}"`,
+        );
     }
     const tenant = await getTenantBySlug(db.knex, slugArg(slug!));
     const t = await issueToken(db.knex, tenant.id, { kind, name: v.name, expiresInMs });
@@ -201,8 +221,9 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
         lastUsedAt: iso(t.lastUsedAt),
         revokedAt: iso(t.revokedAt),
       })),
-      tokens.map((t) => `${t.id}\t${t.kind}\t${state(t)}\t${t.hint}\t${t.name}\tlast used ${iso(t.lastUsedAt) ?? 'never'}`).join('\n') ||
-        '(no tokens)',
+      tokens
+        .map((t) => `${t.id}\t${t.kind}\t${state(t)}\t${t.hint}\t${t.name}\tlast used ${iso(t.lastUsedAt) ?? 'never'}`)
+        .join('\n') || '(no tokens)',
     );
     return;
   }
@@ -229,7 +250,15 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
       mails.map((m) => mailJson(m, slugs.get(m.tenantId))),
       mails
         .map((m) =>
-          [m.id, iso(m.createdAt), slugs.get(m.tenantId) ?? m.tenantId, m.to, m.subject, mailState(m), m.lastError ? `last error: ${m.lastError}` : '']
+          [
+            m.id,
+            iso(m.createdAt),
+            slugs.get(m.tenantId) ?? m.tenantId,
+            m.to,
+            m.subject,
+            mailState(m),
+            m.lastError ? `last error: ${m.lastError}` : '',
+          ]
             .join('\t')
             .trimEnd(),
         )
@@ -241,7 +270,8 @@ async function run(p: Parsed, db: Db, io: Io): Promise<void> {
     const [id] = positionals(p, 1, 'outbox show');
     const tenant = v.tenant === undefined ? undefined : await getTenantBySlug(db.knex, slugArg(v.tenant));
     const m = await getOutboxMail(db.knex, id!, tenant?.id);
-    if (!m) throw new NotFound('mail_not_found', `no mail with id "${id}"${tenant ? ` in tenant "${tenant.slug}"` : ''}`);
+    if (!m)
+      throw new NotFound('mail_not_found', `no mail with id "${id}"${tenant ? ` in tenant "${tenant.slug}"` : ''}`);
     const slug = tenant?.slug ?? (await getTenant(db.knex, m.tenantId)).slug;
     const head = [
       `To: ${m.to}`,
@@ -279,7 +309,7 @@ export async function cli(argv: string[], env: Record<string, string | undefined
     return 0;
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) {
-      io.err(`roster: ${err.message}\n${err instanceof UsageError ? USAGE + '\n' : ''}`);
+      io.err(`roster: ${err.message}\n${err instanceof UsageError ? `${USAGE}\n` : ''}`);
       return 2;
     }
     if (err instanceof RosterError) {

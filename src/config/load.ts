@@ -43,7 +43,9 @@ export class ConfigError extends Error {
   }
 }
 
-const validate = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false }).compile(configSchema);
+const validate = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false }).compile(
+  configSchema,
+);
 
 /** Pure: environment in, frozen Config out; every bad variable is listed at once. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
@@ -66,7 +68,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const duration = (key: string, example: string) => {
     const ms = typeof raw[key] === 'string' ? parseDuration(raw[key] as string) : undefined;
-    if (ms === undefined && !flagged(key)) problems.push(`${key}: must be a positive number with a unit s, m, h or d (e.g. ${example})`);
+    if (ms === undefined && !flagged(key))
+      problems.push(`${key}: must be a positive number with a unit s, m, h or d (e.g. ${example})`);
     return ms;
   };
   const sessionIdleMs = duration('SESSION_IDLE_TIMEOUT', '1h');
@@ -75,7 +78,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     problems.push('SESSION_IDLE_TIMEOUT: must not be longer than SESSION_MAX_AGE');
   }
   if ((raw.SAML_SP_KEY_FILE === undefined) !== (raw.SAML_SP_CERT_FILE === undefined)) {
-    problems.push(`${raw.SAML_SP_KEY_FILE === undefined ? 'SAML_SP_KEY_FILE' : 'SAML_SP_CERT_FILE'}: SAML_SP_KEY_FILE and SAML_SP_CERT_FILE go together`);
+    problems.push(
+      `${raw.SAML_SP_KEY_FILE === undefined ? 'SAML_SP_KEY_FILE' : 'SAML_SP_CERT_FILE'}: SAML_SP_KEY_FILE and SAML_SP_CERT_FILE go together`,
+    );
   }
   if (problems.length) throw new ConfigError(problems);
   const port = raw.PORT as number;

@@ -19,8 +19,17 @@ export const configSchema = {
       pattern: '^https?://',
       description: 'Absolute URL clients reach Roster at; used in SCIM meta.location. Default http://localhost:PORT',
     },
-    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
-    BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, default: 1048576, description: 'Largest accepted request body' },
+    LOG_LEVEL: {
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+    },
+    BODY_LIMIT_BYTES: {
+      type: 'integer',
+      minimum: 1024,
+      default: 1048576,
+      description: 'Largest accepted request body',
+    },
     REQUEST_BODY_TIMEOUT_MS: {
       type: 'integer',
       minimum: 100,
@@ -28,7 +37,13 @@ export const configSchema = {
       default: 30000,
       description: 'How long a client may take to send a request body before it gets 408',
     },
-    JSON_MAX_DEPTH: { type: 'integer', minimum: 2, maximum: 1000, default: 32, description: 'Deepest accepted JSON nesting' },
+    JSON_MAX_DEPTH: {
+      type: 'integer',
+      minimum: 2,
+      maximum: 1000,
+      default: 32,
+      description: 'Deepest accepted JSON nesting',
+    },
     DB_POOL_MAX: { type: 'integer', minimum: 1, default: 10, description: 'MySQL/MariaDB pool size' },
     DB_ACQUIRE_TIMEOUT_MS: {
       type: 'integer',
@@ -36,9 +51,18 @@ export const configSchema = {
       default: 2000,
       description: 'How long a request waits for a database connection before answering 503',
     },
-    SHUTDOWN_TIMEOUT_MS: { type: 'integer', minimum: 0, default: 10000, description: 'Bound on in-flight requests at SIGTERM' },
+    SHUTDOWN_TIMEOUT_MS: {
+      type: 'integer',
+      minimum: 0,
+      default: 10000,
+      description: 'Bound on in-flight requests at SIGTERM',
+    },
     METRICS_ENABLED: { type: 'boolean', default: true, description: 'Serve GET /metrics' },
-    METRICS_TOKEN: { type: 'string', minLength: 16, description: 'When set, /metrics requires Authorization: Bearer <it>' },
+    METRICS_TOKEN: {
+      type: 'string',
+      minLength: 16,
+      description: 'When set, /metrics requires Authorization: Bearer <it>',
+    },
     SCIM_RATE_LIMIT: {
       type: 'integer',
       minimum: 0,
@@ -84,7 +108,8 @@ export const configSchema = {
     SESSION_SECRET: {
       type: 'string',
       minLength: 32,
-      description: 'Signs session cookies; 32+ characters, the same in every process. Unset: a random one per process (sessions end at restart)',
+      description:
+        'Signs session cookies; 32+ characters, the same in every process. Unset: a random one per process (sessions end at restart)',
     },
     SESSION_IDLE_TIMEOUT: {
       type: 'string',
@@ -101,12 +126,14 @@ export const configSchema = {
     SAML_SP_KEY_FILE: {
       type: 'string',
       minLength: 1,
-      description: 'PEM private key of the SAML service provider: signs AuthnRequests, decrypts encrypted assertions. With SAML_SP_CERT_FILE',
+      description:
+        'PEM private key of the SAML service provider: signs AuthnRequests, decrypts encrypted assertions. With SAML_SP_CERT_FILE',
     },
     SAML_SP_CERT_FILE: {
       type: 'string',
       minLength: 1,
-      description: 'PEM certificate of that key, published in the SP metadata for signing and encryption. With SAML_SP_KEY_FILE',
+      description:
+        'PEM certificate of that key, published in the SP metadata for signing and encryption. With SAML_SP_KEY_FILE',
     },
     AUTH_RATE_LIMIT: {
       type: 'integer',
@@ -118,8 +145,14 @@ export const configSchema = {
       type: 'integer',
       minimum: 1000,
       default: 30000,
-      description: 'How long a job stays with the process running it after its last chunk started; after that another process resumes it',
+      description:
+        'How long a job stays with the process running it after its last chunk started; after that another process resumes it',
     },
-    JOB_POLL_MS: { type: 'integer', minimum: 10, default: 1000, description: 'How often an idle job worker looks for queued jobs' },
+    JOB_POLL_MS: {
+      type: 'integer',
+      minimum: 10,
+      default: 1000,
+      description: 'How often an idle job worker looks for queued jobs',
+    },
   },
 } as const;

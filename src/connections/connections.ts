@@ -15,7 +15,18 @@ export type MatchBy = 'email' | 'userName' | 'externalId';
 export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post';
 
 /** Asymmetric JWS algorithms only: `none` is never accepted, HS* would make the client secret a signing key. */
-export const ID_TOKEN_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+export const ID_TOKEN_ALGS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
 
 export const UNSPECIFIED_NAME_ID = 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified';
 
@@ -114,19 +125,32 @@ class Fields {
   }
 }
 
-function oidcSettings(input: ConnectionInput, current: OidcConnection | undefined, f: Fields): { settings: OidcSettings; clientSecret: string } {
+function oidcSettings(
+  input: ConnectionInput,
+  current: OidcConnection | undefined,
+  f: Fields,
+): { settings: OidcSettings; clientSecret: string } {
   const prev = current?.oidc;
   const issuer = input.issuer ?? prev?.issuer;
   const clientId = input.clientId ?? prev?.clientId;
   const clientSecret = input.clientSecret ?? current?.clientSecret;
   if (!issuer) f.add('issuer', 'is required for an OIDC connection');
-  else if (!isAcceptableIdpUrl(issuer)) f.add('issuer', 'must be an https URL (http only on 127.0.0.1, localhost or ::1)');
+  else if (!isAcceptableIdpUrl(issuer))
+    f.add('issuer', 'must be an https URL (http only on 127.0.0.1, localhost or ::1)');
   else if (/[?#]/.test(issuer)) f.add('issuer', 'must not have a query or fragment');
   if (!clientId) f.add('clientId', 'is required for an OIDC connection');
   if (!clientSecret) f.add('clientSecret', 'is required for an OIDC connection');
   const scopes = input.scopes ?? prev?.scopes ?? ['openid', 'email', 'profile'];
   if (!scopes.includes('openid')) f.add('scopes', 'must include openid');
-  for (const key of ['idpMetadataXml', 'idpEntityId', 'idpSsoUrl', 'idpCertificates', 'nameIdFormat', 'attributes', 'allowIdpInitiated'] as const) {
+  for (const key of [
+    'idpMetadataXml',
+    'idpEntityId',
+    'idpSsoUrl',
+    'idpCertificates',
+    'nameIdFormat',
+    'attributes',
+    'allowIdpInitiated',
+  ] as const) {
     if (input[key] !== undefined) f.add(key, 'applies to SAML connections only');
   }
   return {
@@ -137,7 +161,8 @@ function oidcSettings(input: ConnectionInput, current: OidcConnection | undefine
       groupsClaim: input.groupsClaim !== undefined ? input.groupsClaim : (prev?.groupsClaim ?? null),
       tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? prev?.tokenEndpointAuthMethod ?? 'client_secret_basic',
       idTokenSigningAlgs: input.idTokenSigningAlgs ?? prev?.idTokenSigningAlgs ?? ['RS256'],
-      trustEmailWithoutVerifiedClaim: input.trustEmailWithoutVerifiedClaim ?? prev?.trustEmailWithoutVerifiedClaim ?? false,
+      trustEmailWithoutVerifiedClaim:
+        input.trustEmailWithoutVerifiedClaim ?? prev?.trustEmailWithoutVerifiedClaim ?? false,
     },
     clientSecret: clientSecret ?? '',
   };
@@ -164,15 +189,28 @@ function samlSettings(input: ConnectionInput, current: SamlConnection | undefine
       else f.add(`idpCertificates.${i}`, 'is not a PEM or base64 X.509 certificate');
     });
   } else certificates.push(...(fromMetadata?.certificates ?? prev?.idpCertificates ?? []));
-  if (!idpEntityId && !f.errors.length) f.add('idpEntityId', 'is required for a SAML connection (or give idpMetadataXml)');
+  if (!idpEntityId && !f.errors.length)
+    f.add('idpEntityId', 'is required for a SAML connection (or give idpMetadataXml)');
   if (!idpSsoUrl && !f.errors.length) f.add('idpSsoUrl', 'is required for a SAML connection (or give idpMetadataXml)');
-  else if (idpSsoUrl && !isAcceptableIdpUrl(idpSsoUrl)) f.add('idpSsoUrl', 'must be an https URL (http only on 127.0.0.1, localhost or ::1)');
-  if (!certificates.length && !f.errors.length) f.add('idpCertificates', 'at least one IdP signing certificate is required (or give idpMetadataXml)');
-  for (const key of ['issuer', 'clientId', 'clientSecret', 'scopes', 'groupsClaim', 'tokenEndpointAuthMethod', 'idTokenSigningAlgs', 'trustEmailWithoutVerifiedClaim'] as const) {
+  else if (idpSsoUrl && !isAcceptableIdpUrl(idpSsoUrl))
+    f.add('idpSsoUrl', 'must be an https URL (http only on 127.0.0.1, localhost or ::1)');
+  if (!certificates.length && !f.errors.length)
+    f.add('idpCertificates', 'at least one IdP signing certificate is required (or give idpMetadataXml)');
+  for (const key of [
+    'issuer',
+    'clientId',
+    'clientSecret',
+    'scopes',
+    'groupsClaim',
+    'tokenEndpointAuthMethod',
+    'idTokenSigningAlgs',
+    'trustEmailWithoutVerifiedClaim',
+  ] as const) {
     if (input[key] !== undefined) f.add(key, 'applies to OIDC connections only');
   }
   const attrs = input.attributes;
-  const pick = (k: 'email' | 'name' | 'groups') => (attrs && attrs[k] !== undefined ? attrs[k]! || null : (prev?.attributes[k] ?? null));
+  const pick = (k: 'email' | 'name' | 'groups') =>
+    attrs && attrs[k] !== undefined ? attrs[k]! || null : (prev?.attributes[k] ?? null);
   return {
     idpEntityId: idpEntityId ?? '',
     idpSsoUrl: idpSsoUrl ?? '',
@@ -206,7 +244,14 @@ function prepare(input: ConnectionInput, current?: Connection): Prepared {
   } else settings = samlSettings(input, current?.protocol === 'saml' ? current : undefined, f);
   f.check();
   const domains = [...new Set(input.domains ?? current?.domains ?? [])];
-  return { name, enabled: input.enabled ?? current?.enabled ?? true, matchBy: input.matchBy ?? current?.matchBy ?? 'email', domains, settings, clientSecret };
+  return {
+    name,
+    enabled: input.enabled ?? current?.enabled ?? true,
+    matchBy: input.matchBy ?? current?.matchBy ?? 'email',
+    domains,
+    settings,
+    clientSecret,
+  };
 }
 
 type Row = Record<string, unknown>;
@@ -225,20 +270,32 @@ function connectionFromRow(r: Row): Connection {
   };
   if (r.protocol === 'oidc') {
     const oidc = parseJson<OidcSettings>(r.settings_json, {} as OidcSettings);
-    return { ...base, protocol: 'oidc', oidc: { ...oidc, trustEmailWithoutVerifiedClaim: oidc.trustEmailWithoutVerifiedClaim ?? false }, clientSecret: String(r.client_secret ?? '') };
+    return {
+      ...base,
+      protocol: 'oidc',
+      oidc: { ...oidc, trustEmailWithoutVerifiedClaim: oidc.trustEmailWithoutVerifiedClaim ?? false },
+      clientSecret: String(r.client_secret ?? ''),
+    };
   }
   return { ...base, protocol: 'saml', saml: parseJson<SamlSettings>(r.settings_json, {} as SamlSettings) };
 }
 
 function nameTaken(name: string, cause: unknown): Conflict {
-  return new Conflict('connection_name_taken', `an SSO connection named "${name}" already exists in this tenant`, { cause });
+  return new Conflict('connection_name_taken', `an SSO connection named "${name}" already exists in this tenant`, {
+    cause,
+  });
 }
 
 function notFound(id: string): NotFound {
   return new NotFound('connection_not_found', `no SSO connection with id "${id}"`);
 }
 
-export async function insertConnection(trx: Knex, tenantId: string, input: ConnectionInput, now: number): Promise<Connection> {
+export async function insertConnection(
+  trx: Knex,
+  tenantId: string,
+  input: ConnectionInput,
+  now: number,
+): Promise<Connection> {
   const p = prepare(input);
   const row = {
     tenant_id: tenantId,
@@ -276,18 +333,26 @@ export async function requireConnection(db: Knex, tenantId: string, id: string):
 }
 
 export async function listConnections(db: Knex, tenantId: string): Promise<Connection[]> {
-  return (await db('sso_connections').where({ tenant_id: tenantId }).orderBy('created_at').orderBy('id')).map(connectionFromRow);
+  return (await db('sso_connections').where({ tenant_id: tenantId }).orderBy('created_at').orderBy('id')).map(
+    connectionFromRow,
+  );
 }
 
 /** Takes a connection's row for a change (version bump, row lock until commit) and returns it as it is now. */
 export async function lockConnection(trx: Knex, tenantId: string, id: string, now: number): Promise<Connection> {
-  const changed = await trx('sso_connections').where({ tenant_id: tenantId, id }).update({ version: trx.raw('version + 1'), updated_at: now });
+  const changed = await trx('sso_connections')
+    .where({ tenant_id: tenantId, id })
+    .update({ version: trx.raw('version + 1'), updated_at: now });
   if (changed === 0) throw notFound(id);
   return (await getConnection(trx, tenantId, id))!;
 }
 
 /** Writes a locked connection's new settings: the change is merged over what it had. */
-export async function writeConnection(trx: Knex, locked: Connection, change: Omit<ConnectionInput, 'protocol' | 'name'> & { name?: string }): Promise<Connection> {
+export async function writeConnection(
+  trx: Knex,
+  locked: Connection,
+  change: Omit<ConnectionInput, 'protocol' | 'name'> & { name?: string },
+): Promise<Connection> {
   const p = prepare({ ...change, protocol: locked.protocol, name: change.name ?? locked.name }, locked);
   const cols = {
     name: p.name,
@@ -324,9 +389,17 @@ export function inDomains(email: string, domains: string[]): boolean {
  * row is taken first, and the list read current (on MariaDB the transaction's snapshot predates
  * the lock), so two connections enabled at once are checked one after the other.
  */
-export async function assertDomainsWhereShared(trx: Knex, tenantId: string, opts: { onlyOverlaps?: boolean } = {}): Promise<void> {
-  await trx('tenants').where({ id: tenantId }).update({ user_limit: trx.raw('user_limit') });
-  const rows = await currentRead(trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).orderBy('created_at').orderBy('id'));
+export async function assertDomainsWhereShared(
+  trx: Knex,
+  tenantId: string,
+  opts: { onlyOverlaps?: boolean } = {},
+): Promise<void> {
+  await trx('tenants')
+    .where({ id: tenantId })
+    .update({ user_limit: trx.raw('user_limit') });
+  const rows = await currentRead(
+    trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).orderBy('created_at').orderBy('id'),
+  );
   const enabled = (rows as Row[]).map(connectionFromRow);
   const missing = enabled.filter((c) => !c.domains.length);
   if (enabled.length >= 2 && missing.length && !opts.onlyOverlaps) {
@@ -341,9 +414,13 @@ export async function assertDomainsWhereShared(trx: Knex, tenantId: string, opts
     for (const d of c.domains) {
       const other = owner.get(d);
       if (other && other.id !== c.id) {
-        throw new Conflict('connection_domains_overlap', `the domain ${d} is on both "${other.name}" and "${c.name}": one IdP speaks for a domain`, {
-          details: { domain: d, connections: [other, c].map((x) => ({ id: x.id, name: x.name })) },
-        });
+        throw new Conflict(
+          'connection_domains_overlap',
+          `the domain ${d} is on both "${other.name}" and "${c.name}": one IdP speaks for a domain`,
+          {
+            details: { domain: d, connections: [other, c].map((x) => ({ id: x.id, name: x.name })) },
+          },
+        );
       }
       owner.set(d, c);
     }
@@ -358,17 +435,31 @@ export async function assertDomainsWhereShared(trx: Knex, tenantId: string, opts
  * old rule can still be switched off). Connections count enabled or not: their claim groups
  * outlive a disable.
  */
-export async function connectionMatchErrors(db: Knex, tenantId: string, match: { source: string; connectionId?: string }, enabled = true): Promise<FieldError[]> {
+export async function connectionMatchErrors(
+  db: Knex,
+  tenantId: string,
+  match: { source: string; connectionId?: string },
+  enabled = true,
+): Promise<FieldError[]> {
   if (match.source !== 'connection') {
-    if (match.connectionId !== undefined) return [{ path: 'body.match.connectionId', message: 'applies only with source connection' }];
+    if (match.connectionId !== undefined)
+      return [{ path: 'body.match.connectionId', message: 'applies only with source connection' }];
     if (!enabled || (match.source !== 'saml' && match.source !== 'oidc' && match.source !== 'any')) return [];
     const all = await listConnections(db, tenantId);
     const reached = match.source === 'any' ? all : all.filter((c) => c.protocol === match.source);
     if (reached.length < 2) return [];
-    return [{ path: 'body.match.source', message: `${match.source} would trust ${reached.length} SSO connections (${reached.map((c) => `"${c.name}"`).join(', ')}); use source "connection" with match.connectionId, or "scim"` }];
+    return [
+      {
+        path: 'body.match.source',
+        message: `${match.source} would trust ${reached.length} SSO connections (${reached.map((c) => `"${c.name}"`).join(', ')}); use source "connection" with match.connectionId, or "scim"`,
+      },
+    ];
   }
-  if (match.connectionId === undefined) return [{ path: 'body.match.connectionId', message: 'is required with source connection' }];
-  return (await getConnection(db, tenantId, match.connectionId)) ? [] : [{ path: 'body.match.connectionId', message: `no SSO connection "${match.connectionId}"` }];
+  if (match.connectionId === undefined)
+    return [{ path: 'body.match.connectionId', message: 'is required with source connection' }];
+  return (await getConnection(db, tenantId, match.connectionId))
+    ? []
+    : [{ path: 'body.match.connectionId', message: `no SSO connection "${match.connectionId}"` }];
 }
 
 /**
@@ -379,7 +470,9 @@ export async function connectionMatchErrors(db: Knex, tenantId: string, match: {
 export async function assertNoSharedRules(trx: Knex, tenantId: string, c: Connection): Promise<void> {
   const all = await listConnections(trx, tenantId);
   const sameProtocol = all.filter((x) => x.protocol === c.protocol).length;
-  const rules = (await listRules(trx, tenantId, { enabledOnly: true })).filter((r) => (r.match.source === c.protocol && sameProtocol > 1) || (r.match.source === 'any' && all.length > 1));
+  const rules = (await listRules(trx, tenantId, { enabledOnly: true })).filter(
+    (r) => (r.match.source === c.protocol && sameProtocol > 1) || (r.match.source === 'any' && all.length > 1),
+  );
   if (!rules.length) return;
   throw new Conflict(
     'protocol_rules_present',

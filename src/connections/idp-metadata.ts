@@ -49,7 +49,9 @@ function parse(xml: string): El {
   const fail = (msg: string) => {
     throw new MetadataError(`the metadata is not well-formed XML: ${msg.split('\n')[0]}`);
   };
-  const doc = new DOMParser({ errorHandler: { warning: () => undefined, error: fail, fatalError: fail } }).parseFromString(xml, 'text/xml');
+  const doc = new DOMParser({
+    errorHandler: { warning: () => undefined, error: fail, fatalError: fail },
+  }).parseFromString(xml, 'text/xml');
   const root = doc?.documentElement as unknown as El | null;
   if (!root) throw new MetadataError('the metadata is empty');
   return root;
@@ -64,15 +66,23 @@ export function parseIdpMetadata(xml: string): IdpMetadata {
   const root = parse(xml);
   let entities: El[];
   if (root.namespaceURI === MD && root.localName === 'EntityDescriptor') entities = [root];
-  else if (root.namespaceURI === MD && root.localName === 'EntitiesDescriptor') entities = descendants(root, MD, 'EntityDescriptor');
+  else if (root.namespaceURI === MD && root.localName === 'EntitiesDescriptor')
+    entities = descendants(root, MD, 'EntityDescriptor');
   else throw new MetadataError('the metadata must be a SAML 2.0 EntityDescriptor');
   const idps = entities.filter((e) => children(e, MD, 'IDPSSODescriptor').length > 0);
-  if (idps.length !== 1) throw new MetadataError(idps.length ? 'the metadata describes several identity providers; paste the one to use' : 'the metadata has no IDPSSODescriptor');
+  if (idps.length !== 1)
+    throw new MetadataError(
+      idps.length
+        ? 'the metadata describes several identity providers; paste the one to use'
+        : 'the metadata has no IDPSSODescriptor',
+    );
   const entity = idps[0]!;
   const entityId = entity.getAttribute('entityID');
   if (!entityId) throw new MetadataError('the EntityDescriptor has no entityID');
   const idp = children(entity, MD, 'IDPSSODescriptor')[0]!;
-  const sso = children(idp, MD, 'SingleSignOnService').find((s) => s.getAttribute('Binding') === HTTP_REDIRECT)?.getAttribute('Location');
+  const sso = children(idp, MD, 'SingleSignOnService')
+    .find((s) => s.getAttribute('Binding') === HTTP_REDIRECT)
+    ?.getAttribute('Location');
   if (!sso) throw new MetadataError('the IdP has no SingleSignOnService with the HTTP-Redirect binding');
   const certificates: string[] = [];
   for (const kd of children(idp, MD, 'KeyDescriptor')) {

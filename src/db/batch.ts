@@ -28,14 +28,22 @@ export function inListChunks<T>(knex: Knex, values: readonly T[], reserved = 0):
  * Runs `load` once per IN-list chunk of `values`, one after the other (a transaction has one
  * connection), and concatenates the rows the calls return.
  */
-export async function inChunks<T, R>(knex: Knex, values: readonly T[], load: (chunk: T[]) => PromiseLike<R[]>): Promise<R[]> {
+export async function inChunks<T, R>(
+  knex: Knex,
+  values: readonly T[],
+  load: (chunk: T[]) => PromiseLike<R[]>,
+): Promise<R[]> {
   const out: R[] = [];
   for (const chunk of inListChunks(knex, values)) for (const r of await load(chunk)) out.push(r);
   return out;
 }
 
 /** Runs `run` once per IN-list chunk of `values`, one after the other; for updates and deletes. */
-export async function eachChunk<T>(knex: Knex, values: readonly T[], run: (chunk: T[]) => PromiseLike<unknown>): Promise<void> {
+export async function eachChunk<T>(
+  knex: Knex,
+  values: readonly T[],
+  run: (chunk: T[]) => PromiseLike<unknown>,
+): Promise<void> {
   for (const chunk of inListChunks(knex, values)) await run(chunk);
 }
 
@@ -77,7 +85,12 @@ export interface InsertOptions {
 }
 
 /** Inserts `rows` into `table` in as many statements as the dialect needs, in order. */
-export async function insertChunked<R extends object>(knex: Knex, table: string, rows: readonly R[], opts: InsertOptions = {}): Promise<void> {
+export async function insertChunked<R extends object>(
+  knex: Knex,
+  table: string,
+  rows: readonly R[],
+  opts: InsertOptions = {},
+): Promise<void> {
   for (const batch of insertBatches(dialectOf(knex), rows)) {
     const q = knex(table).insert(batch);
     await (opts.conflict ? opts.conflict(q) : q);

@@ -8,7 +8,11 @@ import type { Knex } from 'knex';
  * Index and foreign-key names must be given explicitly (they would otherwise carry the scratch
  * name).
  */
-export async function ensureTable(knex: Knex, name: string, build: (t: Knex.CreateTableBuilder) => void): Promise<void> {
+export async function ensureTable(
+  knex: Knex,
+  name: string,
+  build: (t: Knex.CreateTableBuilder) => void,
+): Promise<void> {
   if (await knex.schema.hasTable(name)) return;
   const scratch = `${name}__new`;
   await knex.schema.dropTableIfExists(scratch);
@@ -27,7 +31,12 @@ export async function ensureTable(knex: Knex, name: string, build: (t: Knex.Crea
 }
 
 /** Adds a column unless it exists, so a migration that stopped halfway can be re-run. */
-export async function ensureColumn(knex: Knex, table: string, column: string, build: (t: Knex.AlterTableBuilder) => void): Promise<void> {
+export async function ensureColumn(
+  knex: Knex,
+  table: string,
+  column: string,
+  build: (t: Knex.AlterTableBuilder) => void,
+): Promise<void> {
   if (await knex.schema.hasColumn(table, column)) return;
   await knex.schema.alterTable(table, build);
 }
@@ -36,7 +45,9 @@ export async function ensureColumn(knex: Knex, table: string, column: string, bu
 export async function ensureIndex(knex: Knex, table: string, name: string, columns: string[]): Promise<void> {
   const isMysql = knex.client.config.client === 'mysql2';
   const found = isMysql
-    ? await knex('information_schema.statistics').where({ table_schema: knex.raw('database()'), table_name: table, index_name: name }).first()
+    ? await knex('information_schema.statistics')
+        .where({ table_schema: knex.raw('database()'), table_name: table, index_name: name })
+        .first()
     : await knex('sqlite_master').where({ type: 'index', name }).first();
   if (found) return;
   await knex.schema.alterTable(table, (t) => t.index(columns, name));

@@ -60,12 +60,19 @@ function code(err: unknown): string {
 function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const c = code(err);
-  return DOWN.has(c) || DOWN_SQLITE.some((p) => c === p || c.startsWith(`${p}_`)) || (err as { fatal?: unknown }).fatal === true || err.name === 'KnexTimeoutError';
+  return (
+    DOWN.has(c) ||
+    DOWN_SQLITE.some((p) => c === p || c.startsWith(`${p}_`)) ||
+    (err as { fatal?: unknown }).fatal === true ||
+    err.name === 'KnexTimeoutError'
+  );
 }
 
 /** The column MySQL names in "Data too long for column 'x' at row 1"; a name, never a value. */
 function columnOf(err: unknown): string | undefined {
-  const m = /\bcolumn [`']?(?:[\w]+[`']?\.[`']?)*([\w]+)[`']?/.exec(String((err as { sqlMessage?: unknown }).sqlMessage ?? ''));
+  const m = /\bcolumn [`']?(?:[\w]+[`']?\.[`']?)*([\w]+)[`']?/.exec(
+    String((err as { sqlMessage?: unknown }).sqlMessage ?? ''),
+  );
   return m?.[1];
 }
 
@@ -76,8 +83,13 @@ function columnOf(err: unknown): string | undefined {
 export function translateDbError(err: unknown): unknown {
   if (err instanceof RosterError) return err;
   const c = code(err);
-  if (UNIQUE.has(c)) return new Conflict('duplicate', 'a record with the same unique value exists', { cause: err, scimType: 'uniqueness' });
-  if (FOREIGN.has(c)) return new InvalidInput('missing_reference', 'a referenced record does not exist', { cause: err });
+  if (UNIQUE.has(c))
+    return new Conflict('duplicate', 'a record with the same unique value exists', {
+      cause: err,
+      scimType: 'uniqueness',
+    });
+  if (FOREIGN.has(c))
+    return new InvalidInput('missing_reference', 'a referenced record does not exist', { cause: err });
   if (TOO_LARGE.has(c)) {
     const column = columnOf(err);
     return new InvalidInput('value_too_large', `a value is too long or out of range${column ? ` for ${column}` : ''}`, {
@@ -87,7 +99,10 @@ export function translateDbError(err: unknown): unknown {
     });
   }
   if (isConnectionFailure(err)) {
-    return new Unavailable('database_unavailable', 'the database is not available; try again shortly', { cause: err, retryAfter: 1 });
+    return new Unavailable('database_unavailable', 'the database is not available; try again shortly', {
+      cause: err,
+      retryAfter: 1,
+    });
   }
   return err;
 }

@@ -109,8 +109,13 @@ export function knexConfig(url: string, opts: DbOptions = {}): Knex.Config {
       max: opts.poolMax ?? 10,
       // A connection that died while the server was away is dropped, not handed out again.
       idleTimeoutMillis: 30000,
-      afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
-        conn.query("SET SESSION sql_mode = 'TRADITIONAL,NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'", (err) => done(err, conn));
+      afterCreate(
+        conn: { query(sql: string, cb: (err: Error | null) => void): void },
+        done: (err: Error | null, conn: unknown) => void,
+      ) {
+        conn.query("SET SESSION sql_mode = 'TRADITIONAL,NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00'", (err) =>
+          done(err, conn),
+        );
       },
     },
   };
@@ -129,7 +134,9 @@ export function openDb(url: string, opts: DbOptions = {}): Db {
   }
   const knex = knexFactory(config);
   // Runs before the failed query's promise settles, so no caller or log ever sees a bound value.
-  knex.on('query-error', (err: unknown, obj?: { sql?: unknown }) => scrubBoundValues(err, typeof obj?.sql === 'string' ? obj.sql : undefined));
+  knex.on('query-error', (err: unknown, obj?: { sql?: unknown }) =>
+    scrubBoundValues(err, typeof obj?.sql === 'string' ? obj.sql : undefined),
+  );
   const dialect = config.client === 'better-sqlite3' ? sqliteDialect : mysqlDialect;
   return {
     knex,

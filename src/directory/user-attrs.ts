@@ -19,7 +19,8 @@ function simpleRows(attr: string, def: AttributeDef, value: unknown, ord: number
     if (typeof value !== 'object') return;
     for (const sub of def.subAttributes ?? []) {
       const v = (value as Record<string, unknown>)[sub.name];
-      if (v !== undefined && v !== null && v !== '') out.push({ attr, sub: sub.name, ord, value_key: valueKey(sub, v) });
+      if (v !== undefined && v !== null && v !== '')
+        out.push({ attr, sub: sub.name, ord, value_key: valueKey(sub, v) });
     }
   } else {
     out.push({ attr, sub: '', ord, value_key: valueKey(def, value) });

@@ -23,7 +23,11 @@ const SORT_SQL: Record<UserListQuery['sort'], string> = {
 };
 
 /** One page of a tenant's users, filtered and sorted, by keyset (cost independent of depth). */
-export async function listUsers(db: Knex, tenantId: string, q: UserListQuery): Promise<{ users: User[]; nextCursor: string | null }> {
+export async function listUsers(
+  db: Knex,
+  tenantId: string,
+  q: UserListQuery,
+): Promise<{ users: User[]; nextCursor: string | null }> {
   const keys: KeyColumn[] = [
     { sql: SORT_SQL[q.sort], dir: q.order },
     { sql: 'id', dir: q.order },
@@ -37,7 +41,12 @@ export async function listUsers(db: Knex, tenantId: string, q: UserListQuery): P
   const after = q.cursor ? decodeCursor(q.cursor, 2) : undefined;
   const rows = await keyset(query, keys, after, q.limit);
   const page = pageFrom(rows as Record<string, unknown>[], q.limit, (r) => {
-    const first = q.sort === 'createdAt' ? Number(r.created_at) : q.sort === 'email' ? String(r.email_key ?? '') : Number(r.last_login_at ?? 0);
+    const first =
+      q.sort === 'createdAt'
+        ? Number(r.created_at)
+        : q.sort === 'email'
+          ? String(r.email_key ?? '')
+          : Number(r.last_login_at ?? 0);
     return [first, String(r.id)];
   });
   return { users: page.rows.map(userFromRow), nextCursor: page.nextCursor };

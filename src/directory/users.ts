@@ -61,7 +61,11 @@ const EMAILISH = /^[^\s@]+@[^\s@]+$/;
 
 /** The management email: primary, else the first work one, else the first, else an address-like userName. */
 export function primaryEmail(doc: ScimDoc): string | null {
-  const emails = (Array.isArray(doc.emails) ? doc.emails : []) as { value?: string; type?: string; primary?: boolean }[];
+  const emails = (Array.isArray(doc.emails) ? doc.emails : []) as {
+    value?: string;
+    type?: string;
+    primary?: boolean;
+  }[];
   const pick = emails.find((e) => e.primary) ?? emails.find((e) => e.type?.toLowerCase() === 'work') ?? emails[0];
   if (pick?.value) return pick.value;
   return typeof doc.userName === 'string' && EMAILISH.test(doc.userName) ? doc.userName : null;
@@ -104,7 +108,10 @@ function derivedColumns(doc: ScimDoc) {
 }
 
 function userNameTaken(userName: string, cause: unknown): Conflict {
-  return new Conflict('user_name_taken', `userName "${userName}" is already taken in this tenant`, { scimType: 'uniqueness', cause });
+  return new Conflict('user_name_taken', `userName "${userName}" is already taken in this tenant`, {
+    scimType: 'uniqueness',
+    cause,
+  });
 }
 
 async function writeAttrs(trx: Knex, tenantId: string, userId: string, doc: ScimDoc): Promise<void> {
@@ -170,7 +177,13 @@ export async function insertUser(trx: Knex, tenantId: string, input: NewUser, no
  * and returns the user as it is now. With a `condition` (If-Match, If-None-Match), a version it
  * refuses fails with 412; without it, concurrent changes queue up rather than fail.
  */
-export async function lockUser(trx: Knex, tenantId: string, id: string, now: number, condition?: VersionCondition): Promise<User> {
+export async function lockUser(
+  trx: Knex,
+  tenantId: string,
+  id: string,
+  now: number,
+  condition?: VersionCondition,
+): Promise<User> {
   const q = whereVersion(trx('users').where({ tenant_id: tenantId, id }), condition);
   const changed = await q.update({ version: trx.raw('version + 1'), updated_at: now });
   if (changed === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, condition, userNotFound(id), 'user');
@@ -186,9 +199,17 @@ export async function lockUser(trx: Knex, tenantId: string, id: string, now: num
 export async function writeUserDoc(trx: Knex, locked: User, doc: ScimDoc): Promise<User> {
   const cols = derivedColumns(doc);
   const status: UserStatus =
-    cols.active === locked.active ? locked.status : cols.active ? (locked.status === 'invited' ? 'invited' : 'active') : 'suspended';
+    cols.active === locked.active
+      ? locked.status
+      : cols.active
+        ? locked.status === 'invited'
+          ? 'invited'
+          : 'active'
+        : 'suspended';
   try {
-    await trx('users').where({ tenant_id: locked.tenantId, id: locked.id }).update({ ...cols, status });
+    await trx('users')
+      .where({ tenant_id: locked.tenantId, id: locked.id })
+      .update({ ...cols, status });
   } catch (err) {
     if (isUniqueViolation(err)) throw userNameTaken(cols.user_name, err);
     throw err;
@@ -225,12 +246,15 @@ export function userToRow(u: User): Row {
 export async function deleteUser(trx: Knex, tenantId: string, id: string, condition?: VersionCondition): Promise<void> {
   const q = whereVersion(trx('users').where({ tenant_id: tenantId, id }), condition);
   await trx('idp_group_members').where({ tenant_id: tenantId, member_id: id }).delete();
-  if ((await q.delete()) === 0) await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, condition, userNotFound(id), 'user');
+  if ((await q.delete()) === 0)
+    await noRowChanged(trx, 'users', { tenant_id: tenantId, id }, condition, userNotFound(id), 'user');
 }
 
 /** The user holding an email, compared as prepared strings (case and width folded). */
 export async function findUserByEmail(db: Knex, tenantId: string, email: string): Promise<User | undefined> {
-  const row = await db('users').where({ tenant_id: tenantId, email_key: caseMappedKey(email).slice(0, 320) }).first();
+  const row = await db('users')
+    .where({ tenant_id: tenantId, email_key: caseMappedKey(email).slice(0, 320) })
+    .first();
   return row ? userFromRow(row) : undefined;
 }
 

@@ -15,7 +15,13 @@ const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i;
 export function bearerAuth(db: Knex, accept: TokenKind): RequestHandler {
   return async (req, _res, next) => {
     const header = req.get('authorization');
-    if (!header) throw new Unauthenticated('missing_token', accept === 'admin' ? 'an Authorization: Bearer token or a session is required' : 'an Authorization: Bearer token is required');
+    if (!header)
+      throw new Unauthenticated(
+        'missing_token',
+        accept === 'admin'
+          ? 'an Authorization: Bearer token or a session is required'
+          : 'an Authorization: Bearer token is required',
+      );
     const m = BEARER.exec(header);
     if (!m) throw new Unauthenticated('malformed_token', 'the Authorization header must be "Bearer <token>"');
     const resolved = await resolveToken(db, m[1]!);
@@ -23,7 +29,9 @@ export function bearerAuth(db: Knex, accept: TokenKind): RequestHandler {
     if (resolved.token.kind !== accept) {
       throw new Forbidden(
         'wrong_token_kind',
-        accept === 'scim' ? 'this endpoint takes a SCIM token, not an admin API key' : 'this endpoint takes an admin API key, not a SCIM token',
+        accept === 'scim'
+          ? 'this endpoint takes a SCIM token, not an admin API key'
+          : 'this endpoint takes an admin API key, not a SCIM token',
       );
     }
     req.auth = { kind: resolved.token.kind, token: resolved.token, tenant: resolved.tenant };
@@ -60,8 +68,10 @@ export function checkCsrf(req: Request, publicOrigin: string, expected: string):
     throw new Forbidden('cross_site_request', `requests from ${origin ?? 'another site'} may not use this session`);
   }
   const token = req.get('x-csrf-token');
-  if (!token) throw new Forbidden('csrf_token_missing', 'a write with a session needs the X-CSRF-Token header (GET /auth/csrf)');
-  if (!sameSecret(token, expected)) throw new Forbidden('csrf_token_invalid', 'the X-CSRF-Token header does not match this session');
+  if (!token)
+    throw new Forbidden('csrf_token_missing', 'a write with a session needs the X-CSRF-Token header (GET /auth/csrf)');
+  if (!sameSecret(token, expected))
+    throw new Forbidden('csrf_token_invalid', 'the X-CSRF-Token header does not match this session');
 }
 
 /**

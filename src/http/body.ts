@@ -130,7 +130,8 @@ function text(req: IncomingMessage, buf: Buffer, only: RegExp): string {
   } catch {
     decoder = undefined;
   }
-  if (!decoder) throw new UnsupportedMediaType('unsupported_encoding', `unsupported charset "${charset.toUpperCase()}"`);
+  if (!decoder)
+    throw new UnsupportedMediaType('unsupported_encoding', `unsupported charset "${charset.toUpperCase()}"`);
   return decoder.decode(buf);
 }
 
@@ -143,16 +144,25 @@ const FIRST_NON_WHITESPACE = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d]|$)/;
  */
 export function parseJsonBody(opts: { limitBytes: number; maxDepth: number; timeoutMs: number }): RequestHandler {
   return async (req, _res, next) => {
-    if (req.body !== undefined || req.readableEnded || !declaresBody(req) || !isJsonContentType(req.headers['content-type'])) return next();
+    if (
+      req.body !== undefined ||
+      req.readableEnded ||
+      !declaresBody(req) ||
+      !isJsonContentType(req.headers['content-type'])
+    )
+      return next();
     const buf = await readBody(req, opts);
     if (jsonDepth(buf, opts.maxDepth) > opts.maxDepth) {
-      throw new InvalidInput('too_deep', `JSON nested deeper than ${opts.maxDepth} levels`, { scimType: 'invalidSyntax' });
+      throw new InvalidInput('too_deep', `JSON nested deeper than ${opts.maxDepth} levels`, {
+        scimType: 'invalidSyntax',
+      });
     }
     const body = text(req, buf, /^utf-/);
     const first = FIRST_NON_WHITESPACE.exec(body)?.[1];
     if (!first) req.body = {};
     else {
-      const malformed = () => new InvalidInput('malformed_json', 'request body is not valid JSON', { scimType: 'invalidSyntax' });
+      const malformed = () =>
+        new InvalidInput('malformed_json', 'request body is not valid JSON', { scimType: 'invalidSyntax' });
       if (first !== '{' && first !== '[') throw malformed();
       try {
         req.body = JSON.parse(body);
@@ -210,7 +220,9 @@ const BACKSTOP_MARGIN_MS = 5_000;
  * body nobody reads, e.g. of an unknown route, is cut off there with a bare 408), checked every
  * second instead of every 30 s.
  */
-export function serverTimeouts(bodyTimeoutMs: number): Pick<ServerOptions, 'headersTimeout' | 'requestTimeout' | 'connectionsCheckingInterval'> {
+export function serverTimeouts(
+  bodyTimeoutMs: number,
+): Pick<ServerOptions, 'headersTimeout' | 'requestTimeout' | 'connectionsCheckingInterval'> {
   return {
     headersTimeout: HEADERS_TIMEOUT_MS,
     requestTimeout: HEADERS_TIMEOUT_MS + bodyTimeoutMs + BACKSTOP_MARGIN_MS,

@@ -13,7 +13,8 @@ export function toRosterError(err: unknown): RosterError | undefined {
 
 export function logFailure(req: Request, err: unknown, known: RosterError | undefined): void {
   if (!known) req.log.error({ err }, 'unhandled error');
-  else if (known instanceof Unavailable) req.log.warn({ err: known.extra.cause ?? known, code: known.code }, 'unavailable');
+  else if (known instanceof Unavailable)
+    req.log.warn({ err: known.extra.cause ?? known, code: known.code }, 'unavailable');
   else if (known.status >= 500) req.log.error({ err: known }, known.code);
 }
 

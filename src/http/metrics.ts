@@ -68,7 +68,11 @@ export function createMetrics(knex: Knex, token: string | undefined): Metrics {
     async collect() {
       let rows: { state: string; n: number | string }[];
       try {
-        rows = await knex('jobs').whereIn('state', ['queued', 'running']).groupBy('state').select('state').count({ n: '*' });
+        rows = await knex('jobs')
+          .whereIn('state', ['queued', 'running'])
+          .groupBy('state')
+          .select('state')
+          .count({ n: '*' });
       } catch {
         // With the database away the other metrics matter most; this one keeps its last values.
         return;
@@ -81,7 +85,7 @@ export function createMetrics(knex: Knex, token: string | undefined): Metrics {
   const middleware: RequestHandler = (req, res, next) => {
     const end = latency.startTimer();
     res.on('finish', () => {
-      const family = routeFamily(req.originalUrl.split("?")[0]!);
+      const family = routeFamily(req.originalUrl.split('?')[0]!);
       const status = String(res.statusCode);
       requests.inc({ family, method: req.method, status });
       end({ family, status });
@@ -93,7 +97,8 @@ export function createMetrics(knex: Knex, token: string | undefined): Metrics {
   const handler: RequestHandler = async (req, res) => {
     if (expected) {
       const m = /^Bearer +(\S+)$/i.exec(req.get('authorization') ?? '');
-      if (!m || !hashesEqual(hashToken(m[1]!), expected)) throw new Unauthenticated('invalid_token', 'metrics need the metrics token');
+      if (!m || !hashesEqual(hashToken(m[1]!), expected))
+        throw new Unauthenticated('invalid_token', 'metrics need the metrics token');
     }
     res.type(registry.contentType).send(await registry.metrics());
   };

@@ -23,7 +23,9 @@ export function problemErrors(): ErrorRequestHandler {
         instance: req.originalUrl.split('?')[0],
         requestId: req.id,
         ...(known?.extra.fields ? { fields: known.extra.fields } : {}),
-        ...(known?.extra.details ? Object.fromEntries(Object.entries(known.extra.details).filter(([k]) => k !== 'allow')) : {}),
+        ...(known?.extra.details
+          ? Object.fromEntries(Object.entries(known.extra.details).filter(([k]) => k !== 'allow'))
+          : {}),
       });
   };
 }

@@ -50,13 +50,20 @@ export function scimRateLimit(perSecond: number): ScimRateLimit {
   const take = buckets(perSecond, burst);
   /** The bucket a request draws on, or undefined when it is not limited. */
   const keyOf = (req: Request): string | undefined =>
-    perSecond <= 0 || !req.auth || req.auth.kind === 'session' || req.auth.tenant.rateLimitDisabled ? undefined : req.auth.token.id;
+    perSecond <= 0 || !req.auth || req.auth.kind === 'session' || req.auth.tenant.rateLimitDisabled
+      ? undefined
+      : req.auth.token.id;
   return {
     middleware: (req, _res, next) => {
       const key = keyOf(req);
       if (key === undefined) return next();
       const wait = take(key);
-      if (wait) throw new RateLimited('rate_limited', `more than ${perSecond} requests per second for this token; retry after ${wait} s`, { retryAfter: wait });
+      if (wait)
+        throw new RateLimited(
+          'rate_limited',
+          `more than ${perSecond} requests per second for this token; retry after ${wait} s`,
+          { retryAfter: wait },
+        );
       next();
     },
     charge: (req, cost) => {
@@ -65,9 +72,13 @@ export function scimRateLimit(perSecond: number): ScimRateLimit {
       // The middleware took one token already; beyond the burst, the bucket must have been full.
       const wait = take(key, cost - 1, burst - 1);
       if (wait) {
-        throw new RateLimited('rate_limited', `this request counts as ${cost} requests against the token's ${perSecond} per second (bursts of ${burst}); retry after ${wait} s`, {
-          retryAfter: wait,
-        });
+        throw new RateLimited(
+          'rate_limited',
+          `this request counts as ${cost} requests against the token's ${perSecond} per second (bursts of ${burst}); retry after ${wait} s`,
+          {
+            retryAfter: wait,
+          },
+        );
       }
     },
   };
@@ -82,7 +93,12 @@ export function addressRateLimit(perMinute: number): RequestHandler {
   return (req, _res, next) => {
     if (perMinute <= 0) return next();
     const wait = take(req.ip ?? 'unknown');
-    if (wait) throw new RateLimited('rate_limited', `more than ${perMinute} sign-in requests per minute from this address; retry after ${wait} s`, { retryAfter: wait });
+    if (wait)
+      throw new RateLimited(
+        'rate_limited',
+        `more than ${perMinute} sign-in requests per minute from this address; retry after ${wait} s`,
+        { retryAfter: wait },
+      );
     next();
   };
 }

@@ -10,7 +10,6 @@ export type Authenticated =
   | { kind: 'session'; tenant: Tenant; userId: string };
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** The request id, echoed as X-Request-Id and present in every log line. */
@@ -35,5 +34,3 @@ declare module 'express-session' {
     csrfToken: string;
   }
 }
-
-export {};

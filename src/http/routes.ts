@@ -7,7 +7,11 @@ type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
  * Registers a path's handlers and answers every other method with 405 and an Allow header
  * (Okta's suite POSTs to discovery endpoints and expects 405).
  */
-export function resource(router: Router, path: string, handlers: Partial<Record<Method, RequestHandler | RequestHandler[]>>): void {
+export function resource(
+  router: Router,
+  path: string,
+  handlers: Partial<Record<Method, RequestHandler | RequestHandler[]>>,
+): void {
   const methods = Object.keys(handlers) as Method[];
   for (const m of methods) {
     const h = handlers[m]!;

@@ -42,10 +42,14 @@ export class KnexSessionStore extends Store {
 
   override get(sid: string, cb: Callback<SessionData | null>): void {
     void (async () => {
-      const row = await this.db('sessions').where({ sid_hash: sidHash(sid) }).first();
+      const row = await this.db('sessions')
+        .where({ sid_hash: sidHash(sid) })
+        .first();
       if (!row) return cb(null, null);
       if (toMs(row.expires_at)! <= Date.now()) {
-        await this.db('sessions').where({ sid_hash: sidHash(sid) }).delete();
+        await this.db('sessions')
+          .where({ sid_hash: sidHash(sid) })
+          .delete();
         return cb(null, null);
       }
       this.noteSeen(String(row.sid_hash), toMs(row.seen_at)!);
@@ -72,14 +76,20 @@ export class KnexSessionStore extends Store {
       await this.db('sessions').insert(row).onConflict('sid_hash').merge(['data', 'seen_at', 'expires_at']);
       // Sign-ins are when a tenant's abandoned sessions are swept, by the expiry index.
       await this.db('sessions').where('tenant_id', session.tenantId).andWhere('expires_at', '<=', now).delete();
-    })().then(() => cb?.(), (err: unknown) => cb?.(err));
+    })().then(
+      () => cb?.(),
+      (err: unknown) => cb?.(err),
+    );
   }
 
   override destroy(sid: string, cb?: Callback): void {
     this.db('sessions')
       .where({ sid_hash: sidHash(sid) })
       .delete()
-      .then(() => cb?.(), (err: unknown) => cb?.(err));
+      .then(
+        () => cb?.(),
+        (err: unknown) => cb?.(err),
+      );
   }
 
   private noteSeen(hash: string, at: number): void {
@@ -100,6 +110,9 @@ export class KnexSessionStore extends Store {
       .where({ sid_hash: hash })
       .andWhere('expires_at', '>', now)
       .update({ seen_at: now, expires_at: this.expiry(session.signedInAt, now) })
-      .then(() => cb?.(), (err: unknown) => cb?.(err));
+      .then(
+        () => cb?.(),
+        (err: unknown) => cb?.(err),
+      );
   }
 }

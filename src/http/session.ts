@@ -30,7 +30,8 @@ export function sessionMiddleware(deps: AppDeps): RequestHandler {
   });
   // A management request with an API key needs no session; sign-in routes always get one, so a
   // stray Authorization header on a browser's post to the ACS cannot break a sign-in half-way.
-  return (req, res, next) => (req.get('authorization') && !req.originalUrl.startsWith('/auth/') ? next() : mw(req, res, next));
+  return (req, res, next) =>
+    req.get('authorization') && !req.originalUrl.startsWith('/auth/') ? next() : mw(req, res, next);
 }
 
 function promised(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
@@ -38,7 +39,10 @@ function promised(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
 }
 
 /** A fresh session for a person who just signed in; any session the browser had is replaced (no fixation). */
-export async function startSession(req: Request, who: { tenantId: string; userId: string; connectionId: string }): Promise<void> {
+export async function startSession(
+  req: Request,
+  who: { tenantId: string; userId: string; connectionId: string },
+): Promise<void> {
   await promised((cb) => req.session.regenerate(cb));
   Object.assign(req.session, { ...who, signedInAt: Date.now(), csrfToken: randomBytes(32).toString('base64url') });
   await promised((cb) => req.session.save(cb));

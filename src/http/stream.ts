@@ -31,7 +31,12 @@ export async function streamTable<R extends Record<string, unknown>>(
   }
 }
 
-async function writeTable<R extends Record<string, unknown>>(out: Writable, format: TableFormat, columns: (keyof R & string)[], batches: AsyncIterable<R[]>): Promise<void> {
+async function writeTable<R extends Record<string, unknown>>(
+  out: Writable,
+  format: TableFormat,
+  columns: (keyof R & string)[],
+  batches: AsyncIterable<R[]>,
+): Promise<void> {
   let first = true;
   if (format === 'csv') {
     if (!(await send(out, stringify([columns], { escape_formulas: true })))) return;

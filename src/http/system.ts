@@ -14,7 +14,9 @@ export function systemRoutes(db: Db): Router {
         await db.knex.raw('select 1');
       } catch (err) {
         const e = translateDbError(err);
-        throw e instanceof Unavailable ? e : new Unavailable('database_unavailable', 'the database does not answer', { cause: err, retryAfter: 1 });
+        throw e instanceof Unavailable
+          ? e
+          : new Unavailable('database_unavailable', 'the database does not answer', { cause: err, retryAfter: 1 });
       }
       res.json({ status: 'ready', database: db.dialect.name });
     },

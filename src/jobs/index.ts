@@ -17,7 +17,16 @@
  * - `GET /api/v1/jobs`, `GET /api/v1/jobs/{id}`, `POST /api/v1/jobs/{id}/cancel` read and cancel
  *   them (management/jobs.ts).
  */
-export { JobFailed, registerJobKind, jobKind, type ChunkOutcome, type JobKind, type JobProgress, type JobState, type RunningJob } from './registry.js';
+export {
+  JobFailed,
+  registerJobKind,
+  jobKind,
+  type ChunkOutcome,
+  type JobKind,
+  type JobProgress,
+  type JobState,
+  type RunningJob,
+} from './registry.js';
 export { cancelJob, enqueueJob, getJob, listJobs, presentJob, type Job, type NewJob } from './store.js';
 export { DEFAULT_LEASE_MS, INLINE_BUDGET_MS, runJobInline } from './runner.js';
 export { createJobWorker, type JobWorker, type JobWorkerOptions } from './worker.js';

@@ -84,7 +84,8 @@ const kinds = new Map<string, JobKind>();
  * before importing src/main.ts. Registering the same object again changes nothing.
  */
 export function registerJobKind<P, C, R>(k: JobKind<P, C, R>): void {
-  if (!/^[a-z][a-z0-9_.-]{0,63}$/.test(k.kind)) throw new Error(`job kind "${k.kind}" must be 1-64 characters a-z 0-9 . _ -`);
+  if (!/^[a-z][a-z0-9_.-]{0,63}$/.test(k.kind))
+    throw new Error(`job kind "${k.kind}" must be 1-64 characters a-z 0-9 . _ -`);
   const known = kinds.get(k.kind);
   if (known && known !== (k as unknown as JobKind)) throw new Error(`job kind ${k.kind} registered twice`);
   kinds.set(k.kind, k as unknown as JobKind);

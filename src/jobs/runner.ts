@@ -27,7 +27,14 @@ export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediat
  * runs nothing. An unavailable database hands the job back to the queue; any other error ends
  * the job as failed (its work rolled back).
  */
-export async function runChunk(db: Db, tenantId: string, id: string, owner: string, leaseMs: number, logger?: Logger): Promise<ChunkRun> {
+export async function runChunk(
+  db: Db,
+  tenantId: string,
+  id: string,
+  owner: string,
+  leaseMs: number,
+  logger?: Logger,
+): Promise<ChunkRun> {
   try {
     return await db.tx(async (trx) => {
       const now = new Date();
@@ -45,7 +52,10 @@ export async function runChunk(db: Db, tenantId: string, id: string, owner: stri
     const message = err instanceof Error ? err.message : String(err);
     try {
       if (err instanceof Unavailable) {
-        logger?.warn({ jobId: id, tenantId, error: message }, 'job chunk failed: database unavailable; the job goes back to the queue');
+        logger?.warn(
+          { jobId: id, tenantId, error: message },
+          'job chunk failed: database unavailable; the job goes back to the queue',
+        );
         await releaseJob(db.knex, tenantId, id, owner, Date.now());
         return 'lost';
       }
@@ -54,7 +64,10 @@ export async function runChunk(db: Db, tenantId: string, id: string, owner: stri
       return 'ended';
     } catch (again) {
       // The lease runs out by itself and another worker retries from the last committed chunk.
-      logger?.error({ jobId: id, tenantId, error: again instanceof Error ? again.message : String(again) }, 'could not record a job failure');
+      logger?.error(
+        { jobId: id, tenantId, error: again instanceof Error ? again.message : String(again) },
+        'could not record a job failure',
+      );
       return 'lost';
     }
   }
@@ -69,7 +82,13 @@ export async function runChunk(db: Db, tenantId: string, id: string, owner: stri
  * otherwise queued, running or failed (the route answers 202 Accepted with the job). A job some
  * worker already holds is answered as it is.
  */
-export async function runJobInline(db: Db, tenantId: string, jobId: string, budgetMs: number, opts: { leaseMs?: number; logger?: Logger } = {}): Promise<Job> {
+export async function runJobInline(
+  db: Db,
+  tenantId: string,
+  jobId: string,
+  budgetMs: number,
+  opts: { leaseMs?: number; logger?: Logger } = {},
+): Promise<Job> {
   const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
   const owner = leaseOwner('inline');
   const deadline = Date.now() + budgetMs;
@@ -85,7 +104,10 @@ export async function runJobInline(db: Db, tenantId: string, jobId: string, budg
     }
   } catch (err) {
     // The job is committed: a worker runs it; the caller still answers with it.
-    opts.logger?.warn({ jobId, tenantId, error: err instanceof Error ? err.message : String(err) }, 'inline job run stopped; workers continue it');
+    opts.logger?.warn(
+      { jobId, tenantId, error: err instanceof Error ? err.message : String(err) },
+      'inline job run stopped; workers continue it',
+    );
   }
   const job = await getJob(db.knex, tenantId, jobId);
   if (!job) throw new Error(`job ${jobId} vanished`);

@@ -56,7 +56,10 @@ export function presentJob(r: Row): Job {
     kind: String(r.kind),
     state: String(r.state) as JobState,
     key: (r.job_key as string | null) ?? null,
-    progress: { done: Number(r.progress_done), total: r.progress_total === null || r.progress_total === undefined ? null : Number(r.progress_total) },
+    progress: {
+      done: Number(r.progress_done),
+      total: r.progress_total === null || r.progress_total === undefined ? null : Number(r.progress_total),
+    },
     createdAt: isoOrNull(r.created_at)!,
     startedAt: isoOrNull(r.started_at),
     finishedAt: isoOrNull(r.finished_at),
@@ -82,7 +85,8 @@ function ended(state: JobState, now: number, error: string | null): Row {
  */
 export async function enqueueJob(trx: Knex.Transaction, ctx: Ctx, job: NewJob): Promise<Job> {
   if (!jobKind(job.kind)) throw new Error(`job kind ${job.kind} is not registered`);
-  if (job.key !== undefined && (job.key.length === 0 || job.key.length > KEY_MAX)) throw new Error(`job key must be 1-${KEY_MAX} characters`);
+  if (job.key !== undefined && (job.key.length === 0 || job.key.length > KEY_MAX))
+    throw new Error(`job key must be 1-${KEY_MAX} characters`);
   const now = ctx.now.getTime();
   if (job.key !== undefined) await supersede(trx, ctx.tenantId, job.key, now);
   const row = {
@@ -115,7 +119,10 @@ export async function enqueueJob(trx: Knex.Transaction, ctx: Ctx, job: NewJob): 
 async function supersede(trx: Knex.Transaction, tenantId: string, key: string, now: number): Promise<void> {
   const older = await currentRead(trx('jobs').where({ tenant_id: tenantId, active_key: key }).select('id', 'kind'));
   if (!older.length) return;
-  await trx('jobs').where({ tenant_id: tenantId, active_key: key }).whereIn('state', LIVE).update(ended('cancelled', now, 'superseded'));
+  await trx('jobs')
+    .where({ tenant_id: tenantId, active_key: key })
+    .whereIn('state', LIVE)
+    .update(ended('cancelled', now, 'superseded'));
   for (const o of older) await jobKind(String(o.kind))?.cleanup?.(trx, { tenantId, id: String(o.id) });
 }
 
@@ -156,7 +163,10 @@ export async function cancelJob(db: Db, ctx: Ctx, id: string): Promise<Job> {
     const kind = jobKind(String(row.kind));
     if (!kind?.cancellable) throw new Conflict('job_not_cancellable', `a ${String(row.kind)} job cannot be cancelled`);
     const now = ctx.now.getTime();
-    const n = await trx('jobs').where({ tenant_id: ctx.tenantId, id }).whereIn('state', LIVE).update(ended('cancelled', now, 'cancelled'));
+    const n = await trx('jobs')
+      .where({ tenant_id: ctx.tenantId, id })
+      .whereIn('state', LIVE)
+      .update(ended('cancelled', now, 'cancelled'));
     const after = await trx('jobs').where({ tenant_id: ctx.tenantId, id }).first();
     if (Number(n) !== 1) throw new Conflict('job_finished', `the job has already ${String(after?.state ?? row.state)}`);
     await kind.cleanup?.(trx, { tenantId: ctx.tenantId, id });
@@ -169,19 +179,37 @@ export async function cancelJob(db: Db, ctx: Ctx, id: string): Promise<Job> {
 /** Jobs a worker may claim: queued, or running under a lease that has expired. */
 function claimableJobs(knex: Knex, kinds: string[], now: number): Knex.QueryBuilder {
   return knex('jobs')
-    .where((w) => w.where('state', 'queued').orWhere((w2) => w2.where('state', 'running').where('lease_until', '<', now)))
+    .where((w) =>
+      w.where('state', 'queued').orWhere((w2) => w2.where('state', 'running').where('lease_until', '<', now)),
+    )
     .whereIn('kind', kinds);
 }
 
 /** Tenants with a job to claim, with the creation time of their oldest such job, oldest first. */
-export async function tenantsWaiting(knex: Knex, kinds: string[], now: number, limit: number): Promise<{ tenantId: string; oldest: number }[]> {
+export async function tenantsWaiting(
+  knex: Knex,
+  kinds: string[],
+  now: number,
+  limit: number,
+): Promise<{ tenantId: string; oldest: number }[]> {
   if (!kinds.length) return [];
-  const rows = await claimableJobs(knex, kinds, now).groupBy('tenant_id').select('tenant_id').min({ oldest: 'created_at' }).orderBy('oldest').limit(limit);
+  const rows = await claimableJobs(knex, kinds, now)
+    .groupBy('tenant_id')
+    .select('tenant_id')
+    .min({ oldest: 'created_at' })
+    .orderBy('oldest')
+    .limit(limit);
   return rows.map((r: Row) => ({ tenantId: String(r.tenant_id), oldest: Number(r.oldest) }));
 }
 
 /** A tenant's jobs to claim, oldest first. */
-export async function claimable(knex: Knex, tenantId: string, kinds: string[], now: number, limit: number): Promise<string[]> {
+export async function claimable(
+  knex: Knex,
+  tenantId: string,
+  kinds: string[],
+  now: number,
+  limit: number,
+): Promise<string[]> {
   if (!kinds.length) return [];
   const rows = await claimableJobs(knex, kinds, now)
     .where('tenant_id', tenantId)
@@ -198,10 +226,19 @@ export async function claimable(knex: Knex, tenantId: string, kinds: string[], n
  * Takes the lease with one conditional UPDATE: of two processes claiming the same job, the
  * second one's condition no longer holds once the first has committed, so only one wins.
  */
-export async function claimJob(knex: Knex, tenantId: string, id: string, owner: string, leaseMs: number, now: number): Promise<boolean> {
+export async function claimJob(
+  knex: Knex,
+  tenantId: string,
+  id: string,
+  owner: string,
+  leaseMs: number,
+  now: number,
+): Promise<boolean> {
   const n = await knex('jobs')
     .where({ tenant_id: tenantId, id })
-    .where((w) => w.where('state', 'queued').orWhere((w2) => w2.where('state', 'running').where('lease_until', '<', now)))
+    .where((w) =>
+      w.where('state', 'queued').orWhere((w2) => w2.where('state', 'running').where('lease_until', '<', now)),
+    )
     .update({
       state: 'running',
       lease_owner: owner,
@@ -218,7 +255,14 @@ export async function claimJob(knex: Knex, tenantId: string, id: string, owner: 
  * matches only while `owner` holds an unexpired lease on a job still running (not cancelled,
  * superseded or taken over). The UPDATE also locks the row until the chunk commits.
  */
-export async function holdLease(trx: Knex.Transaction, tenantId: string, id: string, owner: string, leaseMs: number, now: number): Promise<boolean> {
+export async function holdLease(
+  trx: Knex.Transaction,
+  tenantId: string,
+  id: string,
+  owner: string,
+  leaseMs: number,
+  now: number,
+): Promise<boolean> {
   const n = await trx('jobs')
     .where({ tenant_id: tenantId, id, lease_owner: owner, state: 'running' })
     .where('lease_until', '>', now)
@@ -227,7 +271,12 @@ export async function holdLease(trx: Knex.Transaction, tenantId: string, id: str
 }
 
 /** The job as its next chunk sees it; read after holdLease, so current on both dialects. */
-export async function loadRunning(trx: Knex.Transaction, tenantId: string, id: string, now: Date): Promise<RunningJob | undefined> {
+export async function loadRunning(
+  trx: Knex.Transaction,
+  tenantId: string,
+  id: string,
+  now: Date,
+): Promise<RunningJob | undefined> {
   // A locking read (on MySQL), like holdLease's UPDATE before it: the chunk's InnoDB read view is
   // then made by the kind's first plain read, after the locks the kind takes first (mapping
   // sweeps lock before reading, src/mapping/lock.ts).
@@ -258,14 +307,28 @@ export async function storeChunk(
   leaseMs: number,
   now: number,
 ): Promise<void> {
-  const update: Row = { cursor_json: toJson(outcome.cursor), progress_done: outcome.progress.done, lease_until: now + leaseMs, updated_at: now };
+  const update: Row = {
+    cursor_json: toJson(outcome.cursor),
+    progress_done: outcome.progress.done,
+    lease_until: now + leaseMs,
+    updated_at: now,
+  };
   if (outcome.progress.total !== undefined) update.progress_total = outcome.progress.total;
-  if (outcome.done) Object.assign(update, ended('succeeded', now, null), { result_json: toJson(outcome.result ?? null) });
+  if (outcome.done)
+    Object.assign(update, ended('succeeded', now, null), { result_json: toJson(outcome.result ?? null) });
   await trx('jobs').where({ tenant_id: job.tenantId, id: job.id }).update(update);
 }
 
 /** Ends a job as failed, if `owner` still holds it; answers whether it did. */
-export async function failJob(db: Db, tenantId: string, id: string, owner: string, error: string, result: unknown, now: number): Promise<boolean> {
+export async function failJob(
+  db: Db,
+  tenantId: string,
+  id: string,
+  owner: string,
+  error: string,
+  result: unknown,
+  now: number,
+): Promise<boolean> {
   return db.tx(async (trx) => {
     const n = await trx('jobs')
       .where({ tenant_id: tenantId, id, lease_owner: owner, state: 'running' })
@@ -279,15 +342,24 @@ export async function failJob(db: Db, tenantId: string, id: string, owner: strin
 
 /** Drops up to `limit` jobs that finished before `before`; answers how many it dropped. */
 export async function dropFinishedJobs(knex: Knex, before: number, limit: number): Promise<number> {
-  const rows = await knex('jobs').where('finished_at', '<', before).orderBy('finished_at').limit(limit).select('tenant_id', 'id');
+  const rows = await knex('jobs')
+    .where('finished_at', '<', before)
+    .orderBy('finished_at')
+    .limit(limit)
+    .select('tenant_id', 'id');
   const byTenant = new Map<string, string[]>();
   for (const r of rows) byTenant.set(String(r.tenant_id), [...(byTenant.get(String(r.tenant_id)) ?? []), String(r.id)]);
   let n = 0;
-  for (const [tenantId, ids] of byTenant) n += Number(await knex('jobs').where({ tenant_id: tenantId }).whereIn('id', ids).where('finished_at', '<', before).delete());
+  for (const [tenantId, ids] of byTenant)
+    n += Number(
+      await knex('jobs').where({ tenant_id: tenantId }).whereIn('id', ids).where('finished_at', '<', before).delete(),
+    );
   return n;
 }
 
 /** Gives the job back to the queue (state queued, no lease), if `owner` still holds it. */
 export async function releaseJob(knex: Knex, tenantId: string, id: string, owner: string, now: number): Promise<void> {
-  await knex('jobs').where({ tenant_id: tenantId, id, lease_owner: owner, state: 'running' }).update({ state: 'queued', lease_owner: null, lease_until: null, updated_at: now });
+  await knex('jobs')
+    .where({ tenant_id: tenantId, id, lease_owner: owner, state: 'running' })
+    .update({ state: 'queued', lease_owner: null, lease_until: null, updated_at: now });
 }

@@ -90,7 +90,8 @@ export function createJobWorker(opts: JobWorkerOptions): JobWorker {
     const n = await dropOrphanJobRows(db.knex, Date.now() - ORPHAN_AGE_MS);
     if (n) logger.info({ rows: n }, 'dropped staged job rows of jobs never enqueued');
     let dropped = 0;
-    for (let k = DROP_BATCH; k === DROP_BATCH && !stopping; dropped += k) k = await dropFinishedJobs(db.knex, Date.now() - JOB_RETENTION_MS, DROP_BATCH);
+    for (let k = DROP_BATCH; k === DROP_BATCH && !stopping; dropped += k)
+      k = await dropFinishedJobs(db.knex, Date.now() - JOB_RETENTION_MS, DROP_BATCH);
     if (dropped) logger.info({ jobs: dropped }, 'dropped jobs finished more than 30 days ago');
   }
 

@@ -38,7 +38,17 @@ const RETRY_CAP_MS = 2 * 3_600_000;
  */
 const SMTP_TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000, dnsTimeout: 10_000 };
 /** Failures of the connection rather than of one message: the rest of the pass would fail too. */
-const TRANSPORT_DOWN = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'ETLS', 'EAUTH', 'ENOAUTH', 'EOAUTH2', 'EPROXY']);
+const TRANSPORT_DOWN = new Set([
+  'ECONNECTION',
+  'ETIMEDOUT',
+  'ESOCKET',
+  'EDNS',
+  'ETLS',
+  'EAUTH',
+  'ENOAUTH',
+  'EOAUTH2',
+  'EPROXY',
+]);
 
 /** The delay before retry number `attempts` (1 = first retry after one failed attempt). */
 export function retryDelayMs(attempts: number, baseMs = 60_000): number {
@@ -72,7 +82,9 @@ export function createMailer(deps: MailerDeps): Mailer {
     logger.info({ smtp: redactSmtpUrl(config.smtpUrl), from: config.mailFrom }, 'mails are sent through SMTP');
   } else {
     transport = nodemailer.createTransport(logTransport(logger));
-    logger.warn('SMTP_URL is not set: mails are logged and kept in the outbox, not sent (read them with `roster outbox list`)');
+    logger.warn(
+      'SMTP_URL is not set: mails are logged and kept in the outbox, not sent (read them with `roster outbox list`)',
+    );
   }
 
   let closed = false;
@@ -100,10 +112,12 @@ export function createMailer(deps: MailerDeps): Mailer {
     } catch (err) {
       const message = scrub(err instanceof Error ? err.message : String(err), secrets);
       const attempts = m.attempts + 1;
-      await markFailed(db.knex, m, now(), message);
+      await markFailed(db.knex, m, message);
       const fields = { mailId: m.id, tenantId: m.tenantId, kind: m.kind, attempts, error: message };
-      if (attempts >= MAX_ATTEMPTS) logger.error(fields, `mail not delivered after ${MAX_ATTEMPTS} attempts; giving up`);
-      else logger.warn({ ...fields, retryInMs: retryDelayMs(attempts, retryBaseMs) }, 'mail delivery failed; will retry');
+      if (attempts >= MAX_ATTEMPTS)
+        logger.error(fields, `mail not delivered after ${MAX_ATTEMPTS} attempts; giving up`);
+      else
+        logger.warn({ ...fields, retryInMs: retryDelayMs(attempts, retryBaseMs) }, 'mail delivery failed; will retry');
       const e = err as { code?: unknown; responseCode?: unknown };
       return (typeof e.code === 'string' && TRANSPORT_DOWN.has(e.code)) || e.responseCode === 421 ? 'down' : 'failed';
     }
@@ -157,7 +171,10 @@ export function createMailer(deps: MailerDeps): Mailer {
         try {
           await track();
         } catch (err) {
-          logger.error({ error: scrub(err instanceof Error ? err.message : String(err), secrets) }, 'mail delivery pass failed');
+          logger.error(
+            { error: scrub(err instanceof Error ? err.message : String(err), secrets) },
+            'mail delivery pass failed',
+          );
         }
       } while (kickAgain && !closed);
     })().then(() => {
@@ -195,7 +212,10 @@ function logTransport(logger: Logger): Transport {
     send(mail, callback) {
       const d = mail.data;
       const messageId = mail.message.messageId();
-      logger.info({ to: d.to, from: d.from, subject: d.subject, text: d.text, messageId }, 'mail logged, not sent (SMTP_URL is not set)');
+      logger.info(
+        { to: d.to, from: d.from, subject: d.subject, text: d.text, messageId },
+        'mail logged, not sent (SMTP_URL is not set)',
+      );
       callback(null, { messageId, envelope: mail.message.getEnvelope() });
     },
   };

@@ -48,16 +48,34 @@ export interface OutboxMail extends OutboxEntry {
 /** The knex instance or a transaction; enqueueMail is meant to run inside the caller's one. */
 type Runner = Knex | Knex.Transaction;
 
-const SUMMARY_COLUMNS = ['tenant_id', 'id', 'kind', 'to_address', 'subject', 'created_at', 'sent_at', 'attempts', 'last_attempt_at', 'last_error'];
+const SUMMARY_COLUMNS = [
+  'tenant_id',
+  'id',
+  'kind',
+  'to_address',
+  'subject',
+  'created_at',
+  'sent_at',
+  'attempts',
+  'last_attempt_at',
+  'last_error',
+];
 
 /**
  * Writes a mail to the outbox in `trx` and answers its id. Nothing is sent here: the mailer
  * delivers it once the transaction has committed (call `mailer.kick()` after commit).
  */
-export async function enqueueMail(trx: Runner, tenantId: string, mail: OutgoingMail, now = Date.now()): Promise<string> {
+export async function enqueueMail(
+  trx: Runner,
+  tenantId: string,
+  mail: OutgoingMail,
+  now = Date.now(),
+): Promise<string> {
   if (!mail.kind || mail.kind.length > 32) throw new Error('mail kind must be 1-32 characters');
-  if (!mail.to || mail.to.length > 320 || /[\r\n]/.test(mail.to)) throw new Error('mail recipient must be one address of at most 320 characters');
-  if (mail.subject.length > 255 || /[\r\n]/.test(mail.subject)) throw new Error('mail subject must be one line of at most 255 characters');
+  if (!mail.to || mail.to.length > 320 || /[\r\n]/.test(mail.to))
+    throw new Error('mail recipient must be one address of at most 320 characters');
+  if (mail.subject.length > 255 || /[\r\n]/.test(mail.subject))
+    throw new Error('mail subject must be one line of at most 255 characters');
   const id = newId();
   await trx('mail_outbox').insert({
     tenant_id: tenantId,
@@ -94,7 +112,11 @@ export async function getOutboxMail(knex: Knex, id: string, tenantId?: string): 
   if (tenantId !== undefined) q.where({ tenant_id: tenantId });
   const row = await q.first();
   if (!row) return undefined;
-  return { ...entryFromRow(row), text: String(row.text_body), html: row.html_body === null ? null : String(row.html_body) };
+  return {
+    ...entryFromRow(row),
+    text: String(row.text_body),
+    html: row.html_body === null ? null : String(row.html_body),
+  };
 }
 
 // ---- used by the mailer -------------------------------------------------------------------
@@ -136,7 +158,11 @@ export async function pendingPage(
     ])
     .limit(limit);
   if (after) {
-    q.where((w) => w.where('created_at', '>', after.createdAt).orWhere((w2) => w2.where('created_at', '=', after.createdAt).where('id', '>', after.id)));
+    q.where((w) =>
+      w
+        .where('created_at', '>', after.createdAt)
+        .orWhere((w2) => w2.where('created_at', '=', after.createdAt).where('id', '>', after.id)),
+    );
   }
   return (await q).map((row: Record<string, unknown>) => {
     return {
@@ -169,11 +195,17 @@ export async function claimMail(knex: Knex, mail: PendingMail, now: number): Pro
 }
 
 export async function markSent(knex: Knex, mail: PendingMail, now: number): Promise<void> {
-  await knex('mail_outbox').where({ tenant_id: mail.tenantId, id: mail.id }).whereNull('sent_at').update({ sent_at: now, last_error: null });
+  await knex('mail_outbox')
+    .where({ tenant_id: mail.tenantId, id: mail.id })
+    .whereNull('sent_at')
+    .update({ sent_at: now, last_error: null });
 }
 
-export async function markFailed(knex: Knex, mail: PendingMail, now: number, message: string): Promise<void> {
-  await knex('mail_outbox').where({ tenant_id: mail.tenantId, id: mail.id }).whereNull('sent_at').update({ last_error: truncated(message) });
+export async function markFailed(knex: Knex, mail: PendingMail, message: string): Promise<void> {
+  await knex('mail_outbox')
+    .where({ tenant_id: mail.tenantId, id: mail.id })
+    .whereNull('sent_at')
+    .update({ last_error: truncated(message) });
 }
 
 function entryFromRow(row: Record<string, unknown>): OutboxEntry {

@@ -1,7 +1,17 @@
 import type { Request } from 'express';
 import type { AppDeps } from '../http/deps.js';
 import type { Knex } from 'knex';
-import { checkMany, decide, loadAgents, loadNames, loadUsers, type AgentAccess, type AgentAction, type CheckedAgent, type CheckedUser } from '../access/check.js';
+import {
+  checkMany,
+  decide,
+  loadAgents,
+  loadNames,
+  loadUsers,
+  type AgentAccess,
+  type AgentAction,
+  type CheckedAgent,
+  type CheckedUser,
+} from '../access/check.js';
 import { describeWindow, windowState } from '../access/grant-window.js';
 import { canManageUsers } from '../access/principal.js';
 import { Forbidden, NotFound } from '../errors.js';
@@ -24,16 +34,31 @@ const SCANNED_PER_RESULT = 10;
 function assertMayAsk(req: Request, catalogue: AppDeps['catalogue'], userIds: Iterable<string>): void {
   const p = req.principal!;
   if (canManageUsers(p, catalogue)) return;
-  for (const id of userIds) if (p.kind !== 'user' || p.user.id !== id) throw new Forbidden('not_allowed', 'you may check only your own access');
+  for (const id of userIds)
+    if (p.kind !== 'user' || p.user.id !== id) throw new Forbidden('not_allowed', 'you may check only your own access');
 }
 
 function present(a: AgentAccess) {
-  return { view: a.view, use: a.use, edit: a.edit, delete: a.delete, managePermissions: a.managePermissions, level: a.level, dataSources: a.dataSources, reasons: a.reasons };
+  return {
+    view: a.view,
+    use: a.use,
+    edit: a.edit,
+    delete: a.delete,
+    managePermissions: a.managePermissions,
+    level: a.level,
+    dataSources: a.dataSources,
+    reasons: a.reasons,
+  };
 }
 
 export function registerAgentAccess(api: Api, deps: AppDeps): void {
   const knex = deps.db.knex;
-  const at = { type: 'string', format: 'date-time', maxLength: 64, description: 'Evaluate at this instant instead of now (ISO 8601)' };
+  const at = {
+    type: 'string',
+    format: 'date-time',
+    maxLength: 64,
+    description: 'Evaluate at this instant instead of now (ISO 8601)',
+  };
   const access = api.schema('AgentAccess', {
     type: 'object',
     required: ['view', 'use', 'edit', 'delete', 'managePermissions', 'level', 'dataSources', 'reasons'],
@@ -44,14 +69,29 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       delete: { type: 'boolean' },
       managePermissions: { type: 'boolean' },
       level: { enum: ['none', 'view_use', 'edit'] },
-      dataSources: { type: 'array', items: { type: 'object', required: ['id', 'name'], properties: { id: { type: 'string' }, name: { type: 'string' } } } },
-      reasons: { type: 'array', items: { type: 'string' }, description: 'Sentences naming the role, group, grant window or rule behind the answer' },
+      dataSources: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['id', 'name'],
+          properties: { id: { type: 'string' }, name: { type: 'string' } },
+        },
+      },
+      reasons: {
+        type: 'array',
+        items: { type: 'string' },
+        description: 'Sentences naming the role, group, grant window or rule behind the answer',
+      },
     },
   });
   const agentRef: JsonSchema = {
     type: 'object',
     required: ['id', 'name', 'accessType'],
-    properties: { id: { type: 'string' }, name: { type: 'string' }, accessType: { enum: ['organization', 'groups', 'private'] } },
+    properties: {
+      id: { type: 'string' },
+      name: { type: 'string' },
+      accessType: { enum: ['organization', 'groups', 'private'] },
+    },
   };
 
   api.add({
@@ -64,7 +104,12 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     responses: { 200: { description: 'The decision; a user with no access gets every boolean false', schema: access } },
     handler: async (req, res, { params, query }) => {
       assertMayAsk(req, deps.catalogue, [params.userId!]);
-      const { agents, decisions } = await checkMany(knex, req.ctx!.tenantId, [{ userId: params.userId!, agentId: params.agentId! }], instantOr((query as { at?: string }).at, 'query.at', Date.now()));
+      const { agents, decisions } = await checkMany(
+        knex,
+        req.ctx!.tenantId,
+        [{ userId: params.userId!, agentId: params.agentId! }],
+        instantOr((query as { at?: string }).at, 'query.at', Date.now()),
+      );
       if (!agents.size) throw new NotFound('agent_not_found', `no agent with id "${params.agentId}"`);
       res.json(present(decisions[0]!));
     },
@@ -74,7 +119,11 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     type: 'object',
     required: ['userId', 'agentId', 'action'],
     additionalProperties: false,
-    properties: { userId: { type: 'string', maxLength: 36 }, agentId: { type: 'string', maxLength: 36 }, action: { enum: ACTIONS } },
+    properties: {
+      userId: { type: 'string', maxLength: 36 },
+      agentId: { type: 'string', maxLength: 36 },
+      action: { enum: ACTIONS },
+    },
   };
   api.add({
     method: 'post',
@@ -82,7 +131,12 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     operationId: 'checkAgentAccessBatch',
     summary: 'Up to 1,000 (user, agent, action) checks at once, answered in order',
     tag: 'Access check',
-    body: { type: 'object', required: ['checks'], additionalProperties: false, properties: { checks: { type: 'array', minItems: 1, maxItems: 1000, items: tuple }, at } },
+    body: {
+      type: 'object',
+      required: ['checks'],
+      additionalProperties: false,
+      properties: { checks: { type: 'array', minItems: 1, maxItems: 1000, items: tuple }, at },
+    },
     responses: {
       200: {
         description: 'One result per check, in the order sent',
@@ -95,7 +149,13 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
               items: {
                 type: 'object',
                 required: ['userId', 'agentId', 'action', 'allowed', 'reasons'],
-                properties: { userId: { type: 'string' }, agentId: { type: 'string' }, action: { enum: ACTIONS }, allowed: { type: 'boolean' }, reasons: { type: 'array', items: { type: 'string' } } },
+                properties: {
+                  userId: { type: 'string' },
+                  agentId: { type: 'string' },
+                  action: { enum: ACTIONS },
+                  allowed: { type: 'boolean' },
+                  reasons: { type: 'array', items: { type: 'string' } },
+                },
               },
             },
           },
@@ -104,9 +164,15 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     },
     handler: async (req, res, { body }) => {
       const b = body as { checks: { userId: string; agentId: string; action: AgentAction }[]; at?: string };
-      assertMayAsk(req, deps.catalogue, b.checks.map((c) => c.userId));
+      assertMayAsk(
+        req,
+        deps.catalogue,
+        b.checks.map((c) => c.userId),
+      );
       const { decisions } = await checkMany(knex, req.ctx!.tenantId, b.checks, instantOr(b.at, 'body.at', Date.now()));
-      res.json({ results: b.checks.map((c, i) => ({ ...c, allowed: decisions[i]![c.action], reasons: decisions[i]!.reasons })) });
+      res.json({
+        results: b.checks.map((c, i) => ({ ...c, allowed: decisions[i]![c.action], reasons: decisions[i]!.reasons })),
+      });
     },
   });
 
@@ -115,7 +181,8 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
     path: '/users/{id}/agents',
     operationId: 'listUserAgents',
     summary: 'The agents a user may use, with their level and why',
-    description: 'Paged by agent id. A page examines at most 10 × `limit` candidate agents, so it may be short, even empty, while `nextCursor` is not null.',
+    description:
+      'Paged by agent id. A page examines at most 10 × `limit` candidate agents, so it may be short, even empty, while `nextCursor` is not null.',
     tag: 'Access check',
     query: { properties: { at, ...pageQuery } },
     responses: {
@@ -124,7 +191,11 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
         schema: pageOf({
           type: 'object',
           required: ['agent', 'level', 'reasons'],
-          properties: { agent: agentRef, level: { enum: ['view_use', 'edit'] }, reasons: { type: 'array', items: { type: 'string' } } },
+          properties: {
+            agent: agentRef,
+            level: { enum: ['view_use', 'edit'] },
+            reasons: { type: 'array', items: { type: 'string' } },
+          },
         }),
       },
     },
@@ -134,11 +205,15 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       const tenantId = req.ctx!.tenantId;
       const users = await loadUsers(knex, tenantId, [params.id!]);
       const user = users.get(params.id!);
-      if (!user || user.status !== 'active') return void res.json({ items: [], nextCursor: null });
+      if (user?.status !== 'active') return void res.json({ items: [], nextCursor: null });
       const after = q.cursor ? String(decodeCursor(q.cursor, 1)[0]) : '';
       const names = await loadNames(knex, tenantId, [user], []);
       const grantFilter = { userIds: [user.id], groupIds: [...names.groups.keys()] };
-      const items: { agent: { id: string; name: string; accessType: string }; level: AgentAccess['level']; reasons: string[] }[] = [];
+      const items: {
+        agent: { id: string; name: string; accessType: string };
+        level: AgentAccess['level'];
+        reasons: string[];
+      }[] = [];
       let nextCursor: string | null = null;
       const when = instantOr(q.at, 'query.at', Date.now());
       // Candidates with no grant in force are skipped, so read in slices until the page is full or
@@ -152,7 +227,11 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
         const agents = await loadAgents(knex, tenantId, ids, grantFilter);
         // The user's branch of the group tree is loaded once above; only the agents' names are new.
         const agentNames = await loadNames(knex, tenantId, [], agents.values());
-        const allNames = { groups: names.groups, idpGroups: new Map([...names.idpGroups, ...agentNames.idpGroups]), rules: new Map([...names.rules, ...agentNames.rules]) };
+        const allNames = {
+          groups: names.groups,
+          idpGroups: new Map([...names.idpGroups, ...agentNames.idpGroups]),
+          rules: new Map([...names.rules, ...agentNames.rules]),
+        };
         for (const id of ids) {
           const a = agents.get(id);
           const d = a ? decide(user, a, when, allNames) : undefined;
@@ -161,7 +240,11 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
               nextCursor = encodeCursor([items[items.length - 1]!.agent.id]);
               break scan;
             }
-            items.push({ agent: { id: a.id, name: a.name, accessType: a.accessType }, level: d.level, reasons: d.reasons });
+            items.push({
+              agent: { id: a.id, name: a.name, accessType: a.accessType },
+              level: d.level,
+              reasons: d.reasons,
+            });
           }
           cursor = id;
           scanned++;
@@ -198,7 +281,15 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
                 required: ['id', 'subject', 'permission', 'inForce', 'source'],
                 properties: {
                   id: { type: 'string' },
-                  subject: { type: 'object', required: ['type', 'id'], properties: { type: { enum: ['group', 'user'] }, id: { type: 'string' }, name: { type: ['string', 'null'] } } },
+                  subject: {
+                    type: 'object',
+                    required: ['type', 'id'],
+                    properties: {
+                      type: { enum: ['group', 'user'] },
+                      id: { type: 'string' },
+                      name: { type: ['string', 'null'] },
+                    },
+                  },
                   permission: { enum: ['view_use', 'edit'] },
                   window: { type: 'string' },
                   inForce: { type: 'boolean' },
@@ -210,7 +301,16 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
             },
             users: {
               type: 'array',
-              items: { type: 'object', required: ['userId', 'email', 'level', 'reasons'], properties: { userId: { type: 'string' }, email: { type: ['string', 'null'] }, level: { enum: ['view_use', 'edit'] }, reasons: { type: 'array', items: { type: 'string' } } } },
+              items: {
+                type: 'object',
+                required: ['userId', 'email', 'level', 'reasons'],
+                properties: {
+                  userId: { type: 'string' },
+                  email: { type: ['string', 'null'] },
+                  level: { enum: ['view_use', 'edit'] },
+                  reasons: { type: 'array', items: { type: 'string' } },
+                },
+              },
             },
             nextCursor: { type: ['string', 'null'] },
           },
@@ -218,7 +318,8 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       },
     },
     handler: async (req, res, { params, query }) => {
-      if (!canManageUsers(req.principal!, deps.catalogue)) throw new Forbidden('not_allowed', "only admins and user managers may list an agent's access");
+      if (!canManageUsers(req.principal!, deps.catalogue))
+        throw new Forbidden('not_allowed', "only admins and user managers may list an agent's access");
       const q = query as { at?: string; limit: number; cursor?: string };
       const tenantId = req.ctx!.tenantId;
       const when = instantOr(q.at, 'query.at', Date.now());
@@ -226,8 +327,14 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
       const [grantsAfter, usersAfter] = q.cursor ? decodeCursor(q.cursor, 2) : ['', ''];
       const agent = (await loadAgents(knex, tenantId, [params.id!], { grantIds: [] })).get(params.id!);
       if (!agent) throw new NotFound('agent_not_found', `no agent with id "${params.id}"`);
-      const grants = typeof grantsAfter === 'string' ? await grantsPage(tenantId, agent, grantsAfter, q.limit, when) : { items: [], last: 0 };
-      const users = typeof usersAfter === 'string' ? await usersPage(tenantId, agent.id, usersAfter, q.limit, when) : { items: [], last: 0 };
+      const grants =
+        typeof grantsAfter === 'string'
+          ? await grantsPage(tenantId, agent, grantsAfter, q.limit, when)
+          : { items: [], last: 0 };
+      const users =
+        typeof usersAfter === 'string'
+          ? await usersPage(tenantId, agent.id, usersAfter, q.limit, when)
+          : { items: [], last: 0 };
       res.json({
         agent: { id: agent.id, name: agent.name, accessType: agent.accessType },
         organizationWide: agent.accessType === 'organization',
@@ -240,23 +347,42 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
 
   /** Up to `limit` of the agent's grants after `after`, and where the next page starts (0: done). */
   const grantsPage = async (tenantId: string, head: CheckedAgent, after: string, limit: number, when: number) => {
-    const ids = (await knex('agent_grants').where({ tenant_id: tenantId, agent_id: head.id }).andWhere('id', '>', after).whereRaw(liveDerivedSql('agent_grants')).orderBy('id').limit(limit + 1).select('id')).map(
-      (r: Record<string, unknown>) => String(r.id),
-    );
+    const ids = (
+      await knex('agent_grants')
+        .where({ tenant_id: tenantId, agent_id: head.id })
+        .andWhere('id', '>', after)
+        .whereRaw(liveDerivedSql('agent_grants'))
+        .orderBy('id')
+        .limit(limit + 1)
+        .select('id')
+    ).map((r: Record<string, unknown>) => String(r.id));
     const pageIds = ids.slice(0, limit);
     const loaded = (await loadAgents(knex, tenantId, [head.id], { grantIds: pageIds })).get(head.id);
     const list = [...(loaded?.grants ?? [])].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-    const subjectIds = (type: 'group' | 'user') => [...new Set(list.filter((g) => g.subjectType === type).map((g) => g.subjectId))];
+    const subjectIds = (type: 'group' | 'user') => [
+      ...new Set(list.filter((g) => g.subjectType === type).map((g) => g.subjectId)),
+    ];
     const groupNames = new Map(
-      (await knex('local_groups').where({ tenant_id: tenantId }).whereIn('id', subjectIds('group')).select('id', 'name')).map((g: Record<string, unknown>) => [String(g.id), String(g.name)]),
+      (
+        await knex('local_groups')
+          .where({ tenant_id: tenantId })
+          .whereIn('id', subjectIds('group'))
+          .select('id', 'name')
+      ).map((g: Record<string, unknown>) => [String(g.id), String(g.name)]),
     );
     const emails = new Map(
-      (await knex('users').where({ tenant_id: tenantId }).whereIn('id', subjectIds('user')).select('id', 'email')).map((u: Record<string, unknown>) => [String(u.id), (u.email as string | null) ?? null]),
+      (await knex('users').where({ tenant_id: tenantId }).whereIn('id', subjectIds('user')).select('id', 'email')).map(
+        (u: Record<string, unknown>) => [String(u.id), (u.email as string | null) ?? null],
+      ),
     );
     return {
       items: list.map((g) => ({
         id: g.id,
-        subject: { type: g.subjectType, id: g.subjectId, name: g.subjectType === 'group' ? (groupNames.get(g.subjectId) ?? null) : (emails.get(g.subjectId) ?? null) },
+        subject: {
+          type: g.subjectType,
+          id: g.subjectId,
+          name: g.subjectType === 'group' ? (groupNames.get(g.subjectId) ?? null) : (emails.get(g.subjectId) ?? null),
+        },
         permission: g.permission,
         ...(describeWindow(g) ? { window: describeWindow(g) } : {}),
         inForce: windowState(g, when) === 'in_force' && head.accessType !== 'private',
@@ -273,19 +399,42 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
    * `groupIds` (their groups with ancestors). Each source is read in id order up to `n` and the
    * lists merged, so no statement carries the user's whole group tree.
    */
-  const candidateAgents = async (tenantId: string, user: CheckedUser, groupIds: string[], after: string, n: number): Promise<string[]> => {
-    const agents = knex('agents').where({ tenant_id: tenantId }).andWhere('id', '>', after).orderBy('id').limit(n).select('id');
-    if (user.role !== 'admin') agents.andWhere((w) => w.where('access_type', 'organization').orWhere((p) => p.where('access_type', 'private').andWhere('created_by', user.id)));
+  const candidateAgents = async (
+    tenantId: string,
+    user: CheckedUser,
+    groupIds: string[],
+    after: string,
+    n: number,
+  ): Promise<string[]> => {
+    const agents = knex('agents')
+      .where({ tenant_id: tenantId })
+      .andWhere('id', '>', after)
+      .orderBy('id')
+      .limit(n)
+      .select('id');
+    if (user.role !== 'admin')
+      agents.andWhere((w) =>
+        w
+          .where('access_type', 'organization')
+          .orWhere((p) => p.where('access_type', 'private').andWhere('created_by', user.id)),
+      );
     const ids = new Set((await agents).map((r: Record<string, unknown>) => String(r.id)));
     if (user.role !== 'admin') {
       const granted = (q: (g: Knex.QueryBuilder) => void) => {
-        const g = knex('agent_grants').where({ tenant_id: tenantId }).andWhere('agent_id', '>', after).distinct('agent_id').orderBy('agent_id').limit(n);
+        const g = knex('agent_grants')
+          .where({ tenant_id: tenantId })
+          .andWhere('agent_id', '>', after)
+          .distinct('agent_id')
+          .orderBy('agent_id')
+          .limit(n);
         q(g);
         return g;
       };
       const rows = [
         ...(await granted((g) => g.where({ subject_type: 'user', subject_id: user.id }))),
-        ...(await inChunks(knex, groupIds, (part) => granted((g) => g.where('subject_type', 'group').whereIn('subject_id', part)))),
+        ...(await inChunks(knex, groupIds, (part) =>
+          granted((g) => g.where('subject_type', 'group').whereIn('subject_id', part)),
+        )),
       ];
       for (const r of rows) ids.add(String(r.agent_id));
     }
@@ -318,15 +467,22 @@ export function registerAgentAccess(api: Api, deps: AppDeps): void {
        SELECT user_id FROM candidates WHERE user_id > ? ORDER BY user_id LIMIT ?`,
       [tenantId, tenantId, agentId, tenantId, tenantId, tenantId, agentId, tenantId, agentId, after, budget],
     );
-    const rows: Record<string, unknown>[] = Array.isArray(raw) && Array.isArray(raw[0]) ? raw[0] : (raw as Record<string, unknown>[]);
+    const rows: Record<string, unknown>[] =
+      Array.isArray(raw) && Array.isArray(raw[0]) ? raw[0] : (raw as Record<string, unknown>[]);
     const candidates = rows.map((r) => String(r.user_id));
     for (const ids of chunksOf(candidates, limit)) {
       const users = await loadUsers(knex, tenantId, ids);
       const names = await loadNames(knex, tenantId, users.values(), []);
-      const agent = (await loadAgents(knex, tenantId, [agentId], { userIds: ids, groupIds: [...names.groups.keys()] })).get(agentId);
+      const agent = (
+        await loadAgents(knex, tenantId, [agentId], { userIds: ids, groupIds: [...names.groups.keys()] })
+      ).get(agentId);
       if (!agent) return { items, last: 0 as const };
       const agentNames = await loadNames(knex, tenantId, [], [agent]);
-      const allNames = { groups: names.groups, idpGroups: new Map([...names.idpGroups, ...agentNames.idpGroups]), rules: new Map([...names.rules, ...agentNames.rules]) };
+      const allNames = {
+        groups: names.groups,
+        idpGroups: new Map([...names.idpGroups, ...agentNames.idpGroups]),
+        rules: new Map([...names.rules, ...agentNames.rules]),
+      };
       for (const id of ids) {
         const u = users.get(id);
         if (!u) continue;

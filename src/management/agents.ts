@@ -1,13 +1,25 @@
 import type { Request } from 'express';
 import type { AppDeps } from '../http/deps.js';
-import { listAgents, requireAgent, type Agent, type AgentChange, type AgentInput, type AgentListQuery } from '../access/agents.js';
+import {
+  listAgents,
+  requireAgent,
+  type Agent,
+  type AgentChange,
+  type AgentInput,
+  type AgentListQuery,
+} from '../access/agents.js';
 import { listDataSources, type DataSource } from '../access/data-sources.js';
 import { isManual, listAgentGrants, subjectNames, type Grant, type GrantListQuery } from '../access/grants.js';
 import { groupNames } from '../access/local-groups.js';
 import { isAdmin, requireAdmin } from '../access/principal.js';
 import { Forbidden } from '../errors.js';
 import { createAgent, deleteAgent, updateAgent } from '../provisioning/agents.js';
-import { createDataSource, deleteDataSource, updateDataSource, type DataSourceBody } from '../provisioning/data-sources.js';
+import {
+  createDataSource,
+  deleteDataSource,
+  updateDataSource,
+  type DataSourceBody,
+} from '../provisioning/data-sources.js';
 import { createGrant, deleteGrant, updateGrant, type GrantChange, type GrantInput } from '../provisioning/grants.js';
 import type { Api } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
@@ -15,7 +27,15 @@ import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export function presentAgent(a: Agent) {
-  return { id: a.id, name: a.name, description: a.description, accessType: a.accessType, createdBy: a.createdBy, createdAt: iso(a.createdAt), updatedAt: iso(a.updatedAt) };
+  return {
+    id: a.id,
+    name: a.name,
+    description: a.description,
+    accessType: a.accessType,
+    createdBy: a.createdBy,
+    createdAt: iso(a.createdAt),
+    updatedAt: iso(a.updatedAt),
+  };
 }
 
 export function presentGrant(g: Grant, subjectName: string | null) {
@@ -55,8 +75,18 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
   const knex = deps.db.knex;
   const accessType = { enum: ['organization', 'groups', 'private'] };
   const permission = { enum: ['view_use', 'edit'] };
-  const date = { type: ['string', 'null'], maxLength: 10, pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'A local calendar day, YYYY-MM-DD, inclusive' };
-  const timeZone = { type: 'string', minLength: 1, maxLength: 64, description: "An IANA time zone; defaults to the tenant's, stored resolved" };
+  const date = {
+    type: ['string', 'null'],
+    maxLength: 10,
+    pattern: '^\\d{4}-\\d{2}-\\d{2}$',
+    description: 'A local calendar day, YYYY-MM-DD, inclusive',
+  };
+  const timeZone = {
+    type: 'string',
+    minLength: 1,
+    maxLength: 64,
+    description: "An IANA time zone; defaults to the tenant's, stored resolved",
+  };
   const agent = api.schema('Agent', {
     type: 'object',
     required: ['id', 'name', 'description', 'accessType', 'createdBy', 'createdAt', 'updatedAt'],
@@ -66,7 +96,8 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
       description: { type: ['string', 'null'] },
       accessType: {
         ...accessType,
-        description: '`organization`: every active user may view and use it; `groups`: members of granted groups (and their child groups) and granted users; `private`: its creator and admins',
+        description:
+          '`organization`: every active user may view and use it; `groups`: members of granted groups (and their child groups) and granted users; `private`: its creator and admins',
       },
       createdBy: { type: ['string', 'null'], description: 'The user the agent was registered for' },
       createdAt: common.timestamp,
@@ -75,7 +106,22 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
   });
   const grant = api.schema('AgentGrant', {
     type: 'object',
-    required: ['id', 'agentId', 'subjectType', 'groupId', 'userId', 'subjectName', 'permission', 'startDate', 'endDate', 'timeZone', 'source', 'ruleId', 'idpGroupId', 'createdAt'],
+    required: [
+      'id',
+      'agentId',
+      'subjectType',
+      'groupId',
+      'userId',
+      'subjectName',
+      'permission',
+      'startDate',
+      'endDate',
+      'timeZone',
+      'source',
+      'ruleId',
+      'idpGroupId',
+      'createdAt',
+    ],
     properties: {
       id: common.id,
       agentId: common.id,
@@ -100,9 +146,19 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
       id: common.id,
       agentId: common.id,
       name: { type: 'string' },
-      access: { enum: ['all_agent_users', 'groups'], description: '`groups`: members of the named groups and of their descendants only' },
+      access: {
+        enum: ['all_agent_users', 'groups'],
+        description: '`groups`: members of the named groups and of their descendants only',
+      },
       groupIds: { type: 'array', items: { type: 'string' } },
-      groups: { type: 'array', items: { type: 'object', required: ['id', 'name'], properties: { id: { type: 'string' }, name: { type: ['string', 'null'] } } } },
+      groups: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['id', 'name'],
+          properties: { id: { type: 'string' }, name: { type: ['string', 'null'] } },
+        },
+      },
       createdAt: common.timestamp,
     },
   });
@@ -126,7 +182,8 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
   const readable = async (req: Request, id: string) => {
     const a = await requireAgent(knex, req.ctx!.tenantId, id);
     const p = req.principal!;
-    if (!isAdmin(p) && !(p.kind === 'user' && a.createdBy === p.user.id)) throw new Forbidden('not_allowed', `only admins and its creator may read agent "${a.name}"`);
+    if (!isAdmin(p) && !(p.kind === 'user' && a.createdBy === p.user.id))
+      throw new Forbidden('not_allowed', `only admins and its creator may read agent "${a.name}"`);
     return a;
   };
   const adminAgent = async (req: Request, id: string, what: string) => {
@@ -155,7 +212,8 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
     path: '/agents',
     operationId: 'createAgent',
     summary: 'Register an agent',
-    description: 'Admins only. `createdBy` names the user the host platform registers the agent for: the creator of a private agent may use it, and may change its name and description.',
+    description:
+      'Admins only. `createdBy` names the user the host platform registers the agent for: the creator of a private agent may use it, and may change its name and description.',
     tag: 'Agents',
     body: {
       type: 'object',
@@ -190,7 +248,12 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
     description:
       "Admins change anything; the agent's creator changes its name and description. Only admins change the access type. Grants stay when an agent becomes private, and apply again if it stops being private.",
     tag: 'Agents',
-    body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name, description, accessType } },
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { name, description, accessType },
+    },
     responses: { 200: { description: 'The agent after the change', schema: agent } },
     handler: async (req, res, { params, body }) => {
       res.json(presentAgent(await updateAgent(deps.db, req.ctx!, req.principal!, params.id!, body as AgentChange)));
@@ -257,7 +320,10 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
     responses: { 201: { description: 'Created', schema: grant } },
     handler: async (req, res, { params, body }) => {
       const g = await createGrant(deps.db, req.ctx!, req.principal!, params.id!, body as GrantInput);
-      res.status(201).location(`${base(g.agentId)}/grants/${g.id}`).json((await presentGrants(req.ctx!.tenantId, [g]))[0]);
+      res
+        .status(201)
+        .location(`${base(g.agentId)}/grants/${g.id}`)
+        .json((await presentGrants(req.ctx!.tenantId, [g]))[0]);
     },
   });
 
@@ -268,7 +334,12 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
     summary: "Change a grant's permission, dates (null removes one) or time zone",
     description: `${ADMINS_ONLY} A rule-derived grant changes only through its rule (409 \`rule_grant\`).`,
     tag: 'Agent grants',
-    body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { permission, startDate: date, endDate: date, timeZone } },
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { permission, startDate: date, endDate: date, timeZone },
+    },
     responses: { 200: { description: 'The grant after the change', schema: grant } },
     handler: async (req, res, { params, body }) => {
       const g = await updateGrant(deps.db, req.ctx!, req.principal!, params.id!, params.grantId!, body as GrantChange);
@@ -298,11 +369,16 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
     description: ADMINS_ONLY,
     tag: 'Agent data sources',
     responses: {
-      200: { description: 'Every data source of the agent, oldest first', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: dataSource } } } },
+      200: {
+        description: 'Every data source of the agent, oldest first',
+        schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: dataSource } } },
+      },
     },
     handler: async (req, res, { params }) => {
       const a = await adminAgent(req, params.id!, "read an agent's data sources");
-      res.json({ items: await presentSources(req.ctx!.tenantId, await listDataSources(knex, req.ctx!.tenantId, a.id)) });
+      res.json({
+        items: await presentSources(req.ctx!.tenantId, await listDataSources(knex, req.ctx!.tenantId, a.id)),
+      });
     },
   });
 
@@ -313,11 +389,25 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
     summary: 'Add a data source, open to all agent users or restricted to groups',
     description: `${ADMINS_ONLY} \`groupIds\` is required with access \`groups\` and refused otherwise; each must name an active group.`,
     tag: 'Agent data sources',
-    body: { type: 'object', required: ['name', 'access'], additionalProperties: false, properties: { name, access: { enum: ['all_agent_users', 'groups'] }, groupIds } },
+    body: {
+      type: 'object',
+      required: ['name', 'access'],
+      additionalProperties: false,
+      properties: { name, access: { enum: ['all_agent_users', 'groups'] }, groupIds },
+    },
     responses: { 201: { description: 'Created', schema: dataSource } },
     handler: async (req, res, { params, body }) => {
-      const s = await createDataSource(deps.db, req.ctx!, req.principal!, params.id!, body as Required<Pick<DataSourceBody, 'name' | 'access'>> & DataSourceBody);
-      res.status(201).location(`${base(s.agentId)}/data-sources/${s.id}`).json((await presentSources(req.ctx!.tenantId, [s]))[0]);
+      const s = await createDataSource(
+        deps.db,
+        req.ctx!,
+        req.principal!,
+        params.id!,
+        body as Required<Pick<DataSourceBody, 'name' | 'access'>> & DataSourceBody,
+      );
+      res
+        .status(201)
+        .location(`${base(s.agentId)}/data-sources/${s.id}`)
+        .json((await presentSources(req.ctx!.tenantId, [s]))[0]);
     },
   });
 
@@ -325,13 +415,25 @@ export function registerAgents(api: Api, deps: AppDeps, common: ReturnType<typeo
     method: 'patch',
     path: '/agents/{id}/data-sources/{dsId}',
     operationId: 'updateAgentDataSource',
-    summary: "Rename a data source or change who may retrieve from it",
+    summary: 'Rename a data source or change who may retrieve from it',
     description: `${ADMINS_ONLY} \`groupIds\` replaces the groups; switching to \`all_agent_users\` drops them.`,
     tag: 'Agent data sources',
-    body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name, access: { enum: ['all_agent_users', 'groups'] }, groupIds } },
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { name, access: { enum: ['all_agent_users', 'groups'] }, groupIds },
+    },
     responses: { 200: { description: 'The data source after the change', schema: dataSource } },
     handler: async (req, res, { params, body }) => {
-      const s = await updateDataSource(deps.db, req.ctx!, req.principal!, params.id!, params.dsId!, body as DataSourceBody);
+      const s = await updateDataSource(
+        deps.db,
+        req.ctx!,
+        req.principal!,
+        params.id!,
+        params.dsId!,
+        body as DataSourceBody,
+      );
       res.json((await presentSources(req.ctx!.tenantId, [s]))[0]);
     },
   });

@@ -14,7 +14,10 @@ export function registerApiKeys(api: Api, deps: AppDeps, common: ReturnType<type
     kind: { enum: ['admin', 'scim'] },
     name: { type: 'string' },
     hint: { type: 'string', description: 'The first characters of the secret' },
-    userId: { type: ['string', 'null'], description: 'An admin key owned by a user acts as that user, with their permissions' },
+    userId: {
+      type: ['string', 'null'],
+      description: 'An admin key owned by a user acts as that user, with their permissions',
+    },
     createdAt: common.timestamp,
     expiresAt: { type: ['string', 'null'], format: 'date-time' },
     lastUsedAt: { type: ['string', 'null'], format: 'date-time' },
@@ -34,7 +37,12 @@ export function registerApiKeys(api: Api, deps: AppDeps, common: ReturnType<type
     operationId: 'listApiKeys',
     summary: 'Admin API keys and SCIM tokens of the tenant (never their secrets)',
     tag: 'API keys',
-    responses: { 200: { description: 'Every key', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: key } } } } },
+    responses: {
+      200: {
+        description: 'Every key',
+        schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: key } } },
+      },
+    },
     handler: async (req, res) => {
       requireAdmin(req.principal!, 'manage API keys');
       res.json({ items: (await listTokens(knex, req.ctx!.tenantId)).map(presentKey) });
@@ -64,9 +72,14 @@ export function registerApiKeys(api: Api, deps: AppDeps, common: ReturnType<type
       const b = body as { kind: 'admin' | 'scim'; name?: string; expiresIn?: string; userId?: string };
       const expiresInMs = b.expiresIn === undefined ? undefined : parseDuration(b.expiresIn);
       if (b.expiresIn !== undefined && expiresInMs === undefined) {
-        throw new InvalidInput('invalid_duration', 'expiresIn must be like 90d, 12h, 30m', { fields: [{ path: 'body.expiresIn', message: 'must be like 90d' }] });
+        throw new InvalidInput('invalid_duration', 'expiresIn must be like 90d, 12h, 30m', {
+          fields: [{ path: 'body.expiresIn', message: 'must be like 90d' }],
+        });
       }
-      if (b.userId && b.kind !== 'admin') throw new Unprocessable('scim_token_for_user', 'only admin keys can belong to a user', { fields: [{ path: 'body.userId', message: 'only with kind admin' }] });
+      if (b.userId && b.kind !== 'admin')
+        throw new Unprocessable('scim_token_for_user', 'only admin keys can belong to a user', {
+          fields: [{ path: 'body.userId', message: 'only with kind admin' }],
+        });
       const t = await createApiKey(deps.db, req.ctx!, { kind: b.kind, name: b.name, expiresInMs, userId: b.userId });
       res.status(201).json({ ...presentKey(t), token: t.token });
     },

@@ -36,7 +36,7 @@ export interface OperationSpec {
   /** A body the handler reads itself as a stream (e.g. CSV), described but not parsed. */
   rawBody?: { contentType: string; description: string };
   responses: Record<number, ResponseSpec>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: a registry holds operations of every input type
   handler: (req: Request, res: Response, input: Input<any, any>) => unknown;
 }
 
@@ -45,7 +45,8 @@ type Registered = OperationSpec & { access: Access };
 const COMPONENT_REF = /^#\/components\/schemas\/(.+)$/;
 
 // ajv-formats ships CommonJS with a default export that TypeScript sees one level down.
-const addFormats = ((addFormatsModule as unknown as { default?: FormatsPlugin }).default ?? addFormatsModule) as unknown as FormatsPlugin;
+const addFormats = ((addFormatsModule as unknown as { default?: FormatsPlugin }).default ??
+  addFormatsModule) as unknown as FormatsPlugin;
 
 /** Rewrites document-relative component refs into ajv schema ids. */
 function forAjv(schema: unknown): unknown {
@@ -63,9 +64,16 @@ export function fieldErrors(errors: ErrorObject[] | null | undefined, root: stri
   return (errors ?? []).map((e) => {
     const at = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
     const missing = e.keyword === 'required' ? String((e.params as { missingProperty: string }).missingProperty) : '';
-    const extra = e.keyword === 'additionalProperties' ? String((e.params as { additionalProperty: string }).additionalProperty) : '';
+    const extra =
+      e.keyword === 'additionalProperties'
+        ? String((e.params as { additionalProperty: string }).additionalProperty)
+        : '';
     const path = [root, at, missing || extra].filter(Boolean).join('.');
-    const message = extra ? 'is not a known field' : e.keyword === 'enum' ? `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` : (e.message ?? 'is invalid');
+    const message = extra
+      ? 'is not a known field'
+      : e.keyword === 'enum'
+        ? `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`
+        : (e.message ?? 'is invalid');
     return { path, message };
   });
 }
@@ -122,7 +130,12 @@ export class Api {
 
   private handlerFor(op: Registered): RequestHandler {
     const query = this.queryAjv.compile(
-      forAjv({ type: 'object', properties: op.query?.properties ?? {}, required: op.query?.required ?? [], additionalProperties: false }) as JsonSchema,
+      forAjv({
+        type: 'object',
+        properties: op.query?.properties ?? {},
+        required: op.query?.required ?? [],
+        additionalProperties: false,
+      }) as JsonSchema,
     );
     const body = op.body ? this.ajv.compile(forAjv(op.body) as JsonSchema) : undefined;
     const responses = new Map<number, ValidateFunction>();
@@ -133,11 +146,20 @@ export class Api {
     }
     return async (req, res) => {
       const q: Record<string, unknown> = { ...(req.query as Record<string, unknown>) };
-      if (!query(q)) throw new InvalidInput('invalid_query', 'the query string is invalid', { fields: fieldErrors(query.errors, 'query') });
+      if (!query(q))
+        throw new InvalidInput('invalid_query', 'the query string is invalid', {
+          fields: fieldErrors(query.errors, 'query'),
+        });
       let b: unknown = req.body;
       if (body) {
-        if (b === undefined) throw new InvalidInput('missing_body', 'a JSON body is required', { fields: [{ path: 'body', message: 'is required' }] });
-        if (!body(b)) throw new InvalidInput('invalid_body', 'the request body is invalid', { fields: fieldErrors(body.errors, 'body') });
+        if (b === undefined)
+          throw new InvalidInput('missing_body', 'a JSON body is required', {
+            fields: [{ path: 'body', message: 'is required' }],
+          });
+        if (!body(b))
+          throw new InvalidInput('invalid_body', 'the request body is invalid', {
+            fields: fieldErrors(body.errors, 'body'),
+          });
       } else b = undefined;
       if (responses.size) checkResponses(res, op, responses);
       if (op.access !== 'public') gate(req.principal!, this.opts.catalogue, op.access, `call ${op.operationId}`);
@@ -149,7 +171,12 @@ export class Api {
   document(info: { title: string; version: string; serverUrl: string }): JsonSchema {
     const paths: Record<string, Record<string, unknown>> = {};
     for (const op of this.ops) {
-      const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+      const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+        name: m[1],
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+      }));
       const queryParams = Object.entries(op.query?.properties ?? {}).map(([name, schema]) => ({
         name,
         in: 'query',
@@ -167,7 +194,13 @@ export class Api {
         parameters: [...params, ...queryParams],
         ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: op.body } } } } : {}),
         ...(op.rawBody
-          ? { requestBody: { required: true, description: op.rawBody.description, content: { [op.rawBody.contentType]: { schema: { type: 'string' } } } } }
+          ? {
+              requestBody: {
+                required: true,
+                description: op.rawBody.description,
+                content: { [op.rawBody.contentType]: { schema: { type: 'string' } } },
+              },
+            }
           : {}),
         responses: Object.fromEntries([
           ...Object.entries(op.responses).map(([status, r]) => [
@@ -177,13 +210,22 @@ export class Api {
               ...(r.schema || r.contentType
                 ? {
                     content: Object.fromEntries(
-                      [r.contentType ?? 'application/json', ...(r.alsoContentTypes ?? [])].map((t) => [t, r.schema ? { schema: r.schema } : {}]),
+                      [r.contentType ?? 'application/json', ...(r.alsoContentTypes ?? [])].map((t) => [
+                        t,
+                        r.schema ? { schema: r.schema } : {},
+                      ]),
                     ),
                   }
                 : {}),
             },
           ]),
-          ['default', { description: 'An error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }],
+          [
+            'default',
+            {
+              description: 'An error',
+              content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+            },
+          ],
         ]),
       };
     }
@@ -195,12 +237,17 @@ export class Api {
       paths,
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An admin API key (roster_admin_…); a key owned by a user acts as that user' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An admin API key (roster_admin_…); a key owned by a user acts as that user',
+          },
           session: {
             type: 'apiKey',
             in: 'cookie',
             name: 'roster_session',
-            description: 'A sign-in session (SAML or OIDC). Writes also need the X-CSRF-Token header from GET /auth/csrf.',
+            description:
+              'A sign-in session (SAML or OIDC). Writes also need the X-CSRF-Token header from GET /auth/csrf.',
           },
         },
         schemas: this.components,
@@ -221,12 +268,16 @@ function checkResponses(res: Response, op: OperationSpec, responses: Map<number,
   res.json = (body: unknown) => {
     const validate = responses.get(res.statusCode);
     if (res.statusCode < 400 && !validate && op.responses[res.statusCode] === undefined) {
-      throw new ResponseMismatch(`${op.operationId} answered ${res.statusCode}, which its OpenAPI description does not list`);
+      throw new ResponseMismatch(
+        `${op.operationId} answered ${res.statusCode}, which its OpenAPI description does not list`,
+      );
     }
     if (validate && !validate(body)) {
       // Test mode only: the message must reach the developer, while the response stays a 500.
       console.error(`${op.operationId} ${res.statusCode}: ${JSON.stringify(validate.errors)}`);
-      throw new ResponseMismatch(`${op.operationId} ${res.statusCode} response does not match its schema: ${JSON.stringify(validate.errors)}`);
+      throw new ResponseMismatch(
+        `${op.operationId} ${res.statusCode} response does not match its schema: ${JSON.stringify(validate.errors)}`,
+      );
     }
     return json(body);
   };

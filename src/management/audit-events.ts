@@ -2,7 +2,6 @@ import type { AppDeps } from '../http/deps.js';
 import { requireAdmin } from '../access/principal.js';
 import { exportAuditEvents, type ExportFormat } from '../audit/export.js';
 import { listAuditEvents, presentAuditEvent, type AuditFilter } from '../audit/query.js';
-import { InvalidInput } from '../errors.js';
 import { parseInstant } from './instant.js';
 import type { Api } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
@@ -22,7 +21,14 @@ function instant(q: FilterQuery, key: 'from' | 'to'): number | undefined {
 }
 
 function filterOf(q: FilterQuery): AuditFilter {
-  return { event: q.event, entityType: q.entityType, entityId: q.entityId, actorId: q.actorId, from: instant(q, 'from'), to: instant(q, 'to') };
+  return {
+    event: q.event,
+    entityType: q.entityType,
+    entityId: q.entityId,
+    actorId: q.actorId,
+    from: instant(q, 'from'),
+    to: instant(q, 'to'),
+  };
 }
 
 const CONTENT_TYPES: Record<ExportFormat, string> = { csv: 'text/csv; charset=utf-8', ndjson: 'application/x-ndjson' };
@@ -39,7 +45,11 @@ export function registerAuditEvents(api: Api, deps: AppDeps, common: ReturnType<
         type: 'object',
         required: ['type', 'id', 'display'],
         description: 'Who acted; display is kept so the log still reads after the actor is deleted',
-        properties: { type: { enum: ['user', 'api_key', 'scim_token', 'rule', 'system'] }, id: nullableString, display: nullableString },
+        properties: {
+          type: { enum: ['user', 'api_key', 'scim_token', 'rule', 'system'] },
+          id: nullableString,
+          display: nullableString,
+        },
       },
       event: { type: 'string', examples: ['user.created'] },
       entity: {
@@ -53,7 +63,12 @@ export function registerAuditEvents(api: Api, deps: AppDeps, common: ReturnType<
     },
   });
   const filters = {
-    event: { type: 'string', minLength: 1, maxLength: 64, description: 'An event name, or a prefix ending in `.*` (`user.*`)' },
+    event: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 64,
+      description: 'An event name, or a prefix ending in `.*` (`user.*`)',
+    },
     entityType: { type: 'string', minLength: 1, maxLength: 32 },
     entityId: common.id,
     actorId: common.id,
@@ -87,12 +102,17 @@ export function registerAuditEvents(api: Api, deps: AppDeps, common: ReturnType<
       'before and after as JSON text), or NDJSON with one AuditEvent per line. Streamed: the log may be of any length.',
     tag: 'Audit',
     query: { properties: { format: { enum: ['csv', 'ndjson'], default: 'csv' }, ...filters } },
-    responses: { 200: { description: 'The events', contentType: 'text/csv', alsoContentTypes: ['application/x-ndjson'] } },
+    responses: {
+      200: { description: 'The events', contentType: 'text/csv', alsoContentTypes: ['application/x-ndjson'] },
+    },
     handler: async (req, res, input) => {
       requireAdmin(req.principal!, 'export the audit log');
       const { format, ...filter } = input.query as FilterQuery & { format: ExportFormat };
       const filters = filterOf(filter);
-      res.set({ 'Content-Type': CONTENT_TYPES[format], 'Content-Disposition': `attachment; filename="audit-events.${format}"` });
+      res.set({
+        'Content-Type': CONTENT_TYPES[format],
+        'Content-Disposition': `attachment; filename="audit-events.${format}"`,
+      });
       // Node drops a HEAD body without pushing back, so the whole log would be read for nothing.
       if (req.method === 'HEAD') return void res.end();
       try {

@@ -14,7 +14,13 @@ import {
 } from '../access/local-groups.js';
 import { requireUserManager } from '../access/principal.js';
 import { Forbidden } from '../errors.js';
-import { MAX_MEMBERS_PER_REQUEST, addGroupMembers, removeGroupMember, removeGroupMembers, type MemberSelection } from '../provisioning/group-members.js';
+import {
+  MAX_MEMBERS_PER_REQUEST,
+  addGroupMembers,
+  removeGroupMember,
+  removeGroupMembers,
+  type MemberSelection,
+} from '../provisioning/group-members.js';
 import { createGroup, deleteGroup, updateGroup } from '../provisioning/groups.js';
 import type { Api, JsonSchema } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
@@ -46,9 +52,19 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
       id: common.id,
       name: { type: 'string' },
       description: { type: ['string', 'null'] },
-      status: { enum: ['active', 'archived'], description: "An archived group's grants and data-source rights do not apply" },
-      parentId: { type: ['string', 'null'], description: 'Members of this group inherit the grants of the parent and its ancestors' },
-      memberCount: { type: 'integer', minimum: 0, description: 'Distinct users with a manual or rule-derived membership' },
+      status: {
+        enum: ['active', 'archived'],
+        description: "An archived group's grants and data-source rights do not apply",
+      },
+      parentId: {
+        type: ['string', 'null'],
+        description: 'Members of this group inherit the grants of the parent and its ancestors',
+      },
+      memberCount: {
+        type: 'integer',
+        minimum: 0,
+        description: 'Distinct users with a manual or rule-derived membership',
+      },
       createdAt: common.timestamp,
       updatedAt: common.timestamp,
     },
@@ -63,13 +79,21 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
       displayName: { type: ['string', 'null'] },
       status: { enum: ['invited', 'active', 'suspended'] },
       role: { ...role, description: 'manager if any of the memberships says manager' },
-      source: { enum: ['manual', 'rule'], description: '`manual` when an admin added the user by hand (whatever rules also give), else `rule`' },
+      source: {
+        enum: ['manual', 'rule'],
+        description: '`manual` when an admin added the user by hand (whatever rules also give), else `rule`',
+      },
       memberships: {
         type: 'array',
         items: {
           type: 'object',
           required: ['source', 'role', 'ruleId', 'idpGroupId'],
-          properties: { source: { enum: ['manual', 'rule'] }, role, ruleId: { type: ['string', 'null'] }, idpGroupId: { type: ['string', 'null'] } },
+          properties: {
+            source: { enum: ['manual', 'rule'] },
+            role,
+            ruleId: { type: ['string', 'null'] },
+            idpGroupId: { type: ['string', 'null'] },
+          },
         },
       },
     },
@@ -77,10 +101,22 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
   const name = { type: 'string', minLength: 1, maxLength: 200 };
   const description = { type: ['string', 'null'], maxLength: 1000 };
   const selection = {
-    userIds: { type: 'array', maxItems: MAX_MEMBERS_PER_REQUEST, items: { type: 'string', minLength: 1, maxLength: 36 } },
-    emails: { type: 'array', maxItems: MAX_MEMBERS_PER_REQUEST, items: { type: 'string', minLength: 1, maxLength: 320 } },
+    userIds: {
+      type: 'array',
+      maxItems: MAX_MEMBERS_PER_REQUEST,
+      items: { type: 'string', minLength: 1, maxLength: 36 },
+    },
+    emails: {
+      type: 'array',
+      maxItems: MAX_MEMBERS_PER_REQUEST,
+      items: { type: 'string', minLength: 1, maxLength: 320 },
+    },
   };
-  const change = (extra: JsonSchema) => ({ type: 'object', required: ['userId', 'email', 'role'], properties: { ...person, role, ...extra } });
+  const change = (extra: JsonSchema) => ({
+    type: 'object',
+    required: ['userId', 'email', 'role'],
+    properties: { ...person, role, ...extra },
+  });
 
   const readable = async (req: Request, id: string) => {
     const g = await requireLocalGroup(knex, req.ctx!.tenantId, id);
@@ -89,7 +125,8 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
     }
     return g;
   };
-  const present = async (tenantId: string, g: LocalGroup) => presentGroup(g, (await memberCounts(knex, tenantId, [g.id])).get(g.id) ?? 0);
+  const present = async (tenantId: string, g: LocalGroup) =>
+    presentGroup(g, (await memberCounts(knex, tenantId, [g.id])).get(g.id) ?? 0);
   const location = (id: string) => `${deps.config.publicBaseUrl}/api/v1/groups/${id}`;
 
   api.add({
@@ -129,7 +166,12 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
     summary: 'Create a local group, optionally under a parent',
     description: `Names are unique per tenant, case-insensitively (409). ${WHO_MANAGES}`,
     tag,
-    body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name, description, parentId: { type: ['string', 'null'], maxLength: 36 } } },
+    body: {
+      type: 'object',
+      required: ['name'],
+      additionalProperties: false,
+      properties: { name, description, parentId: { type: ['string', 'null'], maxLength: 36 } },
+    },
     responses: { 201: { description: 'Created', schema: group } },
     handler: async (req, res, { body }) => {
       const g = await createGroup(deps.db, deps.catalogue, req.ctx!, req.principal!, body as GroupInput);
@@ -154,13 +196,19 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
     path: '/groups/{id}',
     operationId: 'updateGroup',
     summary: 'Rename, describe, move (parentId; null for top level) or archive a group',
-    description: 'A parent that would put the group inside its own subtree is refused (422, naming the cycle). Archiving keeps members and grants but they stop applying.',
+    description:
+      'A parent that would put the group inside its own subtree is refused (422, naming the cycle). Archiving keeps members and grants but they stop applying.',
     tag,
     body: {
       type: 'object',
       additionalProperties: false,
       minProperties: 1,
-      properties: { name, description, parentId: { type: ['string', 'null'], maxLength: 36 }, status: { enum: ['active', 'archived'] } },
+      properties: {
+        name,
+        description,
+        parentId: { type: ['string', 'null'], maxLength: 36 },
+        status: { enum: ['active', 'archived'] },
+      },
     },
     responses: { 200: { description: 'The group after the change', schema: group } },
     handler: async (req, res, { params, body }) => {
@@ -189,14 +237,18 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
     path: '/groups/{id}/members',
     operationId: 'listGroupMembers',
     summary: "A group's members with their role and where the membership comes from",
-    description: 'One entry per user, ordered by user id. Direct members only: members of child groups are listed on the child.',
+    description:
+      'One entry per user, ordered by user id. Direct members only: members of child groups are listed on the child.',
     tag,
     query: { properties: { ...pageQuery } },
     responses: { 200: { description: 'A page of members', schema: pageOf(member) } },
     handler: async (req, res, { params, query }) => {
       const g = await readable(req, params.id!);
       const page = await listGroupMembers(knex, req.ctx!.tenantId, g.id, query as { limit: number; cursor?: string });
-      res.json({ items: page.members.map(({ rows, ...m }) => ({ ...m, memberships: rows })), nextCursor: page.nextCursor });
+      res.json({
+        items: page.members.map(({ rows, ...m }) => ({ ...m, memberships: rows })),
+        nextCursor: page.nextCursor,
+      });
     },
   });
 
@@ -223,7 +275,14 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
       },
     },
     handler: async (req, res, { params, body }) => {
-      const out = await addGroupMembers(deps.db, deps.catalogue, req.ctx!, req.principal!, params.id!, body as MemberSelection & { role?: MemberRole });
+      const out = await addGroupMembers(
+        deps.db,
+        deps.catalogue,
+        req.ctx!,
+        req.principal!,
+        params.id!,
+        body as MemberSelection & { role?: MemberRole },
+      );
       const strip = <T extends { id: string }>({ id, ...rest }: T) => ({ userId: id, ...rest });
       res.json({ added: out.added.map(strip), updated: out.updated.map(strip), unchanged: out.unchanged.map(strip) });
     },
@@ -234,8 +293,7 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
     path: '/groups/{id}/members/remove',
     operationId: 'removeGroupMembers',
     summary: `Remove up to ${MAX_MEMBERS_PER_REQUEST} users by id or email`,
-    description:
-      `Removes manual memberships only: a membership a mapping rule gives stays (\`remainingRole\`), and a user who is a member through rules alone is reported in \`notRemoved\`. Any unknown id or email fails the request (400) and nothing is applied. ${WHO_MANAGES}`,
+    description: `Removes manual memberships only: a membership a mapping rule gives stays (\`remainingRole\`), and a user who is a member through rules alone is reported in \`notRemoved\`. Any unknown id or email fails the request (400) and nothing is applied. ${WHO_MANAGES}`,
     tag,
     body: { type: 'object', additionalProperties: false, properties: selection },
     responses: {
@@ -245,17 +303,31 @@ export function registerGroups(api: Api, deps: AppDeps, common: ReturnType<typeo
           type: 'object',
           required: ['removed', 'notRemoved'],
           properties: {
-            removed: { type: 'array', items: change({ remainingRole: { type: ['string', 'null'], enum: ['member', 'manager', null] } }) },
+            removed: {
+              type: 'array',
+              items: change({ remainingRole: { type: ['string', 'null'], enum: ['member', 'manager', null] } }),
+            },
             notRemoved: {
               type: 'array',
-              items: { type: 'object', required: ['userId', 'email', 'reason'], properties: { ...person, reason: { enum: ['not_a_member', 'rule_membership'] } } },
+              items: {
+                type: 'object',
+                required: ['userId', 'email', 'reason'],
+                properties: { ...person, reason: { enum: ['not_a_member', 'rule_membership'] } },
+              },
             },
           },
         },
       },
     },
     handler: async (req, res, { params, body }) => {
-      const out = await removeGroupMembers(deps.db, deps.catalogue, req.ctx!, req.principal!, params.id!, body as MemberSelection);
+      const out = await removeGroupMembers(
+        deps.db,
+        deps.catalogue,
+        req.ctx!,
+        req.principal!,
+        params.id!,
+        body as MemberSelection,
+      );
       res.json({
         removed: out.removed.map(({ id, ...rest }) => ({ userId: id, ...rest })),
         notRemoved: out.notRemoved.map(({ id, ...rest }) => ({ userId: id, ...rest })),

@@ -8,7 +8,9 @@ import { InvalidInput } from '../errors.js';
 export function parseInstant(value: string, path: string): number {
   const ms = Date.parse(value);
   if (Number.isNaN(ms)) {
-    const [code, message] = path.startsWith('body') ? ['invalid_body', 'the request body is invalid'] : ['invalid_query', 'the query string is invalid'];
+    const [code, message] = path.startsWith('body')
+      ? ['invalid_body', 'the request body is invalid']
+      : ['invalid_query', 'the query string is invalid'];
     throw new InvalidInput(code, message, { fields: [{ path, message: 'is not a representable instant' }] });
   }
   return ms;

@@ -1,12 +1,23 @@
 import type { AppDeps } from '../http/deps.js';
 import { parseSettings } from '../access/levels.js';
 import { seatsOf } from '../tenants/seats.js';
-import { acceptInvitation, inviteUser, resendInvitation, type Invitation, type InvitationSettings } from '../provisioning/invitations.js';
+import {
+  acceptInvitation,
+  inviteUser,
+  resendInvitation,
+  type Invitation,
+  type InvitationSettings,
+} from '../provisioning/invitations.js';
 import type { Api, JsonSchema } from './api.js';
 import { presentUser } from './users.js';
 
 export function invitationSettings(deps: AppDeps): InvitationSettings {
-  return { db: deps.db, catalogue: deps.catalogue, publicBaseUrl: deps.config.publicBaseUrl, inviteTtlMs: deps.config.inviteTtlMs };
+  return {
+    db: deps.db,
+    catalogue: deps.catalogue,
+    publicBaseUrl: deps.config.publicBaseUrl,
+    inviteTtlMs: deps.config.inviteTtlMs,
+  };
 }
 
 export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): void {
@@ -17,7 +28,11 @@ export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): 
     required: ['user', 'invitation', 'seats'],
     properties: {
       user,
-      invitation: { type: 'object', required: ['expiresAt'], properties: { expiresAt: { type: 'string', format: 'date-time' } } },
+      invitation: {
+        type: 'object',
+        required: ['expiresAt'],
+        properties: { expiresAt: { type: 'string', format: 'date-time' } },
+      },
       seats,
     },
   });
@@ -32,7 +47,8 @@ export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): 
     path: '/invitations',
     operationId: 'inviteUser',
     summary: 'Invite a person: an invited user holding a seat, and an invitation mail',
-    description: 'At the user limit the answer is 403 `seat_limit_reached`; an email that already belongs to a user is 409.',
+    description:
+      'At the user limit the answer is 403 `seat_limit_reached`; an email that already belongs to a user is 409.',
     tag: 'Users',
     body: {
       type: 'object',
@@ -54,11 +70,28 @@ export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): 
     },
     responses: { 201: { description: 'Invited', schema: invitation } },
     handler: async (req, res, { body }) => {
-      const b = body as { email: string; role: 'admin' | 'member'; templateId?: string | null; crmAccess?: boolean; permissions?: { areas: unknown } };
-      const areas = b.permissions ? parseSettings(deps.catalogue, b.permissions.areas, 'body.permissions.areas') : undefined;
-      const inv = await inviteUser(settings, req.ctx!, req.principal!, { email: b.email, role: b.role, templateId: b.templateId, crmAccess: b.crmAccess, areas });
+      const b = body as {
+        email: string;
+        role: 'admin' | 'member';
+        templateId?: string | null;
+        crmAccess?: boolean;
+        permissions?: { areas: unknown };
+      };
+      const areas = b.permissions
+        ? parseSettings(deps.catalogue, b.permissions.areas, 'body.permissions.areas')
+        : undefined;
+      const inv = await inviteUser(settings, req.ctx!, req.principal!, {
+        email: b.email,
+        role: b.role,
+        templateId: b.templateId,
+        crmAccess: b.crmAccess,
+        areas,
+      });
       deps.mailer.kick();
-      res.status(201).location(`${deps.config.publicBaseUrl}/api/v1/users/${inv.user.id}`).json(await present(req.ctx!.tenantId, inv));
+      res
+        .status(201)
+        .location(`${deps.config.publicBaseUrl}/api/v1/users/${inv.user.id}`)
+        .json(await present(req.ctx!.tenantId, inv));
     },
   });
 
@@ -81,10 +114,18 @@ export function registerInvitations(api: Api, deps: AppDeps, user: JsonSchema): 
     path: '/invitations/accept',
     operationId: 'acceptInvitation',
     summary: 'Accept an invitation with the token from its link; the user becomes active',
-    description: 'Needs no API key: the invitation token is the credential. Unknown or replaced tokens are 404, expired ones 400.',
+    description:
+      'Needs no API key: the invitation token is the credential. Unknown or replaced tokens are 404, expired ones 400.',
     tag: 'Users',
-    body: { type: 'object', required: ['token'], additionalProperties: false, properties: { token: { type: 'string', minLength: 1, maxLength: 200 } } },
-    responses: { 200: { description: 'Accepted', schema: { type: 'object', required: ['user'], properties: { user } } } },
+    body: {
+      type: 'object',
+      required: ['token'],
+      additionalProperties: false,
+      properties: { token: { type: 'string', minLength: 1, maxLength: 200 } },
+    },
+    responses: {
+      200: { description: 'Accepted', schema: { type: 'object', required: ['user'], properties: { user } } },
+    },
     handler: async (req, res, { body }) => {
       const u = await acceptInvitation(deps.db, (body as { token: string }).token, req.id);
       res.json({ user: presentUser(u) });

@@ -1,12 +1,12 @@
 import { Router, type Response } from 'express';
-import { escapeHtml as escape, htmlPage as page } from '../http/html-page.js';
+import { escapeHtml, htmlPage as page } from '../http/html-page.js';
 import type { AppDeps } from '../http/deps.js';
 import { RosterError } from '../errors.js';
 import { acceptInvitation, lookUpInvitation } from '../provisioning/invitations.js';
 
 function failure(res: Response, err: unknown): void {
   if (!(err instanceof RosterError) || err.status >= 500) throw err;
-  page(res, err.status, 'This invitation cannot be used', `<p>${escape(err.message)}</p>`);
+  page(res, err.status, 'This invitation cannot be used', `<p>${escapeHtml(err.message)}</p>`);
 }
 
 /**
@@ -22,9 +22,9 @@ export function invitePages(deps: AppDeps): Router {
         res,
         200,
         `Join ${inv.tenantName}`,
-        `<p>You were invited as <strong>${escape(inv.user.email ?? inv.user.userName)}</strong>.</p>` +
+        `<p>You were invited as <strong>${escapeHtml(inv.user.email ?? inv.user.userName)}</strong>.</p>` +
           `<form method="post"><button type="submit">Accept invitation</button></form>` +
-          `<p><small>The link expires ${escape(new Date(inv.expiresAt).toUTCString())}.</small></p>`,
+          `<p><small>The link expires ${escapeHtml(new Date(inv.expiresAt).toUTCString())}.</small></p>`,
       );
     } catch (err) {
       failure(res, err);
@@ -33,7 +33,12 @@ export function invitePages(deps: AppDeps): Router {
   r.post('/:token', async (req, res) => {
     try {
       const user = await acceptInvitation(deps.db, req.params.token!, req.id);
-      page(res, 200, 'Invitation accepted', `<p>Welcome, ${escape(user.email ?? user.userName)}. Sign in through your organisation's single sign-on.</p>`);
+      page(
+        res,
+        200,
+        'Invitation accepted',
+        `<p>Welcome, ${escapeHtml(user.email ?? user.userName)}. Sign in through your organisation's single sign-on.</p>`,
+      );
     } catch (err) {
       failure(res, err);
     }

@@ -17,7 +17,10 @@ export const jobRef: JsonSchema = { $ref: '#/components/schemas/Job' };
  * otherwise 202 with the job.
  */
 export function runJobForRequest(deps: AppDeps, req: Request, job: Job): Promise<Job> {
-  return runJobInline(deps.db, req.ctx!.tenantId, job.id, INLINE_BUDGET_MS, { leaseMs: deps.config.jobLeaseMs, logger: req.log });
+  return runJobInline(deps.db, req.ctx!.tenantId, job.id, INLINE_BUDGET_MS, {
+    leaseMs: deps.config.jobLeaseMs,
+    logger: req.log,
+  });
 }
 
 const STATES: JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -31,16 +34,25 @@ export function registerJobs(api: Api, deps: AppDeps, common: ReturnType<typeof 
       id: common.id,
       kind: { type: 'string', examples: ['import.group-members'] },
       state: { enum: STATES },
-      key: { type: ['string', 'null'], description: 'What the job works on (e.g. `mapping_rule:<id>`): one queued or running job per key' },
+      key: {
+        type: ['string', 'null'],
+        description: 'What the job works on (e.g. `mapping_rule:<id>`): one queued or running job per key',
+      },
       progress: {
         type: 'object',
         required: ['done', 'total'],
-        properties: { done: { type: 'integer', minimum: 0 }, total: { type: ['integer', 'null'], description: 'Null while unknown' } },
+        properties: {
+          done: { type: 'integer', minimum: 0 },
+          total: { type: ['integer', 'null'], description: 'Null while unknown' },
+        },
       },
       createdAt: common.timestamp,
       startedAt: nullableTime,
       finishedAt: nullableTime,
-      error: { type: ['string', 'null'], description: '`superseded` when a newer job with the same key replaced it, `cancelled` when cancelled' },
+      error: {
+        type: ['string', 'null'],
+        description: '`superseded` when a newer job with the same key replaced it, `cancelled` when cancelled',
+      },
       result: { description: "What the job produced, by kind (an import's report); null until it ends" },
     },
   });
@@ -51,11 +63,18 @@ export function registerJobs(api: Api, deps: AppDeps, common: ReturnType<typeof 
     operationId: 'listJobs',
     summary: 'Jobs, newest first',
     tag: 'Jobs',
-    query: { properties: { state: { enum: STATES }, kind: { type: 'string', minLength: 1, maxLength: 64 }, ...pageQuery } },
+    query: {
+      properties: { state: { enum: STATES }, kind: { type: 'string', minLength: 1, maxLength: 64 }, ...pageQuery },
+    },
     responses: { 200: { description: 'A page of jobs', schema: pageOf(job) } },
     handler: async (req, res, { query }) => {
       requireAdmin(req.principal!, 'read jobs');
-      const { state, kind, limit, cursor } = query as { state?: JobState; kind?: string; limit: number; cursor?: string };
+      const { state, kind, limit, cursor } = query as {
+        state?: JobState;
+        kind?: string;
+        limit: number;
+        cursor?: string;
+      };
       res.json(await listJobs(deps.db.knex, req.ctx!.tenantId, { state, kind }, { limit, cursor }));
     },
   });
@@ -80,7 +99,8 @@ export function registerJobs(api: Api, deps: AppDeps, common: ReturnType<typeof 
     path: '/jobs/{id}/cancel',
     operationId: 'cancelJob',
     summary: 'Cancel a job before its final chunk commits',
-    description: 'Only kinds that can be cancelled (imports before they apply; reconcile). 409 when the kind cannot be cancelled or the job has already ended.',
+    description:
+      'Only kinds that can be cancelled (imports before they apply; reconcile). 409 when the kind cannot be cancelled or the job has already ended.',
     tag: 'Jobs',
     responses: { 200: { description: 'The cancelled job', schema: job } },
     handler: async (req, res, { params }) => {

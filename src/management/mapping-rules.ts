@@ -9,8 +9,21 @@ import type { MappingRule } from '../mapping/rules.js';
 import { listRules, requireRule, syncStatus, type RuleInput } from '../mapping/store.js';
 import type { Request, Response } from 'express';
 import type { Job } from '../jobs/index.js';
-import { createRule, deleteRule, previewRule, updateRule, type RuleChange, type SweepHook } from '../provisioning/mapping.js';
-import { enqueueSweep, liveMappingJobs, startReconcile, type ReconcileResult, type SweepResult } from '../provisioning/mapping-jobs.js';
+import {
+  createRule,
+  deleteRule,
+  previewRule,
+  updateRule,
+  type RuleChange,
+  type SweepHook,
+} from '../provisioning/mapping.js';
+import {
+  enqueueSweep,
+  liveMappingJobs,
+  startReconcile,
+  type ReconcileResult,
+  type SweepResult,
+} from '../provisioning/mapping-jobs.js';
 import { jobRef, runJobForRequest } from './jobs.js';
 import type { Api, JsonSchema } from './api.js';
 import { pageOf, pageQuery, type commonSchemas } from './schemas.js';
@@ -38,7 +51,14 @@ const NOTHING = { membershipsAdded: 0, membershipsRemoved: 0, grantsAdded: 0, gr
  * run within the request for a short budget. Finished: the usual status with what it applied
  * and the succeeded job; not yet: 202 with the rule and its job (`{…rule, job}`).
  */
-async function ruleChange(deps: AppDeps, req: Request, res: Response, status: 200 | 201, change: (onSweep: SweepHook) => Promise<RuleChange>, body: (c: RuleChange, applied: typeof NOTHING, job: Job | null) => object) {
+async function ruleChange(
+  deps: AppDeps,
+  req: Request,
+  res: Response,
+  status: 200 | 201,
+  change: (onSweep: SweepHook) => Promise<RuleChange>,
+  body: (c: RuleChange, applied: typeof NOTHING, job: Job | null) => object,
+) {
   let job: Job | null = null;
   const out = await change(async (trx, sweep) => {
     job = await enqueueSweep(trx, req.ctx!, sweep);
@@ -60,11 +80,20 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     properties: {
       source: {
         enum: ['scim', 'saml', 'oidc', 'any', 'connection'],
-        description: 'scim: groups SCIM pushed; connection: groups from sign-in claims of the connection connectionId; saml/oidc: of every connection of that protocol; any: all',
+        description:
+          'scim: groups SCIM pushed; connection: groups from sign-in claims of the connection connectionId; saml/oidc: of every connection of that protocol; any: all',
       },
-      connectionId: { type: 'string', minLength: 1, maxLength: 36, description: 'With source connection: the SSO connection' },
+      connectionId: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 36,
+        description: 'With source connection: the SSO connection',
+      },
       field: { enum: ['id', 'externalId', 'displayName'] },
-      operator: { enum: ['equals', 'prefix', 'glob'], description: 'glob: * any run, ? one character; displayName compares case-insensitively' },
+      operator: {
+        enum: ['equals', 'prefix', 'glob'],
+        description: 'glob: * any run, ? one character; displayName compares case-insensitively',
+      },
       value: { type: 'string', minLength: 1, maxLength: 255 },
     },
   };
@@ -76,7 +105,12 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
       groups: {
         type: 'array',
         maxItems: 100,
-        items: { type: 'object', required: ['groupId', 'role'], additionalProperties: false, properties: { groupId: { type: 'string', maxLength: 36 }, role: { enum: ['member', 'manager'] } } },
+        items: {
+          type: 'object',
+          required: ['groupId', 'role'],
+          additionalProperties: false,
+          properties: { groupId: { type: 'string', maxLength: 36 }, role: { enum: ['member', 'manager'] } },
+        },
       },
       agents: {
         type: 'array',
@@ -106,7 +140,12 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     match: matchRef,
     actions: actionsRef,
   };
-  const input: JsonSchema = { type: 'object', required: ['name', 'enabled', 'match', 'actions'], additionalProperties: false, properties: ruleProps };
+  const input: JsonSchema = {
+    type: 'object',
+    required: ['name', 'enabled', 'match', 'actions'],
+    additionalProperties: false,
+    properties: ruleProps,
+  };
   const ruleFields = {
     required: ['id', 'name', 'description', 'enabled', 'position', 'match', 'actions', 'createdAt', 'updatedAt'],
     properties: { id: common.id, ...ruleProps, createdAt: common.timestamp, updatedAt: common.timestamp },
@@ -116,17 +155,34 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     type: 'object',
     required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'],
     description: 'What applying the change did, counted',
-    properties: { membershipsAdded: { type: 'integer' }, membershipsRemoved: { type: 'integer' }, grantsAdded: { type: 'integer' }, grantsRemoved: { type: 'integer' } },
+    properties: {
+      membershipsAdded: { type: 'integer' },
+      membershipsRemoved: { type: 'integer' },
+      grantsAdded: { type: 'integer' },
+      grantsRemoved: { type: 'integer' },
+    },
   });
   const nullableJob = { anyOf: [jobRef, { type: 'null' }] };
   const withApplied = {
     type: 'object',
     required: ['rule', 'applied', 'job'],
-    properties: { rule, applied, job: { ...nullableJob, description: 'The sweep that applied the change (succeeded), or null when the change derives nothing new' } },
+    properties: {
+      rule,
+      applied,
+      job: {
+        ...nullableJob,
+        description: 'The sweep that applied the change (succeeded), or null when the change derives nothing new',
+      },
+    },
   };
   const accepted = {
-    description: 'The change is committed and already in force for revocation (rows of older versions count for nothing); its sweep job is still running: `{…rule, job}`',
-    schema: { type: 'object', required: [...ruleFields.required, 'job'], properties: { ...ruleFields.properties, job: jobRef } },
+    description:
+      'The change is committed and already in force for revocation (rows of older versions count for nothing); its sweep job is still running: `{…rule, job}`',
+    schema: {
+      type: 'object',
+      required: [...ruleFields.required, 'job'],
+      properties: { ...ruleFields.properties, job: jobRef },
+    },
   };
 
   api.add({
@@ -135,7 +191,12 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     operationId: 'listMappingRules',
     summary: 'Mapping rules in evaluation order',
     tag: 'Mapping rules',
-    responses: { 200: { description: 'Every rule', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: rule } } } } },
+    responses: {
+      200: {
+        description: 'Every rule',
+        schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: rule } } },
+      },
+    },
     handler: async (req, res) => {
       requireAdmin(req.principal!, 'read mapping rules');
       res.json({ items: (await listRules(deps.db.knex, req.ctx!.tenantId)).map(presentRule) });
@@ -148,14 +209,27 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     summary: 'Create a rule; it applies at once to the IdP groups that exist',
     tag: 'Mapping rules',
     body: input,
-    responses: { 201: { description: 'Created and applied', schema: { ...withApplied, properties: { ...withApplied.properties, id: common.id } } }, 202: accepted },
+    responses: {
+      201: {
+        description: 'Created and applied',
+        schema: { ...withApplied, properties: { ...withApplied.properties, id: common.id } },
+      },
+      202: accepted,
+    },
     handler: async (req, res, { body }) => {
-      await ruleChange(deps, req, res, 201, (onSweep) => createRule(deps.db, req.ctx!, req.principal!, body as RuleInput, onSweep), (out, applied, job) => ({
-        id: out.rule.id,
-        rule: presentRule(out.rule),
-        applied,
-        job,
-      }));
+      await ruleChange(
+        deps,
+        req,
+        res,
+        201,
+        (onSweep) => createRule(deps.db, req.ctx!, req.principal!, body as RuleInput, onSweep),
+        (out, applied, job) => ({
+          id: out.rule.id,
+          rule: presentRule(out.rule),
+          applied,
+          job,
+        }),
+      );
     },
   });
   api.add({
@@ -179,11 +253,18 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     body: { type: 'object', additionalProperties: false, minProperties: 1, properties: ruleProps },
     responses: { 200: { description: 'Changed and applied', schema: withApplied }, 202: accepted },
     handler: async (req, res, { params, body }) => {
-      await ruleChange(deps, req, res, 200, (onSweep) => updateRule(deps.db, req.ctx!, req.principal!, params.id!, body as Partial<RuleInput>, onSweep), (out, applied, job) => ({
-        rule: presentRule(out.rule),
-        applied,
-        job,
-      }));
+      await ruleChange(
+        deps,
+        req,
+        res,
+        200,
+        (onSweep) => updateRule(deps.db, req.ctx!, req.principal!, params.id!, body as Partial<RuleInput>, onSweep),
+        (out, applied, job) => ({
+          rule: presentRule(out.rule),
+          applied,
+          job,
+        }),
+      );
     },
   });
   api.add({
@@ -192,9 +273,22 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     operationId: 'deleteMappingRule',
     summary: 'Delete a rule and revoke exactly what it derived',
     tag: 'Mapping rules',
-    responses: { 200: { description: 'Deleted; what was revoked', schema: { type: 'object', required: ['applied', 'job'], properties: { applied, job: nullableJob } } }, 202: accepted },
+    responses: {
+      200: {
+        description: 'Deleted; what was revoked',
+        schema: { type: 'object', required: ['applied', 'job'], properties: { applied, job: nullableJob } },
+      },
+      202: accepted,
+    },
     handler: async (req, res, { params }) => {
-      await ruleChange(deps, req, res, 200, (onSweep) => deleteRule(deps.db, req.ctx!, req.principal!, params.id!, onSweep), (_out, applied, job) => ({ applied, job }));
+      await ruleChange(
+        deps,
+        req,
+        res,
+        200,
+        (onSweep) => deleteRule(deps.db, req.ctx!, req.principal!, params.id!, onSweep),
+        (_out, applied, job) => ({ applied, job }),
+      );
     },
   });
 
@@ -217,19 +311,37 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
             counts: {
               type: 'object',
               required: ['usersReached', 'usersChanged', 'gains', 'losses'],
-              properties: { usersReached: { type: 'integer' }, usersChanged: { type: 'integer' }, gains: { type: 'integer' }, losses: { type: 'integer' } },
+              properties: {
+                usersReached: { type: 'integer' },
+                usersChanged: { type: 'integer' },
+                gains: { type: 'integer' },
+                losses: { type: 'integer' },
+              },
             },
             truncated: { type: 'boolean', description: 'changes shows the first 100 users changed; counts cover all' },
             matchedGroups: {
               type: 'array',
-              items: { type: 'object', required: ['id', 'displayName', 'source'], properties: { id: { type: 'string' }, displayName: { type: 'string' }, externalId: { type: ['string', 'null'] }, source: { enum: ['scim', 'saml', 'oidc'] } } },
+              items: {
+                type: 'object',
+                required: ['id', 'displayName', 'source'],
+                properties: {
+                  id: { type: 'string' },
+                  displayName: { type: 'string' },
+                  externalId: { type: ['string', 'null'] },
+                  source: { enum: ['scim', 'saml', 'oidc'] },
+                },
+              },
             },
             changes: {
               type: 'array',
               items: {
                 type: 'object',
                 required: ['userId', 'gains', 'loses'],
-                properties: { userId: { type: 'string' }, gains: { type: 'array', items: { type: 'string' } }, loses: { type: 'array', items: { type: 'string' } } },
+                properties: {
+                  userId: { type: 'string' },
+                  gains: { type: 'array', items: { type: 'string' } },
+                  loses: { type: 'array', items: { type: 'string' } },
+                },
               },
             },
           },
@@ -245,7 +357,8 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
     method: 'post',
     path: '/mapping-rules/reconcile',
     operationId: 'reconcileMappingRules',
-    summary: 'Recompute every derived membership and grant from scratch; reports each difference fixed (none in a healthy tenant)',
+    summary:
+      'Recompute every derived membership and grant from scratch; reports each difference fixed (none in a healthy tenant)',
     tag: 'Mapping rules',
     responses: {
       200: {
@@ -256,17 +369,32 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
           properties: {
             job: jobRef,
             fixed: { type: 'integer' },
-            counts: { type: 'object', description: 'Every difference fixed, by kind (restamped: rows moved to their rule\'s current version)', additionalProperties: { type: 'integer' } },
+            counts: {
+              type: 'object',
+              description: "Every difference fixed, by kind (restamped: rows moved to their rule's current version)",
+              additionalProperties: { type: 'integer' },
+            },
             differences: {
               type: 'object',
               description: 'The first 20 differences of each kind',
               required: ['membershipsAdded', 'membershipsRemoved', 'grantsAdded', 'grantsRemoved'],
-              properties: { membershipsAdded: derived, membershipsRemoved: derived, grantsAdded: derived, grantsRemoved: derived, membershipsRestamped: derived, grantsRestamped: derived },
+              properties: {
+                membershipsAdded: derived,
+                membershipsRemoved: derived,
+                grantsAdded: derived,
+                grantsRemoved: derived,
+                membershipsRestamped: derived,
+                grantsRestamped: derived,
+              },
             },
           },
         },
       },
-      202: { description: 'A reconcile job (kind mapping.reconcile, cancellable) is running; its result, when it succeeds, is the 200 body without `job`', schema: jobRef },
+      202: {
+        description:
+          'A reconcile job (kind mapping.reconcile, cancellable) is running; its result, when it succeeds, is the 200 body without `job`',
+        schema: jobRef,
+      },
     },
     handler: async (req, res) => {
       const job = await runJobForRequest(deps, req, await startReconcile(deps.db, req.ctx!, req.principal!));
@@ -293,7 +421,11 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
             lastChangeAt: { type: ['string', 'null'] },
             lastReconcileAt: { type: ['string', 'null'] },
             lastReconcileFixed: { type: ['integer', 'null'] },
-            jobs: { type: 'array', items: jobRef, description: 'Rule sweeps (key `mapping_rule:<id>`) and reconciles still queued or running' },
+            jobs: {
+              type: 'array',
+              items: jobRef,
+              description: 'Rule sweeps (key `mapping_rule:<id>`) and reconciles still queued or running',
+            },
           },
         },
       },
@@ -302,7 +434,12 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
       requireAdmin(req.principal!, 'read the sync status');
       const s = await syncStatus(deps.db.knex, req.ctx!.tenantId);
       const jobs = await liveMappingJobs(deps.db.knex, req.ctx!.tenantId);
-      res.json({ lastChangeAt: iso(s.lastChangeAt), lastReconcileAt: iso(s.lastReconcileAt), lastReconcileFixed: s.lastReconcileFixed, jobs });
+      res.json({
+        lastChangeAt: iso(s.lastChangeAt),
+        lastReconcileAt: iso(s.lastReconcileAt),
+        lastReconcileFixed: s.lastReconcileFixed,
+        jobs,
+      });
     },
   });
   api.add({
@@ -319,7 +456,13 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
         schema: pageOf({
           type: 'object',
           required: ['id', 'displayName', 'source', 'direct'],
-          properties: { id: { type: 'string' }, displayName: { type: 'string' }, externalId: { type: ['string', 'null'] }, source: { enum: ['scim', 'saml', 'oidc'] }, direct: { type: 'boolean' } },
+          properties: {
+            id: { type: 'string' },
+            displayName: { type: 'string' },
+            externalId: { type: ['string', 'null'] },
+            source: { enum: ['scim', 'saml', 'oidc'] },
+            direct: { type: 'boolean' },
+          },
         }),
       },
     },
@@ -329,18 +472,37 @@ export function registerMappingRules(api: Api, deps: AppDeps, common: ReturnType
       await requireUser(deps.db.knex, req.ctx!.tenantId, params.id!);
       const after = q.cursor ? decodeCursor(q.cursor, 2).map(String) : undefined;
       const all = (await idpGroupsOfUsers(deps.db.knex, req.ctx!.tenantId, [params.id!])).get(params.id!) ?? [];
-      const order = (a: { displayName: string; id: string }, b: { displayName: string; id: string }) => a.displayName.localeCompare(b.displayName) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+      const order = (a: { displayName: string; id: string }, b: { displayName: string; id: string }) =>
+        a.displayName.localeCompare(b.displayName) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
       const seen = new Set<string>();
-      const rest = all.filter((g) => !seen.has(g.id) && seen.add(g.id) && (!after || order(g, { displayName: after[0]!, id: after[1]! }) > 0)).sort(order);
+      const rest = all
+        .filter(
+          (g) =>
+            !seen.has(g.id) && seen.add(g.id) && (!after || order(g, { displayName: after[0]!, id: after[1]! }) > 0),
+        )
+        .sort(order);
       const page = rest.slice(0, q.limit);
       const direct = new Set(
         (
-          await inChunks(deps.db.knex, page.map((g) => g.id), (c) =>
-            deps.db.knex('idp_group_members').where({ tenant_id: req.ctx!.tenantId, member_id: params.id!, member_type: 'User' }).whereIn('group_id', c).select('group_id'),
+          await inChunks(
+            deps.db.knex,
+            page.map((g) => g.id),
+            (c) =>
+              deps.db
+                .knex('idp_group_members')
+                .where({ tenant_id: req.ctx!.tenantId, member_id: params.id!, member_type: 'User' })
+                .whereIn('group_id', c)
+                .select('group_id'),
           )
         ).map((r) => String(r.group_id)),
       );
-      const items = page.map((g) => ({ id: g.id, displayName: g.displayName, externalId: g.externalId, source: g.source, direct: direct.has(g.id) }));
+      const items = page.map((g) => ({
+        id: g.id,
+        displayName: g.displayName,
+        externalId: g.externalId,
+        source: g.source,
+        direct: direct.has(g.id),
+      }));
       const last = page[page.length - 1];
       res.json({ items, nextCursor: rest.length > q.limit && last ? encodeCursor([last.displayName, last.id]) : null });
     },

@@ -12,7 +12,13 @@ export function registerMe(api: Api, user: JsonSchema): void {
       permissions: {
         type: 'object',
         required: ['effective'],
-        properties: { effective: { type: 'object', additionalProperties: { $ref: '#/components/schemas/EffectiveArea' }, description: 'Every area of the catalogue' } },
+        properties: {
+          effective: {
+            type: 'object',
+            additionalProperties: { $ref: '#/components/schemas/EffectiveArea' },
+            description: 'Every area of the catalogue',
+          },
+        },
       },
     },
   });
@@ -25,7 +31,11 @@ export function registerMe(api: Api, user: JsonSchema): void {
     responses: { 200: { description: 'The user and their permissions', schema: me } },
     handler: (req, res) => {
       const p = req.principal!;
-      if (p.kind !== 'user') throw new Forbidden('not_a_user', 'this credential is a tenant admin key, not a person; sign in or use a key that belongs to a user');
+      if (p.kind !== 'user')
+        throw new Forbidden(
+          'not_a_user',
+          'this credential is a tenant admin key, not a person; sign in or use a key that belongs to a user',
+        );
       res.json({ user: presentUser(p.user), permissions: { effective: p.effective } });
     },
   });

@@ -52,7 +52,16 @@ export function registerPermissions(api: Api, deps: AppDeps): void {
     required: ['own', 'template', 'effective'],
     properties: {
       own: areas,
-      template: { oneOf: [{ type: 'null' }, { type: 'object', required: ['id', 'name'], properties: { id: { type: 'string' }, name: { type: 'string' } } }] },
+      template: {
+        oneOf: [
+          { type: 'null' },
+          {
+            type: 'object',
+            required: ['id', 'name'],
+            properties: { id: { type: 'string' }, name: { type: 'string' } },
+          },
+        ],
+      },
       effective: { type: 'object', additionalProperties: effectiveArea, description: 'Every area of the catalogue' },
     },
   });
@@ -95,30 +104,74 @@ export function registerPermissions(api: Api, deps: AppDeps): void {
     },
   });
 
-  const check = { type: 'object', required: ['userId', 'area', 'action'], additionalProperties: false, properties: { userId: { type: 'string', maxLength: 36 }, area: { type: 'string', maxLength: 300 }, action: { enum: ACTIONS } } };
+  const check = {
+    type: 'object',
+    required: ['userId', 'area', 'action'],
+    additionalProperties: false,
+    properties: {
+      userId: { type: 'string', maxLength: 36 },
+      area: { type: 'string', maxLength: 300 },
+      action: { enum: ACTIONS },
+    },
+  };
   const result = api.schema('AreaCheckResult', {
     type: 'object',
     required: ['userId', 'area', 'action', 'allowed', 'reason'],
-    properties: { userId: { type: 'string' }, area: { type: 'string' }, action: { enum: ACTIONS }, allowed: { type: 'boolean' }, reason: { type: 'string' } },
+    properties: {
+      userId: { type: 'string' },
+      area: { type: 'string' },
+      action: { enum: ACTIONS },
+      allowed: { type: 'boolean' },
+      reason: { type: 'string' },
+    },
   });
   api.add({
     method: 'post',
     path: '/access/area-checks',
     operationId: 'checkAreas',
     summary: 'May these users do these actions on these areas? Each answer says why',
-    description: 'Send one check `{userId, area, action}` for one result, or `{checks:[…]}` (up to 1,000) for `{results:[…]}` in the same order.',
+    description:
+      'Send one check `{userId, area, action}` for one result, or `{checks:[…]}` (up to 1,000) for `{results:[…]}` in the same order.',
     tag: 'Permissions',
-    body: { oneOf: [check, { type: 'object', required: ['checks'], additionalProperties: false, properties: { checks: { type: 'array', minItems: 1, maxItems: 1000, items: check } } }] },
-    responses: { 200: { description: 'The answers', schema: { oneOf: [result, { type: 'object', required: ['results'], properties: { results: { type: 'array', items: result } } }] } } },
+    body: {
+      oneOf: [
+        check,
+        {
+          type: 'object',
+          required: ['checks'],
+          additionalProperties: false,
+          properties: { checks: { type: 'array', minItems: 1, maxItems: 1000, items: check } },
+        },
+      ],
+    },
+    responses: {
+      200: {
+        description: 'The answers',
+        schema: {
+          oneOf: [
+            result,
+            { type: 'object', required: ['results'], properties: { results: { type: 'array', items: result } } },
+          ],
+        },
+      },
+    },
     handler: async (req, res, { body }) => {
-      const b = body as { checks?: { userId: string; area: string; action: Action }[]; userId?: string; area?: string; action?: Action };
+      const b = body as {
+        checks?: { userId: string; area: string; action: Action }[];
+        userId?: string;
+        area?: string;
+        action?: Action;
+      };
       const checks = b.checks ?? [{ userId: b.userId!, area: b.area!, action: b.action! }];
       const p = req.principal!;
       const index = indexCatalogue(deps.catalogue);
       const unknown = checks.map((c, i) => ({ c, i })).filter(({ c }) => !index.has(c.area));
       if (unknown.length) {
         throw new InvalidInput('unknown_area', `unknown area ${unknown.map(({ c }) => `"${c.area}"`).join(', ')}`, {
-          fields: unknown.map(({ c, i }) => ({ path: b.checks ? `body.checks.${i}.area` : 'body.area', message: `unknown area "${c.area}"` })),
+          fields: unknown.map(({ c, i }) => ({
+            path: b.checks ? `body.checks.${i}.area` : 'body.area',
+            message: `unknown area "${c.area}"`,
+          })),
         });
       }
       if (!canManageUsers(p, deps.catalogue) && checks.some((c) => p.kind !== 'user' || c.userId !== p.user.id)) {
@@ -127,7 +180,12 @@ export function registerPermissions(api: Api, deps: AppDeps): void {
       const trees = new Map<string, EffectiveTree>();
       for (const userId of new Set(checks.map((c) => c.userId))) {
         const s = await loadSubject(knex, req.ctx!.tenantId, userId);
-        trees.set(userId, s ? effectiveOf(deps.catalogue, s) : effectivePermissions(deps.catalogue, { role: 'member', status: 'deleted', own: {} }));
+        trees.set(
+          userId,
+          s
+            ? effectiveOf(deps.catalogue, s)
+            : effectivePermissions(deps.catalogue, { role: 'member', status: 'deleted', own: {} }),
+        );
       }
       const results = checks.map((c) => ({ ...c, ...checkArea(trees.get(c.userId)!, c.area, c.action) }));
       res.json(b.checks ? { results } : results[0]);

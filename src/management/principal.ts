@@ -23,7 +23,10 @@ export function authenticatePrincipal(deps: AppDeps): RequestHandler {
     if (auth.kind === 'session' && subject?.user.status !== 'active') {
       // A suspended or deleted person's session is over for good, not paused until reactivation.
       await endSession(req, res);
-      throw new Unauthenticated('session_ended', subject ? `your account is ${subject.user.status}; the session has ended` : 'the session has ended');
+      throw new Unauthenticated(
+        'session_ended',
+        subject ? `your account is ${subject.user.status}; the session has ended` : 'the session has ended',
+      );
     }
     if (!subject) throw new Unauthenticated('invalid_token', 'the token is unknown, revoked or expired');
     if (subject.user.status !== 'active') {

@@ -10,12 +10,21 @@ import { instantOr } from './instant.js';
 export function registerReports(api: Api, deps: AppDeps): void {
   const knex = deps.db.knex;
   const format = { enum: ['json', 'csv'], default: 'json' };
-  const at = { type: 'string', format: 'date-time', maxLength: 64, description: 'Evaluate at this instant instead of now' };
+  const at = {
+    type: 'string',
+    format: 'date-time',
+    maxLength: 64,
+    description: 'Evaluate at this instant instead of now',
+  };
   const table = (columns: string[]) => ({
     description: 'Streamed: `{"items":[…]}` as JSON, or CSV with a header row',
     contentType: 'application/json',
     alsoContentTypes: ['text/csv'],
-    schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: { type: 'object', required: columns } } } },
+    schema: {
+      type: 'object',
+      required: ['items'],
+      properties: { items: { type: 'array', items: { type: 'object', required: columns } } },
+    },
   });
   const start = (res: Response, fmt: TableFormat, name: string) => {
     res.status(200);
@@ -23,7 +32,8 @@ export function registerReports(api: Api, deps: AppDeps): void {
     else res.type('application/json');
   };
   const guard = (req: Request) => {
-    if (!canManageUsers(req.principal!, deps.catalogue)) throw new Forbidden('not_allowed', 'only admins and user managers may read permission reports');
+    if (!canManageUsers(req.principal!, deps.catalogue))
+      throw new Forbidden('not_allowed', 'only admins and user managers may read permission reports');
   };
 
   const matrixColumns = ['userId', 'email', 'agentId', 'agentName', 'accessType', 'level'];

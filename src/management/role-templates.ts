@@ -28,7 +28,10 @@ export function registerRoleTemplates(api: Api, deps: AppDeps, common: ReturnTyp
       id: common.id,
       name: { type: 'string' },
       areas,
-      builtin: { type: 'boolean', description: "Seeded from seed 002's common configurations; editable and deletable like any other" },
+      builtin: {
+        type: 'boolean',
+        description: "Seeded from seed 002's common configurations; editable and deletable like any other",
+      },
       usersCount: { type: 'integer', minimum: 0 },
       createdAt: common.timestamp,
       updatedAt: common.timestamp,
@@ -46,9 +49,14 @@ export function registerRoleTemplates(api: Api, deps: AppDeps, common: ReturnTyp
   };
   const counts = async (tenantId: string) =>
     new Map(
-      ((await knex('users').where({ tenant_id: tenantId }).whereNotNull('template_id').groupBy('template_id').select('template_id').count({ n: '*' })) as Record<string, unknown>[]).map(
-        (r) => [String(r.template_id), Number(r.n)],
-      ),
+      (
+        (await knex('users')
+          .where({ tenant_id: tenantId })
+          .whereNotNull('template_id')
+          .groupBy('template_id')
+          .select('template_id')
+          .count({ n: '*' })) as Record<string, unknown>[]
+      ).map((r) => [String(r.template_id), Number(r.n)]),
     );
 
   api.add({
@@ -57,10 +65,17 @@ export function registerRoleTemplates(api: Api, deps: AppDeps, common: ReturnTyp
     operationId: 'listRoleTemplates',
     summary: 'Role templates, with how many users reference each',
     tag: 'Role templates',
-    responses: { 200: { description: 'Every template of the tenant', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: template } } } } },
+    responses: {
+      200: {
+        description: 'Every template of the tenant',
+        schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: template } } },
+      },
+    },
     handler: async (req, res) => {
       const n = await counts(req.ctx!.tenantId);
-      res.json({ items: (await listTemplates(knex, req.ctx!.tenantId)).map((t) => presentTemplate(t, n.get(t.id) ?? 0)) });
+      res.json({
+        items: (await listTemplates(knex, req.ctx!.tenantId)).map((t) => presentTemplate(t, n.get(t.id) ?? 0)),
+      });
     },
   });
   api.add({
@@ -73,7 +88,10 @@ export function registerRoleTemplates(api: Api, deps: AppDeps, common: ReturnTyp
     responses: { 201: { description: 'Created', schema: template } },
     handler: async (req, res, { body }) => {
       const t = await createTemplate(deps.db, deps.catalogue, req.ctx!, req.principal!, parse(body));
-      res.status(201).location(`${deps.config.publicBaseUrl}/api/v1/role-templates/${t.id}`).json(presentTemplate(t, 0));
+      res
+        .status(201)
+        .location(`${deps.config.publicBaseUrl}/api/v1/role-templates/${t.id}`)
+        .json(presentTemplate(t, 0));
     },
   });
   api.add({
@@ -107,13 +125,20 @@ export function registerRoleTemplates(api: Api, deps: AppDeps, common: ReturnTyp
     operationId: 'deleteRoleTemplate',
     summary: 'Delete a role template',
     description:
-      'While users reference the template the answer is 409 with their number (`usersCount`) and the first 20 of them by id (`users`), unless `reassign=<templateId>` moves them to another template or `detach=true` copies the template\'s settings onto each.',
+      "While users reference the template the answer is 409 with their number (`usersCount`) and the first 20 of them by id (`users`), unless `reassign=<templateId>` moves them to another template or `detach=true` copies the template's settings onto each.",
     tag: 'Role templates',
     query: { properties: { reassign: { type: 'string', maxLength: 36 }, detach: { type: 'boolean' } } },
     responses: { 204: { description: 'Deleted' } },
     handler: async (req, res, { params, query }) => {
       requireUserManager(req.principal!, deps.catalogue, 'manage role templates');
-      await deleteTemplate(deps.db, deps.catalogue, req.ctx!, req.principal!, params.id!, query as { reassign?: string; detach?: boolean });
+      await deleteTemplate(
+        deps.db,
+        deps.catalogue,
+        req.ctx!,
+        req.principal!,
+        params.id!,
+        query as { reassign?: string; detach?: boolean },
+      );
       res.status(204).end();
     },
   });

@@ -48,10 +48,18 @@ export function buildApi(deps: AppDeps): Api {
 
 export function managementRoutes(deps: AppDeps): Router {
   const api = buildApi(deps);
-  const document = api.document({ title: 'Roster management API', version: '1', serverUrl: `${deps.config.publicBaseUrl}/api/v1` });
+  const document = api.document({
+    title: 'Roster management API',
+    version: '1',
+    serverUrl: `${deps.config.publicBaseUrl}/api/v1`,
+  });
   const r = Router();
   r.get('/openapi.json', (_req, res) => void res.json(document));
-  const body = parseJsonBody({ limitBytes: deps.config.bodyLimitBytes, maxDepth: deps.config.jsonMaxDepth, timeoutMs: deps.config.requestBodyTimeoutMs });
+  const body = parseJsonBody({
+    limitBytes: deps.config.bodyLimitBytes,
+    maxDepth: deps.config.jsonMaxDepth,
+    timeoutMs: deps.config.requestBodyTimeoutMs,
+  });
   // Anonymous callers get their body read on public operations only; everyone else's waits for
   // authentication, which releases its database connection before the body is read.
   const publicRoutes = Router();

@@ -15,7 +15,11 @@ export function commonSchemas(api: Api) {
       requestId: { type: 'string' },
       fields: {
         type: 'array',
-        items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } },
+        items: {
+          type: 'object',
+          required: ['path', 'message'],
+          properties: { path: { type: 'string' }, message: { type: 'string' } },
+        },
       },
     },
   });

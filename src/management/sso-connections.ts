@@ -2,10 +2,21 @@ import type { AppDeps } from '../http/deps.js';
 import { requireUser } from '../directory/users.js';
 import { bindingsOf } from '../connections/bindings.js';
 import { requireAdmin } from '../access/principal.js';
-import { ID_TOKEN_ALGS, listConnections, requireConnection, type Connection, type ConnectionInput } from '../connections/connections.js';
+import {
+  ID_TOKEN_ALGS,
+  listConnections,
+  requireConnection,
+  type Connection,
+  type ConnectionInput,
+} from '../connections/connections.js';
 import { certificateInfo } from '../connections/certificates.js';
 import { loginUrl, oidcRedirectUri, samlUrls } from '../connections/urls.js';
-import { createSsoConnection, deleteSsoConnection, removeSsoBinding, updateSsoConnection } from '../provisioning/sso-connections.js';
+import {
+  createSsoConnection,
+  deleteSsoConnection,
+  removeSsoBinding,
+  updateSsoConnection,
+} from '../provisioning/sso-connections.js';
 import type { Api } from './api.js';
 import type { commonSchemas } from './schemas.js';
 
@@ -63,7 +74,8 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     enabled: { type: 'boolean' },
     matchBy: {
       enum: ['email', 'userName', 'externalId'],
-      description: "How a first sign-in through this connection finds its user: email (case-insensitive), or the SCIM userName or externalId; later sign-ins match the bound IdP subject",
+      description:
+        'How a first sign-in through this connection finds its user: email (case-insensitive), or the SCIM userName or externalId; later sign-ins match the bound IdP subject',
     },
     domains: {
       type: 'array',
@@ -75,19 +87,57 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     },
     trustEmailWithoutVerifiedClaim: {
       type: 'boolean',
-      description: 'OIDC: count the email claim as verified when the IdP sends no email_verified (Entra ID); default false. An explicit email_verified: false is never trusted',
+      description:
+        'OIDC: count the email claim as verified when the IdP sends no email_verified (Entra ID); default false. An explicit email_verified: false is never trusted',
     },
-    issuer: { type: 'string', maxLength: 1000, description: 'OIDC: the issuer URL (discovery at /.well-known/openid-configuration); https, or http on loopback' },
+    issuer: {
+      type: 'string',
+      maxLength: 1000,
+      description: 'OIDC: the issuer URL (discovery at /.well-known/openid-configuration); https, or http on loopback',
+    },
     clientId: { type: 'string', minLength: 1, maxLength: 500 },
-    clientSecret: { type: 'string', minLength: 1, maxLength: 2000, writeOnly: true, description: 'OIDC: stored to call the token endpoint; never returned' },
-    scopes: { type: 'array', minItems: 1, maxItems: 50, uniqueItems: true, items: { type: 'string', maxLength: 255, pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' } },
-    groupsClaim: { ...nullableName, description: 'OIDC: the ID-token claim listing groups (Okta: groups; Entra: groups); null: groups are not synced' },
+    clientSecret: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 2000,
+      writeOnly: true,
+      description: 'OIDC: stored to call the token endpoint; never returned',
+    },
+    scopes: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 50,
+      uniqueItems: true,
+      items: { type: 'string', maxLength: 255, pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' },
+    },
+    groupsClaim: {
+      ...nullableName,
+      description: 'OIDC: the ID-token claim listing groups (Okta: groups; Entra: groups); null: groups are not synced',
+    },
     tokenEndpointAuthMethod: { enum: ['client_secret_basic', 'client_secret_post'] },
-    idTokenSigningAlgs: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...ID_TOKEN_ALGS] }, description: 'OIDC: accepted ID-token algorithms (default RS256); none and HS* never' },
-    idpMetadataXml: { type: 'string', minLength: 1, maxLength: 500_000, writeOnly: true, description: 'SAML: the IdP metadata document; fills idpEntityId, idpSsoUrl and idpCertificates' },
+    idTokenSigningAlgs: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { enum: [...ID_TOKEN_ALGS] },
+      description: 'OIDC: accepted ID-token algorithms (default RS256); none and HS* never',
+    },
+    idpMetadataXml: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 500_000,
+      writeOnly: true,
+      description: 'SAML: the IdP metadata document; fills idpEntityId, idpSsoUrl and idpCertificates',
+    },
     idpEntityId: { type: 'string', minLength: 1, maxLength: 1000 },
     idpSsoUrl: { type: 'string', minLength: 1, maxLength: 2000 },
-    idpCertificates: { type: 'array', minItems: 1, maxItems: 10, items: { type: 'string', minLength: 1, maxLength: 20_000 }, description: 'SAML: PEM signing certificates (several during a rollover)' },
+    idpCertificates: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 10,
+      items: { type: 'string', minLength: 1, maxLength: 20_000 },
+      description: 'SAML: PEM signing certificates (several during a rollover)',
+    },
     nameIdFormat: { type: 'string', minLength: 1, maxLength: 255 },
     attributes: {
       type: 'object',
@@ -95,7 +145,10 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       properties: { email: nullableName, name: nullableName, groups: nullableName },
       description: 'SAML attribute names; email/name null: common names are tried; groups null: groups are not synced',
     },
-    allowIdpInitiated: { type: 'boolean', description: 'SAML: accept responses the IdP sends unasked (off by default)' },
+    allowIdpInitiated: {
+      type: 'boolean',
+      description: 'SAML: accept responses the IdP sends unasked (off by default)',
+    },
   };
   const connection = api.schema('SsoConnection', {
     type: 'object',
@@ -124,10 +177,25 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
       idpCertificates: { type: 'array', items: { type: 'string' } },
       idpCertificateDetails: {
         type: 'array',
-        items: { type: 'object', required: ['fingerprintSha256', 'subject', 'notAfter'], properties: { fingerprintSha256: { type: 'string' }, subject: { type: 'string' }, notAfter: common.timestamp } },
+        items: {
+          type: 'object',
+          required: ['fingerprintSha256', 'subject', 'notAfter'],
+          properties: {
+            fingerprintSha256: { type: 'string' },
+            subject: { type: 'string' },
+            notAfter: common.timestamp,
+          },
+        },
       },
       nameIdFormat: { type: 'string' },
-      attributes: { type: 'object', properties: { email: { type: ['string', 'null'] }, name: { type: ['string', 'null'] }, groups: { type: ['string', 'null'] } } },
+      attributes: {
+        type: 'object',
+        properties: {
+          email: { type: ['string', 'null'] },
+          name: { type: ['string', 'null'] },
+          groups: { type: ['string', 'null'] },
+        },
+      },
       allowIdpInitiated: { type: 'boolean' },
       entityId: { type: 'string', description: 'SAML: the SP entity ID (audience) to give the IdP' },
       acsUrl: { type: 'string', description: 'SAML: the assertion consumer service URL (HTTP-POST)' },
@@ -142,10 +210,17 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     operationId: 'listSsoConnections',
     summary: "The tenant's SAML and OIDC sign-in connections",
     tag: 'SSO',
-    responses: { 200: { description: 'Every connection', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: connection } } } } },
+    responses: {
+      200: {
+        description: 'Every connection',
+        schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: connection } } },
+      },
+    },
     handler: async (req, res) => {
       requireAdmin(req.principal!, 'manage SSO connections');
-      res.json({ items: (await listConnections(db.knex, req.ctx!.tenantId)).map((c) => present(c, req.auth!.tenant.slug)) });
+      res.json({
+        items: (await listConnections(db.knex, req.ctx!.tenantId)).map((c) => present(c, req.auth!.tenant.slug)),
+      });
     },
   });
 
@@ -157,7 +232,12 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     description:
       'OIDC: issuer, clientId and clientSecret are required. SAML: idpMetadataXml, or idpEntityId + idpSsoUrl + idpCertificates. The answer carries what to configure at the IdP: redirectUri (OIDC) or entityId, acsUrl and metadataUrl (SAML).',
     tag: 'SSO',
-    body: { type: 'object', required: ['protocol', 'name'], additionalProperties: false, properties: { protocol: { enum: ['saml', 'oidc'] }, ...settable } },
+    body: {
+      type: 'object',
+      required: ['protocol', 'name'],
+      additionalProperties: false,
+      properties: { protocol: { enum: ['saml', 'oidc'] }, ...settable },
+    },
     responses: { 201: { description: 'Created', schema: connection } },
     handler: async (req, res, { body }) => {
       requireAdmin(req.principal!, 'manage SSO connections');
@@ -184,7 +264,8 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     path: '/sso-connections/{id}',
     operationId: 'updateSsoConnection',
     summary: 'Change an SSO connection; disabling it ends the sessions signed in through it',
-    description: 'Fields are merged over the current settings; the protocol cannot change. A new clientSecret replaces the stored one.',
+    description:
+      'Fields are merged over the current settings; the protocol cannot change. A new clientSecret replaces the stored one.',
     tag: 'SSO',
     body: { type: 'object', additionalProperties: false, minProperties: 1, properties: settable },
     responses: { 200: { description: 'The connection after the change', schema: connection } },
@@ -225,14 +306,24 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     path: '/users/{id}/sso-bindings',
     operationId: 'listSsoBindings',
     summary: 'The IdP identities a user signs in as, one per connection',
-    description: 'Made at the first sign-in through a connection; later sign-ins through it match this identity, never the email.',
+    description:
+      'Made at the first sign-in through a connection; later sign-ins through it match this identity, never the email.',
     tag: 'SSO',
-    responses: { 200: { description: 'The bindings', schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: binding } } } } },
+    responses: {
+      200: {
+        description: 'The bindings',
+        schema: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: binding } } },
+      },
+    },
     handler: async (req, res, { params }) => {
       requireAdmin(req.principal!, 'read sign-in bindings');
       const user = await requireUser(db.knex, req.ctx!.tenantId, params.id!);
       const names = new Map((await listConnections(db.knex, req.ctx!.tenantId)).map((c) => [c.id, c.name]));
-      const items = (await bindingsOf(db.knex, req.ctx!.tenantId, user.id)).map((b) => ({ ...b, connectionName: names.get(b.connectionId) ?? null, createdAt: iso(b.createdAt) }));
+      const items = (await bindingsOf(db.knex, req.ctx!.tenantId, user.id)).map((b) => ({
+        ...b,
+        connectionName: names.get(b.connectionId) ?? null,
+        createdAt: iso(b.createdAt),
+      }));
       res.json({ items });
     },
   });
@@ -241,7 +332,8 @@ export function registerSsoConnections(api: Api, deps: AppDeps, common: ReturnTy
     method: 'delete',
     path: '/users/{id}/sso-bindings/{connectionId}',
     operationId: 'deleteSsoBinding',
-    summary: "Forget the IdP identity a user signs in as through a connection; their next sign-in there matches by the connection's matchBy again",
+    summary:
+      "Forget the IdP identity a user signs in as through a connection; their next sign-in there matches by the connection's matchBy again",
     tag: 'SSO',
     responses: { 204: { description: 'Removed' } },
     handler: async (req, res, { params }) => {

@@ -38,7 +38,10 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
       name: { type: 'string' },
       timeZone: { type: 'string' },
       jitProvisioning: { type: 'boolean' },
-      userLimit: { type: ['integer', 'null'], description: "The plan's user limit, set by the operator (null: none); the same as seats.limit" },
+      userLimit: {
+        type: ['integer', 'null'],
+        description: "The plan's user limit, set by the operator (null: none); the same as seats.limit",
+      },
       seats,
       createdAt: common.timestamp,
     },
@@ -69,7 +72,12 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
       minProperties: 1,
       properties: {
         jitProvisioning: { type: 'boolean' },
-        timeZone: { type: 'string', minLength: 1, maxLength: 64, description: 'An IANA time zone, e.g. Europe/Paris: the default of dated grants' },
+        timeZone: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 64,
+          description: 'An IANA time zone, e.g. Europe/Paris: the default of dated grants',
+        },
         userLimit: { type: ['integer', 'null'], description: "Refused (403): the user limit is the operator's to set" },
       },
     },
@@ -77,13 +85,19 @@ export function registerTenant(api: Api, deps: AppDeps, common: ReturnType<typeo
     handler: async (req, res, { body }) => {
       requireAdmin(req.principal!, 'change tenant settings');
       if ((body as { userLimit?: unknown }).userLimit !== undefined) {
-        throw new Forbidden('operator_setting', 'userLimit is set by the operator of Roster (your plan): remove unused users or upgrade your plan to add more users', {
-          fields: [{ path: 'body.userLimit', message: "is the operator's to set" }],
-        });
+        throw new Forbidden(
+          'operator_setting',
+          'userLimit is set by the operator of Roster (your plan): remove unused users or upgrade your plan to add more users',
+          {
+            fields: [{ path: 'body.userLimit', message: "is the operator's to set" }],
+          },
+        );
       }
       const change = body as TenantChange;
       if (change.timeZone !== undefined && !IANAZone.isValidZone(change.timeZone)) {
-        throw new InvalidInput('invalid_time_zone', `"${change.timeZone}" is not an IANA time zone`, { fields: [{ path: 'body.timeZone', message: 'is not an IANA time zone' }] });
+        throw new InvalidInput('invalid_time_zone', `"${change.timeZone}" is not an IANA time zone`, {
+          fields: [{ path: 'body.timeZone', message: 'is not an IANA time zone' }],
+        });
       }
       const result = await updateTenantSettings(deps.db, req.ctx!, change);
       res.json(presentTenant(result, await seatsOf(deps.db.knex, result.id)));

@@ -30,7 +30,19 @@ export function presentUser(u: User, templateNames?: Map<string, string>) {
 export function userSchema(api: Api, common: ReturnType<typeof commonSchemas>): JsonSchema {
   return api.schema('User', {
     type: 'object',
-    required: ['id', 'email', 'userName', 'role', 'status', 'templateId', 'crmAccess', 'source', 'lastLoginAt', 'createdAt', 'updatedAt'],
+    required: [
+      'id',
+      'email',
+      'userName',
+      'role',
+      'status',
+      'templateId',
+      'crmAccess',
+      'source',
+      'lastLoginAt',
+      'createdAt',
+      'updatedAt',
+    ],
     properties: {
       id: common.id,
       email: { type: ['string', 'null'] },
@@ -110,12 +122,25 @@ export function registerUsers(api: Api, deps: AppDeps, user: JsonSchema): void {
         status: { enum: ['active', 'suspended'] },
         templateId: { type: ['string', 'null'], maxLength: 36 },
         crmAccess: { type: 'boolean' },
-        email: { type: 'string', minLength: 3, maxLength: 320, description: 'Admins only (403 admin_required): the email decides who signs in as the user; the change ends their sessions' },
+        email: {
+          type: 'string',
+          minLength: 3,
+          maxLength: 320,
+          description:
+            'Admins only (403 admin_required): the email decides who signs in as the user; the change ends their sessions',
+        },
       },
     },
     responses: { 200: { description: 'The user after the change', schema: user } },
     handler: async (req, res, { params, body }) => {
-      const u = await changeAccount(deps.db, deps.catalogue, req.ctx!, req.principal!, params.id!, body as AccountChange);
+      const u = await changeAccount(
+        deps.db,
+        deps.catalogue,
+        req.ctx!,
+        req.principal!,
+        params.id!,
+        body as AccountChange,
+      );
       res.json(presentUser(u, await names(req.ctx!.tenantId)));
     },
   });
@@ -125,7 +150,8 @@ export function registerUsers(api: Api, deps: AppDeps, user: JsonSchema): void {
     path: '/users/{id}',
     operationId: 'deleteUser',
     summary: 'Delete a user permanently',
-    description: 'Frees the seat and revokes the user\'s own API keys; audit events stay, attributed to the deleted user.',
+    description:
+      "Frees the seat and revokes the user's own API keys; audit events stay, attributed to the deleted user.",
     tag: 'Users',
     responses: { 204: { description: 'Deleted' } },
     handler: async (req, res, { params }) => {

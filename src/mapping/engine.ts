@@ -45,7 +45,14 @@ export interface SyncDiff {
 }
 
 export function emptyDiff(): SyncDiff {
-  return { membershipsAdded: [], membershipsRemoved: [], grantsAdded: [], grantsRemoved: [], membershipsRestamped: [], grantsRestamped: [] };
+  return {
+    membershipsAdded: [],
+    membershipsRemoved: [],
+    grantsAdded: [],
+    grantsRemoved: [],
+    membershipsRestamped: [],
+    grantsRestamped: [],
+  };
 }
 
 export interface SyncScope {
@@ -59,7 +66,9 @@ export interface SyncScope {
 
 function rowsOf(result: unknown): Record<string, unknown>[] {
   // mysql2 answers [rows, fields]; better-sqlite3 answers rows.
-  return Array.isArray(result) && Array.isArray(result[0]) ? (result[0] as Record<string, unknown>[]) : (result as Record<string, unknown>[]);
+  return Array.isArray(result) && Array.isArray(result[0])
+    ? (result[0] as Record<string, unknown>[])
+    : (result as Record<string, unknown>[]);
 }
 
 /**
@@ -68,7 +77,11 @@ function rowsOf(result: unknown): Record<string, unknown>[] {
  * written join order (walk from the few rows found so far into the indexed table); with a plain
  * JOIN it scanned every membership of the tenant per step. MariaDB reads CROSS JOIN … ON as JOIN.
  */
-export async function idpGroupsOfUsers(trx: Knex, tenantId: string, userIds: string[]): Promise<Map<string, MatchableGroup[]>> {
+export async function idpGroupsOfUsers(
+  trx: Knex,
+  tenantId: string,
+  userIds: string[],
+): Promise<Map<string, MatchableGroup[]>> {
   const out = new Map<string, MatchableGroup[]>();
   for (const chunk of inListChunks(trx, userIds, 3)) {
     const rows = rowsOf(
@@ -87,7 +100,13 @@ export async function idpGroupsOfUsers(trx: Knex, tenantId: string, userIds: str
     );
     for (const r of rows) {
       const list = out.get(String(r.user_id)) ?? [];
-      list.push({ id: String(r.id), source: r.source as MatchableGroup['source'], connectionId: String(r.connection_id), externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) });
+      list.push({
+        id: String(r.id),
+        source: r.source as MatchableGroup['source'],
+        connectionId: String(r.connection_id),
+        externalId: (r.external_id as string | null) ?? null,
+        displayName: String(r.display_name),
+      });
       out.set(String(r.user_id), list);
     }
   }
@@ -120,8 +139,16 @@ export async function usersUnderIdpGroups(trx: Knex, tenantId: string, groupIds:
 async function targets(trx: Knex, tenantId: string, rules: MappingRule[]) {
   const groupIds = [...new Set(rules.flatMap((r) => r.actions.groups.map((g) => g.groupId)))];
   const agentIds = [...new Set(rules.flatMap((r) => r.actions.agents.map((a) => a.agentId)))];
-  const groups = await inChunks(trx, groupIds, (c) => trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'));
-  const agents = await inChunks(trx, agentIds, (c) => trx('agents').where({ tenant_id: tenantId }).whereIn('id', c).whereNot('access_type', 'private').select('id', 'name'));
+  const groups = await inChunks(trx, groupIds, (c) =>
+    trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', c).select('id', 'name'),
+  );
+  const agents = await inChunks(trx, agentIds, (c) =>
+    trx('agents')
+      .where({ tenant_id: tenantId })
+      .whereIn('id', c)
+      .whereNot('access_type', 'private')
+      .select('id', 'name'),
+  );
   const tenant = await trx('tenants').where({ id: tenantId }).select('time_zone').first();
   return {
     groups: new Map(groups.map((g: Record<string, unknown>) => [String(g.id), String(g.name)])),
@@ -142,7 +169,9 @@ async function desired(trx: Knex, tenantId: string, userIds: string[], rules: Ma
   if (!enabled.length || !userIds.length) return { memberships, grants, names: await targets(trx, tenantId, []) };
   const names = await targets(trx, tenantId, enabled);
   const statuses = new Map<string, string>();
-  for (const u of await inChunks(trx, userIds, (part) => trx('users').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'status'))) {
+  for (const u of await inChunks(trx, userIds, (part) =>
+    trx('users').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'status'),
+  )) {
     statuses.set(String(u.id), String(u.status));
   }
   const closure = await idpGroupsOfUsers(trx, tenantId, userIds);
@@ -156,7 +185,14 @@ async function desired(trx: Knex, tenantId: string, userIds: string[], rules: Ma
         if (!matches(g)) continue;
         for (const a of rule.actions.groups) {
           if (!names.groups.has(a.groupId)) continue;
-          const m: DerivedMembership = { groupId: a.groupId, userId, role: a.role, ruleId: rule.id, ruleVersion: rule.version, idpGroupId: g.id };
+          const m: DerivedMembership = {
+            groupId: a.groupId,
+            userId,
+            role: a.role,
+            ruleId: rule.id,
+            ruleVersion: rule.version,
+            idpGroupId: g.id,
+          };
           memberships.set(mKey(m), m);
         }
         for (const a of rule.actions.agents) {
@@ -186,11 +222,21 @@ async function existing(trx: Knex, tenantId: string, userIds: string[], ruleIds?
   const ruleSet = new Set(ruleIds);
   for (const chunk of inListChunks(trx, userIds, 3)) {
     const mq = trx('group_members').where({ tenant_id: tenantId }).whereIn('user_id', chunk).whereNot('rule_id', '');
-    const gq = trx('agent_grants').where({ tenant_id: tenantId, subject_type: 'user' }).whereIn('subject_id', chunk).whereNot('rule_id', '');
+    const gq = trx('agent_grants')
+      .where({ tenant_id: tenantId, subject_type: 'user' })
+      .whereIn('subject_id', chunk)
+      .whereNot('rule_id', '');
     // The rules are picked here, not in SQL: their list would share the statement's bindings.
     const picked = (r: Record<string, unknown>) => !ruleIds || ruleSet.has(String(r.rule_id));
     for (const r of (await mq).filter(picked)) {
-      memberships.push({ groupId: String(r.group_id), userId: String(r.user_id), role: r.role, ruleId: String(r.rule_id), ruleVersion: Number(r.rule_version), idpGroupId: String(r.idp_group_id) });
+      memberships.push({
+        groupId: String(r.group_id),
+        userId: String(r.user_id),
+        role: r.role,
+        ruleId: String(r.rule_id),
+        ruleVersion: Number(r.rule_version),
+        idpGroupId: String(r.idp_group_id),
+      });
     }
     for (const r of (await gq).filter(picked)) {
       grants.push({
@@ -249,7 +295,13 @@ export async function syncUsers(trx: Knex, ctx: Ctx, userIds: string[], scope: S
   return diff;
 }
 
-async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnType<typeof targets>>, rules: MappingRule[]): Promise<void> {
+async function apply(
+  trx: Knex,
+  ctx: Ctx,
+  diff: SyncDiff,
+  names: Awaited<ReturnType<typeof targets>>,
+  rules: MappingRule[],
+): Promise<void> {
   const tenantId = ctx.tenantId;
   const now = ctx.now.getTime();
   // One statement per (group, rule, IdP group) rather than per row: removing 100 users from an
@@ -261,7 +313,10 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
   }
   for (const { m, users } of removals.values()) {
     await eachChunk(trx, users, (part) =>
-      trx('group_members').where({ tenant_id: tenantId, group_id: m.groupId, rule_id: m.ruleId, idp_group_id: m.idpGroupId }).whereIn('user_id', part).delete(),
+      trx('group_members')
+        .where({ tenant_id: tenantId, group_id: m.groupId, rule_id: m.ruleId, idp_group_id: m.idpGroupId })
+        .whereIn('user_id', part)
+        .delete(),
     );
   }
   await eachChunk(
@@ -299,7 +354,11 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
   await restamp(trx, tenantId, diff);
 
   const ruleNames = new Map(rules.map((r) => [r.id, r.name]));
-  const actor = (ruleId: string): Ctx['actor'] => ({ type: 'rule', id: ruleId, display: ruleNames.get(ruleId) ?? 'deleted mapping rule' });
+  const actor = (ruleId: string): Ctx['actor'] => ({
+    type: 'rule',
+    id: ruleId,
+    display: ruleNames.get(ruleId) ?? 'deleted mapping rule',
+  });
   const events: AuditInput[] = [
     ...diff.membershipsAdded.map((m) => ({
       event: 'group.member_added',
@@ -320,13 +379,32 @@ async function apply(trx: Knex, ctx: Ctx, diff: SyncDiff, names: Awaited<ReturnT
       actor: actor(g.ruleId),
       entity: { type: 'agent', id: g.agentId, name: names.agents.get(g.agentId) ?? null },
       before: null,
-      after: { agentId: g.agentId, agentName: names.agents.get(g.agentId) ?? null, userId: g.userId, permission: g.permission, startDate: g.startDate, endDate: g.endDate, timeZone: g.timeZone, ruleId: g.ruleId, idpGroupId: g.idpGroupId },
+      after: {
+        agentId: g.agentId,
+        agentName: names.agents.get(g.agentId) ?? null,
+        userId: g.userId,
+        permission: g.permission,
+        startDate: g.startDate,
+        endDate: g.endDate,
+        timeZone: g.timeZone,
+        ruleId: g.ruleId,
+        idpGroupId: g.idpGroupId,
+      },
     })),
     ...diff.grantsRemoved.map((g) => ({
       event: 'agent.grant_removed',
       actor: actor(g.ruleId),
       entity: { type: 'agent', id: g.agentId, name: names.agents.get(g.agentId) ?? null },
-      before: { agentId: g.agentId, userId: g.userId, permission: g.permission, startDate: g.startDate, endDate: g.endDate, timeZone: g.timeZone, ruleId: g.ruleId, idpGroupId: g.idpGroupId },
+      before: {
+        agentId: g.agentId,
+        userId: g.userId,
+        permission: g.permission,
+        startDate: g.startDate,
+        endDate: g.endDate,
+        timeZone: g.timeZone,
+        ruleId: g.ruleId,
+        idpGroupId: g.idpGroupId,
+      },
       after: null,
     })),
   ];
@@ -353,8 +431,11 @@ async function restamp(trx: Knex, tenantId: string, diff: SyncDiff): Promise<voi
     );
   }
   const byVersion = new Map<number, string[]>();
-  for (const g of diff.grantsRestamped) (byVersion.get(g.ruleVersion) ?? byVersion.set(g.ruleVersion, []).get(g.ruleVersion)!).push(g.id);
+  for (const g of diff.grantsRestamped)
+    (byVersion.get(g.ruleVersion) ?? byVersion.set(g.ruleVersion, []).get(g.ruleVersion)!).push(g.id);
   for (const [version, ids] of byVersion) {
-    await eachChunk(trx, ids, (part) => trx('agent_grants').where({ tenant_id: tenantId }).whereIn('id', part).update({ rule_version: version }));
+    await eachChunk(trx, ids, (part) =>
+      trx('agent_grants').where({ tenant_id: tenantId }).whereIn('id', part).update({ rule_version: version }),
+    );
   }
 }

@@ -70,7 +70,12 @@ export function requireExclusive(trx: Knex, mode: MappingLockMode): void {
  * Runs `fn` in one transaction that first takes the mapping lock in `mode`; a shared run that
  * finds it needs the exclusive lock is rolled back and run once more exclusively.
  */
-export async function inMappingTx<T>(db: Db, tenantId: string, mode: MappingLockMode, fn: (trx: Knex.Transaction, mode: MappingLockMode) => Promise<T>): Promise<T> {
+export async function inMappingTx<T>(
+  db: Db,
+  tenantId: string,
+  mode: MappingLockMode,
+  fn: (trx: Knex.Transaction, mode: MappingLockMode) => Promise<T>,
+): Promise<T> {
   try {
     return await db.tx(async (trx) => {
       await lockMapping(trx, tenantId, mode);

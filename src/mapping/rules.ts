@@ -99,12 +99,23 @@ export function matcher(m: RuleMatch): (g: MatchableGroup) => boolean {
       ? (v: string) => norm(v) === want
       : m.operator === 'prefix'
         ? (v: string) => norm(v).startsWith(want)
-        : ((glob: (t: string) => boolean) => (v: string) => glob(norm(v)))(globMatcher(want));
+        : (
+            (glob: (t: string) => boolean) => (v: string) =>
+              glob(norm(v))
+          )(globMatcher(want));
   return (g) => {
-    if (m.source === 'connection' ? g.connectionId !== m.connectionId : m.source !== 'any' && m.source !== g.source) return false;
+    if (m.source === 'connection' ? g.connectionId !== m.connectionId : m.source !== 'any' && m.source !== g.source)
+      return false;
     // A claim value is also its group's externalId, but an `any` rule on externalId was written
     // for ids a SCIM client pushed (Entra object ids): an IdP's claim of that text is not that group.
-    const v = m.field === 'id' ? g.id : m.field === 'externalId' ? (m.source === 'any' && g.source !== 'scim' ? null : g.externalId) : g.displayName;
+    const v =
+      m.field === 'id'
+        ? g.id
+        : m.field === 'externalId'
+          ? m.source === 'any' && g.source !== 'scim'
+            ? null
+            : g.externalId
+          : g.displayName;
     return v !== null && test(v);
   };
 }

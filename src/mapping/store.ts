@@ -13,7 +13,13 @@ function ruleFromRow(r: Row): MappingRule {
     description: (r.description as string | null) ?? null,
     enabled: toBool(r.enabled),
     position: Number(r.position),
-    match: { source: r.match_source, field: r.match_field, operator: r.match_operator, value: String(r.match_value), ...(r.match_connection_id ? { connectionId: String(r.match_connection_id) } : {}) } as RuleMatch,
+    match: {
+      source: r.match_source,
+      field: r.match_field,
+      operator: r.match_operator,
+      value: String(r.match_value),
+      ...(r.match_connection_id ? { connectionId: String(r.match_connection_id) } : {}),
+    } as RuleMatch,
     actions: parseJson<RuleActions>(r.actions_json, { groups: [], agents: [] }),
     version: Number(r.version),
     createdAt: toMs(r.created_at)!,
@@ -35,7 +41,11 @@ function notFound(id: string): NotFound {
 }
 
 /** Rules in evaluation order. */
-export async function listRules(db: Knex, tenantId: string, opts: { enabledOnly?: boolean } = {}): Promise<MappingRule[]> {
+export async function listRules(
+  db: Knex,
+  tenantId: string,
+  opts: { enabledOnly?: boolean } = {},
+): Promise<MappingRule[]> {
   const q = db('mapping_rules').where({ tenant_id: tenantId });
   if (opts.enabledOnly) q.andWhere({ enabled: true });
   return (await q.orderBy('position').orderBy('id')).map(ruleFromRow);
@@ -82,8 +92,15 @@ export async function insertRule(trx: Knex, tenantId: string, input: RuleInput, 
 }
 
 /** Whether an edit changes what the rule derives (and so needs a new version and a sweep). */
-function changesOutput(a: Pick<MappingRule, 'enabled' | 'match' | 'actions'>, b: Pick<MappingRule, 'enabled' | 'match' | 'actions'>): boolean {
-  return a.enabled !== b.enabled || JSON.stringify(a.match) !== JSON.stringify(b.match) || JSON.stringify(a.actions) !== JSON.stringify(b.actions);
+function changesOutput(
+  a: Pick<MappingRule, 'enabled' | 'match' | 'actions'>,
+  b: Pick<MappingRule, 'enabled' | 'match' | 'actions'>,
+): boolean {
+  return (
+    a.enabled !== b.enabled ||
+    JSON.stringify(a.match) !== JSON.stringify(b.match) ||
+    JSON.stringify(a.actions) !== JSON.stringify(b.actions)
+  );
 }
 
 /**
@@ -91,7 +108,13 @@ function changesOutput(a: Pick<MappingRule, 'enabled' | 'match' | 'actions'>, b:
  * rule derives changes: rows of older versions stop counting at once (src/mapping/live.ts),
  * while a rename or a move in the list revokes nothing.
  */
-export async function writeRule(trx: Knex, tenantId: string, current: MappingRule, input: RuleInput, now: number): Promise<MappingRule> {
+export async function writeRule(
+  trx: Knex,
+  tenantId: string,
+  current: MappingRule,
+  input: RuleInput,
+  now: number,
+): Promise<MappingRule> {
   const cols = { ...columns(input), position: input.position ?? current.position };
   const bump = changesOutput(current, { enabled: cols.enabled, match: input.match, actions: input.actions });
   await trx('mapping_rules')
@@ -105,12 +128,23 @@ export async function deleteRuleRow(trx: Knex, tenantId: string, id: string): Pr
 }
 
 /** Notes that the directory changed (the sync status shows when). */
-export async function touchSync(trx: Knex, tenantId: string, now: number, reconcile?: { fixed: number }): Promise<void> {
+export async function touchSync(
+  trx: Knex,
+  tenantId: string,
+  now: number,
+  reconcile?: { fixed: number },
+): Promise<void> {
   const cols = reconcile ? { last_reconcile_at: now, last_reconcile_fixed: reconcile.fixed } : { last_change_at: now };
   const updated = await trx('mapping_sync').where({ tenant_id: tenantId }).update(cols);
   if (updated === 0) {
     await trx('mapping_sync')
-      .insert({ tenant_id: tenantId, last_change_at: null, last_reconcile_at: null, last_reconcile_fixed: null, ...cols })
+      .insert({
+        tenant_id: tenantId,
+        last_change_at: null,
+        last_reconcile_at: null,
+        last_reconcile_fixed: null,
+        ...cols,
+      })
       .onConflict('tenant_id')
       .merge(cols);
   }
@@ -121,6 +155,9 @@ export async function syncStatus(db: Knex, tenantId: string) {
   return {
     lastChangeAt: toMs(row?.last_change_at ?? null),
     lastReconcileAt: toMs(row?.last_reconcile_at ?? null),
-    lastReconcileFixed: row?.last_reconcile_fixed === null || row?.last_reconcile_fixed === undefined ? null : Number(row.last_reconcile_fixed),
+    lastReconcileFixed:
+      row?.last_reconcile_fixed === null || row?.last_reconcile_fixed === undefined
+        ? null
+        : Number(row.last_reconcile_fixed),
   };
 }

@@ -9,7 +9,9 @@ const isActiveAdmin = (u: User | null) => u !== null && u.role === 'admin' && u.
 
 /** Serialises admin-count decisions per tenant, so two admins cannot demote each other at once. */
 async function lockTenant(trx: Knex, tenantId: string): Promise<void> {
-  await trx('tenants').where({ id: tenantId }).update({ user_limit: trx.raw('user_limit') });
+  await trx('tenants')
+    .where({ id: tenantId })
+    .update({ user_limit: trx.raw('user_limit') });
 }
 
 /**
@@ -20,7 +22,10 @@ export async function assertNotLastAdmin(trx: Knex, ctx: Ctx, before: User, afte
   if (!isActiveAdmin(before) || isActiveAdmin(after)) return;
   await lockTenant(trx, ctx.tenantId);
   if ((await countActiveAdmins(trx, ctx.tenantId, before.id)) === 0) {
-    throw new Conflict('last_admin', `${before.email ?? before.userName} is the last active admin of this tenant and cannot be demoted, suspended or deleted`);
+    throw new Conflict(
+      'last_admin',
+      `${before.email ?? before.userName} is the last active admin of this tenant and cannot be demoted, suspended or deleted`,
+    );
   }
 }
 
@@ -44,6 +49,9 @@ export async function noteAdminLoss(trx: Knex, ctx: Ctx, before: User, after: Us
  * made to them (which no foreign key reaches) are removed. Memberships cascade with the row.
  */
 export async function endUserAccess(trx: Knex, tenantId: string, userId: string, now: number): Promise<void> {
-  await trx('api_tokens').where({ tenant_id: tenantId, user_id: userId }).whereNull('revoked_at').update({ revoked_at: now });
+  await trx('api_tokens')
+    .where({ tenant_id: tenantId, user_id: userId })
+    .whereNull('revoked_at')
+    .update({ revoked_at: now });
   await removeUserGrants(trx, tenantId, userId);
 }

@@ -1,4 +1,12 @@
-import { deleteAgentRow, insertAgent, lockAgent, writeAgent, type Agent, type AgentChange, type AgentInput } from '../access/agents.js';
+import {
+  deleteAgentRow,
+  insertAgent,
+  lockAgent,
+  writeAgent,
+  type Agent,
+  type AgentChange,
+  type AgentInput,
+} from '../access/agents.js';
 import { isAdmin, requireAdmin, type Principal } from '../access/principal.js';
 import { recordEvents, type AuditInput } from '../audit/record.js';
 import type { Ctx } from '../context.js';
@@ -12,7 +20,12 @@ import { checkedName } from './workspace-checks.js';
  * bump), authorize, mutate, record the audit events, answer.
  */
 
-const agentFields = (a: Agent) => ({ name: a.name, description: a.description, accessType: a.accessType, createdBy: a.createdBy });
+const agentFields = (a: Agent) => ({
+  name: a.name,
+  description: a.description,
+  accessType: a.accessType,
+  createdBy: a.createdBy,
+});
 
 /** Registers an agent, optionally on behalf of a user who becomes its creator. Admins only. */
 export async function createAgent(db: Db, ctx: Ctx, p: Principal, input: AgentInput): Promise<Agent> {
@@ -20,10 +33,14 @@ export async function createAgent(db: Db, ctx: Ctx, p: Principal, input: AgentIn
   const name = checkedName(input.name, 'body.name');
   return db.tx(async (trx) => {
     if (input.createdBy && !(await trx('users').where({ tenant_id: ctx.tenantId, id: input.createdBy }).first())) {
-      throw new Unprocessable('unknown_user', `no user with id "${input.createdBy}" to be the creator`, { fields: [{ path: 'body.createdBy', message: 'names no user of this tenant' }] });
+      throw new Unprocessable('unknown_user', `no user with id "${input.createdBy}" to be the creator`, {
+        fields: [{ path: 'body.createdBy', message: 'names no user of this tenant' }],
+      });
     }
     const a = await insertAgent(trx, ctx.tenantId, { ...input, name }, ctx.now.getTime());
-    await recordEvents(trx, ctx, [{ event: 'agent.created', entity: agentEntity(a), before: null, after: agentFields(a) }]);
+    await recordEvents(trx, ctx, [
+      { event: 'agent.created', entity: agentEntity(a), before: null, after: agentFields(a) },
+    ]);
     return a;
   });
 }
@@ -37,17 +54,27 @@ export async function updateAgent(db: Db, ctx: Ctx, p: Principal, id: string, ch
   return db.tx(async (trx) => {
     const locked = await lockAgent(trx, ctx.tenantId, id, ctx.now.getTime());
     if (!isAdmin(p)) {
-      if (p.kind !== 'user' || locked.createdBy !== p.user.id) throw new Forbidden('not_allowed', `only admins and its creator may change agent "${locked.name}"`);
-      if (change.accessType !== undefined && change.accessType !== locked.accessType) requireAdmin(p, "change an agent's access type");
+      if (p.kind !== 'user' || locked.createdBy !== p.user.id)
+        throw new Forbidden('not_allowed', `only admins and its creator may change agent "${locked.name}"`);
+      if (change.accessType !== undefined && change.accessType !== locked.accessType)
+        requireAdmin(p, "change an agent's access type");
     }
     const next = await writeAgent(trx, locked, change);
     const events: AuditInput[] = [];
     if (next.name !== locked.name || next.description !== locked.description) {
-      const diff = (a: Agent) => ({ ...(next.name !== locked.name ? { name: a.name } : {}), ...(next.description !== locked.description ? { description: a.description } : {}) });
+      const diff = (a: Agent) => ({
+        ...(next.name !== locked.name ? { name: a.name } : {}),
+        ...(next.description !== locked.description ? { description: a.description } : {}),
+      });
       events.push({ event: 'agent.updated', entity: agentEntity(next), before: diff(locked), after: diff(next) });
     }
     if (next.accessType !== locked.accessType) {
-      events.push({ event: 'agent.access_type_changed', entity: agentEntity(next), before: { accessType: locked.accessType }, after: { accessType: next.accessType } });
+      events.push({
+        event: 'agent.access_type_changed',
+        entity: agentEntity(next),
+        before: { accessType: locked.accessType },
+        after: { accessType: next.accessType },
+      });
     }
     await recordEvents(trx, ctx, events);
     return next;
@@ -60,7 +87,12 @@ export async function deleteAgent(db: Db, ctx: Ctx, p: Principal, id: string): P
     const locked = await lockAgent(trx, ctx.tenantId, id, ctx.now.getTime());
     const removed = await deleteAgentRow(trx, ctx.tenantId, id);
     await recordEvents(trx, ctx, [
-      { event: 'agent.deleted', entity: agentEntity(locked), before: { ...agentFields(locked), grantCount: removed.grants, dataSourceCount: removed.dataSources }, after: null },
+      {
+        event: 'agent.deleted',
+        entity: agentEntity(locked),
+        before: { ...agentFields(locked), grantCount: removed.grants, dataSourceCount: removed.dataSources },
+        after: null,
+      },
     ]);
   });
 }

@@ -36,8 +36,18 @@ export interface KeyInput {
 export async function createApiKey(db: Db, ctx: Ctx, b: KeyInput) {
   return db.tx(async (trx) => {
     if (b.userId) await requireUser(trx, ctx.tenantId, b.userId);
-    const issued = await issueToken(trx, ctx.tenantId, { kind: b.kind, name: b.name, expiresInMs: b.expiresInMs, userId: b.userId }, ctx.now.getTime());
-    await recordEvent(trx, ctx, { event: 'token.created', entity: entity(issued), before: null, after: { ...presentKey(issued) } });
+    const issued = await issueToken(
+      trx,
+      ctx.tenantId,
+      { kind: b.kind, name: b.name, expiresInMs: b.expiresInMs, userId: b.userId },
+      ctx.now.getTime(),
+    );
+    await recordEvent(trx, ctx, {
+      event: 'token.created',
+      entity: entity(issued),
+      before: null,
+      after: { ...presentKey(issued) },
+    });
     return issued;
   });
 }
@@ -48,7 +58,12 @@ export async function revokeApiKey(db: Db, ctx: Ctx, id: string): Promise<TokenR
     const before = (await listTokens(trx, ctx.tenantId)).find((k) => k.id === id);
     const revoked = await revokeToken(trx, ctx.tenantId, id, ctx.now.getTime());
     if (before && before.revokedAt === null) {
-      await recordEvent(trx, ctx, { event: 'token.revoked', entity: entity(revoked), before: { revokedAt: null }, after: { revokedAt: iso(revoked.revokedAt) } });
+      await recordEvent(trx, ctx, {
+        event: 'token.revoked',
+        entity: entity(revoked),
+        before: { revokedAt: null },
+        after: { revokedAt: iso(revoked.revokedAt) },
+      });
     }
     return revoked;
   });

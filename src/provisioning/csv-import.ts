@@ -16,7 +16,16 @@ import type { Db } from '../db/knex.js';
 import { inChunks, insertChunked } from '../db/batch.js';
 import { newId } from '../db/ids.js';
 import { InvalidInput, TooLarge, Unprocessable } from '../errors.js';
-import { dropJobRows, enqueueJob, JobFailed, readJobRows, registerJobKind, stageJobRows, type Job, type JobKind } from '../jobs/index.js';
+import {
+  dropJobRows,
+  enqueueJob,
+  JobFailed,
+  readJobRows,
+  registerJobKind,
+  stageJobRows,
+  type Job,
+  type JobKind,
+} from '../jobs/index.js';
 import { caseMappedKey } from '../directory/model/value-key.js';
 
 /**
@@ -69,16 +78,23 @@ async function* chunks(input: Readable, kind: ImportKind, maxBytes: number): Asy
     bytes += b.length;
     if (bytes > maxBytes) input.destroy(new TooLarge('import_too_large', `the CSV file exceeds ${maxBytes} bytes`));
   });
-  const parser = input.pipe(parse({ bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }));
+  const parser = input.pipe(
+    parse({ bom: true, trim: true, skip_empty_lines: true, relax_column_count: true, info: true }),
+  );
   input.on('error', (err) => parser.destroy(err));
   let header: string[] | null = null;
   let batch: Line[] = [];
   for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
     if (!header) {
       header = record.map((h) => h.toLowerCase().replace(/[^a-z]/g, ''));
-      const missing = COLUMNS[kind].filter((c) => !header!.includes(c) && !(kind === 'agent-grants' && (c === 'startdate' || c === 'enddate')));
+      const missing = COLUMNS[kind].filter(
+        (c) => !header!.includes(c) && !(kind === 'agent-grants' && (c === 'startdate' || c === 'enddate')),
+      );
       if (missing.length) {
-        throw new InvalidInput('bad_csv_header', `line 1: the header must name the columns ${COLUMNS[kind].join(', ')} (missing: ${missing.join(', ')})`);
+        throw new InvalidInput(
+          'bad_csv_header',
+          `line 1: the header must name the columns ${COLUMNS[kind].join(', ')} (missing: ${missing.join(', ')})`,
+        );
       }
       continue;
     }
@@ -96,16 +112,29 @@ async function* chunks(input: Readable, kind: ImportKind, maxBytes: number): Asy
 
 async function groupsByName(trx: Knex, tenantId: string) {
   const rows = await trx('local_groups').where({ tenant_id: tenantId }).select('id', 'name', 'name_key', 'status');
-  return new Map(rows.map((r: Record<string, unknown>) => [String(r.name_key), { id: String(r.id), name: String(r.name), active: r.status === 'active' }]));
+  return new Map(
+    rows.map((r: Record<string, unknown>) => [
+      String(r.name_key),
+      { id: String(r.id), name: String(r.name), active: r.status === 'active' },
+    ]),
+  );
 }
 
-async function importMembers(trx: Knex, ctx: Ctx, lines: Line[], report: ImportReport, groups: Awaited<ReturnType<typeof groupsByName>>, apply: boolean): Promise<void> {
+async function importMembers(
+  trx: Knex,
+  ctx: Ctx,
+  lines: Line[],
+  report: ImportReport,
+  groups: Awaited<ReturnType<typeof groupsByName>>,
+  apply: boolean,
+): Promise<void> {
   const emails = [...new Set(lines.map((l) => caseMappedKey(l.cells.email ?? '')).filter(Boolean))];
   const users = new Map(
-    (await inChunks(trx, emails, (part) => trx('users').where({ tenant_id: ctx.tenantId }).whereIn('email_key', part).select('id', 'email', 'email_key'))).map((u: Record<string, unknown>) => [
-      String(u.email_key),
-      { id: String(u.id), email: String(u.email) },
-    ]),
+    (
+      await inChunks(trx, emails, (part) =>
+        trx('users').where({ tenant_id: ctx.tenantId }).whereIn('email_key', part).select('id', 'email', 'email_key'),
+      )
+    ).map((u: Record<string, unknown>) => [String(u.email_key), { id: String(u.id), email: String(u.email) }]),
   );
   const emailOf = new Map([...users.values()].map((u) => [u.id, u.email]));
   const byGroup = new Map<string, Set<string>>();
@@ -115,7 +144,13 @@ async function importMembers(trx: Knex, ctx: Ctx, lines: Line[], report: ImportR
     const user = users.get(caseMappedKey(email));
     const problems = [
       !email ? 'Email is empty' : !user ? `no user with email ${email}` : '',
-      !l.cells.group ? 'Group is empty' : !group ? `no group named "${l.cells.group}"` : !group.active ? `group "${group.name}" is archived` : '',
+      !l.cells.group
+        ? 'Group is empty'
+        : !group
+          ? `no group named "${l.cells.group}"`
+          : !group.active
+            ? `group "${group.name}" is archived`
+            : '',
     ].filter(Boolean);
     if (problems.length) {
       fail(report, l.line, problems.join('; '));
@@ -136,31 +171,59 @@ async function importMembers(trx: Knex, ctx: Ctx, lines: Line[], report: ImportR
     if (!apply || !fresh.length) continue;
     await putManualMembers(trx, ctx.tenantId, groupId, fresh, [], 'member', ctx.now.getTime());
     const name = [...groups.values()].find((g) => g.id === groupId)?.name ?? null;
-    for (const userId of fresh) events.push({ event: 'group.member_added', entity: { type: 'group', id: groupId, name }, before: null, after: { userId, email: emailOf.get(userId) ?? null, role: 'member', via: 'csv_import' } });
+    for (const userId of fresh)
+      events.push({
+        event: 'group.member_added',
+        entity: { type: 'group', id: groupId, name },
+        before: null,
+        after: { userId, email: emailOf.get(userId) ?? null, role: 'member', via: 'csv_import' },
+      });
   }
   await recordEvents(trx, ctx, events);
 }
 
-const PERMISSIONS: Record<string, 'view_use' | 'edit'> = { view_and_use: 'view_use', view_use: 'view_use', edit: 'edit' };
+const PERMISSIONS: Record<string, 'view_use' | 'edit'> = {
+  view_and_use: 'view_use',
+  view_use: 'view_use',
+  edit: 'edit',
+};
 
-async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportReport, timeZone: string, apply: boolean): Promise<void> {
+async function importGrants(
+  trx: Knex,
+  ctx: Ctx,
+  lines: Line[],
+  report: ImportReport,
+  timeZone: string,
+  apply: boolean,
+): Promise<void> {
   const agentIds = [...new Set(lines.map((l) => l.cells.agentid ?? '').filter(Boolean))];
   const groupIds = [...new Set(lines.map((l) => l.cells.groupid ?? '').filter(Boolean))];
   const agents = new Map(
-    (await inChunks(trx, agentIds, (part) => trx('agents').where({ tenant_id: ctx.tenantId }).whereIn('id', part).select('id', 'name', 'access_type'))).map((a: Record<string, unknown>) => [
+    (
+      await inChunks(trx, agentIds, (part) =>
+        trx('agents').where({ tenant_id: ctx.tenantId }).whereIn('id', part).select('id', 'name', 'access_type'),
+      )
+    ).map((a: Record<string, unknown>) => [
       String(a.id),
       { name: String(a.name), private: a.access_type === 'private' },
     ]),
   );
   const groups = new Map(
-    (await inChunks(trx, groupIds, (part) => trx('local_groups').where({ tenant_id: ctx.tenantId }).whereIn('id', part).select('id', 'name', 'status'))).map((g: Record<string, unknown>) => [
-      String(g.id),
-      { name: String(g.name), active: g.status === 'active' },
-    ]),
+    (
+      await inChunks(trx, groupIds, (part) =>
+        trx('local_groups').where({ tenant_id: ctx.tenantId }).whereIn('id', part).select('id', 'name', 'status'),
+      )
+    ).map((g: Record<string, unknown>) => [String(g.id), { name: String(g.name), active: g.status === 'active' }]),
   );
   // Identical manual grants present now (earlier chunks of this import included), so a re-run adds nothing.
   const present = new Set(
-    (await inChunks(trx, agentIds, (part) => trx('agent_grants').where({ tenant_id: ctx.tenantId, subject_type: 'group', rule_id: '' }).whereIn('agent_id', part))).map((g: Record<string, unknown>) =>
+    (
+      await inChunks(trx, agentIds, (part) =>
+        trx('agent_grants')
+          .where({ tenant_id: ctx.tenantId, subject_type: 'group', rule_id: '' })
+          .whereIn('agent_id', part),
+      )
+    ).map((g: Record<string, unknown>) =>
       [g.agent_id, g.subject_id, g.permission, g.start_date ?? '', g.end_date ?? '', g.time_zone].join('|'),
     ),
   );
@@ -174,8 +237,20 @@ async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportRe
     const given = c.timezone || timeZone;
     const zone = resolveTimeZone(given);
     const problems = [
-      !c.agentid ? 'AgentId is empty' : !agent ? `no agent "${c.agentid}"` : agent.private ? `agent "${agent.name}" is private: grants are refused` : '',
-      !c.groupid ? 'GroupId is empty' : !group ? `no group "${c.groupid}"` : !group.active ? `group "${group.name}" is archived` : '',
+      !c.agentid
+        ? 'AgentId is empty'
+        : !agent
+          ? `no agent "${c.agentid}"`
+          : agent.private
+            ? `agent "${agent.name}" is private: grants are refused`
+            : '',
+      !c.groupid
+        ? 'GroupId is empty'
+        : !group
+          ? `no group "${c.groupid}"`
+          : !group.active
+            ? `group "${group.name}" is archived`
+            : '',
       !permission ? `Permission must be VIEW_AND_USE or EDIT, got "${c.permission ?? ''}"` : '',
       c.startdate && !isValidDate(c.startdate) ? `StartDate "${c.startdate}" is not a date YYYY-MM-DD` : '',
       c.enddate && !isValidDate(c.enddate) ? `EndDate "${c.enddate}" is not a date YYYY-MM-DD` : '',
@@ -212,7 +287,17 @@ async function importGrants(trx: Knex, ctx: Ctx, lines: Line[], report: ImportRe
       event: 'agent.grant_created',
       entity: { type: 'agent', id: String(c.agentid), name: agent!.name },
       before: null,
-      after: { agentId: c.agentid, agentName: agent!.name, groupId: c.groupid, groupName: group!.name, permission, startDate: row.start_date, endDate: row.end_date, timeZone: zone!, via: 'csv_import' },
+      after: {
+        agentId: c.agentid,
+        agentName: agent!.name,
+        groupId: c.groupid,
+        groupName: group!.name,
+        permission,
+        startDate: row.start_date,
+        endDate: row.end_date,
+        timeZone: zone!,
+        via: 'csv_import',
+      },
     });
   }
   if (report.errorCount || !apply) return;
@@ -238,7 +323,8 @@ async function spool(input: Readable, kind: ImportKind, maxBytes: number, file: 
   try {
     for await (const lines of chunks(input, kind, maxBytes)) {
       rows += lines.length;
-      if (!out.write(`${lines.map((l) => JSON.stringify([l.line, l.cells])).join('\n')}\n`)) await Promise.race([once(out, 'drain'), failed]);
+      if (!out.write(`${lines.map((l) => JSON.stringify([l.line, l.cells])).join('\n')}\n`))
+        await Promise.race([once(out, 'drain'), failed]);
     }
   } finally {
     await Promise.race([new Promise<void>((resolve) => out.end(resolve)), failed]);
@@ -266,7 +352,14 @@ async function* spooled(file: string): AsyncGenerator<Line[]> {
  * runs in the caller's transaction and, once a row is bad, applies nothing more (the caller
  * rolls back) while still checking the rest, to report every bad row.
  */
-async function importBatches(runner: Knex, ctx: Ctx, kind: ImportKind, batches: AsyncIterable<Line[]>, report: ImportReport, apply: boolean): Promise<void> {
+async function importBatches(
+  runner: Knex,
+  ctx: Ctx,
+  kind: ImportKind,
+  batches: AsyncIterable<Line[]>,
+  report: ImportReport,
+  apply: boolean,
+): Promise<void> {
   const tenant = await runner('tenants').where({ id: ctx.tenantId }).select('time_zone').first();
   const groups = kind === 'group-members' ? await groupsByName(runner, ctx.tenantId) : new Map();
   for await (const lines of batches) {
@@ -278,7 +371,9 @@ async function importBatches(runner: Knex, ctx: Ctx, kind: ImportKind, batches: 
 }
 
 function rejected(report: ImportReport): Unprocessable {
-  return new Unprocessable('import_rejected', `${report.errorCount} bad row(s): nothing was applied`, { details: { report } });
+  return new Unprocessable('import_rejected', `${report.errorCount} bad row(s): nothing was applied`, {
+    details: { report },
+  });
 }
 
 /**

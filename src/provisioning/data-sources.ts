@@ -30,14 +30,24 @@ export interface DataSourceBody {
 /** groupIds are required with access `groups` and refused with `all_agent_users`. */
 function checkRestriction(access: DataSourceAccess, groupIds: string[]): void {
   if (access === 'groups' && !groupIds.length) {
-    throw new InvalidInput('groups_required', 'a data source restricted to groups needs at least one group', { fields: [{ path: 'body.groupIds', message: 'is required when access is groups' }] });
+    throw new InvalidInput('groups_required', 'a data source restricted to groups needs at least one group', {
+      fields: [{ path: 'body.groupIds', message: 'is required when access is groups' }],
+    });
   }
   if (access === 'all_agent_users' && groupIds.length) {
-    throw new InvalidInput('groups_not_allowed', 'a data source open to all agent users names no groups', { fields: [{ path: 'body.groupIds', message: 'is allowed only when access is groups' }] });
+    throw new InvalidInput('groups_not_allowed', 'a data source open to all agent users names no groups', {
+      fields: [{ path: 'body.groupIds', message: 'is allowed only when access is groups' }],
+    });
   }
 }
 
-export async function createDataSource(db: Db, ctx: Ctx, p: Principal, agentId: string, body: Required<Pick<DataSourceBody, 'name' | 'access'>> & DataSourceBody): Promise<DataSource> {
+export async function createDataSource(
+  db: Db,
+  ctx: Ctx,
+  p: Principal,
+  agentId: string,
+  body: Required<Pick<DataSourceBody, 'name' | 'access'>> & DataSourceBody,
+): Promise<DataSource> {
   requireAdmin(p, "manage an agent's data sources");
   const name = checkedName(body.name, 'body.name');
   const groupIds = [...new Set(body.groupIds ?? [])];
@@ -45,15 +55,35 @@ export async function createDataSource(db: Db, ctx: Ctx, p: Principal, agentId: 
   return db.tx(async (trx) => {
     const agent = await lockAgent(trx, ctx.tenantId, agentId, ctx.now.getTime());
     const groups = await activeGroups(trx, ctx.tenantId, groupIds, 'body.groupIds');
-    const ds = await insertDataSource(trx, ctx.tenantId, agentId, { name, access: body.access, groupIds }, ctx.now.getTime());
+    const ds = await insertDataSource(
+      trx,
+      ctx.tenantId,
+      agentId,
+      { name, access: body.access, groupIds },
+      ctx.now.getTime(),
+    );
     const names = new Map([...groups].map(([id, g]) => [id, g.name]));
-    await recordEvents(trx, ctx, [{ event: 'agent.data_sources_changed', entity: agentEntity(agent), before: null, after: { dataSource: sourceAudit(ds, names) } }]);
+    await recordEvents(trx, ctx, [
+      {
+        event: 'agent.data_sources_changed',
+        entity: agentEntity(agent),
+        before: null,
+        after: { dataSource: sourceAudit(ds, names) },
+      },
+    ]);
     return ds;
   });
 }
 
 /** Changes a source's name or restriction; groups newly named must exist and be active. */
-export async function updateDataSource(db: Db, ctx: Ctx, p: Principal, agentId: string, id: string, body: DataSourceBody): Promise<DataSource> {
+export async function updateDataSource(
+  db: Db,
+  ctx: Ctx,
+  p: Principal,
+  agentId: string,
+  id: string,
+  body: DataSourceBody,
+): Promise<DataSource> {
   requireAdmin(p, "manage an agent's data sources");
   if (body.name !== undefined) checkedName(body.name, 'body.name');
   return db.tx(async (trx) => {
@@ -74,7 +104,14 @@ export async function updateDataSource(db: Db, ctx: Ctx, p: Principal, agentId: 
     const before = sourceAudit(ds, names);
     const after = sourceAudit(next, names);
     if (JSON.stringify(before) !== JSON.stringify(after)) {
-      await recordEvents(trx, ctx, [{ event: 'agent.data_sources_changed', entity: agentEntity(agent), before: { dataSource: before }, after: { dataSource: after } }]);
+      await recordEvents(trx, ctx, [
+        {
+          event: 'agent.data_sources_changed',
+          entity: agentEntity(agent),
+          before: { dataSource: before },
+          after: { dataSource: after },
+        },
+      ]);
     }
     return next;
   });
@@ -87,6 +124,13 @@ export async function deleteDataSource(db: Db, ctx: Ctx, p: Principal, agentId: 
     const ds = await requireDataSource(trx, ctx.tenantId, agentId, id);
     const names = await groupNames(trx, ctx.tenantId, ds.groupIds);
     await deleteDataSourceRow(trx, ctx.tenantId, id);
-    await recordEvents(trx, ctx, [{ event: 'agent.data_sources_changed', entity: agentEntity(agent), before: { dataSource: sourceAudit(ds, names) }, after: null }]);
+    await recordEvents(trx, ctx, [
+      {
+        event: 'agent.data_sources_changed',
+        entity: agentEntity(agent),
+        before: { dataSource: sourceAudit(ds, names) },
+        after: null,
+      },
+    ]);
   });
 }

@@ -42,7 +42,11 @@ export interface GrantInput {
 
 function manualOnly(g: Grant): void {
   if (!isManual(g)) {
-    throw new Conflict('rule_grant', `grant "${g.id}" comes from mapping rule "${g.ruleId}"; change the rule or the IdP group instead`, { details: { ruleId: g.ruleId, idpGroupId: g.idpGroupId } });
+    throw new Conflict(
+      'rule_grant',
+      `grant "${g.id}" comes from mapping rule "${g.ruleId}"; change the rule or the IdP group instead`,
+      { details: { ruleId: g.ruleId, idpGroupId: g.idpGroupId } },
+    );
   }
 }
 
@@ -65,14 +69,22 @@ export async function createGrant(db: Db, ctx: Ctx, p: Principal, agentId: strin
       timeZone: input.timeZone ?? (await getTenant(trx, ctx.tenantId)).timeZone,
     });
     if (agent.accessType === 'private') {
-      throw new Unprocessable('private_agent', `agent "${agent.name}" is private (its creator and admins only) and takes no grants; change its access type first`);
+      throw new Unprocessable(
+        'private_agent',
+        `agent "${agent.name}" is private (its creator and admins only) and takes no grants; change its access type first`,
+      );
     }
     let name: string | null;
     if (input.groupId !== undefined) {
       name = (await activeGroups(trx, ctx.tenantId, [input.groupId], 'body.groupId')).get(input.groupId)!.name;
     } else {
-      const user = await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: input.userId }).select('email')).first();
-      if (!user) throw new Unprocessable('unknown_user', `no user with id "${input.userId}"`, { fields: [{ path: 'body.userId', message: 'names no user of this tenant' }] });
+      const user = await currentRead(
+        trx('users').where({ tenant_id: ctx.tenantId, id: input.userId }).select('email'),
+      ).first();
+      if (!user)
+        throw new Unprocessable('unknown_user', `no user with id "${input.userId}"`, {
+          fields: [{ path: 'body.userId', message: 'names no user of this tenant' }],
+        });
       name = (user.email as string | null) ?? null;
     }
     const wanted = {
@@ -83,9 +95,19 @@ export async function createGrant(db: Db, ctx: Ctx, p: Principal, agentId: strin
       ...window,
     };
     const same = await findManualGrant(trx, ctx.tenantId, wanted);
-    if (same) throw new Conflict('grant_exists', `agent "${agent.name}" already has this grant (${same.id})`, { details: { grantId: same.id } });
+    if (same)
+      throw new Conflict('grant_exists', `agent "${agent.name}" already has this grant (${same.id})`, {
+        details: { grantId: same.id },
+      });
     const g = await insertManualGrant(trx, ctx.tenantId, wanted, ctx.now.getTime());
-    await recordEvents(trx, ctx, [{ event: 'agent.grant_created', entity: agentEntity(agent), before: null, after: grantAudit(g, agent.name, name) }]);
+    await recordEvents(trx, ctx, [
+      {
+        event: 'agent.grant_created',
+        entity: agentEntity(agent),
+        before: null,
+        after: grantAudit(g, agent.name, name),
+      },
+    ]);
     return g;
   });
 }
@@ -98,7 +120,14 @@ export interface GrantChange {
 }
 
 /** Changes a manual grant's level or window; a rule's grant is the rule's to change (409). */
-export async function updateGrant(db: Db, ctx: Ctx, p: Principal, agentId: string, grantId: string, change: GrantChange): Promise<Grant> {
+export async function updateGrant(
+  db: Db,
+  ctx: Ctx,
+  p: Principal,
+  agentId: string,
+  grantId: string,
+  change: GrantChange,
+): Promise<Grant> {
   requireAdmin(p, "manage an agent's permissions");
   return db.tx(async (trx) => {
     const agent = await lockAgent(trx, ctx.tenantId, agentId, ctx.now.getTime());
@@ -112,7 +141,14 @@ export async function updateGrant(db: Db, ctx: Ctx, p: Principal, agentId: strin
     const next = await writeGrant(trx, g, { permission: change.permission ?? g.permission, ...window });
     const name = await subjectName(trx, ctx.tenantId, g);
     if (JSON.stringify(grantAudit(g, agent.name, name)) !== JSON.stringify(grantAudit(next, agent.name, name))) {
-      await recordEvents(trx, ctx, [{ event: 'agent.grant_changed', entity: agentEntity(agent), before: grantAudit(g, agent.name, name), after: grantAudit(next, agent.name, name) }]);
+      await recordEvents(trx, ctx, [
+        {
+          event: 'agent.grant_changed',
+          entity: agentEntity(agent),
+          before: grantAudit(g, agent.name, name),
+          after: grantAudit(next, agent.name, name),
+        },
+      ]);
     }
     return next;
   });
@@ -125,6 +161,13 @@ export async function deleteGrant(db: Db, ctx: Ctx, p: Principal, agentId: strin
     const g = await requireGrant(trx, ctx.tenantId, agentId, grantId);
     manualOnly(g);
     await deleteGrantRow(trx, ctx.tenantId, grantId);
-    await recordEvents(trx, ctx, [{ event: 'agent.grant_removed', entity: agentEntity(agent), before: grantAudit(g, agent.name, await subjectName(trx, ctx.tenantId, g)), after: null }]);
+    await recordEvents(trx, ctx, [
+      {
+        event: 'agent.grant_removed',
+        entity: agentEntity(agent),
+        before: grantAudit(g, agent.name, await subjectName(trx, ctx.tenantId, g)),
+        after: null,
+      },
+    ]);
   });
 }

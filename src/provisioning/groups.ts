@@ -31,28 +31,50 @@ import { checkedName, quoted } from './workspace-checks.js';
  * transaction: lock (version bump), authorize, mutate, record the audit events, answer.
  */
 
-const groupFields = (g: LocalGroup) => ({ name: g.name, description: g.description, parentId: g.parentId, status: g.status });
+const groupFields = (g: LocalGroup) => ({
+  name: g.name,
+  description: g.description,
+  parentId: g.parentId,
+  status: g.status,
+});
 
 async function existingParent(trx: Knex, tenantId: string, parentId: string): Promise<void> {
   if (!(await currentGroups(trx, tenantId, [parentId])).size) {
-    throw new Unprocessable('unknown_group', `no group with id "${parentId}" to be the parent`, { fields: [{ path: 'body.parentId', message: 'names no group of this tenant' }] });
+    throw new Unprocessable('unknown_group', `no group with id "${parentId}" to be the parent`, {
+      fields: [{ path: 'body.parentId', message: 'names no group of this tenant' }],
+    });
   }
 }
 
-export async function createGroup(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, input: GroupInput): Promise<LocalGroup> {
+export async function createGroup(
+  db: Db,
+  catalogue: Area[],
+  ctx: Ctx,
+  p: Principal,
+  input: GroupInput,
+): Promise<LocalGroup> {
   requireUserManager(p, catalogue, 'create groups');
   const name = checkedName(input.name, 'body.name');
   return db.tx(async (trx) => {
     if (input.parentId) await existingParent(trx, ctx.tenantId, input.parentId);
     await assertMayShapeGroup(trx, p, ctx.tenantId, null, { parentId: input.parentId ?? null });
     const g = await insertLocalGroup(trx, ctx.tenantId, { ...input, name }, ctx.now.getTime());
-    await recordEvents(trx, ctx, [{ event: 'group.created', entity: groupEntity(g), before: null, after: groupFields(g) }]);
+    await recordEvents(trx, ctx, [
+      { event: 'group.created', entity: groupEntity(g), before: null, after: groupFields(g) },
+    ]);
     return g;
   });
 }
 
 /** Renames, re-describes, moves (refusing cycles) or archives a group. */
-export async function updateGroup(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string, change: GroupChange): Promise<LocalGroup> {
+export async function updateGroup(
+  db: Db,
+  catalogue: Area[],
+  ctx: Ctx,
+  p: Principal,
+  id: string,
+  change: GroupChange,
+): Promise<LocalGroup> {
   requireUserManager(p, catalogue, 'change groups');
   if (change.name !== undefined) checkedName(change.name, 'body.name');
   return db.tx(async (trx) => {
@@ -68,7 +90,9 @@ export async function updateGroup(db: Db, catalogue: Area[], ctx: Ctx, p: Princi
     const changed = (Object.keys(is) as (keyof typeof is)[]).filter((k) => was[k] !== is[k]);
     if (changed.length) {
       const pick = (f: typeof is) => Object.fromEntries(changed.map((k) => [k, f[k]]));
-      await recordEvents(trx, ctx, [{ event: 'group.updated', entity: groupEntity(next), before: pick(was), after: pick(is) }]);
+      await recordEvents(trx, ctx, [
+        { event: 'group.updated', entity: groupEntity(next), before: pick(was), after: pick(is) },
+      ]);
     }
     return next;
   });
@@ -85,18 +109,41 @@ export async function deleteGroup(db: Db, catalogue: Area[], ctx: Ctx, p: Princi
     const locked = await lockLocalGroup(trx, ctx.tenantId, id, ctx.now.getTime());
     const children = await childGroups(trx, ctx.tenantId, id);
     if (children.length) {
-      throw new Conflict('group_has_children', `group "${locked.name}" has child groups ${quoted(children.map((c) => c.name))}; move or delete them first`, { details: { children } });
+      throw new Conflict(
+        'group_has_children',
+        `group "${locked.name}" has child groups ${quoted(children.map((c) => c.name))}; move or delete them first`,
+        { details: { children } },
+      );
     }
     const memberCount = (await memberCounts(trx, ctx.tenantId, [id])).get(id) ?? 0;
     const grants = await removeGroupGrants(trx, ctx.tenantId, id);
     const sources = await removeGroupFromDataSources(trx, ctx.tenantId, id);
-    const agents = await agentNames(trx, ctx.tenantId, [...grants.map((g) => g.agentId), ...sources.map((s) => s.agentId)]);
-    const names = await groupNames(trx, ctx.tenantId, sources.flatMap((s) => s.groupIds));
+    const agents = await agentNames(trx, ctx.tenantId, [
+      ...grants.map((g) => g.agentId),
+      ...sources.map((s) => s.agentId),
+    ]);
+    const names = await groupNames(
+      trx,
+      ctx.tenantId,
+      sources.flatMap((s) => s.groupIds),
+    );
     await deleteLocalGroupRow(trx, ctx.tenantId, id);
-    const events: AuditInput[] = [{ event: 'group.deleted', entity: groupEntity(locked), before: { ...groupFields(locked), memberCount }, after: null }];
+    const events: AuditInput[] = [
+      {
+        event: 'group.deleted',
+        entity: groupEntity(locked),
+        before: { ...groupFields(locked), memberCount },
+        after: null,
+      },
+    ];
     for (const g of grants) {
       const agent = { id: g.agentId, name: agents.get(g.agentId) ?? g.agentId };
-      events.push({ event: 'agent.grant_removed', entity: agentEntity(agent), before: grantAudit(g, agent.name, locked.name), after: null });
+      events.push({
+        event: 'agent.grant_removed',
+        entity: agentEntity(agent),
+        before: grantAudit(g, agent.name, locked.name),
+        after: null,
+      });
     }
     for (const s of sources) {
       events.push({

@@ -3,14 +3,27 @@ import type { Knex } from 'knex';
 import type { Area } from '../access/catalogue.js';
 import { checkInheritance } from '../access/effective.js';
 import type { AreaSettings } from '../access/levels.js';
-import { assertMayAssignRole, assertMayChangeUser, assertMayGrantCrm, assertWithinOwn, wouldHold } from '../access/policies.js';
+import {
+  assertMayAssignRole,
+  assertMayChangeUser,
+  assertMayGrantCrm,
+  assertWithinOwn,
+  wouldHold,
+} from '../access/policies.js';
 import { requireUserManager, type Principal } from '../access/principal.js';
 import { requireTemplate } from '../access/templates.js';
 import { putOwnSettings } from '../access/user-settings.js';
 import { recordEvent } from '../audit/record.js';
 import type { Ctx } from '../context.js';
 import type { Db } from '../db/knex.js';
-import { findUserByEmail, insertUser, lockUser, requireUser, writeAccountFields, type User } from '../directory/users.js';
+import {
+  findUserByEmail,
+  insertUser,
+  lockUser,
+  requireUser,
+  writeAccountFields,
+  type User,
+} from '../directory/users.js';
 import { Conflict, InvalidInput, NotFound, Unprocessable } from '../errors.js';
 import { enqueueMail } from '../mail/outbox.js';
 import { getTenant } from '../tenants/store.js';
@@ -50,17 +63,32 @@ export function invitationLink(publicBaseUrl: string, token: string): string {
   return `${publicBaseUrl}/invite/${encodeURIComponent(token)}`;
 }
 
-async function issueInvitationMail(trx: Knex, s: InvitationSettings, ctx: Ctx, user: User, now: number): Promise<number> {
+async function issueInvitationMail(
+  trx: Knex,
+  s: InvitationSettings,
+  ctx: Ctx,
+  user: User,
+  now: number,
+): Promise<number> {
   const token = INVITE_PREFIX + randomBytes(32).toString('base64url');
   const expiresAt = now + s.inviteTtlMs;
   // One live invitation per user: a resend overwrites the hash, so the old link stops working.
-  const updated = await trx('invitations').where({ tenant_id: ctx.tenantId, user_id: user.id }).update({
-    token_hash: hashToken(token),
-    expires_at: expiresAt,
-    sends: trx.raw('sends + 1'),
-  });
+  const updated = await trx('invitations')
+    .where({ tenant_id: ctx.tenantId, user_id: user.id })
+    .update({
+      token_hash: hashToken(token),
+      expires_at: expiresAt,
+      sends: trx.raw('sends + 1'),
+    });
   if (updated === 0) {
-    await trx('invitations').insert({ tenant_id: ctx.tenantId, user_id: user.id, token_hash: hashToken(token), expires_at: expiresAt, created_at: now, sends: 1 });
+    await trx('invitations').insert({
+      tenant_id: ctx.tenantId,
+      user_id: user.id,
+      token_hash: hashToken(token),
+      expires_at: expiresAt,
+      created_at: now,
+      sends: 1,
+    });
   }
   const tenant = await getTenant(trx, ctx.tenantId);
   const link = invitationLink(s.publicBaseUrl, token);
@@ -89,10 +117,18 @@ async function issueInvitationMail(trx: Knex, s: InvitationSettings, ctx: Ctx, u
  * Invites a person: the user appears as invited and holds a seat from now on, with the role,
  * template, CRM access and area settings given; the mail goes out after commit.
  */
-export async function inviteUser(s: InvitationSettings, ctx: Ctx, p: Principal, input: InviteInput): Promise<Invitation> {
+export async function inviteUser(
+  s: InvitationSettings,
+  ctx: Ctx,
+  p: Principal,
+  input: InviteInput,
+): Promise<Invitation> {
   requireUserManager(p, s.catalogue, 'invite users');
   const email = input.email.trim();
-  if (!EMAIL.test(email)) throw new InvalidInput('invalid_email', `"${input.email}" is not an email address`, { fields: [{ path: 'body.email', message: 'is not an email address' }] });
+  if (!EMAIL.test(email))
+    throw new InvalidInput('invalid_email', `"${input.email}" is not an email address`, {
+      fields: [{ path: 'body.email', message: 'is not an email address' }],
+    });
   assertMayAssignRole(p, input.role);
   const crmAccess = input.role === 'admin' ? true : (input.crmAccess ?? false);
   if (input.role === 'admin' && input.crmAccess === false) {
@@ -104,7 +140,8 @@ export async function inviteUser(s: InvitationSettings, ctx: Ctx, p: Principal, 
     const template = input.templateId ? await templateFor(trx, ctx.tenantId, input.templateId) : null;
     checkInheritance(s.catalogue, areas, wouldHold(s.catalogue, {}, template));
     assertWithinOwn(p, wouldHold(s.catalogue, areas, template));
-    if (await findUserByEmail(trx, ctx.tenantId, email)) throw new Conflict('email_taken', `${email} already belongs to a user of this tenant`);
+    if (await findUserByEmail(trx, ctx.tenantId, email))
+      throw new Conflict('email_taken', `${email} already belongs to a user of this tenant`);
     await takeSeat(trx, ctx.tenantId);
     const now = ctx.now.getTime();
     const user = await insertUser(
@@ -120,7 +157,8 @@ export async function inviteUser(s: InvitationSettings, ctx: Ctx, p: Principal, 
       },
       now,
     ).catch((err: unknown) => {
-      if (err instanceof Conflict) throw new Conflict('email_taken', `${email} already belongs to a user of this tenant`, { cause: err });
+      if (err instanceof Conflict)
+        throw new Conflict('email_taken', `${email} already belongs to a user of this tenant`, { cause: err });
       throw err;
     });
     await putOwnSettings(trx, ctx.tenantId, user.id, areas, now);
@@ -139,21 +177,35 @@ async function templateFor(trx: Knex, tenantId: string, id: string) {
   try {
     return await requireTemplate(trx, tenantId, id);
   } catch (err) {
-    if (err instanceof NotFound) throw new Unprocessable('unknown_template', `no role template with id "${id}"`, { fields: [{ path: 'body.templateId', message: 'is not a role template of this tenant' }] });
+    if (err instanceof NotFound)
+      throw new Unprocessable('unknown_template', `no role template with id "${id}"`, {
+        fields: [{ path: 'body.templateId', message: 'is not a role template of this tenant' }],
+      });
     throw err;
   }
 }
 
 /** A fresh link for a pending invitation; the previous one stops working. */
-export async function resendInvitation(s: InvitationSettings, ctx: Ctx, p: Principal, userId: string): Promise<Invitation> {
+export async function resendInvitation(
+  s: InvitationSettings,
+  ctx: Ctx,
+  p: Principal,
+  userId: string,
+): Promise<Invitation> {
   requireUserManager(p, s.catalogue, 'resend invitations');
   return s.db.tx(async (trx) => {
     const user = await lockUser(trx, ctx.tenantId, userId, ctx.now.getTime());
     // A new link voids the old one: a member may not do that to an invited admin.
     assertMayChangeUser(p, s.catalogue, user, 'resend the invitation');
-    if (user.status !== 'invited') throw new Conflict('not_invited', `${user.email ?? user.userName} is ${user.status}, not invited`);
+    if (user.status !== 'invited')
+      throw new Conflict('not_invited', `${user.email ?? user.userName} is ${user.status}, not invited`);
     const expiresAt = await issueInvitationMail(trx, s, ctx, user, ctx.now.getTime());
-    await recordEvent(trx, ctx, { event: 'user.invitation_resent', entity: entity(user), before: null, after: { expiresAt: new Date(expiresAt).toISOString() } });
+    await recordEvent(trx, ctx, {
+      event: 'user.invitation_resent',
+      entity: entity(user),
+      before: null,
+      after: { expiresAt: new Date(expiresAt).toISOString() },
+    });
     return { user, expiresAt };
   });
 }
@@ -164,12 +216,22 @@ export interface PendingInvitation {
   expiresAt: number;
 }
 
-async function findInvitation(trx: Knex, token: string, now: number): Promise<PendingInvitation & { tenantId: string }> {
-  const row = await trx('invitations').where({ token_hash: hashToken(token) }).first();
-  if (!row) throw new NotFound('invitation_not_found', 'this invitation link is unknown or was replaced by a newer one');
+async function findInvitation(
+  trx: Knex,
+  token: string,
+  now: number,
+): Promise<PendingInvitation & { tenantId: string }> {
+  const row = await trx('invitations')
+    .where({ token_hash: hashToken(token) })
+    .first();
+  if (!row)
+    throw new NotFound('invitation_not_found', 'this invitation link is unknown or was replaced by a newer one');
   const tenantId = String(row.tenant_id);
   if (Number(row.expires_at) <= now) {
-    throw new InvalidInput('invitation_expired', 'this invitation link has expired; ask an admin to resend the invitation');
+    throw new InvalidInput(
+      'invitation_expired',
+      'this invitation link has expired; ask an admin to resend the invitation',
+    );
   }
   const user = await requireUser(trx, tenantId, String(row.user_id));
   return { tenantId, user, tenantName: (await getTenant(trx, tenantId)).name, expiresAt: Number(row.expires_at) };
@@ -187,7 +249,17 @@ export function lookUpInvitation(db: Db, token: string, now = Date.now()): Promi
 export async function acceptInvitation(db: Db, token: string, requestId: string, now = new Date()): Promise<User> {
   return db.tx(async (trx) => {
     const found = await findInvitation(trx, token, now.getTime());
-    return activateInvited(trx, { tenantId: found.tenantId, actor: { type: 'user', id: found.user.id, display: found.user.email ?? found.user.userName }, requestId, now }, found.user.id, 'link');
+    return activateInvited(
+      trx,
+      {
+        tenantId: found.tenantId,
+        actor: { type: 'user', id: found.user.id, display: found.user.email ?? found.user.userName },
+        requestId,
+        now,
+      },
+      found.user.id,
+      'link',
+    );
   });
 }
 
@@ -196,6 +268,11 @@ export async function activateInvited(trx: Knex, ctx: Ctx, userId: string, via: 
   if (locked.status !== 'invited') throw new Conflict('not_invited', 'this invitation was already accepted');
   const user = await writeAccountFields(trx, locked, { status: 'active' });
   await trx('invitations').where({ tenant_id: ctx.tenantId, user_id: userId }).delete();
-  await recordEvent(trx, ctx, { event: 'user.invitation_accepted', entity: entity(user), before: { status: 'invited' }, after: { status: 'active', via } });
+  await recordEvent(trx, ctx, {
+    event: 'user.invitation_accepted',
+    entity: entity(user),
+    before: { status: 'invited' },
+    after: { status: 'active', via },
+  });
   return user;
 }

@@ -4,7 +4,17 @@ import type { Ctx } from '../context.js';
 import type { Db } from '../db/knex.js';
 import { enqueueJob, presentJob, registerJobKind, type Job } from '../jobs/index.js';
 import type { SyncDiff } from '../mapping/engine.js';
-import { counts, emptyTally, finishReconcile, reconcileChunk, sweepChunk, tally, tallySize, type DiffTally, type SweepTarget } from './mapping.js';
+import {
+  counts,
+  emptyTally,
+  finishReconcile,
+  reconcileChunk,
+  sweepChunk,
+  tally,
+  tallySize,
+  type DiffTally,
+  type SweepTarget,
+} from './mapping.js';
 
 /**
  * Rule sweeps and reconcile as durable jobs (src/jobs): each chunk runs in the job runner's
@@ -32,7 +42,12 @@ export interface SweepResult {
 const ZERO: Applied = { membershipsAdded: 0, membershipsRemoved: 0, grantsAdded: 0, grantsRemoved: 0 };
 
 function plus(a: Applied, b: Applied): Applied {
-  return { membershipsAdded: a.membershipsAdded + b.membershipsAdded, membershipsRemoved: a.membershipsRemoved + b.membershipsRemoved, grantsAdded: a.grantsAdded + b.grantsAdded, grantsRemoved: a.grantsRemoved + b.grantsRemoved };
+  return {
+    membershipsAdded: a.membershipsAdded + b.membershipsAdded,
+    membershipsRemoved: a.membershipsRemoved + b.membershipsRemoved,
+    grantsAdded: a.grantsAdded + b.grantsAdded,
+    grantsRemoved: a.grantsRemoved + b.grantsRemoved,
+  };
 }
 
 async function tenantUsers(trx: Knex, tenantId: string): Promise<number> {
@@ -91,7 +106,12 @@ registerJobKind<Record<string, never>, ReconcileCursor, ReconcileResult>({
     const progress = { done: job.progress.done + r.users, total };
     if (r.state === 'more') return { cursor: { after: r.next, tally: cursor.tally }, progress, done: false };
     const fixed = await finishReconcile(trx, job.ctx, tallySize(cursor.tally));
-    return { cursor: { after: r.next, tally: cursor.tally }, progress, done: true, result: { fixed, counts: cursor.tally.counts, differences: presentDiff(cursor.tally.sample) } };
+    return {
+      cursor: { after: r.next, tally: cursor.tally },
+      progress,
+      done: true,
+      result: { fixed, counts: cursor.tally.counts, differences: presentDiff(cursor.tally.sample) },
+    };
   },
 });
 
@@ -108,6 +128,11 @@ export async function startReconcile(db: Db, ctx: Ctx, p: Principal): Promise<Jo
 
 /** The tenant's mapping jobs still queued or running, oldest first. */
 export async function liveMappingJobs(knex: Knex, tenantId: string): Promise<Job[]> {
-  const rows = await knex('jobs').where({ tenant_id: tenantId }).whereIn('kind', [SWEEP_JOB, RECONCILE_JOB]).whereIn('state', ['queued', 'running']).orderBy('id').limit(100);
+  const rows = await knex('jobs')
+    .where({ tenant_id: tenantId })
+    .whereIn('kind', [SWEEP_JOB, RECONCILE_JOB])
+    .whereIn('state', ['queued', 'running'])
+    .orderBy('id')
+    .limit(100);
   return rows.map(presentJob);
 }

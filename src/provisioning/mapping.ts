@@ -12,7 +12,16 @@ import { emptyDiff, syncUsers, usersUnderIdpGroups, type SyncDiff } from '../map
 import { lockMapping } from '../mapping/lock.js';
 import { matcher, type MappingRule } from '../mapping/rules.js';
 import { connectionMatchErrors } from '../connections/connections.js';
-import { deleteRuleRow, getRule, insertRule, listRules, requireRule, touchSync, writeRule, type RuleInput } from '../mapping/store.js';
+import {
+  deleteRuleRow,
+  getRule,
+  insertRule,
+  listRules,
+  requireRule,
+  touchSync,
+  writeRule,
+  type RuleInput,
+} from '../mapping/store.js';
 
 /** Users per transaction when a rule change or a reconcile sweeps many users. */
 export const SWEEP_CHUNK = 1000;
@@ -32,12 +41,24 @@ export async function syncAfterDirectoryChange(trx: Knex, ctx: Ctx, userIds: str
 }
 
 /** The users a SCIM group change reaches: changed members, and everyone under a changed group. */
-export async function usersAffectedByGroupChange(trx: Knex, tenantId: string, groupId: string, delta: MemberDelta, renamed: boolean): Promise<string[]> {
+export async function usersAffectedByGroupChange(
+  trx: Knex,
+  tenantId: string,
+  groupId: string,
+  delta: MemberDelta,
+  renamed: boolean,
+): Promise<string[]> {
   if (renamed) return usersUnderIdpGroups(trx, tenantId, [groupId]);
   const users = new Set<string>(delta.added.filter((m) => m.type === 'User').map((m) => m.id));
   const nested = delta.added.filter((m) => m.type === 'Group').map((m) => m.id);
   if (delta.removed.length) {
-    const groups = new Set((await inChunks(trx, delta.removed, (part) => trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id'))).map((r) => String(r.id)));
+    const groups = new Set(
+      (
+        await inChunks(trx, delta.removed, (part) =>
+          trx('idp_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id'),
+        )
+      ).map((r) => String(r.id)),
+    );
     for (const id of delta.removed) {
       if (groups.has(id)) nested.push(id);
       else users.add(id);
@@ -52,22 +73,34 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
   const groupIds = input.actions.groups.map((g) => g.groupId);
   const agentIds = input.actions.agents.map((a) => a.agentId);
   const groups = new Map(
-    (groupIds.length ? await trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', groupIds).select('id', 'status') : []).map((g: Record<string, unknown>) => [String(g.id), String(g.status)]),
+    (groupIds.length
+      ? await trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', groupIds).select('id', 'status')
+      : []
+    ).map((g: Record<string, unknown>) => [String(g.id), String(g.status)]),
   );
   const agents = new Map(
-    (agentIds.length ? await trx('agents').where({ tenant_id: tenantId }).whereIn('id', agentIds).select('id', 'access_type') : []).map((a: Record<string, unknown>) => [String(a.id), String(a.access_type)]),
+    (agentIds.length
+      ? await trx('agents').where({ tenant_id: tenantId }).whereIn('id', agentIds).select('id', 'access_type')
+      : []
+    ).map((a: Record<string, unknown>) => [String(a.id), String(a.access_type)]),
   );
   input.actions.groups.forEach((g, i) => {
-    if (!groups.has(g.groupId)) fields.push({ path: `body.actions.groups.${i}.groupId`, message: `no local group "${g.groupId}"` });
-    else if (groups.get(g.groupId) !== 'active') fields.push({ path: `body.actions.groups.${i}.groupId`, message: 'the group is archived' });
+    if (!groups.has(g.groupId))
+      fields.push({ path: `body.actions.groups.${i}.groupId`, message: `no local group "${g.groupId}"` });
+    else if (groups.get(g.groupId) !== 'active')
+      fields.push({ path: `body.actions.groups.${i}.groupId`, message: 'the group is archived' });
   });
   input.actions.agents.forEach((a, i) => {
     const at = `body.actions.agents.${i}`;
     if (!agents.has(a.agentId)) fields.push({ path: `${at}.agentId`, message: `no agent "${a.agentId}"` });
-    else if (agents.get(a.agentId) === 'private') fields.push({ path: `${at}.agentId`, message: 'the agent is private: only its creator and admins may use it' });
-    if (a.startDate && !isValidDate(a.startDate)) fields.push({ path: `${at}.startDate`, message: 'must be a date YYYY-MM-DD' });
-    if (a.endDate && !isValidDate(a.endDate)) fields.push({ path: `${at}.endDate`, message: 'must be a date YYYY-MM-DD' });
-    if (a.startDate && a.endDate && a.startDate > a.endDate) fields.push({ path: `${at}.endDate`, message: 'must not be before startDate' });
+    else if (agents.get(a.agentId) === 'private')
+      fields.push({ path: `${at}.agentId`, message: 'the agent is private: only its creator and admins may use it' });
+    if (a.startDate && !isValidDate(a.startDate))
+      fields.push({ path: `${at}.startDate`, message: 'must be a date YYYY-MM-DD' });
+    if (a.endDate && !isValidDate(a.endDate))
+      fields.push({ path: `${at}.endDate`, message: 'must be a date YYYY-MM-DD' });
+    if (a.startDate && a.endDate && a.startDate > a.endDate)
+      fields.push({ path: `${at}.endDate`, message: 'must not be before startDate' });
     if (a.timeZone) {
       const zone = resolveTimeZone(a.timeZone);
       if (!zone) fields.push({ path: `${at}.timeZone`, message: `"${a.timeZone}" is not an IANA time zone` });
@@ -76,16 +109,30 @@ async function validateRule(trx: Knex, tenantId: string, input: RuleInput): Prom
     }
   });
   fields.push(...(await connectionMatchErrors(trx, tenantId, input.match, input.enabled)));
-  if (input.match.operator === 'glob' && input.match.value.length > 200) fields.push({ path: 'body.match.value', message: 'pattern too long' });
-  if (fields.length) throw new Unprocessable('invalid_rule', `the rule refers to things it cannot use: ${fields.map((f) => f.message).join('; ')}`, { fields });
+  if (input.match.operator === 'glob' && input.match.value.length > 200)
+    fields.push({ path: 'body.match.value', message: 'pattern too long' });
+  if (fields.length)
+    throw new Unprocessable(
+      'invalid_rule',
+      `the rule refers to things it cannot use: ${fields.map((f) => f.message).join('; ')}`,
+      { fields },
+    );
 }
 
 /** IdP groups the rule matches now. */
 export async function matchedGroups(trx: Knex, tenantId: string, rule: Pick<MappingRule, 'match'>) {
   const test = matcher(rule.match);
-  const rows = await trx('idp_groups').where({ tenant_id: tenantId }).select('id', 'source', 'connection_id', 'external_id', 'display_name');
+  const rows = await trx('idp_groups')
+    .where({ tenant_id: tenantId })
+    .select('id', 'source', 'connection_id', 'external_id', 'display_name');
   return rows
-    .map((r: Record<string, unknown>) => ({ id: String(r.id), source: r.source as 'scim', connectionId: String(r.connection_id), externalId: (r.external_id as string | null) ?? null, displayName: String(r.display_name) }))
+    .map((r: Record<string, unknown>) => ({
+      id: String(r.id),
+      source: r.source as 'scim',
+      connectionId: String(r.connection_id),
+      externalId: (r.external_id as string | null) ?? null,
+      displayName: String(r.display_name),
+    }))
     .filter(test);
 }
 
@@ -106,7 +153,9 @@ export interface ChunkResult {
 }
 
 async function usersAfter(trx: Knex, tenantId: string, after: string, size: number): Promise<string[]> {
-  return (await trx('users').where({ tenant_id: tenantId }).andWhere('id', '>', after).orderBy('id').limit(size).select('id')).map((r) => String(r.id));
+  return (
+    await trx('users').where({ tenant_id: tenantId }).andWhere('id', '>', after).orderBy('id').limit(size).select('id')
+  ).map((r) => String(r.id));
 }
 
 /**
@@ -117,13 +166,23 @@ async function usersAfter(trx: Knex, tenantId: string, after: string, size: numb
  * Rows of the rule's older versions are rewritten or moved to this version; users it no longer
  * reaches lose its rows.
  */
-export async function sweepChunk(trx: Knex, ctx: Ctx, target: SweepTarget, after: string, size = SWEEP_CHUNK): Promise<ChunkResult> {
+export async function sweepChunk(
+  trx: Knex,
+  ctx: Ctx,
+  target: SweepTarget,
+  after: string,
+  size = SWEEP_CHUNK,
+): Promise<ChunkResult> {
   await lockMapping(trx, ctx.tenantId, 'exclusive');
   const rule = await getRule(trx, ctx.tenantId, target.ruleId);
-  if (!target.deleted && (!rule || rule.version !== target.version)) return { state: 'superseded', next: after, users: 0, diff: emptyDiff() };
+  if (!target.deleted && (!rule || rule.version !== target.version))
+    return { state: 'superseded', next: after, users: 0, diff: emptyDiff() };
   const ids = await usersAfter(trx, ctx.tenantId, after, size);
   if (!ids.length) return { state: 'done', next: after, users: 0, diff: emptyDiff() };
-  const diff = await syncUsers(trx, ctx, ids, { rules: rule && !target.deleted ? [rule] : [], ruleIds: [target.ruleId] });
+  const diff = await syncUsers(trx, ctx, ids, {
+    rules: rule && !target.deleted ? [rule] : [],
+    ruleIds: [target.ruleId],
+  });
   return { state: ids.length < size ? 'done' : 'more', next: ids[ids.length - 1]!, users: ids.length, diff };
 }
 
@@ -132,7 +191,14 @@ function entity(r: MappingRule) {
 }
 
 function snapshot(r: MappingRule) {
-  return { name: r.name, description: r.description, enabled: r.enabled, position: r.position, match: r.match, actions: r.actions };
+  return {
+    name: r.name,
+    description: r.description,
+    enabled: r.enabled,
+    position: r.position,
+    match: r.match,
+    actions: r.actions,
+  };
 }
 
 export interface RuleChange {
@@ -142,7 +208,12 @@ export interface RuleChange {
 }
 
 export function counts(d: SyncDiff) {
-  return { membershipsAdded: d.membershipsAdded.length, membershipsRemoved: d.membershipsRemoved.length, grantsAdded: d.grantsAdded.length, grantsRemoved: d.grantsRemoved.length };
+  return {
+    membershipsAdded: d.membershipsAdded.length,
+    membershipsRemoved: d.membershipsRemoved.length,
+    grantsAdded: d.grantsAdded.length,
+    grantsRemoved: d.grantsRemoved.length,
+  };
 }
 
 /**
@@ -150,7 +221,13 @@ export function counts(d: SyncDiff) {
  * before, and those that follow see the new rule (src/mapping/lock.ts). The sweep the change
  * needs is returned for the caller to run (or enqueue in `trx` through `onSweep`).
  */
-export async function createRule(db: Db, ctx: Ctx, p: Principal, input: RuleInput, onSweep?: SweepHook): Promise<RuleChange> {
+export async function createRule(
+  db: Db,
+  ctx: Ctx,
+  p: Principal,
+  input: RuleInput,
+  onSweep?: SweepHook,
+): Promise<RuleChange> {
   requireAdmin(p, 'manage mapping rules');
   return db.tx(async (trx) => {
     await lockMapping(trx, ctx.tenantId, 'exclusive');
@@ -163,7 +240,14 @@ export async function createRule(db: Db, ctx: Ctx, p: Principal, input: RuleInpu
   });
 }
 
-export async function updateRule(db: Db, ctx: Ctx, p: Principal, id: string, patch: Partial<RuleInput>, onSweep?: SweepHook): Promise<RuleChange> {
+export async function updateRule(
+  db: Db,
+  ctx: Ctx,
+  p: Principal,
+  id: string,
+  patch: Partial<RuleInput>,
+  onSweep?: SweepHook,
+): Promise<RuleChange> {
   requireAdmin(p, 'manage mapping rules');
   return db.tx(async (trx) => {
     await lockMapping(trx, ctx.tenantId, 'exclusive');
@@ -178,7 +262,12 @@ export async function updateRule(db: Db, ctx: Ctx, p: Principal, id: string, pat
     };
     await validateRule(trx, ctx.tenantId, input);
     const r = await writeRule(trx, ctx.tenantId, current, input, ctx.now.getTime());
-    const event = current.enabled !== r.enabled ? (r.enabled ? 'mapping_rule.enabled' : 'mapping_rule.disabled') : 'mapping_rule.updated';
+    const event =
+      current.enabled !== r.enabled
+        ? r.enabled
+          ? 'mapping_rule.enabled'
+          : 'mapping_rule.disabled'
+        : 'mapping_rule.updated';
     await recordEvent(trx, ctx, { event, entity: entity(r), before: snapshot(current), after: snapshot(r) });
     const sweep = r.version !== current.version ? { ruleId: r.id, version: r.version, deleted: false } : null;
     if (sweep && onSweep) await onSweep(trx, sweep);
@@ -193,7 +282,12 @@ export async function deleteRule(db: Db, ctx: Ctx, p: Principal, id: string, onS
     await lockMapping(trx, ctx.tenantId, 'exclusive');
     const current = await requireRule(trx, ctx.tenantId, id);
     await deleteRuleRow(trx, ctx.tenantId, id);
-    await recordEvent(trx, ctx, { event: 'mapping_rule.deleted', entity: entity(current), before: snapshot(current), after: null });
+    await recordEvent(trx, ctx, {
+      event: 'mapping_rule.deleted',
+      entity: entity(current),
+      before: snapshot(current),
+      after: null,
+    });
     const sweep = { ruleId: id, version: current.version, deleted: true };
     if (onSweep) await onSweep(trx, sweep);
     return { rule: current, sweep };
@@ -236,10 +330,22 @@ export async function previewRule(db: Db, ctx: Ctx, p: Principal, input: RuleInp
       updatedAt: existing?.updatedAt ?? 0,
     };
     const groups = await matchedGroups(trx, ctx.tenantId, candidate);
-    const users = new Set(await usersUnderIdpGroups(trx, ctx.tenantId, groups.map((g) => g.id)));
+    const users = new Set(
+      await usersUnderIdpGroups(
+        trx,
+        ctx.tenantId,
+        groups.map((g) => g.id),
+      ),
+    );
     if (existing) {
-      for (const r of await trx('group_members').where({ tenant_id: ctx.tenantId, rule_id: existing.id }).distinct('user_id')) users.add(String(r.user_id));
-      for (const r of await trx('agent_grants').where({ tenant_id: ctx.tenantId, rule_id: existing.id, subject_type: 'user' }).distinct('subject_id')) users.add(String(r.subject_id));
+      for (const r of await trx('group_members')
+        .where({ tenant_id: ctx.tenantId, rule_id: existing.id })
+        .distinct('user_id'))
+        users.add(String(r.user_id));
+      for (const r of await trx('agent_grants')
+        .where({ tenant_id: ctx.tenantId, rule_id: existing.id, subject_type: 'user' })
+        .distinct('subject_id'))
+        users.add(String(r.subject_id));
     }
     return { candidate, groups, users: [...users].sort() };
   });
@@ -250,7 +356,11 @@ export async function previewRule(db: Db, ctx: Ctx, p: Principal, input: RuleInp
   for (let i = 0; i < users.length; i += PREVIEW_CHUNK) {
     if (i) await new Promise((resolve) => setImmediate(resolve));
     const changes = await db.tx(async (trx) => {
-      const diff = await syncUsers(trx, ctx, users.slice(i, i + PREVIEW_CHUNK), { rules: [candidate], ruleIds: [candidate.id], dryRun: true });
+      const diff = await syncUsers(trx, ctx, users.slice(i, i + PREVIEW_CHUNK), {
+        rules: [candidate],
+        ruleIds: [candidate.id],
+        dryRun: true,
+      });
       return describeChanges(trx, ctx.tenantId, diff);
     });
     for (const c of changes) {
@@ -261,7 +371,12 @@ export async function previewRule(db: Db, ctx: Ctx, p: Principal, input: RuleInp
     }
   }
   return {
-    matchedGroups: groups.map((g) => ({ id: g.id, displayName: g.displayName, externalId: g.externalId, source: g.source })),
+    matchedGroups: groups.map((g) => ({
+      id: g.id,
+      displayName: g.displayName,
+      externalId: g.externalId,
+      source: g.source,
+    })),
     counts: { usersReached: users.length, usersChanged, gains, losses },
     changes: sample,
     truncated: usersChanged > sample.length,
@@ -272,26 +387,39 @@ export async function previewRule(db: Db, ctx: Ctx, p: Principal, input: RuleInp
 async function describeChanges(trx: Knex, tenantId: string, diff: SyncDiff): Promise<PreviewChange[]> {
   const names = await describeTargets(trx, tenantId, diff);
   const byUser = new Map<string, PreviewChange>();
-  const entry = (u: string) => byUser.get(u) ?? (byUser.set(u, { userId: u, gains: [], loses: [] }).get(u) as PreviewChange);
-  for (const m of diff.membershipsAdded) entry(m.userId).gains.push(`${m.role} of group ${names.get(m.groupId) ?? m.groupId}`);
-  for (const m of diff.membershipsRemoved) entry(m.userId).loses.push(`${m.role} of group ${names.get(m.groupId) ?? m.groupId}`);
-  for (const g of diff.grantsAdded) entry(g.userId).gains.push(`${g.permission} on agent ${names.get(g.agentId) ?? g.agentId}`);
-  for (const g of diff.grantsRemoved) entry(g.userId).loses.push(`${g.permission} on agent ${names.get(g.agentId) ?? g.agentId}`);
+  const entry = (u: string) =>
+    byUser.get(u) ?? (byUser.set(u, { userId: u, gains: [], loses: [] }).get(u) as PreviewChange);
+  for (const m of diff.membershipsAdded)
+    entry(m.userId).gains.push(`${m.role} of group ${names.get(m.groupId) ?? m.groupId}`);
+  for (const m of diff.membershipsRemoved)
+    entry(m.userId).loses.push(`${m.role} of group ${names.get(m.groupId) ?? m.groupId}`);
+  for (const g of diff.grantsAdded)
+    entry(g.userId).gains.push(`${g.permission} on agent ${names.get(g.agentId) ?? g.agentId}`);
+  for (const g of diff.grantsRemoved)
+    entry(g.userId).loses.push(`${g.permission} on agent ${names.get(g.agentId) ?? g.agentId}`);
   // A membership that only moves between IdP groups of the same rule is not a change to the user.
   for (const c of byUser.values()) {
     const both = c.gains.filter((x) => c.loses.includes(x));
     c.gains = [...new Set(c.gains.filter((x) => !both.includes(x)))];
     c.loses = [...new Set(c.loses.filter((x) => !both.includes(x)))];
   }
-  return [...byUser.values()].filter((c) => c.gains.length || c.loses.length).sort((a, b) => (a.userId < b.userId ? -1 : 1));
+  return [...byUser.values()]
+    .filter((c) => c.gains.length || c.loses.length)
+    .sort((a, b) => (a.userId < b.userId ? -1 : 1));
 }
 
 async function describeTargets(trx: Knex, tenantId: string, diff: SyncDiff): Promise<Map<string, string>> {
   const groupIds = [...new Set([...diff.membershipsAdded, ...diff.membershipsRemoved].map((m) => m.groupId))];
   const agentIds = [...new Set([...diff.grantsAdded, ...diff.grantsRemoved].map((g) => g.agentId))];
   const out = new Map<string, string>();
-  for (const g of await inChunks(trx, groupIds, (part) => trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(g.id), String(g.name));
-  for (const a of await inChunks(trx, agentIds, (part) => trx('agents').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'))) out.set(String(a.id), String(a.name));
+  for (const g of await inChunks(trx, groupIds, (part) =>
+    trx('local_groups').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'),
+  ))
+    out.set(String(g.id), String(g.name));
+  for (const a of await inChunks(trx, agentIds, (part) =>
+    trx('agents').where({ tenant_id: tenantId }).whereIn('id', part).select('id', 'name'),
+  ))
+    out.set(String(a.id), String(a.name));
   return out;
 }
 
@@ -304,7 +432,17 @@ export interface DiffTally {
 }
 
 export function emptyTally(): DiffTally {
-  return { counts: { membershipsAdded: 0, membershipsRemoved: 0, grantsAdded: 0, grantsRemoved: 0, membershipsRestamped: 0, grantsRestamped: 0 }, sample: emptyDiff() };
+  return {
+    counts: {
+      membershipsAdded: 0,
+      membershipsRemoved: 0,
+      grantsAdded: 0,
+      grantsRemoved: 0,
+      membershipsRestamped: 0,
+      grantsRestamped: 0,
+    },
+    sample: emptyDiff(),
+  };
 }
 
 export function tally(t: DiffTally, d: SyncDiff): void {
@@ -350,9 +488,16 @@ export async function finishReconcile(trx: Knex, ctx: Ctx, found: number): Promi
       .whereNull('r.id')
       .select('g.id')
   ).map((o) => String(o.id));
-  await eachChunk(trx, orphans, (part) => trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', part).delete());
+  await eachChunk(trx, orphans, (part) =>
+    trx('agent_grants').where({ tenant_id: ctx.tenantId }).whereIn('id', part).delete(),
+  );
   const fixed = found + orphans.length;
   await touchSync(trx, ctx.tenantId, ctx.now.getTime(), { fixed });
-  await recordEvent(trx, ctx, { event: 'mapping.reconciled', entity: { type: 'tenant', id: ctx.tenantId }, before: null, after: { fixed } });
+  await recordEvent(trx, ctx, {
+    event: 'mapping.reconciled',
+    entity: { type: 'tenant', id: ctx.tenantId },
+    before: null,
+    after: { fixed },
+  });
   return fixed;
 }

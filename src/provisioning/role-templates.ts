@@ -4,7 +4,14 @@ import { checkInheritance } from '../access/effective.js';
 import { indexCatalogue, type AreaSettings } from '../access/levels.js';
 import { assertWithinOwn, wouldHold } from '../access/policies.js';
 import { requireUserManager, type Principal } from '../access/principal.js';
-import { deleteTemplateRow, insertTemplate, lockTemplate, requireTemplate, writeTemplate, type RoleTemplate } from '../access/templates.js';
+import {
+  deleteTemplateRow,
+  insertTemplate,
+  lockTemplate,
+  requireTemplate,
+  writeTemplate,
+  type RoleTemplate,
+} from '../access/templates.js';
 import { getOwnSettingsOf, putOwnSettings } from '../access/user-settings.js';
 import { recordEvent } from '../audit/record.js';
 import type { Ctx } from '../context.js';
@@ -22,29 +29,59 @@ function entity(t: RoleTemplate) {
 }
 
 function checkInput(catalogue: Area[], p: Principal, input: TemplateInput, previous?: RoleTemplate): void {
-  if (!input.name.trim()) throw new InvalidInput('invalid_name', 'a role template needs a name', { fields: [{ path: 'body.name', message: 'must not be blank' }] });
+  if (!input.name.trim())
+    throw new InvalidInput('invalid_name', 'a role template needs a name', {
+      fields: [{ path: 'body.name', message: 'must not be blank' }],
+    });
   checkInheritance(catalogue, input.areas);
-  assertWithinOwn(p, wouldHold(catalogue, {}, { areas: input.areas, id: '', name: input.name }), previous ? wouldHold(catalogue, {}, previous) : undefined);
+  assertWithinOwn(
+    p,
+    wouldHold(catalogue, {}, { areas: input.areas, id: '', name: input.name }),
+    previous ? wouldHold(catalogue, {}, previous) : undefined,
+  );
 }
 
-export async function createTemplate(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, input: TemplateInput): Promise<RoleTemplate> {
+export async function createTemplate(
+  db: Db,
+  catalogue: Area[],
+  ctx: Ctx,
+  p: Principal,
+  input: TemplateInput,
+): Promise<RoleTemplate> {
   requireUserManager(p, catalogue, 'manage role templates');
   checkInput(catalogue, p, input);
   return db.tx(async (trx) => {
     const t = await insertTemplate(trx, ctx.tenantId, input, ctx.now.getTime());
-    await recordEvent(trx, ctx, { event: 'template.created', entity: entity(t), before: null, after: { name: t.name, areas: t.areas } });
+    await recordEvent(trx, ctx, {
+      event: 'template.created',
+      entity: entity(t),
+      before: null,
+      after: { name: t.name, areas: t.areas },
+    });
     return t;
   });
 }
 
 /** An edit reaches every referencing user at their next request: users hold a live reference. */
-export async function updateTemplate(db: Db, catalogue: Area[], ctx: Ctx, p: Principal, id: string, input: TemplateInput): Promise<RoleTemplate> {
+export async function updateTemplate(
+  db: Db,
+  catalogue: Area[],
+  ctx: Ctx,
+  p: Principal,
+  id: string,
+  input: TemplateInput,
+): Promise<RoleTemplate> {
   requireUserManager(p, catalogue, 'manage role templates');
   return db.tx(async (trx) => {
     const locked = await lockTemplate(trx, ctx.tenantId, id, ctx.now.getTime());
     checkInput(catalogue, p, input, locked);
     const t = await writeTemplate(trx, locked, input);
-    await recordEvent(trx, ctx, { event: 'template.updated', entity: entity(t), before: { name: locked.name, areas: locked.areas }, after: { name: t.name, areas: t.areas } });
+    await recordEvent(trx, ctx, {
+      event: 'template.updated',
+      entity: entity(t),
+      before: { name: locked.name, areas: locked.areas },
+      after: { name: t.name, areas: t.areas },
+    });
     return t;
   });
 }
@@ -55,7 +92,9 @@ export interface TemplateUser {
 }
 
 async function usersOf(trx: Knex, tenantId: string, templateId: string): Promise<TemplateUser[]> {
-  return (await trx('users').where({ tenant_id: tenantId, template_id: templateId }).select('id', 'email').orderBy('id')).map((r) => ({
+  return (
+    await trx('users').where({ tenant_id: tenantId, template_id: templateId }).select('id', 'email').orderBy('id')
+  ).map((r) => ({
     id: String(r.id),
     email: (r.email as string | null) ?? null,
   }));
@@ -64,10 +103,20 @@ async function usersOf(trx: Knex, tenantId: string, templateId: string): Promise
 /** How many users a refusal to delete lists by name; the count says how many hold it in all. */
 export const HOLDERS_SAMPLE = 20;
 
-async function holdersSample(trx: Knex, tenantId: string, templateId: string): Promise<{ count: number; sample: TemplateUser[] }> {
-  const count = Number((await trx('users').where({ tenant_id: tenantId, template_id: templateId }).count({ n: '*' }).first())?.n ?? 0);
+async function holdersSample(
+  trx: Knex,
+  tenantId: string,
+  templateId: string,
+): Promise<{ count: number; sample: TemplateUser[] }> {
+  const count = Number(
+    (await trx('users').where({ tenant_id: tenantId, template_id: templateId }).count({ n: '*' }).first())?.n ?? 0,
+  );
   if (!count) return { count, sample: [] };
-  const rows = await trx('users').where({ tenant_id: tenantId, template_id: templateId }).select('id', 'email').orderBy('id').limit(HOLDERS_SAMPLE);
+  const rows = await trx('users')
+    .where({ tenant_id: tenantId, template_id: templateId })
+    .select('id', 'email')
+    .orderBy('id')
+    .limit(HOLDERS_SAMPLE);
   return { count, sample: rows.map((r) => ({ id: String(r.id), email: (r.email as string | null) ?? null })) };
 }
 
@@ -82,7 +131,8 @@ export function detachedSettings(catalogue: Area[], own: AreaSettings, template:
     const entry = index.get(key);
     if (!entry) continue;
     let governed = Object.hasOwn(own, key);
-    for (let up = entry.parent; up && !governed; up = index.get(up.key)?.parent ?? null) governed = Object.hasOwn(own, up.key);
+    for (let up = entry.parent; up && !governed; up = index.get(up.key)?.parent ?? null)
+      governed = Object.hasOwn(own, up.key);
     if (!governed) out[key] = setting;
   }
   return out;
@@ -102,16 +152,22 @@ export async function deleteTemplate(
   opts: { reassign?: string; detach?: boolean },
 ): Promise<{ reassigned: number; detached: number }> {
   requireUserManager(p, catalogue, 'manage role templates');
-  if (opts.reassign && opts.detach) throw new InvalidInput('conflicting_options', 'use either reassign or detach, not both');
-  if (opts.reassign === id) throw new Unprocessable('reassign_to_self', 'cannot reassign users to the template being deleted');
+  if (opts.reassign && opts.detach)
+    throw new InvalidInput('conflicting_options', 'use either reassign or detach, not both');
+  if (opts.reassign === id)
+    throw new Unprocessable('reassign_to_self', 'cannot reassign users to the template being deleted');
   return db.tx(async (trx) => {
     const locked = await lockTemplate(trx, ctx.tenantId, id, ctx.now.getTime());
     if (!opts.reassign && !opts.detach) {
       const held = await holdersSample(trx, ctx.tenantId, id);
       if (held.count) {
-        throw new Conflict('template_in_use', `role template "${locked.name}" is used by ${held.count} user(s); reassign them (?reassign=<templateId>) or detach them (?detach=true)`, {
-          details: { usersCount: held.count, users: held.sample },
-        });
+        throw new Conflict(
+          'template_in_use',
+          `role template "${locked.name}" is used by ${held.count} user(s); reassign them (?reassign=<templateId>) or detach them (?detach=true)`,
+          {
+            details: { usersCount: held.count, users: held.sample },
+          },
+        );
       }
     }
     const users = await usersOf(trx, ctx.tenantId, id);
@@ -119,17 +175,32 @@ export async function deleteTemplate(
     let detached = 0;
     if (users.length && opts.reassign) {
       const target = await requireTemplate(trx, ctx.tenantId, opts.reassign).catch((err: unknown) => {
-        if (err instanceof NotFound) throw new Unprocessable('unknown_template', `no role template with id "${opts.reassign}" to reassign to`);
+        if (err instanceof NotFound)
+          throw new Unprocessable('unknown_template', `no role template with id "${opts.reassign}" to reassign to`);
         throw err;
       });
       assertWithinOwn(p, wouldHold(catalogue, {}, target), wouldHold(catalogue, {}, locked));
-      reassigned = await trx('users').where({ tenant_id: ctx.tenantId, template_id: id }).update({ template_id: target.id, version: trx.raw('version + 1') });
+      reassigned = await trx('users')
+        .where({ tenant_id: ctx.tenantId, template_id: id })
+        .update({ template_id: target.id, version: trx.raw('version + 1') });
     } else if (users.length && opts.detach) {
-      const own = await getOwnSettingsOf(trx, ctx.tenantId, users.map((u) => u.id));
+      const own = await getOwnSettingsOf(
+        trx,
+        ctx.tenantId,
+        users.map((u) => u.id),
+      );
       for (const u of users) {
-        await putOwnSettings(trx, ctx.tenantId, u.id, detachedSettings(catalogue, own.get(u.id) ?? {}, locked.areas), ctx.now.getTime());
+        await putOwnSettings(
+          trx,
+          ctx.tenantId,
+          u.id,
+          detachedSettings(catalogue, own.get(u.id) ?? {}, locked.areas),
+          ctx.now.getTime(),
+        );
       }
-      detached = await trx('users').where({ tenant_id: ctx.tenantId, template_id: id }).update({ template_id: null, version: trx.raw('version + 1') });
+      detached = await trx('users')
+        .where({ tenant_id: ctx.tenantId, template_id: id })
+        .update({ template_id: null, version: trx.raw('version + 1') });
     }
     await deleteTemplateRow(trx, ctx.tenantId, id);
     await recordEvent(trx, ctx, {

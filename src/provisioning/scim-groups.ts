@@ -37,7 +37,14 @@ function membersOf(doc: ScimDoc): MemberRef[] | undefined {
     if (typeof m.value !== 'string' || m.value === '') {
       throw new InvalidInput('invalid_member', `members[${i}].value must be a member id`, { scimType: 'invalidValue' });
     }
-    const type = typeof m.type === 'string' ? (m.type.toLowerCase() === 'group' ? 'Group' : m.type.toLowerCase() === 'user' ? 'User' : undefined) : undefined;
+    const type =
+      typeof m.type === 'string'
+        ? m.type.toLowerCase() === 'group'
+          ? 'Group'
+          : m.type.toLowerCase() === 'user'
+            ? 'User'
+            : undefined
+        : undefined;
     return { value: m.value, ...(type ? { type } : {}) };
   });
 }
@@ -67,7 +74,11 @@ function changeEvent(before: IdpGroup, after: IdpGroup, delta: MemberDelta) {
   return {
     event,
     entity: entity(after),
-    before: { displayName: before.displayName, externalId: before.externalId, ...(delta.removed.length ? { membersRemoved: delta.removed } : {}) },
+    before: {
+      displayName: before.displayName,
+      externalId: before.externalId,
+      ...(delta.removed.length ? { membersRemoved: delta.removed } : {}),
+    },
     after: {
       displayName: after.displayName,
       externalId: after.externalId,
@@ -82,15 +93,25 @@ export async function createScimGroup(db: Db, ctx: Ctx, body: unknown): Promise<
   return inMappingTx(db, ctx.tenantId, 'share', async (trx, mode) => {
     const now = ctx.now.getTime();
     const group = await insertGroup(trx, ctx.tenantId, withoutMembers(doc), 'scim', now);
-    const delta = members.length ? await applyMemberSteps(trx, ctx.tenantId, group.id, [{ kind: 'add', members }], now) : { added: [], removed: [] };
+    const delta = members.length
+      ? await applyMemberSteps(trx, ctx.tenantId, group.id, [{ kind: 'add', members }], now)
+      : { added: [], removed: [] };
     // Groups nested in the new one change the IdP group closure of their users (src/mapping/lock.ts).
     if (delta.added.some((m) => m.type === 'Group')) requireExclusive(trx, mode);
-    await syncAfterDirectoryChange(trx, ctx, await usersAffectedByGroupChange(trx, ctx.tenantId, group.id, delta, false));
+    await syncAfterDirectoryChange(
+      trx,
+      ctx,
+      await usersAffectedByGroupChange(trx, ctx.tenantId, group.id, delta, false),
+    );
     await recordEvent(trx, ctx, {
       event: 'scim.group.created',
       entity: entity(group),
       before: null,
-      after: { displayName: group.displayName, externalId: group.externalId, membersAdded: delta.added.map((m) => m.id) },
+      after: {
+        displayName: group.displayName,
+        externalId: group.externalId,
+        membersAdded: delta.added.map((m) => m.id),
+      },
     });
     return group;
   });
@@ -113,7 +134,12 @@ async function change(
     // A rename may make rules on displayName or externalId start or stop matching.
     const renamed = locked.displayName !== group.displayName || locked.externalId !== group.externalId;
     // Nesting and renames change which IdP groups other users are under (src/mapping/lock.ts).
-    if (renamed || delta.added.some((m) => m.type === 'Group') || (await removesGroups(trx, ctx.tenantId, delta.removed))) requireExclusive(trx, mode);
+    if (
+      renamed ||
+      delta.added.some((m) => m.type === 'Group') ||
+      (await removesGroups(trx, ctx.tenantId, delta.removed))
+    )
+      requireExclusive(trx, mode);
     await recordEvent(trx, ctx, changeEvent(locked, group, delta));
     await syncAfterDirectoryChange(trx, ctx, await usersAffectedByGroupChange(trx, ctx.tenantId, id, delta, renamed));
     return { group, delta };
@@ -129,7 +155,9 @@ export function patchScimGroup(db: Db, ctx: Ctx, id: string, ops: PatchOp[], exp
 export function replaceScimGroup(db: Db, ctx: Ctx, id: string, body: unknown, expected?: VersionCondition) {
   const { doc, readOnlySeen } = normalizeResource(GROUP_RT, body);
   if (typeof readOnlySeen.id === 'string' && readOnlySeen.id !== id) {
-    throw new InvalidInput('mutability', `id is read-only: the body says "${readOnlySeen.id}" for group "${id}"`, { scimType: 'mutability' });
+    throw new InvalidInput('mutability', `id is read-only: the body says "${readOnlySeen.id}" for group "${id}"`, {
+      scimType: 'mutability',
+    });
   }
   const members = membersOf(doc) ?? [];
   return change(db, ctx, id, expected, () => ({ doc, memberSteps: [{ kind: 'replaceAll', members }] }));
@@ -141,6 +169,11 @@ export async function deleteScimGroup(db: Db, ctx: Ctx, id: string, expected?: V
     const reached = await usersUnderIdpGroups(trx, ctx.tenantId, [id]);
     await deleteGroup(trx, ctx.tenantId, id, expected);
     await syncAfterDirectoryChange(trx, ctx, reached);
-    await recordEvent(trx, ctx, { event: 'scim.group.deleted', entity: entity(group), before: { displayName: group.displayName, externalId: group.externalId }, after: null });
+    await recordEvent(trx, ctx, {
+      event: 'scim.group.deleted',
+      entity: entity(group),
+      before: { displayName: group.displayName, externalId: group.externalId },
+      after: null,
+    });
   });
 }

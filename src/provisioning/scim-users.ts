@@ -53,7 +53,13 @@ export async function createScimUser(db: Db, ctx: Ctx, body: unknown): Promise<U
   });
 }
 
-async function change(db: Db, ctx: Ctx, id: string, expected: VersionCondition | undefined, next: (current: User) => ScimDoc): Promise<User> {
+async function change(
+  db: Db,
+  ctx: Ctx,
+  id: string,
+  expected: VersionCondition | undefined,
+  next: (current: User) => ScimDoc,
+): Promise<User> {
   return db.tx(async (trx) => {
     // First statement: the mapping lock (src/mapping/lock.ts).
     await lockMapping(trx, ctx.tenantId, 'share');
@@ -71,15 +77,29 @@ async function change(db: Db, ctx: Ctx, id: string, expected: VersionCondition |
 }
 
 /** PUT: the body is the whole new resource (Okta sends id and meta back; they are read-only). */
-export function replaceScimUser(db: Db, ctx: Ctx, id: string, body: unknown, expected?: VersionCondition): Promise<User> {
+export function replaceScimUser(
+  db: Db,
+  ctx: Ctx,
+  id: string,
+  body: unknown,
+  expected?: VersionCondition,
+): Promise<User> {
   const { doc, readOnlySeen } = normalizeResource(USER_RT, body);
   if (typeof readOnlySeen.id === 'string' && readOnlySeen.id !== id) {
-    throw new InvalidInput('mutability', `id is read-only: the body says "${readOnlySeen.id}" for user "${id}"`, { scimType: 'mutability' });
+    throw new InvalidInput('mutability', `id is read-only: the body says "${readOnlySeen.id}" for user "${id}"`, {
+      scimType: 'mutability',
+    });
   }
   return change(db, ctx, id, expected, () => doc);
 }
 
-export function patchScimUser(db: Db, ctx: Ctx, id: string, ops: PatchOp[], expected?: VersionCondition): Promise<User> {
+export function patchScimUser(
+  db: Db,
+  ctx: Ctx,
+  id: string,
+  ops: PatchOp[],
+  expected?: VersionCondition,
+): Promise<User> {
   return change(db, ctx, id, expected, (current) => applyPatchToDoc(current.doc, ops, USER_RT, { id }));
 }
 

@@ -98,11 +98,23 @@ function trustedEmail(c: SignInConnection, id: SignInIdentity): string | null {
 /** The identity value a first sign-in through the connection matches on, and what a failure calls it. */
 function matchValue(c: SignInConnection, id: SignInIdentity): string {
   const value = c.matchBy === 'email' ? id.email : c.matchBy === 'userName' ? id.userName : id.externalId;
-  if (!value) throw new SignInRefused('missing_identifier', `the identity provider sent no ${c.matchBy === 'email' ? 'email address' : c.matchBy}, which this connection matches users by`);
-  if (c.matchBy === 'email' && !id.emailVerified) throw new SignInRefused('email_not_verified', `the identity provider does not say that ${value} is verified`);
+  if (!value)
+    throw new SignInRefused(
+      'missing_identifier',
+      `the identity provider sent no ${c.matchBy === 'email' ? 'email address' : c.matchBy}, which this connection matches users by`,
+    );
+  if (c.matchBy === 'email' && !id.emailVerified)
+    throw new SignInRefused('email_not_verified', `the identity provider does not say that ${value} is verified`);
   // A user name shaped like an address (Okta logins, Entra UPNs) is held to the domains as well.
-  const outside = c.matchBy === 'email' ? trustedEmail(c, id) === null : c.matchBy === 'userName' && value.includes('@') && c.domains.length > 0 && !inDomains(value, c.domains);
-  if (outside) throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`);
+  const outside =
+    c.matchBy === 'email'
+      ? trustedEmail(c, id) === null
+      : c.matchBy === 'userName' && value.includes('@') && c.domains.length > 0 && !inDomains(value, c.domains);
+  if (outside)
+    throw new SignInRefused(
+      'email_domain_not_allowed',
+      `${c.name} may not sign in addresses at ${value.slice(value.lastIndexOf('@') + 1)}; ask an admin`,
+    );
   return value;
 }
 
@@ -115,7 +127,11 @@ function assertUserInDomains(c: SignInConnection, user: User): void {
   if (!c.domains.length) return;
   const address = user.email ?? (user.userName.includes('@') ? user.userName : null);
   if (address && inDomains(address, c.domains)) return;
-  throw new SignInRefused('email_domain_not_allowed', `${c.name} may not sign in ${address ? `addresses at ${address.slice(address.lastIndexOf('@') + 1)}` : 'users without an address in its domains'}; ask an admin`, user);
+  throw new SignInRefused(
+    'email_domain_not_allowed',
+    `${c.name} may not sign in ${address ? `addresses at ${address.slice(address.lastIndexOf('@') + 1)}` : 'users without an address in its domains'}; ask an admin`,
+    user,
+  );
 }
 
 /** Users holding the value; email and externalId are not unique, so more than one is possible. */
@@ -127,22 +143,39 @@ async function candidates(trx: Knex, tenantId: string, c: SignInConnection, valu
   return (await q.limit(2)).map(userFromRow);
 }
 
-async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInIdentity, value: string): Promise<User> {
+async function provisionJit(
+  trx: Knex,
+  ctx: Ctx,
+  c: SignInConnection,
+  id: SignInIdentity,
+  value: string,
+): Promise<User> {
   const tenant = await getTenant(trx, ctx.tenantId);
   if (!tenant.jitProvisioning) {
-    throw new SignInRefused('jit_disabled', `no user matches ${value} in ${tenant.name}, and this organisation does not create accounts at first sign-in; ask an admin to invite you`);
+    throw new SignInRefused(
+      'jit_disabled',
+      `no user matches ${value} in ${tenant.name}, and this organisation does not create accounts at first sign-in; ask an admin to invite you`,
+    );
   }
   const email = trustedEmail(c, id);
   // The user name is what SCIM and later matches find the account by: a connection with domains
   // may give only one inside them, else the trusted address stands in (R6: a contractor IdP
   // must not reserve a corporate user name for its own identity).
-  const ownName = id.userName && (!c.domains.length || (id.userName.includes('@') && inDomains(id.userName, c.domains))) ? id.userName : null;
+  const ownName =
+    id.userName && (!c.domains.length || (id.userName.includes('@') && inDomains(id.userName, c.domains)))
+      ? id.userName
+      : null;
   const userName = ownName ?? email;
-  if (!userName) throw new SignInRefused('unknown_user', `no user matches ${value}, and the identity provider sent no email or user name to create one with`);
+  if (!userName)
+    throw new SignInRefused(
+      'unknown_user',
+      `no user matches ${value}, and the identity provider sent no email or user name to create one with`,
+    );
   try {
     await takeSeat(trx, ctx.tenantId);
   } catch (err) {
-    if (err instanceof Forbidden) throw new SignInRefused('no_seat', `${tenant.name} has no free seat for a new user; ask an admin`);
+    if (err instanceof Forbidden)
+      throw new SignInRefused('no_seat', `${tenant.name} has no free seat for a new user; ask an admin`);
     throw err;
   }
   const doc = {
@@ -154,12 +187,26 @@ async function provisionJit(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignIn
   };
   let user: User;
   try {
-    user = await insertUser(trx, ctx.tenantId, { doc, source: 'jit', status: 'active', role: 'member' }, ctx.now.getTime());
+    user = await insertUser(
+      trx,
+      ctx.tenantId,
+      { doc, source: 'jit', status: 'active', role: 'member' },
+      ctx.now.getTime(),
+    );
   } catch (err) {
-    if (err instanceof Conflict) throw new SignInRefused('unknown_user', `no user matches ${value}, and the user name ${userName} belongs to another user`);
+    if (err instanceof Conflict)
+      throw new SignInRefused(
+        'unknown_user',
+        `no user matches ${value}, and the user name ${userName} belongs to another user`,
+      );
     throw err;
   }
-  await recordEvent(trx, ctx, { event: 'sso.user.created', entity: entity(user), before: null, after: { ...doc, role: 'member', connectionId: c.id } });
+  await recordEvent(trx, ctx, {
+    event: 'sso.user.created',
+    entity: entity(user),
+    before: null,
+    after: { ...doc, role: 'member', connectionId: c.id },
+  });
   return writeAccountFields(trx, user, { lastLoginAt: ctx.now.getTime() });
 }
 
@@ -172,13 +219,20 @@ async function assertOwnTrustSpace(trx: Knex, tenantId: string, c: SignInConnect
   if (c.domains.length) return;
   const row = await trx('sso_connections').where({ tenant_id: tenantId, enabled: true }).count({ n: '*' }).first();
   if (Number(row?.n ?? 0) < 2) return;
-  throw new SignInRefused('connection_domains_required', `${c.name} has no email domains while this organisation has several sign-in connections; ask an admin to set its domains`);
+  throw new SignInRefused(
+    'connection_domains_required',
+    `${c.name} has no email domains while this organisation has several sign-in connections; ask an admin to set its domains`,
+  );
 }
 
 type Resolved = { user: User; provisioned: boolean; invitationAccepted: boolean };
 
 function boundToOther(c: SignInConnection, value: string, user: User): SignInRefused {
-  return new SignInRefused('bound_to_other_identity', `${value} signs in through ${c.name} as another identity of that provider; an admin can remove that binding`, user);
+  return new SignInRefused(
+    'bound_to_other_identity',
+    `${value} signs in through ${c.name} as another identity of that provider; an admin can remove that binding`,
+    user,
+  );
 }
 
 /** An existing user signs in: last login recorded, suspension refused, an invitation accepted. */
@@ -187,7 +241,8 @@ async function signInExisting(trx: Knex, ctx: Ctx, found: User): Promise<Resolve
   // deactivation either lands before this sign-in or waits for it.
   await writeAccountFields(trx, found, { lastLoginAt: ctx.now.getTime() });
   const user = userFromRow(await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: found.id })).first());
-  if (user.status === 'suspended') throw new SignInRefused('suspended', `the account ${user.email ?? user.userName} is suspended; ask an admin`, user);
+  if (user.status === 'suspended')
+    throw new SignInRefused('suspended', `the account ${user.email ?? user.userName} is suspended; ask an admin`, user);
   if (user.status === 'invited') {
     const active = await activateInvited(trx, { ...ctx, actor: userActor(user) }, user.id, 'sign_in');
     return { user: active, provisioned: false, invitationAccepted: true };
@@ -203,7 +258,9 @@ async function signInExisting(trx: Knex, ctx: Ctx, found: User): Promise<Resolve
 async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInIdentity): Promise<Resolved> {
   if (id.subject) {
     const boundId = await boundUser(trx, ctx.tenantId, c.id, id.subject);
-    const bound = boundId ? await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: boundId })).first() : undefined;
+    const bound = boundId
+      ? await currentRead(trx('users').where({ tenant_id: ctx.tenantId, id: boundId })).first()
+      : undefined;
     if (bound) {
       assertUserInDomains(c, userFromRow(bound));
       return signInExisting(trx, ctx, userFromRow(bound));
@@ -212,28 +269,46 @@ async function resolveUser(trx: Knex, ctx: Ctx, c: SignInConnection, id: SignInI
   await assertOwnTrustSpace(trx, ctx.tenantId, c);
   const value = matchValue(c, id);
   const found = await candidates(trx, ctx.tenantId, c, value);
-  if (found.length > 1) throw new SignInRefused('ambiguous_user', `several users match ${value}; an admin must make it unique`);
+  if (found.length > 1)
+    throw new SignInRefused('ambiguous_user', `several users match ${value}; an admin must make it unique`);
   let resolved: Resolved;
-  if (!found.length) resolved = { user: await provisionJit(trx, ctx, c, id, value), provisioned: true, invitationAccepted: false };
+  if (!found.length)
+    resolved = { user: await provisionJit(trx, ctx, c, id, value), provisioned: true, invitationAccepted: false };
   else {
     // The user already signs in through this connection as someone else at the IdP: the email
     // (or user name) may have been pointed at them, so this identity does not get their account.
-    if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id))) throw boundToOther(c, value, found[0]!);
+    if (id.subject && (await isBoundThrough(trx, ctx.tenantId, c.id, found[0]!.id)))
+      throw boundToOther(c, value, found[0]!);
     assertUserInDomains(c, found[0]!);
     resolved = await signInExisting(trx, ctx, found[0]!);
   }
-  if (id.subject && (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id) throw boundToOther(c, value, resolved.user);
+  if (
+    id.subject &&
+    (await bind(trx, ctx.tenantId, c.id, id.subject, resolved.user.id, ctx.now.getTime())) !== resolved.user.id
+  )
+    throw boundToOther(c, value, resolved.user);
   return resolved;
 }
 
 /** The IdP groups of these names asserted by one connection, created when first seen. */
-async function ensureClaimGroups(trx: Knex, ctx: Ctx, c: SignInConnection, names: Map<string, string>): Promise<{ byKey: Map<string, IdpGroupRef>; created: IdpGroupRef[] }> {
+async function ensureClaimGroups(
+  trx: Knex,
+  ctx: Ctx,
+  c: SignInConnection,
+  names: Map<string, string>,
+): Promise<{ byKey: Map<string, IdpGroupRef>; created: IdpGroupRef[] }> {
   const keys = [...names.keys()];
   const byKey = new Map<string, IdpGroupRef>();
   // Current reads: a group another sign-in created since this transaction began must be found.
   const read = async (part: string[]) => {
-    const rows = await currentRead(trx('idp_groups').where({ tenant_id: ctx.tenantId, source: c.protocol, connection_id: c.id }).whereIn('display_name_key', part).select('id', 'display_name', 'display_name_key'));
-    for (const r of rows) byKey.set(String(r.display_name_key), { id: String(r.id), displayName: String(r.display_name) });
+    const rows = await currentRead(
+      trx('idp_groups')
+        .where({ tenant_id: ctx.tenantId, source: c.protocol, connection_id: c.id })
+        .whereIn('display_name_key', part)
+        .select('id', 'display_name', 'display_name_key'),
+    );
+    for (const r of rows)
+      byKey.set(String(r.display_name_key), { id: String(r.id), displayName: String(r.display_name) });
   };
   await eachChunk(trx, keys, read);
   const missing = keys.filter((k) => !byKey.has(k));
@@ -247,7 +322,19 @@ async function ensureClaimGroups(trx: Knex, ctx: Ctx, c: SignInConnection, names
       'idp_groups',
       part.map((key) => {
         const name = names.get(key)!;
-        return { tenant_id: ctx.tenantId, id: newId(), source: c.protocol, connection_id: c.id, display_name: name, display_name_key: key, external_id: name, scim_doc: JSON.stringify({ displayName: name, externalId: name }), version: 1, created_at: now, updated_at: now };
+        return {
+          tenant_id: ctx.tenantId,
+          id: newId(),
+          source: c.protocol,
+          connection_id: c.id,
+          display_name: name,
+          display_name_key: key,
+          external_id: name,
+          scim_doc: JSON.stringify({ displayName: name, externalId: name }),
+          version: 1,
+          created_at: now,
+          updated_at: now,
+        };
       }),
       { conflict: (q) => q.onConflict(['tenant_id', 'source', 'connection_id', 'display_name_key']).merge(['source']) },
     );
@@ -262,7 +349,13 @@ async function ensureClaimGroups(trx: Knex, ctx: Ctx, c: SignInConnection, names
  * owners, in a tenant with several connections of the protocol, see migration 009). SCIM groups
  * and other connections' groups are left alone.
  */
-async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, c: SignInConnection, claimed: string[]): Promise<ClaimGroupChange> {
+async function replaceClaimGroups(
+  trx: Knex,
+  ctx: Ctx,
+  userId: string,
+  c: SignInConnection,
+  claimed: string[],
+): Promise<ClaimGroupChange> {
   const names = new Map<string, string>();
   for (const raw of claimed) {
     const name = raw.trim();
@@ -291,12 +384,19 @@ async function replaceClaimGroups(trx: Knex, ctx: Ctx, userId: string, c: SignIn
   await eachChunk(
     trx,
     removed.map((g) => g.id),
-    (part) => trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_id: userId }).whereIn('group_id', part).delete(),
+    (part) =>
+      trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_id: userId }).whereIn('group_id', part).delete(),
   );
   await insertChunked(
     trx,
     'idp_group_members',
-    added.map((g) => ({ tenant_id: ctx.tenantId, group_id: g.id, member_id: userId, member_type: 'User', created_at: ctx.now.getTime() })),
+    added.map((g) => ({
+      tenant_id: ctx.tenantId,
+      group_id: g.id,
+      member_id: userId,
+      member_type: 'User',
+      created_at: ctx.now.getTime(),
+    })),
     { conflict: (q) => q.onConflict(['tenant_id', 'group_id', 'member_id']).merge(['member_type']) },
   );
   return { source: c.protocol, connectionId: c.id, added, removed, created };
@@ -313,7 +413,12 @@ export async function applyClaimGroupChange(trx: Knex, ctx: Ctx, user: User, cha
     event: 'sso.user.groups_changed',
     entity: entity(user),
     before: { removed: change.removed },
-    after: { source: change.source, connectionId: change.connectionId, added: change.added, ...(change.created.length ? { groupsCreated: change.created.map((g) => g.id) } : {}) },
+    after: {
+      source: change.source,
+      connectionId: change.connectionId,
+      added: change.added,
+      ...(change.created.length ? { groupsCreated: change.created.map((g) => g.id) } : {}),
+    },
   });
   await syncAfterDirectoryChange(trx, ctx, [user.id]);
 }
@@ -324,14 +429,23 @@ export async function applyClaimGroupChange(trx: Knex, ctx: Ctx, user: User, cha
  * replace the user's claim-sourced IdP groups, and `login.succeeded` is written. SSO never sets
  * roles or area permissions. Refusals throw SignInRefused and change nothing.
  */
-export async function signInFromClaims(db: Db, ctx: Ctx, c: SignInConnection, identity: SignInIdentity, groups: ClaimGroups): Promise<SignInResult> {
+export async function signInFromClaims(
+  db: Db,
+  ctx: Ctx,
+  c: SignInConnection,
+  identity: SignInIdentity,
+  groups: ClaimGroups,
+): Promise<SignInResult> {
   return db.tx(async (trx) => {
     // First statement: the mapping lock (src/mapping/lock.ts).
     await lockMapping(trx, ctx.tenantId, 'share');
     // The connection was read before the lock: one deleted or turned off meanwhile (its claim
     // groups removed under the exclusive lock) must not bring them back.
-    const current = await currentRead(trx('sso_connections').where({ tenant_id: ctx.tenantId, id: c.id }).first('enabled'));
-    if (!current || !toBool(current.enabled)) throw new SignInRefused('connection_disabled', `sign-in through ${c.name} is turned off; ask an administrator`);
+    const current = await currentRead(
+      trx('sso_connections').where({ tenant_id: ctx.tenantId, id: c.id }).first('enabled'),
+    );
+    if (!current || !toBool(current.enabled))
+      throw new SignInRefused('connection_disabled', `sign-in through ${c.name} is turned off; ask an administrator`);
     const resolved = await resolveUser(trx, ctx, c, identity);
     const user = resolved.user;
     const asUser: Ctx = { ...ctx, actor: userActor(user) };
@@ -344,7 +458,11 @@ export async function signInFromClaims(db: Db, ctx: Ctx, c: SignInConnection, id
         event: 'sso.groups_overage',
         entity: entity(user),
         before: null,
-        after: { connectionId: c.id, warning: 'the identity provider sent a link to the groups instead of the groups (too many to fit); the previous memberships are kept' },
+        after: {
+          connectionId: c.id,
+          warning:
+            'the identity provider sent a link to the groups instead of the groups (too many to fit); the previous memberships are kept',
+        },
       });
     }
     await recordEvent(trx, asUser, {
@@ -364,7 +482,14 @@ export async function signInFromClaims(db: Db, ctx: Ctx, c: SignInConnection, id
 }
 
 /** A refused or failed sign-in, recorded in its own transaction (the sign-in's rolled back). */
-export async function recordLoginFailure(db: Db, ctx: Ctx, c: SignInConnection, reason: string, user: User | null, subject: string | null): Promise<void> {
+export async function recordLoginFailure(
+  db: Db,
+  ctx: Ctx,
+  c: SignInConnection,
+  reason: string,
+  user: User | null,
+  subject: string | null,
+): Promise<void> {
   await db.tx((trx) =>
     recordEvent(trx, user ? { ...ctx, actor: userActor(user) } : ctx, {
       event: 'login.failed',

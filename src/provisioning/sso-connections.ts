@@ -33,9 +33,17 @@ function idpIdentity(c: Connection): string {
 
 /** What the audit log keeps of a connection: its settings, never the secret or whole certificates. */
 function audited(c: Connection) {
-  if (c.protocol === 'oidc') return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, domains: c.domains, ...c.oidc };
+  if (c.protocol === 'oidc')
+    return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, domains: c.domains, ...c.oidc };
   const { idpCertificates, ...saml } = c.saml;
-  return { name: c.name, enabled: c.enabled, matchBy: c.matchBy, domains: c.domains, ...saml, idpCertificates: idpCertificates.map((p) => certificateInfo(p).fingerprintSha256) };
+  return {
+    name: c.name,
+    enabled: c.enabled,
+    matchBy: c.matchBy,
+    domains: c.domains,
+    ...saml,
+    idpCertificates: idpCertificates.map((p) => certificateInfo(p).fingerprintSha256),
+  };
 }
 
 const entity = (c: Connection) => ({ type: 'sso_connection', id: c.id, name: c.name });
@@ -48,13 +56,23 @@ export async function createSsoConnection(db: Db, ctx: Ctx, input: ConnectionInp
       await assertDomainsWhereShared(trx, ctx.tenantId);
       await assertNoSharedRules(trx, ctx.tenantId, created);
     }
-    await recordEvent(trx, ctx, { event: 'sso_connection.created', entity: entity(created), before: null, after: audited(created) });
+    await recordEvent(trx, ctx, {
+      event: 'sso_connection.created',
+      entity: entity(created),
+      before: null,
+      after: audited(created),
+    });
     return created;
   });
 }
 
 /** Merges the change over the connection; disabling it ends the sessions signed in through it. */
-export async function updateSsoConnection(db: Db, ctx: Ctx, id: string, change: Omit<ConnectionInput, 'protocol'>): Promise<Connection> {
+export async function updateSsoConnection(
+  db: Db,
+  ctx: Ctx,
+  id: string,
+  change: Omit<ConnectionInput, 'protocol'>,
+): Promise<Connection> {
   return db.tx(async (trx) => {
     await lockMapping(trx, ctx.tenantId, 'exclusive');
     const locked = await lockConnection(trx, ctx.tenantId, id, ctx.now.getTime());
@@ -63,17 +81,25 @@ export async function updateSsoConnection(db: Db, ctx: Ctx, id: string, change: 
     // domains to one of several connections that lack them (migration 009) must pass.
     const widens = !locked.enabled || (locked.domains.length > 0 && !updated.domains.length);
     const domainsChanged = JSON.stringify(locked.domains) !== JSON.stringify(updated.domains);
-    if (updated.enabled && (widens || domainsChanged)) await assertDomainsWhereShared(trx, ctx.tenantId, { onlyOverlaps: !widens });
+    if (updated.enabled && (widens || domainsChanged))
+      await assertDomainsWhereShared(trx, ctx.tenantId, { onlyOverlaps: !widens });
     if (updated.enabled && !locked.enabled) await assertNoSharedRules(trx, ctx.tenantId, updated);
-    const sessionsEnded = locked.enabled && !updated.enabled ? await endConnectionSessions(trx, ctx.tenantId, updated.id) : 0;
+    const sessionsEnded =
+      locked.enabled && !updated.enabled ? await endConnectionSessions(trx, ctx.tenantId, updated.id) : 0;
     // A subject means something only at the IdP that issued it: another IdP's `sub` or
     // NameID could equal it and sign in as the bound user, so the bindings go.
-    const bindingsRemoved = idpIdentity(locked) !== idpIdentity(updated) ? await unbindConnection(trx, ctx.tenantId, updated.id) : 0;
+    const bindingsRemoved =
+      idpIdentity(locked) !== idpIdentity(updated) ? await unbindConnection(trx, ctx.tenantId, updated.id) : 0;
     await recordEvent(trx, ctx, {
       event: 'sso_connection.updated',
       entity: entity(updated),
       before: audited(locked),
-      after: { ...audited(updated), ...(change.clientSecret !== undefined ? { clientSecretChanged: true } : {}), ...(sessionsEnded ? { sessionsEnded } : {}), ...(bindingsRemoved ? { bindingsRemoved } : {}) },
+      after: {
+        ...audited(updated),
+        ...(change.clientSecret !== undefined ? { clientSecretChanged: true } : {}),
+        ...(sessionsEnded ? { sessionsEnded } : {}),
+        ...(bindingsRemoved ? { bindingsRemoved } : {}),
+      },
     });
     return updated;
   });
@@ -88,7 +114,12 @@ export async function deleteSsoConnection(db: Db, ctx: Ctx, id: string): Promise
     const claimGroups = await removeClaimGroups(trx, ctx, c.id);
     // Its bindings go with it (foreign key): a connection added later binds anew.
     await deleteConnection(trx, ctx.tenantId, c.id);
-    await recordEvent(trx, ctx, { event: 'sso_connection.deleted', entity: entity(c), before: audited(c), after: claimGroups ? { claimGroupsRemoved: claimGroups } : null });
+    await recordEvent(trx, ctx, {
+      event: 'sso_connection.deleted',
+      entity: entity(c),
+      before: audited(c),
+      after: claimGroups ? { claimGroupsRemoved: claimGroups } : null,
+    });
   });
 }
 
@@ -111,10 +142,17 @@ export async function removeSsoBinding(db: Db, ctx: Ctx, userId: string, connect
  * applied again to their members: nothing keeps access that only that IdP asserted.
  */
 async function removeClaimGroups(trx: Knex, ctx: Ctx, connectionId: string): Promise<number> {
-  const groups = (await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).select('id')).map((r: Record<string, unknown>) => String(r.id));
+  const groups = (
+    await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).select('id')
+  ).map((r: Record<string, unknown>) => String(r.id));
   if (!groups.length) return 0;
   const users = new Set<string>();
-  const rows = await inChunks(trx, groups, (part) => trx('idp_group_members').where({ tenant_id: ctx.tenantId, member_type: 'User' }).whereIn('group_id', part).distinct('member_id'));
+  const rows = await inChunks(trx, groups, (part) =>
+    trx('idp_group_members')
+      .where({ tenant_id: ctx.tenantId, member_type: 'User' })
+      .whereIn('group_id', part)
+      .distinct('member_id'),
+  );
   for (const r of rows) users.add(String(r.member_id));
   await trx('idp_groups').where({ tenant_id: ctx.tenantId, connection_id: connectionId }).delete();
   await syncAfterDirectoryChange(trx, ctx, [...users]);

@@ -43,7 +43,12 @@ export async function updateTenantSettings(db: Db, ctx: Ctx, change: TenantChang
   return db.tx(async (trx) => {
     const changed = await changeTenant(trx, ctx.tenantId, change);
     if (Object.keys(changed.after).length) {
-      await recordEvent(trx, ctx, { event: 'tenant.updated', entity: { type: 'tenant', id: changed.tenant.id, name: changed.tenant.name }, before: changed.before, after: changed.after });
+      await recordEvent(trx, ctx, {
+        event: 'tenant.updated',
+        entity: { type: 'tenant', id: changed.tenant.id, name: changed.tenant.name },
+        before: changed.before,
+        after: changed.after,
+      });
     }
     return changed.tenant;
   });

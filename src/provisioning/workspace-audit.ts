@@ -13,7 +13,9 @@ export function grantAudit(g: Grant, agentName: string, subjectName: string | nu
     grantId: g.id,
     agentId: g.agentId,
     agentName,
-    ...(g.subjectType === 'group' ? { groupId: g.subjectId, groupName: subjectName } : { userId: g.subjectId, email: subjectName }),
+    ...(g.subjectType === 'group'
+      ? { groupId: g.subjectId, groupName: subjectName }
+      : { userId: g.subjectId, email: subjectName }),
     permission: g.permission,
     startDate: g.startDate,
     endDate: g.endDate,
@@ -23,5 +25,10 @@ export function grantAudit(g: Grant, agentName: string, subjectName: string | nu
 }
 
 export function sourceAudit(s: DataSource, names: Map<string, string>) {
-  return { id: s.id, name: s.name, access: s.access, groups: s.groupIds.map((id) => ({ id, name: names.get(id) ?? null })) };
+  return {
+    id: s.id,
+    name: s.name,
+    access: s.access,
+    groups: s.groupIds.map((id) => ({ id, name: names.get(id) ?? null })),
+  };
 }

@@ -36,12 +36,18 @@ interface OpResult {
 const BULK_REF = /^bulkId:(.+)$/;
 
 function parseOps(body: unknown): { ops: BulkOp[]; failOnErrors?: number } {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new InvalidInput('invalid_body', 'a BulkRequest must be a JSON object', { scimType: 'invalidSyntax' });
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    throw new InvalidInput('invalid_body', 'a BulkRequest must be a JSON object', { scimType: 'invalidSyntax' });
   const b = body as Record<string, unknown>;
   const list = b.Operations ?? b.operations;
-  if (!Array.isArray(list)) throw new InvalidInput('invalid_body', 'Operations must be an array', { scimType: 'invalidSyntax' });
+  if (!Array.isArray(list))
+    throw new InvalidInput('invalid_body', 'Operations must be an array', { scimType: 'invalidSyntax' });
   if (list.length > MAX_BULK_OPERATIONS) {
-    throw new TooLarge('too_many_operations', `the bulk request has ${list.length} operations; maxOperations is ${MAX_BULK_OPERATIONS}`, { scimType: 'tooMany' });
+    throw new TooLarge(
+      'too_many_operations',
+      `the bulk request has ${list.length} operations; maxOperations is ${MAX_BULK_OPERATIONS}`,
+      { scimType: 'tooMany' },
+    );
   }
   const fail = b.failOnErrors;
   if (fail !== undefined && (typeof fail !== 'number' || !Number.isInteger(fail) || fail < 1)) {
@@ -50,10 +56,24 @@ function parseOps(body: unknown): { ops: BulkOp[]; failOnErrors?: number } {
   const ops = list.map((raw, index): BulkOp => {
     const o = (raw ?? {}) as Record<string, unknown>;
     const method = String(o.method ?? '').toUpperCase();
-    if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) throw new InvalidInput('invalid_body', `operation ${index + 1}: method must be POST, PUT, PATCH or DELETE`, { scimType: 'invalidSyntax' });
-    if (typeof o.path !== 'string') throw new InvalidInput('invalid_body', `operation ${index + 1}: path is required`, { scimType: 'invalidSyntax' });
-    if (method === 'POST' && typeof o.bulkId !== 'string') throw new InvalidInput('invalid_body', `operation ${index + 1}: a POST needs a bulkId`, { scimType: 'invalidSyntax' });
-    return { index, method: method as BulkOp['method'], path: o.path, data: o.data, bulkId: typeof o.bulkId === 'string' ? o.bulkId : undefined, version: o.version ?? undefined };
+    if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(method))
+      throw new InvalidInput('invalid_body', `operation ${index + 1}: method must be POST, PUT, PATCH or DELETE`, {
+        scimType: 'invalidSyntax',
+      });
+    if (typeof o.path !== 'string')
+      throw new InvalidInput('invalid_body', `operation ${index + 1}: path is required`, { scimType: 'invalidSyntax' });
+    if (method === 'POST' && typeof o.bulkId !== 'string')
+      throw new InvalidInput('invalid_body', `operation ${index + 1}: a POST needs a bulkId`, {
+        scimType: 'invalidSyntax',
+      });
+    return {
+      index,
+      method: method as BulkOp['method'],
+      path: o.path,
+      data: o.data,
+      bulkId: typeof o.bulkId === 'string' ? o.bulkId : undefined,
+      version: o.version ?? undefined,
+    };
   });
   return { ops, failOnErrors: fail as number | undefined };
 }
@@ -76,7 +96,7 @@ function references(op: BulkOp): Set<string> {
 function substitute(v: unknown, ids: Map<string, string>): unknown {
   if (typeof v === 'string') {
     const m = BULK_REF.exec(v);
-    return m ? ids.get(m[1]!) ?? v : v;
+    return m ? (ids.get(m[1]!) ?? v) : v;
   }
   if (Array.isArray(v)) return v.map((x) => substitute(x, ids));
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substitute(x, ids)]));
@@ -85,16 +105,24 @@ function substitute(v: unknown, ids: Map<string, string>): unknown {
 
 function target(path: string): { type: 'Users' | 'Groups'; id?: string } {
   const m = /^\/?(Users|Groups)(?:\/([^/]+))?\/?$/i.exec(path);
-  if (!m) throw new InvalidInput('invalid_path', `bulk path "${path}" must be /Users, /Groups, /Users/{id} or /Groups/{id}`, { scimType: 'invalidPath' });
+  if (!m)
+    throw new InvalidInput('invalid_path', `bulk path "${path}" must be /Users, /Groups, /Users/{id} or /Groups/{id}`, {
+      scimType: 'invalidPath',
+    });
   return { type: m[1]!.toLowerCase() === 'users' ? 'Users' : 'Groups', id: m[2] };
 }
 
 async function run(db: Db, ctx: Ctx, base: string, op: BulkOp, ids: Map<string, string>): Promise<OpResult> {
-  const path = op.path.split('/').map((seg) => substitute(seg, ids) as string).join('/');
+  const path = op.path
+    .split('/')
+    .map((seg) => substitute(seg, ids) as string)
+    .join('/');
   const data = substitute(op.data, ids);
   const t = target(path);
   if (op.version !== undefined && typeof op.version !== 'string') {
-    throw new InvalidInput('invalid_precondition', 'version must be an entity tag such as W/"3"', { scimType: 'invalidSyntax' });
+    throw new InvalidInput('invalid_precondition', 'version must be an entity tag such as W/"3"', {
+      scimType: 'invalidSyntax',
+    });
   }
   const expected = op.version === undefined ? undefined : writeCondition(op.version);
   const out = { method: op.method, ...(op.bulkId ? { bulkId: op.bulkId } : {}) };
@@ -105,7 +133,8 @@ async function run(db: Db, ctx: Ctx, base: string, op: BulkOp, ids: Map<string, 
     ids.set(op.bulkId!, created.id);
     return { ...out, location: locate(created.id), version: etagOf(created.version), status: '201' };
   }
-  if (!t.id) throw new InvalidInput('invalid_path', `${op.method} needs a resource id in its path`, { scimType: 'invalidPath' });
+  if (!t.id)
+    throw new InvalidInput('invalid_path', `${op.method} needs a resource id in its path`, { scimType: 'invalidPath' });
   if (op.method === 'DELETE') {
     await (t.type === 'Users' ? deleteScimUser(db, ctx, t.id, expected) : deleteScimGroup(db, ctx, t.id, expected));
     return { ...out, location: locate(t.id), status: '204' };
@@ -144,7 +173,12 @@ export async function processBulk(
   for (const op of ops) {
     if (op.method !== 'POST' || op.bulkId === undefined) continue;
     const first = creator.get(op.bulkId);
-    if (first) throw new InvalidInput('invalid_body', `operations ${first.index + 1} and ${op.index + 1} both declare bulkId "${op.bulkId}"`, { scimType: 'invalidValue' });
+    if (first)
+      throw new InvalidInput(
+        'invalid_body',
+        `operations ${first.index + 1} and ${op.index + 1} both declare bulkId "${op.bulkId}"`,
+        { scimType: 'invalidValue' },
+      );
     creator.set(op.bulkId, op);
   }
   charge(ops.length);
@@ -160,7 +194,12 @@ export async function processBulk(
     errors++;
     logFailure(req, err, toRosterError(err));
     const { status, body } = scimErrorBody(err, req.id);
-    results.set(op.index, { method: op.method, ...(op.bulkId ? { bulkId: op.bulkId } : {}), status: String(status), response: body });
+    results.set(op.index, {
+      method: op.method,
+      ...(op.bulkId ? { bulkId: op.bulkId } : {}),
+      status: String(status),
+      response: body,
+    });
   };
   const refsOf = new Map(ops.map((op) => [op, [...references(op)]]));
 
@@ -171,7 +210,14 @@ export async function processBulk(
       const op = ready.pop()!;
       const unresolved = refsOf.get(op)!.filter((r) => !ids.has(r));
       if (unresolved.length) {
-        fail(op, new InvalidInput('unresolved_bulk_id', `bulkId ${unresolved.map((r) => `"${r}"`).join(', ')} does not name a resource created in this request`, { scimType: 'invalidValue' }));
+        fail(
+          op,
+          new InvalidInput(
+            'unresolved_bulk_id',
+            `bulkId ${unresolved.map((r) => `"${r}"`).join(', ')} does not name a resource created in this request`,
+            { scimType: 'invalidValue' },
+          ),
+        );
       } else {
         await yieldToLoop();
         try {
@@ -193,7 +239,12 @@ export async function processBulk(
 
   for (const op of ops) {
     if (stopped()) break;
-    const pending = new Set(refsOf.get(op)!.map((r) => creator.get(r)).filter((c): c is BulkOp => c !== undefined && !results.has(c.index)));
+    const pending = new Set(
+      refsOf
+        .get(op)!
+        .map((r) => creator.get(r))
+        .filter((c): c is BulkOp => c !== undefined && !results.has(c.index)),
+    );
     if (pending.size === 0) {
       await runReady(op);
       continue;
@@ -213,7 +264,11 @@ export async function processBulk(
         method: op.method,
         ...(op.bulkId ? { bulkId: op.bulkId } : {}),
         status: '409',
-        response: { schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '409', detail: 'circular bulkId references cannot be resolved' },
+        response: {
+          schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+          status: '409',
+          detail: 'circular bulkId references cannot be resolved',
+        },
       });
     }
   }

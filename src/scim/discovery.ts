@@ -46,7 +46,11 @@ export function resourceTypeDoc(rt: ResourceType, base: string) {
 }
 
 export function schemaDoc(s: SchemaDef, base: string) {
-  return { schemas: [SCHEMA_SCHEMA], ...s, meta: { resourceType: 'Schema', location: `${base}/scim/v2/Schemas/${s.id}` } };
+  return {
+    schemas: [SCHEMA_SCHEMA],
+    ...s,
+    meta: { resourceType: 'Schema', location: `${base}/scim/v2/Schemas/${s.id}` },
+  };
 }
 
 export function findResourceType(name: string): ResourceType | undefined {

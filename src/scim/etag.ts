@@ -13,9 +13,13 @@ export function etagOf(version: number): string {
 type TagList = '*' | string[];
 
 const malformed = (name: string, header: string) =>
-  new InvalidInput('invalid_precondition', `${name} ${JSON.stringify(header)} is not "*" or a list of entity tags such as W/"3"`, {
-    scimType: 'invalidSyntax',
-  });
+  new InvalidInput(
+    'invalid_precondition',
+    `${name} ${JSON.stringify(header)} is not "*" or a list of entity tags such as W/"3"`,
+    {
+      scimType: 'invalidSyntax',
+    },
+  );
 
 /** `*` or `1#entity-tag`; empty list elements are allowed (RFC 9110 §5.6.1.2), nothing else. */
 function parseTags(name: string, header: string): TagList {

@@ -17,7 +17,9 @@ export interface ListParams {
 type Source = 'query' | 'body';
 
 const invalid = (name: string, expected: string, value: unknown) =>
-  new InvalidInput('invalid_parameter', `${name} must be ${expected}, got ${JSON.stringify(value)}`, { scimType: 'invalidValue' });
+  new InvalidInput('invalid_parameter', `${name} must be ${expected}, got ${JSON.stringify(value)}`, {
+    scimType: 'invalidValue',
+  });
 
 function int(value: unknown, name: string, from: Source): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
@@ -32,7 +34,8 @@ function int(value: unknown, name: string, from: Source): number | undefined {
 
 function text(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (Array.isArray(value)) throw new InvalidInput('invalid_parameter', `${name} may be given only once`, { scimType: 'invalidValue' });
+  if (Array.isArray(value))
+    throw new InvalidInput('invalid_parameter', `${name} may be given only once`, { scimType: 'invalidValue' });
   if (typeof value !== 'string') throw invalid(name, 'a string', value);
   return value;
 }
@@ -44,7 +47,8 @@ function text(value: unknown, name: string): string | undefined {
 function names(value: unknown, name: string, from: Source): string | string[] | undefined {
   if (value === undefined || value === null) return undefined;
   const list = Array.isArray(value) && value.every((v) => typeof v === 'string');
-  if (from === 'body' ? !list : !list && typeof value !== 'string') throw invalid(name, 'a list of attribute names', value);
+  if (from === 'body' ? !list : !list && typeof value !== 'string')
+    throw invalid(name, 'a list of attribute names', value);
   return value as string | string[];
 }
 
@@ -54,16 +58,23 @@ function names(value: unknown, name: string, from: Source): string | string[] | 
  * clamped to it. A member of the wrong type is a 400 naming it.
  */
 function getter(src: Record<string, unknown>) {
-  return (name: string) => src[name] ?? src[Object.keys(src).find((k) => k.toLowerCase() === name.toLowerCase()) ?? name];
+  return (name: string) =>
+    src[name] ?? src[Object.keys(src).find((k) => k.toLowerCase() === name.toLowerCase()) ?? name];
 }
 
 /**
  * `attributes` and `excludedAttributes` alone: the parameters a single-resource request takes.
  * RFC 7644 defines paging, sorting and filtering for lists only, so those are ignored there.
  */
-export function parseProjectionParams(src: Record<string, unknown>, from: Source = 'query'): Pick<ListParams, 'attributes' | 'excludedAttributes'> {
+export function parseProjectionParams(
+  src: Record<string, unknown>,
+  from: Source = 'query',
+): Pick<ListParams, 'attributes' | 'excludedAttributes'> {
   const get = getter(src);
-  return { attributes: names(get('attributes'), 'attributes', from), excludedAttributes: names(get('excludedAttributes'), 'excludedAttributes', from) };
+  return {
+    attributes: names(get('attributes'), 'attributes', from),
+    excludedAttributes: names(get('excludedAttributes'), 'excludedAttributes', from),
+  };
 }
 
 export function parseListParams(src: Record<string, unknown>, from: Source = 'query'): ListParams {
@@ -72,7 +83,9 @@ export function parseListParams(src: Record<string, unknown>, from: Source = 'qu
   const count = Math.min(MAX_COUNT, Math.max(0, int(get('count'), 'count', from) ?? DEFAULT_COUNT));
   const order = text(get('sortOrder'), 'sortOrder')?.toLowerCase();
   if (order !== undefined && order !== 'ascending' && order !== 'descending') {
-    throw new InvalidInput('invalid_sort', `sortOrder must be "ascending" or "descending"`, { scimType: 'invalidValue' });
+    throw new InvalidInput('invalid_sort', `sortOrder must be "ascending" or "descending"`, {
+      scimType: 'invalidValue',
+    });
   }
   return {
     filter: text(get('filter'), 'filter'),

@@ -28,9 +28,13 @@ function selectors(rt: ResourceType, list: string | string[] | undefined): Selec
 }
 
 /** RFC 7644 §3.9: `attributes` and `excludedAttributes`, the latter ignored when both are given. */
-export function parseProjection(rt: ResourceType, attributes?: string | string[], excluded?: string | string[]): Projection {
+export function parseProjection(
+  rt: ResourceType,
+  attributes?: string | string[],
+  excluded?: string | string[],
+): Projection {
   const a = selectors(rt, attributes);
-  return a && a.length ? { attributes: a } : { excluded: selectors(rt, excluded) };
+  return a?.length ? { attributes: a } : { excluded: selectors(rt, excluded) };
 }
 
 const ALWAYS = new Set(['id', 'schemas']);
@@ -55,7 +59,10 @@ function pick(resource: Json, sels: Selector[]): Json {
       dst[s.attr] = value;
     } else if (Array.isArray(value)) {
       const prior = (dst[s.attr] as Json[] | undefined) ?? value.map(() => ({}));
-      dst[s.attr] = value.map((el, i) => ({ ...prior[i], ...(el && (el as Json)[s.sub!] !== undefined ? { [s.sub!]: (el as Json)[s.sub!] } : {}) }));
+      dst[s.attr] = value.map((el, i) => ({
+        ...prior[i],
+        ...(el && (el as Json)[s.sub!] !== undefined ? { [s.sub!]: (el as Json)[s.sub!] } : {}),
+      }));
     } else if (value && typeof value === 'object' && (value as Json)[s.sub] !== undefined) {
       dst[s.attr] = { ...((dst[s.attr] as Json | undefined) ?? {}), [s.sub]: (value as Json)[s.sub] };
     }

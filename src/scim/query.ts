@@ -42,7 +42,9 @@ export class StatementLimit {
   private kind(): Promise<'mariadb' | 'mysql' | undefined> {
     const client = (this.db.client as { config: { client: string } }).config.client;
     if (client !== 'mysql2' || this.ms <= 0) return Promise.resolve(undefined);
-    this.server ??= this.db.raw('select version() as v').then(([rows]: [{ v: string }[]]) => (/mariadb/i.test(rows[0]!.v) ? 'mariadb' : 'mysql'));
+    this.server ??= this.db
+      .raw('select version() as v')
+      .then(([rows]: [{ v: string }[]]) => (/mariadb/i.test(rows[0]!.v) ? 'mariadb' : 'mysql'));
     return this.server;
   }
 
@@ -51,7 +53,10 @@ export class StatementLimit {
     try {
       if (server === 'mariadb') {
         const { sql, bindings } = q.toSQL().toNative();
-        const [rows] = await this.db.raw(`SET STATEMENT max_statement_time = ${this.ms / 1000} FOR ${sql}`, bindings as Knex.RawBinding[]);
+        const [rows] = await this.db.raw(
+          `SET STATEMENT max_statement_time = ${this.ms / 1000} FOR ${sql}`,
+          bindings as Knex.RawBinding[],
+        );
         return rows as Record<string, unknown>[];
       }
       if (server === 'mysql') q.hintComment(`MAX_EXECUTION_TIME(${this.ms})`);
@@ -59,7 +64,11 @@ export class StatementLimit {
     } catch (err) {
       // ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL).
       if ([1969, 3024].includes((err as { errno?: number }).errno ?? 0)) {
-        throw new InvalidInput('list_too_costly', `the list took longer than ${this.ms} ms to compute; narrow the filter`, { scimType: 'tooMany', cause: err });
+        throw new InvalidInput(
+          'list_too_costly',
+          `the list took longer than ${this.ms} ms to compute; narrow the filter`,
+          { scimType: 'tooMany', cause: err },
+        );
       }
       throw err;
     }
@@ -71,7 +80,13 @@ export class StatementLimit {
  * same transactions that create and delete users, so an unfiltered user list reads one row
  * instead of counting a hundred thousand on every page (InnoDB has no cheap COUNT(*)).
  */
-async function countOf(db: Knex, limit: StatementLimit, rt: ResourceType, tenantId: string, filterText: string | undefined): Promise<number> {
+async function countOf(
+  db: Knex,
+  limit: StatementLimit,
+  rt: ResourceType,
+  tenantId: string,
+  filterText: string | undefined,
+): Promise<number> {
   if (rt.name === 'User' && (filterText === undefined || filterText.trim() === '')) {
     const row = await db('tenants').where({ id: tenantId }).select('seats_used').first();
     return Number(row?.seats_used ?? 0);
@@ -108,7 +123,11 @@ async function listPage(
     else q.offset(p.startIndex - 1);
   }
   const rows = await limit.rows(q);
-  if (seekable && rows.length) cache.set(SeekCache.key(rt.name, tenantId, p.filter, p.startIndex + rows.length), String(rows[rows.length - 1]!.id));
+  if (seekable && rows.length)
+    cache.set(
+      SeekCache.key(rt.name, tenantId, p.filter, p.startIndex + rows.length),
+      String(rows[rows.length - 1]!.id),
+    );
   return { total, items: rows };
 }
 

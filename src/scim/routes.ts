@@ -10,13 +10,7 @@ import { scimRateLimit } from '../http/rate-limit.js';
 import { resource } from '../http/routes.js';
 import { createScimGroup, deleteScimGroup, patchScimGroup, replaceScimGroup } from '../provisioning/scim-groups.js';
 import { createScimUser, deleteScimUser, patchScimUser, replaceScimUser } from '../provisioning/scim-users.js';
-import {
-  findResourceType,
-  findSchema,
-  resourceTypeDoc,
-  schemaDoc,
-  serviceProviderConfig,
-} from './discovery.js';
+import { findResourceType, findSchema, resourceTypeDoc, schemaDoc, serviceProviderConfig } from './discovery.js';
 import { processBulk } from './bulk.js';
 import { etagOf, notModified, writeCondition } from './etag.js';
 import type { VersionCondition } from '../db/versioned.js';
@@ -30,7 +24,13 @@ import { sendScim } from './send.js';
 import { groupResource, LIST_RESPONSE, userLocation, groupLocation, userResource } from './serialize.js';
 
 function listResponse(total: number, startIndex: number, resources: unknown[]) {
-  return { schemas: [LIST_RESPONSE], totalResults: total, startIndex, itemsPerPage: resources.length, Resources: resources };
+  return {
+    schemas: [LIST_RESPONSE],
+    totalResults: total,
+    startIndex,
+    itemsPerPage: resources.length,
+    Resources: resources,
+  };
 }
 
 /** A list's total, or the invalidFilter error of a filter this resource type cannot answer. */
@@ -74,19 +74,40 @@ export function scimRoutes(deps: AppDeps): Router {
   r.use(bearerAuth(db.knex, 'scim'));
   const rateLimit = scimRateLimit(config.scimRateLimit);
   r.use(rateLimit.middleware);
-  r.use(parseJsonBody({ limitBytes: config.bodyLimitBytes, maxDepth: config.jsonMaxDepth, timeoutMs: config.requestBodyTimeoutMs }));
+  r.use(
+    parseJsonBody({
+      limitBytes: config.bodyLimitBytes,
+      maxDepth: config.jsonMaxDepth,
+      timeoutMs: config.requestBodyTimeoutMs,
+    }),
+  );
 
   const presentUsers = async (tenantId: string, users: User[], p: Projection, fresh = false) => {
     // A user created by this very request belongs to no group yet. Groups share the response's
     // budget with members: users past it come without `groups`, never with a partial list.
-    const groups = includes(p, 'groups') && !fresh ? await groupsOfUsers(db.knex, tenantId, users.map((u) => u.id), config.scimMembersPerResponse) : undefined;
+    const groups =
+      includes(p, 'groups') && !fresh
+        ? await groupsOfUsers(
+            db.knex,
+            tenantId,
+            users.map((u) => u.id),
+            config.scimMembersPerResponse,
+          )
+        : undefined;
     return users.map((u) => project(userResource(u, base, groups?.get(u.id)), p));
   };
   const presentGroups = async (tenantId: string, groups: IdpGroup[], p: Projection) => {
     // excludedAttributes=members (every Entra group read) never touches the member table. One
     // response carries at most SCIM_MEMBERS_PER_RESPONSE members: the groups past that budget
     // come without `members` (RFC 7644 lets a server omit it), never with a partial list.
-    const members = includes(p, 'members') ? await loadMembersWithin(db.knex, tenantId, groups.map((g) => g.id), config.scimMembersPerResponse) : undefined;
+    const members = includes(p, 'members')
+      ? await loadMembersWithin(
+          db.knex,
+          tenantId,
+          groups.map((g) => g.id),
+          config.scimMembersPerResponse,
+        )
+      : undefined;
     return groups.map((g) => project(groupResource(g, base, members?.get(g.id)), p));
   };
   const sendUser = async (res: Response, p: Projection, status: number, u: User) => {
@@ -104,31 +125,44 @@ export function scimRoutes(deps: AppDeps): Router {
 
   const listUsers = async (tenantId: string, p: ListParams) => {
     const page = await queries.users(tenantId, p);
-    return listResponse(page.total, p.startIndex, await presentUsers(tenantId, page.items, parseProjection(USER_RT, p.attributes, p.excludedAttributes)));
+    return listResponse(
+      page.total,
+      p.startIndex,
+      await presentUsers(tenantId, page.items, parseProjection(USER_RT, p.attributes, p.excludedAttributes)),
+    );
   };
   const listGroups = async (tenantId: string, p: ListParams) => {
     const page = await queries.groups(tenantId, p);
-    return listResponse(page.total, p.startIndex, await presentGroups(tenantId, page.items, parseProjection(GROUP_RT, p.attributes, p.excludedAttributes)));
+    return listResponse(
+      page.total,
+      p.startIndex,
+      await presentGroups(tenantId, page.items, parseProjection(GROUP_RT, p.attributes, p.excludedAttributes)),
+    );
   };
   const searchBody = (req: Request): ListParams => {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidInput('invalid_body', 'a SearchRequest must be a JSON object', { scimType: 'invalidSyntax' });
+    if (typeof body !== 'object' || Array.isArray(body))
+      throw new InvalidInput('invalid_body', 'a SearchRequest must be a JSON object', { scimType: 'invalidSyntax' });
     return parseListParams(body, 'body');
   };
 
   resource(r, '/Users', {
-    get: async (req, res) => sendScim(res, 200, await listUsers(req.ctx!.tenantId, parseListParams(req.query as Record<string, unknown>))),
+    get: async (req, res) =>
+      sendScim(res, 200, await listUsers(req.ctx!.tenantId, parseListParams(req.query as Record<string, unknown>))),
     post: async (req, res) => {
       const p = queryProjection(req, USER_RT);
       await sendUser(res, p, 201, await createScimUser(db, ctxOf(req), req.body));
     },
   });
-  resource(r, '/Users/.search', { post: async (req, res) => sendScim(res, 200, await listUsers(req.ctx!.tenantId, searchBody(req))) });
+  resource(r, '/Users/.search', {
+    post: async (req, res) => sendScim(res, 200, await listUsers(req.ctx!.tenantId, searchBody(req))),
+  });
   resource(r, '/Users/:id', {
     get: async (req, res) => {
       const p = queryProjection(req, USER_RT);
       const u = await requireUser(db.knex, req.ctx!.tenantId, param(req, 'id'));
-      if (notModified(req.get('if-none-match'), u.version)) return void res.status(304).setHeader('ETag', etagOf(u.version)).end();
+      if (notModified(req.get('if-none-match'), u.version))
+        return void res.status(304).setHeader('ETag', etagOf(u.version)).end();
       await sendUser(res, p, 200, u);
     },
     put: async (req, res) => {
@@ -147,18 +181,22 @@ export function scimRoutes(deps: AppDeps): Router {
   });
 
   resource(r, '/Groups', {
-    get: async (req, res) => sendScim(res, 200, await listGroups(req.ctx!.tenantId, parseListParams(req.query as Record<string, unknown>))),
+    get: async (req, res) =>
+      sendScim(res, 200, await listGroups(req.ctx!.tenantId, parseListParams(req.query as Record<string, unknown>))),
     post: async (req, res) => {
       const p = queryProjection(req, GROUP_RT);
       await sendGroup(res, p, 201, await createScimGroup(db, ctxOf(req), req.body));
     },
   });
-  resource(r, '/Groups/.search', { post: async (req, res) => sendScim(res, 200, await listGroups(req.ctx!.tenantId, searchBody(req))) });
+  resource(r, '/Groups/.search', {
+    post: async (req, res) => sendScim(res, 200, await listGroups(req.ctx!.tenantId, searchBody(req))),
+  });
   resource(r, '/Groups/:id', {
     get: async (req, res) => {
       const p = queryProjection(req, GROUP_RT);
       const g = await requireGroup(db.knex, req.ctx!.tenantId, param(req, 'id'));
-      if (notModified(req.get('if-none-match'), g.version)) return void res.status(304).setHeader('ETag', etagOf(g.version)).end();
+      if (notModified(req.get('if-none-match'), g.version))
+        return void res.status(304).setHeader('ETag', etagOf(g.version)).end();
       await sendGroup(res, p, 200, g);
     },
     put: async (req, res) => {
@@ -201,17 +239,32 @@ export function scimRoutes(deps: AppDeps): Router {
       if (nUsers && p.startIndex <= nUsers) out.push(...(await listUsers(tenantId, p)).Resources);
       const remaining = p.count - out.length;
       if (nGroups && remaining > 0) {
-        out.push(...(await listGroups(tenantId, { ...p, startIndex: Math.max(1, p.startIndex - nUsers), count: remaining })).Resources);
+        out.push(
+          ...(await listGroups(tenantId, { ...p, startIndex: Math.max(1, p.startIndex - nUsers), count: remaining }))
+            .Resources,
+        );
       }
       sendScim(res, 200, listResponse(nUsers + nGroups, p.startIndex, out));
     },
   });
 
-  resource(r, '/Bulk', { post: async (req, res) => sendScim(res, 200, await processBulk(db, req, base, (cost) => rateLimit.charge(req, cost))) });
+  resource(r, '/Bulk', {
+    post: async (req, res) =>
+      sendScim(res, 200, await processBulk(db, req, base, (cost) => rateLimit.charge(req, cost))),
+  });
 
   resource(r, '/ServiceProviderConfig', { get: (_req, res) => sendScim(res, 200, serviceProviderConfig(config)) });
   resource(r, '/ResourceTypes', {
-    get: (_req, res) => sendScim(res, 200, listResponse(RESOURCE_TYPES.length, 1, RESOURCE_TYPES.map((rt) => resourceTypeDoc(rt, base)))),
+    get: (_req, res) =>
+      sendScim(
+        res,
+        200,
+        listResponse(
+          RESOURCE_TYPES.length,
+          1,
+          RESOURCE_TYPES.map((rt) => resourceTypeDoc(rt, base)),
+        ),
+      ),
   });
   resource(r, '/ResourceTypes/:name', {
     get: (req, res) => {
@@ -220,7 +273,18 @@ export function scimRoutes(deps: AppDeps): Router {
       sendScim(res, 200, resourceTypeDoc(rt, base));
     },
   });
-  resource(r, '/Schemas', { get: (_req, res) => sendScim(res, 200, listResponse(allSchemas.length, 1, allSchemas.map((s) => schemaDoc(s, base)))) });
+  resource(r, '/Schemas', {
+    get: (_req, res) =>
+      sendScim(
+        res,
+        200,
+        listResponse(
+          allSchemas.length,
+          1,
+          allSchemas.map((s) => schemaDoc(s, base)),
+        ),
+      ),
+  });
   resource(r, '/Schemas/:id', {
     get: (req, res) => {
       const s = findSchema(param(req, 'id'));
@@ -230,7 +294,10 @@ export function scimRoutes(deps: AppDeps): Router {
   });
   // RFC 7644 §3.11 allows 501: a SCIM token authenticates a provisioning client, not a person.
   r.all('/Me', () => {
-    throw new NotImplemented('me_not_supported', '/Me is not available with a SCIM token: it authenticates a client, not a person');
+    throw new NotImplemented(
+      'me_not_supported',
+      '/Me is not available with a SCIM token: it authenticates a client, not a person',
+    );
   });
   return r;
 }

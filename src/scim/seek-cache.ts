@@ -38,7 +38,9 @@ export class SeekCache {
 
   /** A fixed-size key for a tenant's position in one list. */
   static key(resourceType: string, tenantId: string, filter: string | undefined, startIndex: number): string {
-    return createHash('sha256').update(JSON.stringify([resourceType, tenantId, filter ?? null, startIndex])).digest('base64url');
+    return createHash('sha256')
+      .update(JSON.stringify([resourceType, tenantId, filter ?? null, startIndex]))
+      .digest('base64url');
   }
 
   get(key: string): string | undefined {

@@ -24,7 +24,11 @@ export function groupLocation(base: string, id: string): string {
 }
 
 /** A user as SCIM shows it. `groups` is omitted when not loaded (not requested). */
-export function userResource(u: User, base: string, groups?: { id: string; displayName: string }[]): Record<string, unknown> {
+export function userResource(
+  u: User,
+  base: string,
+  groups?: { id: string; displayName: string }[],
+): Record<string, unknown> {
   const { userName: _u, externalId: _e, active: _a, ...rest } = u.doc;
   return {
     schemas: u.doc[ENTERPRISE_USER_SCHEMA] ? [USER_SCHEMA, ENTERPRISE_USER_SCHEMA] : [USER_SCHEMA],
@@ -33,8 +37,15 @@ export function userResource(u: User, base: string, groups?: { id: string; displ
     userName: u.userName,
     active: u.active,
     ...rest,
-    ...(groups && groups.length
-      ? { groups: groups.map((g) => ({ value: g.id, display: g.displayName, $ref: groupLocation(base, g.id), type: 'direct' })) }
+    ...(groups?.length
+      ? {
+          groups: groups.map((g) => ({
+            value: g.id,
+            display: g.displayName,
+            $ref: groupLocation(base, g.id),
+            type: 'direct',
+          })),
+        }
       : {}),
     meta: meta('User', userLocation(base, u.id), u.createdAt, u.updatedAt, u.version),
   };

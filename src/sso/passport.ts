@@ -26,7 +26,8 @@ export function holdRedirect(created: object, options: unknown): void {
   // passport sets `redirect` on the strategy it creates for each request.
   const strategy = created as { redirect(url: string, status?: number): void };
   const send = strategy.redirect;
-  strategy.redirect = (url, status) => (options as HeldRedirect).onRedirect(url, () => send.call(strategy, url, status));
+  strategy.redirect = (url, status) =>
+    (options as HeldRedirect).onRedirect(url, () => send.call(strategy, url, status));
 }
 
 /**
@@ -34,7 +35,12 @@ export function holdRedirect(created: object, options: unknown): void {
  * decision. A strategy is named, or an instance: passport sets its callbacks on an instance it
  * is given, so each request gets its own object made from it.
  */
-export function authenticate(strategy: string | passport.Strategy, req: Request, res: Response, options: object = {}): Promise<Step> {
+export function authenticate(
+  strategy: string | passport.Strategy,
+  req: Request,
+  res: Response,
+  options: object = {},
+): Promise<Step> {
   const name = typeof strategy === 'string' ? strategy : strategy.name;
   const layer = typeof strategy === 'string' ? strategy : (Object.create(strategy) as passport.Strategy);
   return new Promise((resolve, reject) => {

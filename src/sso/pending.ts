@@ -86,7 +86,10 @@ export class SamlRequestStore implements CacheProvider {
 
   /** True when the id was issued here and has been used already: a replay, not a stranger. */
   async wasUsed(key: string): Promise<boolean> {
-    const row = await this.db('sso_pending').where({ tenant_id: this.scope.tenantId, connection_id: this.scope.connectionId, id: key }).whereNotNull('consumed_at').first();
+    const row = await this.db('sso_pending')
+      .where({ tenant_id: this.scope.tenantId, connection_id: this.scope.connectionId, id: key })
+      .whereNotNull('consumed_at')
+      .first();
     return Boolean(row);
   }
 }
@@ -117,9 +120,16 @@ export async function saveOidcFlow(db: Knex, s: Scope, flowId: string, flow: Oid
 /** The flow this browser started, used up by this call; undefined when unknown, expired or already used. */
 export async function takeOidcFlow(db: Knex, s: Scope, flowId: string): Promise<OidcFlow | undefined> {
   const now = Date.now();
-  const row = await db('sso_pending').where({ tenant_id: s.tenantId, connection_id: s.connectionId, id: flowId }).first();
+  const row = await db('sso_pending')
+    .where({ tenant_id: s.tenantId, connection_id: s.connectionId, id: flowId })
+    .first();
   if (!row || !(await consume(db, s, flowId, now))) return undefined;
-  return { state: String(row.state), nonce: String(row.nonce), codeVerifier: String(row.code_verifier), returnTo: (row.return_to as string | null) ?? null };
+  return {
+    state: String(row.state),
+    nonce: String(row.nonce),
+    codeVerifier: String(row.code_verifier),
+    returnTo: (row.return_to as string | null) ?? null,
+  };
 }
 
 /**

@@ -5,9 +5,21 @@ import { NotFound, Unauthenticated } from '../errors.js';
 import { checkCsrf } from '../http/auth.js';
 import { formBody } from '../http/body.js';
 import { addressRateLimit } from '../http/rate-limit.js';
-import { recordLoginFailure, SignInRefused, signInFromClaims, type ClaimGroups, type SignInConnection, type SignInIdentity } from '../provisioning/sign-in.js';
+import {
+  recordLoginFailure,
+  SignInRefused,
+  signInFromClaims,
+  type ClaimGroups,
+  type SignInConnection,
+  type SignInIdentity,
+} from '../provisioning/sign-in.js';
 import { getTenantBySlug, type Tenant } from '../tenants/store.js';
-import { getConnection, type Connection, type OidcConnection, type SamlConnection } from '../connections/connections.js';
+import {
+  getConnection,
+  type Connection,
+  type OidcConnection,
+  type SamlConnection,
+} from '../connections/connections.js';
 import { LoginFailure } from './failure.js';
 import { handleOidcCallback, startOidcSignIn, type OidcSite } from './oidc/flow.js';
 import { page } from './pages.js';
@@ -26,7 +38,14 @@ const SAML_COOKIE = 'roster_saml';
 
 /** Only a path on this site: an open redirect would make Roster a phishing helper. */
 function safeReturnTo(v: unknown): string | null {
-  if (typeof v !== 'string' || v.length > 1000 || !v.startsWith('/') || v.startsWith('//') || /[\\\x00-\x1f\x7f]/.test(v)) return null;
+  if (
+    typeof v !== 'string' ||
+    v.length > 1000 ||
+    !v.startsWith('/') ||
+    v.startsWith('//') ||
+    /[\\\x00-\x1f\x7f]/.test(v)
+  )
+    return null;
   return v;
 }
 
@@ -46,7 +65,12 @@ interface Target {
 const NOT_FOUND_PAGE = ['Check the sign-in link with your administrator.'];
 
 /** The tenant and connection a sign-in URL names, or a page saying there is none. */
-async function target(deps: AppDeps, req: Request, res: Response, protocol?: Connection['protocol']): Promise<Target | undefined> {
+async function target(
+  deps: AppDeps,
+  req: Request,
+  res: Response,
+  protocol?: Connection['protocol'],
+): Promise<Target | undefined> {
   let tenant: Tenant;
   try {
     tenant = await getTenantBySlug(deps.db.knex, String(req.params.tenant));
@@ -64,7 +88,12 @@ async function target(deps: AppDeps, req: Request, res: Response, protocol?: Con
 }
 
 function ssoCtx(req: Request, t: Target): Ctx {
-  return { tenantId: t.tenant.id, actor: { type: 'system', id: null, display: `SSO connection ${t.connection.name}` }, requestId: req.id, now: new Date() };
+  return {
+    tenantId: t.tenant.id,
+    actor: { type: 'system', id: null, display: `SSO connection ${t.connection.name}` },
+    requestId: req.id,
+    now: new Date(),
+  };
 }
 
 function signInConnection(c: Connection): SignInConnection {
@@ -72,19 +101,48 @@ function signInConnection(c: Connection): SignInConnection {
 }
 
 /** A refused or failed sign-in: recorded as login.failed (never with assertions or tokens), shown as a page. */
-async function refuse(deps: AppDeps, req: Request, res: Response, t: Target, err: unknown, subject: string | null): Promise<void> {
+async function refuse(
+  deps: AppDeps,
+  req: Request,
+  res: Response,
+  t: Target,
+  err: unknown,
+  subject: string | null,
+): Promise<void> {
   if (!(err instanceof LoginFailure) && !(err instanceof SignInRefused)) throw err;
   const user = err instanceof SignInRefused ? err.user : null;
-  await recordLoginFailure(deps.db, ssoCtx(req, t), signInConnection(t.connection), err.code, user, err instanceof LoginFailure ? (err.subject ?? subject) : subject);
+  await recordLoginFailure(
+    deps.db,
+    ssoCtx(req, t),
+    signInConnection(t.connection),
+    err.code,
+    user,
+    err instanceof LoginFailure ? (err.subject ?? subject) : subject,
+  );
   req.log.info({ reason: err.code, connectionId: t.connection.id, tenant: t.tenant.slug }, 'sign-in refused');
-  page(res, err.status, err instanceof SignInRefused ? 'You cannot sign in' : 'Sign-in failed', [err.message, `Reason: ${err.code}.`]);
+  page(res, err.status, err instanceof SignInRefused ? 'You cannot sign in' : 'Sign-in failed', [
+    err.message,
+    `Reason: ${err.code}.`,
+  ]);
 }
 
 /** A verified identity becomes a signed-in user with a new session, or a refusal page. */
-async function complete(deps: AppDeps, req: Request, res: Response, t: Target, outcome: { identity: SignInIdentity; groups: ClaimGroups; returnTo: string | null }) {
+async function complete(
+  deps: AppDeps,
+  req: Request,
+  res: Response,
+  t: Target,
+  outcome: { identity: SignInIdentity; groups: ClaimGroups; returnTo: string | null },
+) {
   const subject = outcome.identity.email ?? outcome.identity.userName;
   try {
-    const result = await signInFromClaims(deps.db, ssoCtx(req, t), signInConnection(t.connection), outcome.identity, outcome.groups);
+    const result = await signInFromClaims(
+      deps.db,
+      ssoCtx(req, t),
+      signInConnection(t.connection),
+      outcome.identity,
+      outcome.groups,
+    );
     await startSession(req, { tenantId: t.tenant.id, userId: result.user.id, connectionId: t.connection.id });
     res.redirect(303, safeReturnTo(outcome.returnTo) ?? DEFAULT_RETURN_TO);
   } catch (err) {
@@ -93,7 +151,12 @@ async function complete(deps: AppDeps, req: Request, res: Response, t: Target, o
 }
 
 function disabled(t: Target): LoginFailure | undefined {
-  return t.connection.enabled ? undefined : new LoginFailure('connection_disabled', `sign-in through ${t.connection.name} is turned off; ask an administrator`);
+  return t.connection.enabled
+    ? undefined
+    : new LoginFailure(
+        'connection_disabled',
+        `sign-in through ${t.connection.name} is turned off; ask an administrator`,
+      );
 }
 
 /**
@@ -102,7 +165,10 @@ function disabled(t: Target): LoginFailure | undefined {
  */
 export function ssoRoutes(deps: AppDeps): Router {
   const { config, db } = deps;
-  const sp: SpCredentials | undefined = config.samlSpKeyFile && config.samlSpCertFile ? loadSpCredentials(config.samlSpKeyFile, config.samlSpCertFile) : undefined;
+  const sp: SpCredentials | undefined =
+    config.samlSpKeyFile && config.samlSpCertFile
+      ? loadSpCredentials(config.samlSpKeyFile, config.samlSpCertFile)
+      : undefined;
   const publicOrigin = new URL(config.publicBaseUrl).origin;
   const samlSite = (t: Target): SamlSite => ({
     db: db.knex,
@@ -117,14 +183,24 @@ export function ssoRoutes(deps: AppDeps): Router {
     connection: t.connection as OidcConnection,
     redirectUri: oidcRedirectUri(config.publicBaseUrl, t.tenant.slug, t.connection.id),
   });
-  const flowCookie = (t: Target) => ({ httpOnly: true, sameSite: 'lax' as const, path: `/auth/${t.tenant.slug}/oidc/${t.connection.id}/callback` });
-  const samlCookie = (t: Target) => ({ httpOnly: true, secure: true, sameSite: 'none' as const, path: `/auth/${t.tenant.slug}/saml/${t.connection.id}/acs` });
+  const flowCookie = (t: Target) => ({
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    path: `/auth/${t.tenant.slug}/oidc/${t.connection.id}/callback`,
+  });
+  const samlCookie = (t: Target) => ({
+    httpOnly: true,
+    secure: true,
+    sameSite: 'none' as const,
+    path: `/auth/${t.tenant.slug}/saml/${t.connection.id}/acs`,
+  });
 
   const r = Router();
   r.use(addressRateLimit(config.authRateLimit));
 
   r.get('/csrf', (req, res) => {
-    if (!req.session?.userId || !req.session.csrfToken) throw new Unauthenticated('no_session', 'not signed in: sign in through your organisation first');
+    if (!req.session?.userId || !req.session.csrfToken)
+      throw new Unauthenticated('no_session', 'not signed in: sign in through your organisation first');
     res.set('Cache-Control', 'no-store').json({ token: req.session.csrfToken });
   });
 
@@ -159,25 +235,40 @@ export function ssoRoutes(deps: AppDeps): Router {
     const t = await target(deps, req, res, 'saml');
     if (!t) return;
     const site = samlSite(t);
-    res.type('application/samlmetadata+xml').set('Cache-Control', 'no-cache').send(spMetadata(site.connection, site.urls, sp));
+    res
+      .type('application/samlmetadata+xml')
+      .set('Cache-Control', 'no-cache')
+      .send(spMetadata(site.connection, site.urls, sp));
   });
 
-  r.post('/:tenant/saml/:connection/acs', formBody({ limitBytes: config.bodyLimitBytes, timeoutMs: config.requestBodyTimeoutMs }), async (req, res) => {
-    const t = await target(deps, req, res, 'saml');
-    if (!t) return;
-    try {
-      const off = disabled(t);
-      if (off) throw off;
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      if (typeof body.SAMLResponse !== 'string' || !body.SAMLResponse) throw new LoginFailure('invalid_response', 'the request carries no SAMLResponse');
-      const requestId = cookieValue(req, SAML_COOKIE);
-      if (requestId) res.clearCookie(SAML_COOKIE, samlCookie(t));
-      const outcome = await handleSamlResponse(samlSite(t), body.SAMLResponse, safeReturnTo(body.RelayState), { bound: req.secure, requestId }, req, res);
-      await complete(deps, req, res, t, outcome);
-    } catch (err) {
-      await refuse(deps, req, res, t, err, null);
-    }
-  });
+  r.post(
+    '/:tenant/saml/:connection/acs',
+    formBody({ limitBytes: config.bodyLimitBytes, timeoutMs: config.requestBodyTimeoutMs }),
+    async (req, res) => {
+      const t = await target(deps, req, res, 'saml');
+      if (!t) return;
+      try {
+        const off = disabled(t);
+        if (off) throw off;
+        const body = (req.body ?? {}) as Record<string, unknown>;
+        if (typeof body.SAMLResponse !== 'string' || !body.SAMLResponse)
+          throw new LoginFailure('invalid_response', 'the request carries no SAMLResponse');
+        const requestId = cookieValue(req, SAML_COOKIE);
+        if (requestId) res.clearCookie(SAML_COOKIE, samlCookie(t));
+        const outcome = await handleSamlResponse(
+          samlSite(t),
+          body.SAMLResponse,
+          safeReturnTo(body.RelayState),
+          { bound: req.secure, requestId },
+          req,
+          res,
+        );
+        await complete(deps, req, res, t, outcome);
+      } catch (err) {
+        await refuse(deps, req, res, t, err, null);
+      }
+    },
+  );
 
   r.get('/:tenant/oidc/:connection/callback', async (req, res) => {
     const t = await target(deps, req, res, 'oidc');

@@ -9,7 +9,10 @@ export interface Seats {
 
 export async function seatsOf(db: Knex, tenantId: string): Promise<Seats> {
   const row = await db('tenants').where({ id: tenantId }).select('seats_used', 'user_limit').first();
-  return { used: Number(row?.seats_used ?? 0), limit: row?.user_limit === null || row?.user_limit === undefined ? null : Number(row.user_limit) };
+  return {
+    used: Number(row?.seats_used ?? 0),
+    limit: row?.user_limit === null || row?.user_limit === undefined ? null : Number(row.user_limit),
+  };
 }
 
 /**
@@ -25,7 +28,11 @@ export async function takeSeat(trx: Knex, tenantId: string): Promise<void> {
     .increment('seats_used', 1);
   if (taken === 1) return;
   const seats = await seatsOf(trx, tenantId);
-  throw new Forbidden('seat_limit_reached', `the tenant's user limit of ${seats.limit} is reached (${seats.used} seats used)`, { details: { seats } });
+  throw new Forbidden(
+    'seat_limit_reached',
+    `the tenant's user limit of ${seats.limit} is reached (${seats.used} seats used)`,
+    { details: { seats } },
+  );
 }
 
 /** Frees the seat of a user being deleted. */

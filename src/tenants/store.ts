@@ -80,7 +80,10 @@ export interface NewTenant {
 /** The tenant row alone; provisioning/tenants.ts creates a tenant with what it starts with. */
 export async function insertTenant(db: Knex, input: NewTenant, now = Date.now()): Promise<Tenant> {
   if (!isValidSlug(input.slug)) {
-    throw new InvalidInput('invalid_slug', `tenant slug "${input.slug}" must be 1-64 lowercase letters, digits or dashes`);
+    throw new InvalidInput(
+      'invalid_slug',
+      `tenant slug "${input.slug}" must be 1-64 lowercase letters, digits or dashes`,
+    );
   }
   const row = {
     id: newId(),
@@ -106,7 +109,11 @@ export async function insertTenant(db: Knex, input: NewTenant, now = Date.now())
  * "upgrade your plan to add more users"): only the CLI sets it, never the tenant's own admins.
  * A limit below the seats in use blocks new users until enough are deleted.
  */
-export async function setUserLimit(trx: Knex, slug: string, userLimit: number | null): Promise<{ before: Tenant; after: Tenant }> {
+export async function setUserLimit(
+  trx: Knex,
+  slug: string,
+  userLimit: number | null,
+): Promise<{ before: Tenant; after: Tenant }> {
   const before = await getTenantBySlug(trx, slug);
   await trx('tenants').where({ id: before.id }).update({ user_limit: userLimit });
   return { before, after: { ...before, userLimit } };

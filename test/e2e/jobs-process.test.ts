@@ -52,7 +52,8 @@ describe('jobs across real Roster processes', () => {
     assert.ok(Number(handed.progress_done) >= p1 && Number(handed.progress_done) < CHUNKS);
 
     const second = await start();
-    const p2 = (await waitFor('second process resumes it', (j) => j.progress.done >= Number(handed.progress_done) + 3)).progress.done;
+    const p2 = (await waitFor('second process resumes it', (j) => j.progress.done >= Number(handed.progress_done) + 3))
+      .progress.done;
     second.child.kill('SIGKILL');
     await second.exited;
     const killedAt = Date.now();
@@ -62,10 +63,15 @@ describe('jobs across real Roster processes', () => {
     const done = await waitFor('another process finishes it', (j) => j.state === 'succeeded');
     assert.ok(Date.now() - killedAt < 20_000);
     assert.ok(p2 < CHUNKS);
-    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `progress went back: ${seen.slice(i - 1, i + 1).join(' → ')}`);
+    for (let i = 1; i < seen.length; i++)
+      assert.ok(seen[i]! >= seen[i - 1]!, `progress went back: ${seen.slice(i - 1, i + 1).join(' → ')}`);
     assert.deepEqual(done.progress, { done: CHUNKS, total: CHUNKS });
     assert.deepEqual(done.result, { chunks: CHUNKS });
-    assert.deepEqual(await chunksRecorded(db, tenantId, job.id), Array.from({ length: CHUNKS }, (_, i) => i), 'every chunk committed exactly once');
+    assert.deepEqual(
+      await chunksRecorded(db, tenantId, job.id),
+      Array.from({ length: CHUNKS }, (_, i) => i),
+      'every chunk committed exactly once',
+    );
     const row = await db.knex('jobs').where({ tenant_id: tenantId, id: job.id }).first();
     assert.equal(Number(row.attempts), 3, 'claimed by three processes in turn, never by two at once');
     for (const r of running.slice(2)) {

@@ -15,12 +15,22 @@ import { listeningPort, startRoster, type Running } from '../support/process.js'
  */
 const USERS = Number(process.env.MAPPING_CRASH_USERS ?? 50_000);
 
+// biome-ignore lint/suspicious/noExplicitAny: untyped response bodies read field by field
 type Json = Record<string, any>;
 
-async function call(port: number, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
+async function call(
+  port: number,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Json }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
     method,
-    headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.text();
@@ -43,11 +53,32 @@ async function seed(db: Db, tenantId: string, idpGroupId: string): Promise<void>
   for (let i = 0; i < USERS; i += 5000) {
     const users = Array.from({ length: Math.min(5000, USERS - i) }, (_, j) => {
       const name = `crash${i + j}@example.com`;
-      return { tenant_id: tenantId, id: newId(), user_name: name, user_name_key: name, email: name, email_key: name, active: true, status: 'active', role: 'member', source: 'scim', scim_doc: JSON.stringify({ userName: name }), version: 1, created_at: now, updated_at: now };
+      return {
+        tenant_id: tenantId,
+        id: newId(),
+        user_name: name,
+        user_name_key: name,
+        email: name,
+        email_key: name,
+        active: true,
+        status: 'active',
+        role: 'member',
+        source: 'scim',
+        scim_doc: JSON.stringify({ userName: name }),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+      };
     });
     await db.tx(async (trx) => {
       await insertChunked(trx, 'users', users);
-      const members = users.map((u) => ({ tenant_id: tenantId, group_id: idpGroupId, member_id: u.id, member_type: 'User', created_at: now }));
+      const members = users.map((u) => ({
+        tenant_id: tenantId,
+        group_id: idpGroupId,
+        member_id: u.id,
+        member_type: 'User',
+        created_at: now,
+      }));
       await insertChunked(trx, 'idp_group_members', members);
     });
   }
@@ -81,7 +112,10 @@ describe('a mapping rule sweep killed with kill -9', () => {
       const p1 = await listeningPort(first, 60_000);
       const group = await call(p1, admin, 'POST', '/api/v1/groups', { name: 'Staff' });
       const agent = await call(p1, admin, 'POST', '/api/v1/agents', { name: 'Assistant', accessType: 'groups' });
-      const idp = await call(p1, scim, 'POST', '/scim/v2/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'all-staff' });
+      const idp = await call(p1, scim, 'POST', '/scim/v2/Groups', {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+        displayName: 'all-staff',
+      });
       assert.equal(idp.status, 201);
       await seed(db, tenant.id, idp.body.id);
       const seeded = Date.now();
@@ -90,7 +124,10 @@ describe('a mapping rule sweep killed with kill -9', () => {
         name: 'all staff',
         enabled: true,
         match: { source: 'any', field: 'displayName', operator: 'equals', value: 'all-staff' },
-        actions: { groups: [{ groupId: group.body.id, role: 'member' }], agents: [{ agentId: agent.body.id, permission: 'view_use' }] },
+        actions: {
+          groups: [{ groupId: group.body.id, role: 'member' }],
+          agents: [{ agentId: agent.body.id, permission: 'view_use' }],
+        },
       });
       // Too large to finish within the request: 202 with the rule and its job.
       assert.equal(created.status, 202, JSON.stringify(created.body));
@@ -105,7 +142,16 @@ describe('a mapping rule sweep killed with kill -9', () => {
       });
       first.child.kill('SIGKILL');
       await first.exited;
-      const members = async () => Number((await db.knex('group_members').where({ tenant_id: tenant.id, group_id: group.body.id }).count({ n: '*' }).first())?.n);
+      const members = async () =>
+        Number(
+          (
+            await db
+              .knex('group_members')
+              .where({ tenant_id: tenant.id, group_id: group.body.id })
+              .count({ n: '*' })
+              .first()
+          )?.n,
+        );
       const atCrash = await members();
       assert.ok(atCrash > 0 && atCrash < USERS, `members at the crash: ${atCrash}`);
 
@@ -113,7 +159,11 @@ describe('a mapping rule sweep killed with kill -9', () => {
       running.push(second);
       const p2 = await listeningPort(second, 60_000);
       const status = (await call(p2, admin, 'GET', '/api/v1/mapping-rules/status')).body;
-      assert.deepEqual(status.jobs.map((j: Json) => j.id), [jobId], 'the status says a sweep is pending');
+      assert.deepEqual(
+        status.jobs.map((j: Json) => j.id),
+        [jobId],
+        'the status says a sweep is pending',
+      );
       const done = await until('the sweep to resume and finish', 180_000, async () => {
         const job = (await call(p2, admin, 'GET', `/api/v1/jobs/${jobId}`)).body;
         return job.state === 'succeeded' || job.state === 'failed' ? job : undefined;

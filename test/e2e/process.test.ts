@@ -20,7 +20,8 @@ describe('the Roster process', () => {
     const tenant = (await (await get(port, '/api/v1/tenant', admin)).json()) as { slug: string };
     assert.equal(tenant.slug, 'default');
     // The secrets are printed in the banner, never inside a JSON log line.
-    for (const line of out.split('\n').filter((l) => l.startsWith('{'))) assert.ok(!line.includes(scim) && !line.includes(admin));
+    for (const line of out.split('\n').filter((l) => l.startsWith('{')))
+      assert.ok(!line.includes(scim) && !line.includes(admin));
     first.child.kill('SIGTERM');
     assert.equal(await first.exited, 0);
 
@@ -73,7 +74,11 @@ describe('the Roster process with a bad area catalogue', () => {
 
 describe('the Roster process with an unreadable SAML SP key', () => {
   it('refuses to start, naming the file, with exit code 2', async () => {
-    const r = startRoster({ DATABASE_URL: await freshDatabaseUrl('bad-sp-key'), SAML_SP_KEY_FILE: '/nonexistent/sp.key', SAML_SP_CERT_FILE: '/nonexistent/sp.crt' });
+    const r = startRoster({
+      DATABASE_URL: await freshDatabaseUrl('bad-sp-key'),
+      SAML_SP_KEY_FILE: '/nonexistent/sp.key',
+      SAML_SP_CERT_FILE: '/nonexistent/sp.crt',
+    });
     assert.equal(await r.exited, 2);
     assert.match(r.stderr(), /SAML_SP_KEY_FILE: cannot read \/nonexistent\/sp\.key/);
   });

@@ -21,11 +21,19 @@ describe('one tenant cannot stall another', function () {
     roster = startRoster({ DATABASE_URL: url, REQUEST_BODY_TIMEOUT_MS: '2000', SCIM_RATE_LIMIT: '0' });
     const port = await listeningPort(roster);
     const out = roster.stdout();
-    a = { port, scimToken: /SCIM token\s+(roster_scim_\S+)/.exec(out)![1]!, adminKey: /Admin API key\s+(roster_admin_\S+)/.exec(out)![1]! };
+    a = {
+      port,
+      scimToken: /SCIM token\s+(roster_scim_\S+)/.exec(out)![1]!,
+      adminKey: /Admin API key\s+(roster_admin_\S+)/.exec(out)![1]!,
+    };
     const db = openDb(url);
     try {
       const tenant = await createTenant(db.knex, { slug: 'tenant-b' });
-      b = { port, scimToken: (await issueToken(db.knex, tenant.id, { kind: 'scim' })).token, adminKey: (await issueToken(db.knex, tenant.id, { kind: 'admin' })).token };
+      b = {
+        port,
+        scimToken: (await issueToken(db.knex, tenant.id, { kind: 'scim' })).token,
+        adminKey: (await issueToken(db.knex, tenant.id, { kind: 'admin' })).token,
+      };
     } finally {
       await db.close();
     }
@@ -39,9 +47,15 @@ describe('one tenant cannot stall another', function () {
   for (const request of WORST_REQUESTS) {
     it(`${request.name}: answered, and tenant B's slowest read stays under 1 s`, async () => {
       const got = await underLoad(a, b, request);
-      assert.ok(request.expect.includes(got.status), `tenant A got ${got.status}, expected one of ${request.expect.join(', ')}`);
+      assert.ok(
+        request.expect.includes(got.status),
+        `tenant A got ${got.status}, expected one of ${request.expect.join(', ')}`,
+      );
       assert.ok(got.readsB > 0, 'tenant B read nothing meanwhile');
-      assert.ok(got.slowestB < 1000, `tenant B waited ${got.slowestB.toFixed(0)} ms while tenant A's request took ${got.ms.toFixed(0)} ms`);
+      assert.ok(
+        got.slowestB < 1000,
+        `tenant B waited ${got.slowestB.toFixed(0)} ms while tenant A's request took ${got.ms.toFixed(0)} ms`,
+      );
     });
   }
 });

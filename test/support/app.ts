@@ -18,7 +18,14 @@ export async function testDeps(env: Record<string, string> = {}): Promise<AppDep
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   // No retry timer: a test drives delivery itself, and nothing outlives it.
   const mailer = createMailer({ config, db, logger, retryIntervalMs: 0 });
-  return { config, db, logger, mailer, catalogue: loadCatalogue(config.areaCatalogueFile, defaultCatalogue), validateResponses: true };
+  return {
+    config,
+    db,
+    logger,
+    mailer,
+    catalogue: loadCatalogue(config.areaCatalogueFile, defaultCatalogue),
+    validateResponses: true,
+  };
 }
 
 /** The real app over the run's database, configured as a test wants it. */

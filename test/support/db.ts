@@ -10,7 +10,8 @@ import { migrateLatest } from '../../src/db/migrate.js';
  * runs the same suites on MariaDB/MySQL, in a database made for the run and dropped after it.
  */
 export const TEST_SERVER_URL = process.env.TEST_DATABASE_URL;
-export const dialectName: 'sqlite' | 'mysql' = TEST_SERVER_URL?.startsWith('mysql') || TEST_SERVER_URL?.startsWith('mariadb') ? 'mysql' : 'sqlite';
+export const dialectName: 'sqlite' | 'mysql' =
+  TEST_SERVER_URL?.startsWith('mysql') || TEST_SERVER_URL?.startsWith('mariadb') ? 'mysql' : 'sqlite';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'roster-test-'));
 const made: string[] = [];
@@ -26,7 +27,12 @@ async function adminQuery(sql: string): Promise<void> {
   u.pathname = '/';
   const k = knexFactory({
     client: 'mysql2',
-    connection: { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) },
+    connection: {
+      host: u.hostname,
+      port: Number(u.port || 3306),
+      user: decodeURIComponent(u.username),
+      password: decodeURIComponent(u.password),
+    },
     pool: { min: 0, max: 1 },
   });
   try {

@@ -14,7 +14,10 @@ export interface TestTenant {
 /** A fresh tenant with a SCIM token and an admin key: isolation without truncation. */
 export async function buildTenant(opts: { userLimit?: number | null; slug?: string } = {}): Promise<TestTenant> {
   const db = await testDb();
-  const tenant = await createTenant(db.knex, { slug: opts.slug ?? `t-${randomBytes(5).toString('hex')}`, userLimit: opts.userLimit ?? null });
+  const tenant = await createTenant(db.knex, {
+    slug: opts.slug ?? `t-${randomBytes(5).toString('hex')}`,
+    userLimit: opts.userLimit ?? null,
+  });
   const scim = await issueToken(db.knex, tenant.id, { kind: 'scim' });
   const admin = await issueToken(db.knex, tenant.id, { kind: 'admin' });
   return {

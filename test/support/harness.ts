@@ -35,7 +35,10 @@ export function useTenant(opts: Parameters<typeof buildTenant>[0] = {}): TestTen
 function lateBound<T extends object>(name: string, target: object): { value: T; bind(v: T): void } {
   let bound: T | undefined;
   const current = (): T => {
-    if (bound === undefined) throw new Error(`${name} read before its mocha hook ran: call it inside a describe, read it inside a test or hook`);
+    if (bound === undefined)
+      throw new Error(
+        `${name} read before its mocha hook ran: call it inside a describe, read it inside a test or hook`,
+      );
     return bound;
   };
   const handler: ProxyHandler<object> = {

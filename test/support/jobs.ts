@@ -22,14 +22,28 @@ export const countKind: JobKind<CountPayload, { next: number }, { chunks: number
   async runChunk(trx, job) {
     const i = job.cursor?.next ?? 0;
     if (job.payload.delayMs) await sleep(job.payload.delayMs);
-    await recordEvent(trx, job.ctx, { event: 'test.job_chunk', entity: { type: 'job', id: job.id, name: null }, before: null, after: { i, attempts: job.attempts } });
+    await recordEvent(trx, job.ctx, {
+      event: 'test.job_chunk',
+      entity: { type: 'job', id: job.id, name: null },
+      before: null,
+      after: { i, attempts: job.attempts },
+    });
     const next = i + 1;
-    return { cursor: { next }, progress: { done: next, total: job.payload.chunks }, done: next >= job.payload.chunks, result: { chunks: next } };
+    return {
+      cursor: { next },
+      progress: { done: next, total: job.payload.chunks },
+      done: next >= job.payload.chunks,
+      result: { chunks: next },
+    };
   },
 };
 
 /** The same, but no cancel. */
-export const fixedKind: JobKind<CountPayload, { next: number }, { chunks: number }> = { ...countKind, kind: 'test.fixed', cancellable: false };
+export const fixedKind: JobKind<CountPayload, { next: number }, { chunks: number }> = {
+  ...countKind,
+  kind: 'test.fixed',
+  cancellable: false,
+};
 
 export function useTestJobKinds(): void {
   registerJobKind(countKind);
@@ -42,6 +56,10 @@ export async function enqueue(db: Db, tenantId: string, job: NewJob): Promise<Jo
 
 /** The chunk indexes the job's committed chunks recorded, in commit order. */
 export async function chunksRecorded(db: Db, tenantId: string, jobId: string): Promise<number[]> {
-  const rows = await db.knex('audit_events').where({ tenant_id: tenantId, event: 'test.job_chunk', entity_id: jobId }).orderBy('id').select('after_json');
+  const rows = await db
+    .knex('audit_events')
+    .where({ tenant_id: tenantId, event: 'test.job_chunk', entity_id: jobId })
+    .orderBy('id')
+    .select('after_json');
   return rows.map((r: { after_json: string }) => (JSON.parse(r.after_json) as { i: number }).i);
 }

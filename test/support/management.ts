@@ -19,18 +19,31 @@ let seq = 0;
 export async function buildUser(
   app: Express,
   t: TestTenant,
-  opts: { role?: 'admin' | 'member'; areas?: Record<string, unknown>; templateId?: string | null; crmAccess?: boolean; email?: string } = {},
+  opts: {
+    role?: 'admin' | 'member';
+    areas?: Record<string, unknown>;
+    templateId?: string | null;
+    crmAccess?: boolean;
+    email?: string;
+  } = {},
 ): Promise<TestUser> {
   const email = opts.email ?? `person${++seq}-${Date.now()}@example.com`;
-  const created = await scimClient(app, t.scimToken).post('/Users', oktaUser(email, { externalId: `ext-${seq}` })).expect(201);
+  const created = await scimClient(app, t.scimToken)
+    .post('/Users', oktaUser(email, { externalId: `ext-${seq}` }))
+    .expect(201);
   const id = created.body.id as string;
   const patch: Record<string, unknown> = {};
   if (opts.role) patch.role = opts.role;
   if (opts.templateId !== undefined) patch.templateId = opts.templateId;
   if (opts.crmAccess !== undefined) patch.crmAccess = opts.crmAccess;
   if (Object.keys(patch).length) await request(app).patch(`/api/v1/users/${id}`).set(t.admin).send(patch).expect(200);
-  if (opts.areas) await request(app).put(`/api/v1/users/${id}/permissions`).set(t.admin).send({ areas: opts.areas }).expect(200);
-  const key = await request(app).post('/api/v1/api-keys').set(t.admin).send({ kind: 'admin', userId: id, name: `key of ${email}` }).expect(201);
+  if (opts.areas)
+    await request(app).put(`/api/v1/users/${id}/permissions`).set(t.admin).send({ areas: opts.areas }).expect(200);
+  const key = await request(app)
+    .post('/api/v1/api-keys')
+    .set(t.admin)
+    .send({ kind: 'admin', userId: id, name: `key of ${email}` })
+    .expect(201);
   return { id, email, auth: { Authorization: `Bearer ${key.body.token}` } };
 }
 
@@ -45,5 +58,11 @@ export async function templateId(app: Express, t: TestTenant, name: string): Pro
 /** The tenant's audit events of one type, newest first. */
 export async function auditEvents(app: Express, t: TestTenant, event: string) {
   const res = await request(app).get('/api/v1/audit-events').query({ event }).set(t.admin).expect(200);
-  return res.body.items as { event: string; actor: { type: string; id: string | null; display: string | null }; entity: { type: string; id: string | null; name: string | null }; before: unknown; after: unknown }[];
+  return res.body.items as {
+    event: string;
+    actor: { type: string; id: string | null; display: string | null };
+    entity: { type: string; id: string | null; name: string | null };
+    before: unknown;
+    after: unknown;
+  }[];
 }

@@ -16,12 +16,20 @@ declare module 'oidc-provider' {
   }
 
   export default class Provider {
-    constructor(issuer: string, configuration: Record<string, unknown> & {
-      interactions?: { url(ctx: Ctx, interaction: { uid: string }): string };
-      findAccount?(ctx: Ctx, id: string): unknown;
-      loadExistingGrant?(ctx: Ctx): Promise<Grant | undefined>;
-    });
+    constructor(
+      issuer: string,
+      configuration: Record<string, unknown> & {
+        interactions?: { url(ctx: Ctx, interaction: { uid: string }): string };
+        findAccount?(ctx: Ctx, id: string): unknown;
+        loadExistingGrant?(ctx: Ctx): Promise<Grant | undefined>;
+      },
+    );
     callback(): RequestListener;
-    interactionFinished(req: IncomingMessage, res: ServerResponse, result: Record<string, unknown>, options?: { mergeWithLastSubmission?: boolean }): Promise<void>;
+    interactionFinished(
+      req: IncomingMessage,
+      res: ServerResponse,
+      result: Record<string, unknown>,
+      options?: { mergeWithLastSubmission?: boolean },
+    ): Promise<void>;
   }
 }

@@ -47,7 +47,11 @@ function memoryAdapter() {
 
 function listen(handler: http.RequestListener): Promise<{ server: http.Server; origin: string }> {
   const server = http.createServer(handler);
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }),
+    ),
+  );
 }
 
 function close(server: http.Server): Promise<void> {
@@ -60,12 +64,22 @@ function close(server: http.Server): Promise<void> {
  * Logging in is automatic: the interaction signs in as `account` (set it before each sign-in),
  * and consent is granted.
  */
-export async function startOidcProvider(opts: { clientId: string; clientSecret: string; redirectUris: string[]; tokenEndpointAuthMethod?: string }) {
+export async function startOidcProvider(opts: {
+  clientId: string;
+  clientSecret: string;
+  redirectUris: string[];
+  tokenEndpointAuthMethod?: string;
+}) {
   let account: TestAccount = { sub: 'nobody' };
   let provider!: Provider;
   const { server, origin } = await listen(async (req, res) => {
     if (req.url?.startsWith('/interaction/')) {
-      await provider.interactionFinished(req, res, { login: { accountId: account.sub } }, { mergeWithLastSubmission: false });
+      await provider.interactionFinished(
+        req,
+        res,
+        { login: { accountId: account.sub } },
+        { mergeWithLastSubmission: false },
+      );
       return;
     }
     provider.callback()(req, res);
@@ -86,7 +100,12 @@ export async function startOidcProvider(opts: { clientId: string; clientSecret: 
     ttl: { Interaction: 600, Grant: 600, Session: 600, AccessToken: 300, IdToken: 300, AuthorizationCode: 60 },
     jwks: { keys: [{ ...jwk, kid: 'test-key', use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [randomBytes(16).toString('hex')] },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'], groups: ['groups'] },
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'preferred_username'],
+      groups: ['groups'],
+    },
     scopes: ['openid', 'email', 'profile', 'groups'],
     // Claims of the granted scopes go in the ID token too, as Okta and Entra put them there.
     conformIdTokenClaims: false,
@@ -95,7 +114,10 @@ export async function startOidcProvider(opts: { clientId: string; clientSecret: 
     pkce: { required: () => true },
     findAccount: (_ctx, id) => ({ accountId: id, claims: () => (id === account.sub ? account : { sub: id }) }) as never,
     async loadExistingGrant(ctx) {
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
+      const grant = new ctx.oidc.provider.Grant({
+        clientId: ctx.oidc.client!.clientId,
+        accountId: ctx.oidc.session!.accountId!,
+      });
       grant.addOIDCScope('openid email profile groups');
       grant.addOIDCClaims(['email', 'email_verified', 'name', 'preferred_username', 'groups']);
       await grant.save();
@@ -122,7 +144,10 @@ export async function throughIdp(authorizationUrl: string, rosterBase: string, e
   let url = new URL(authorizationUrl);
   edit?.(url);
   for (let i = 0; i < 10; i++) {
-    const res = await fetch(url, { redirect: 'manual', headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    const res = await fetch(url, {
+      redirect: 'manual',
+      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
+    });
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
       const eq = pair!.indexOf('=');
@@ -188,10 +213,15 @@ export async function startForgingIdp() {
         token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       });
     }
-    if (url.pathname === '/jwks') return json(200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'k1', use: 'sig' }] });
+    if (url.pathname === '/jwks')
+      return json(200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'k1', use: 'sig' }] });
     if (url.pathname === '/authorize') {
       const code = randomBytes(16).toString('hex');
-      codes.set(code, { nonce: url.searchParams.get('nonce')!, challenge: url.searchParams.get('code_challenge')!, clientId: url.searchParams.get('client_id')! });
+      codes.set(code, {
+        nonce: url.searchParams.get('nonce')!,
+        challenge: url.searchParams.get('code_challenge')!,
+        clientId: url.searchParams.get('client_id')!,
+      });
       const back = new URL(url.searchParams.get('redirect_uri')!);
       back.searchParams.set('code', code);
       back.searchParams.set('state', url.searchParams.get('state')!);
@@ -208,7 +238,9 @@ export async function startForgingIdp() {
         codes.delete(form.get('code') ?? '');
         if (!issued) return json(400, { error: 'invalid_grant' });
         const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-        const [id, secret] = basic ? Buffer.from(basic, 'base64').toString().split(':').map(decodeURIComponent) : [form.get('client_id') ?? '', form.get('client_secret') ?? undefined];
+        const [id, secret] = basic
+          ? Buffer.from(basic, 'base64').toString().split(':').map(decodeURIComponent)
+          : [form.get('client_id') ?? '', form.get('client_secret') ?? undefined];
         const verifier = form.get('code_verifier') ?? '';
         const tr: TokenRequest = {
           nonce: issued.nonce,
@@ -218,7 +250,12 @@ export async function startForgingIdp() {
           pkceOk: createHash('sha256').update(verifier).digest('base64url') === issued.challenge,
         };
         state.lastTokenRequest = tr;
-        json(200, { access_token: randomBytes(16).toString('hex'), token_type: 'Bearer', expires_in: 300, id_token: state.idToken(issuer, tr) });
+        json(200, {
+          access_token: randomBytes(16).toString('hex'),
+          token_type: 'Bearer',
+          expires_in: 300,
+          id_token: state.idToken(issuer, tr),
+        });
       });
       return;
     }

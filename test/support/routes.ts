@@ -104,14 +104,27 @@ export const BODIES: Record<string, Body> = {
   },
   previewMappingRule: (t) => ({ ...ruleBody(t, 'preview', 'idpGroup'), ruleId: t.mappingRule.id }),
   // Disabled: a second enabled connection would need email domains on the first one too.
-  createSsoConnection: () => ({ protocol: 'oidc', name: `idp ${seq()}`, enabled: false, issuer: 'https://idp.a.example.com', clientId: 'c', clientSecret: 's' }),
+  createSsoConnection: () => ({
+    protocol: 'oidc',
+    name: `idp ${seq()}`,
+    enabled: false,
+    issuer: 'https://idp.a.example.com',
+    clientId: 'c',
+    clientSecret: 's',
+  }),
   updateSsoConnection: () => ({ name: `idp ${seq()}` }),
 };
 
 /** Bodies of operations that read their own stream (CSV imports). */
 export const RAW_BODIES: Record<string, (t: Fixture) => { type: string; text: string }> = {
-  importGroupMembers: (t) => ({ type: 'text/csv', text: `Name,Email,Group\nSomeone,${t.user.email},${t.group.name}\n` }),
-  importAgentGrants: (t) => ({ type: 'text/csv', text: `AgentId,GroupId,Permission\n${t.agent.id},${t.group.id},VIEW_AND_USE\n` }),
+  importGroupMembers: (t) => ({
+    type: 'text/csv',
+    text: `Name,Email,Group\nSomeone,${t.user.email},${t.group.name}\n`,
+  }),
+  importAgentGrants: (t) => ({
+    type: 'text/csv',
+    text: `AgentId,GroupId,Permission\n${t.agent.id},${t.group.id},VIEW_AND_USE\n`,
+  }),
 };
 
 let counter = 0;
@@ -128,8 +141,17 @@ function ruleBody(t: Fixture, name: string, match: 'idpGroup' | 'connection') {
     match:
       match === 'idpGroup'
         ? { source: 'scim', field: 'id', operator: 'equals', value: t.idpGroup.id }
-        : { source: 'connection', connectionId: t.ssoConnection.id, field: 'displayName', operator: 'equals', value: 'Engineering' },
-    actions: { groups: [{ groupId: t.group.id, role: 'member' }], agents: [{ agentId: t.agent.id, permission: 'view_use' }] },
+        : {
+            source: 'connection',
+            connectionId: t.ssoConnection.id,
+            field: 'displayName',
+            operator: 'equals',
+            value: 'Engineering',
+          },
+    actions: {
+      groups: [{ groupId: t.group.id, role: 'member' }],
+      agents: [{ agentId: t.agent.id, permission: 'view_use' }],
+    },
   };
 }
 
@@ -159,7 +181,10 @@ export interface OpenApiOperation {
 }
 
 /** Every authenticated management operation, from the document the registry generates. */
-export function managementRoutes(doc: { paths: Record<string, Record<string, OpenApiOperation>> }, problems: string[]): Route[] {
+export function managementRoutes(
+  doc: { paths: Record<string, Record<string, OpenApiOperation>> },
+  problems: string[],
+): Route[] {
   const out: Route[] = [];
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
@@ -172,10 +197,20 @@ export function managementRoutes(doc: { paths: Record<string, Record<string, Ope
         if (p.in !== 'query') continue;
         const kind = QUERY_KINDS[p.name];
         if (kind) queryKinds[p.name] = kind;
-        else if (/Id$|By$/.test(p.name)) problems.push(`${label}: query parameter ${p.name} looks like an id but has no kind in QUERY_KINDS`);
+        else if (/Id$|By$/.test(p.name))
+          problems.push(`${label}: query parameter ${p.name} looks like an id but has no kind in QUERY_KINDS`);
       }
       const types = Object.keys(op.requestBody?.content ?? {});
-      const route: Route = { api: 'management', method, path, label, operationId: op.operationId, pathKinds: pathKinds.kinds, staticParams: pathKinds.statics, queryKinds };
+      const route: Route = {
+        api: 'management',
+        method,
+        path,
+        label,
+        operationId: op.operationId,
+        pathKinds: pathKinds.kinds,
+        staticParams: pathKinds.statics,
+        queryKinds,
+      };
       if (types.includes('application/json')) {
         route.body = BODIES[op.operationId];
         if (!route.body) problems.push(`${label}: no body in BODIES`);
@@ -195,7 +230,7 @@ export function paramKinds(path: string, pattern: RegExp, label: string, problem
   const segments = path.split('/');
   for (const m of path.matchAll(pattern)) {
     const param = m[1]!;
-    const at = segments.findIndex((s) => s === m[0]);
+    const at = segments.indexOf(m[0]);
     const segment = segments[at - 1] ?? '';
     const key = `${segment}.${param}`;
     if (STATIC_PARAMS[key] !== undefined) statics[param] = STATIC_PARAMS[key];
@@ -223,14 +258,24 @@ export function kindsRead(build: ((t: Fixture) => unknown) | undefined): Kind[] 
 }
 
 export function kindsOf(r: Route): Kind[] {
-  return [...new Set([...r.pathKinds.map((p) => p.kind), ...Object.values(r.queryKinds), ...kindsRead(r.body), ...kindsRead(r.raw), ...kindsRead(r.scimQuery)])];
+  return [
+    ...new Set([
+      ...r.pathKinds.map((p) => p.kind),
+      ...Object.values(r.queryKinds),
+      ...kindsRead(r.body),
+      ...kindsRead(r.raw),
+      ...kindsRead(r.scimQuery),
+    ]),
+  ];
 }
 
 /** Makes objects of each kind in a tenant through the public APIs (a sign-in binding straight in the database). */
 export function fixtures(app: Express, deps: AppDeps): (t: TestTenant, m: string, kinds: Kind[]) => Promise<Fixture> {
-  const admin = (t: TestTenant) => (method: 'get' | 'post' | 'patch' | 'put' | 'delete', path: string) => request(app)[method](`/api/v1${path}`).set(t.admin);
+  const admin = (t: TestTenant) => (method: 'get' | 'post' | 'patch' | 'put' | 'delete', path: string) =>
+    request(app)[method](`/api/v1${path}`).set(t.admin);
   const created = (res: request.Response, what: string): string => {
-    if (res.status >= 300 || typeof res.body?.id !== 'string') throw new Error(`factory ${what}: ${res.status} ${res.text}`);
+    if (res.status >= 300 || typeof res.body?.id !== 'string')
+      throw new Error(`factory ${what}: ${res.status} ${res.text}`);
     return res.body.id as string;
   };
 
@@ -238,7 +283,13 @@ export function fixtures(app: Express, deps: AppDeps): (t: TestTenant, m: string
   const factories: Record<Kind, (t: TestTenant, get: (k: Kind) => Promise<Obj>, m: string) => Promise<Obj>> = {
     user: async (t, _get, m) => {
       const email = `person-${seq()}@${m}.example.com`;
-      return { id: created(await scimClient(app, t.scimToken).post('/Users', oktaUser(email, { externalId: `ext-${m}-${seq()}` })), 'user'), email };
+      return {
+        id: created(
+          await scimClient(app, t.scimToken).post('/Users', oktaUser(email, { externalId: `ext-${m}-${seq()}` })),
+          'user',
+        ),
+        email,
+      };
     },
     invitedUser: async (t, _get, m) => {
       const email = `invitee-${seq()}@${m}.example.com`;
@@ -249,7 +300,10 @@ export function fixtures(app: Express, deps: AppDeps): (t: TestTenant, m: string
     group: async (t, get, m) => {
       const name = `${m} group ${seq()}`;
       const id = created(await admin(t)('post', '/groups').send({ name }), 'group');
-      const members = await admin(t)('post', `/groups/${id}/members`).send({ userIds: [(await get('user')).id], role: 'manager' });
+      const members = await admin(t)('post', `/groups/${id}/members`).send({
+        userIds: [(await get('user')).id],
+        role: 'manager',
+      });
       if (members.status >= 300) throw new Error(`factory group members: ${members.status} ${members.text}`);
       return { id, name };
     },
@@ -259,16 +313,37 @@ export function fixtures(app: Express, deps: AppDeps): (t: TestTenant, m: string
     },
     agent: async (t, get, m) => {
       const name = `${m} agent ${seq()}`;
-      return { id: created(await admin(t)('post', '/agents').send({ name, accessType: 'groups', createdBy: (await get('user')).id }), 'agent'), name };
+      return {
+        id: created(
+          await admin(t)('post', '/agents').send({ name, accessType: 'groups', createdBy: (await get('user')).id }),
+          'agent',
+        ),
+        name,
+      };
     },
     grant: async (t, get) => {
       const [agent, group] = [await get('agent'), await get('group')];
-      return { id: created(await admin(t)('post', `/agents/${agent.id}/grants`).send({ groupId: group.id, permission: 'view_use' }), 'grant') };
+      return {
+        id: created(
+          await admin(t)('post', `/agents/${agent.id}/grants`).send({ groupId: group.id, permission: 'view_use' }),
+          'grant',
+        ),
+      };
     },
     dataSource: async (t, get, m) => {
       const [agent, group] = [await get('agent'), await get('group')];
       const name = `${m} source ${seq()}`;
-      return { id: created(await admin(t)('post', `/agents/${agent.id}/data-sources`).send({ name, access: 'groups', groupIds: [group.id] }), 'dataSource'), name };
+      return {
+        id: created(
+          await admin(t)('post', `/agents/${agent.id}/data-sources`).send({
+            name,
+            access: 'groups',
+            groupIds: [group.id],
+          }),
+          'dataSource',
+        ),
+        name,
+      };
     },
     roleTemplate: async (t, get, m) => {
       const name = `${m} template ${seq()}`;
@@ -279,7 +354,10 @@ export function fixtures(app: Express, deps: AppDeps): (t: TestTenant, m: string
     },
     otherRoleTemplate: async (t, _get, m) => {
       const name = `${m} other template ${seq()}`;
-      return { id: created(await admin(t)('post', '/role-templates').send({ name, areas: {} }), 'otherRoleTemplate'), name };
+      return {
+        id: created(await admin(t)('post', '/role-templates').send({ name, areas: {} }), 'otherRoleTemplate'),
+        name,
+      };
     },
     apiKey: async (t, _get, m) => {
       const name = `${m} key ${seq()}`;
@@ -310,14 +388,21 @@ export function fixtures(app: Express, deps: AppDeps): (t: TestTenant, m: string
         name,
         enabled: true,
         match: { source: 'scim', field: 'displayName', operator: 'equals', value: idpGroup.name },
-        actions: { groups: [{ groupId: group.id, role: 'member' }], agents: [{ agentId: agent.id, permission: 'view_use' }] },
+        actions: {
+          groups: [{ groupId: group.id, role: 'member' }],
+          agents: [{ agentId: agent.id, permission: 'view_use' }],
+        },
       });
       if (res.status >= 300) throw new Error(`factory mappingRule: ${res.status} ${res.text}`);
       return { id: String(res.body.rule?.id ?? res.body.id), name };
     },
     idpGroup: async (t, get, m) => {
       const name = `${m} idp group ${seq()}`;
-      const res = await scimClient(app, t.scimToken).post('/Groups', { schemas: [GROUP], displayName: name, members: [{ value: (await get('user')).id }] });
+      const res = await scimClient(app, t.scimToken).post('/Groups', {
+        schemas: [GROUP],
+        displayName: name,
+        members: [{ value: (await get('user')).id }],
+      });
       return { id: created(res, 'idpGroup'), name };
     },
     job: async (t, get) => {
@@ -332,7 +417,10 @@ export function fixtures(app: Express, deps: AppDeps): (t: TestTenant, m: string
       const csv = `Name,Email,Group\n${`Someone,${user.email},${group.name}\n`.repeat(1001)}`;
       const res = await admin(t)('post', '/imports/group-members').set('Content-Type', 'text/csv').send(csv);
       const imported = jobOf(res);
-      if (!imported) throw new Error(`factory job: neither a reconcile nor a large import made a job: ${res.status} ${res.text.slice(0, 500)}`);
+      if (!imported)
+        throw new Error(
+          `factory job: neither a reconcile nor a large import made a job: ${res.status} ${res.text.slice(0, 500)}`,
+        );
       return imported;
     },
   };

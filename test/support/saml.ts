@@ -1,4 +1,12 @@
-import { constants, createCipheriv, generateKeyPairSync, publicEncrypt, randomBytes, sign, type KeyObject } from 'node:crypto';
+import {
+  constants,
+  createCipheriv,
+  generateKeyPairSync,
+  publicEncrypt,
+  randomBytes,
+  sign,
+  type KeyObject,
+} from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import { SignedXml } from 'xml-crypto';
 
@@ -17,7 +25,8 @@ const seq = (...parts: Buffer[]) => der(0x30, Buffer.concat(parts));
 const set = (...parts: Buffer[]) => der(0x31, Buffer.concat(parts));
 const integer = (bytes: Buffer) => der(0x02, bytes[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
 const utf8 = (s: string) => der(0x0c, Buffer.from(s, 'utf8'));
-const utcTime = (d: Date) => der(0x17, Buffer.from(d.toISOString().replace(/^\d\d(\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d).*$/, '$1$2$3$4$5$6Z')));
+const utcTime = (d: Date) =>
+  der(0x17, Buffer.from(d.toISOString().replace(/^\d\d(\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d).*$/, '$1$2$3$4$5$6Z')));
 function oid(dotted: string): Buffer {
   const [a, b, ...rest] = dotted.split('.').map(Number);
   const out = [40 * a! + b!];
@@ -50,11 +59,18 @@ export function makeKey(commonName = 'Test IdP'): TestKey {
   );
   const signature = sign('sha256', tbs, privateKey as KeyObject);
   const cert = seq(tbs, algorithm, der(0x03, Buffer.concat([Buffer.from([0]), signature])));
-  const b64 = cert.toString('base64').match(/.{1,64}/g)!.join('\n');
-  return { privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), certificate: `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n` };
+  const b64 = cert
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n');
+  return {
+    privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    certificate: `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`,
+  };
 }
 
-const xmlEscape = (s: string) => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+const xmlEscape = (s: string) =>
+  s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
@@ -82,7 +98,10 @@ export function assertionXml(o: AssertionOptions): string {
   const notBefore = iso(o.notBefore ?? now - 60_000);
   const irt = o.inResponseTo ? ` InResponseTo="${xmlEscape(o.inResponseTo)}"` : '';
   const attrs = Object.entries(o.attributes ?? {})
-    .map(([name, v]) => `<saml:Attribute Name="${xmlEscape(name)}">${(Array.isArray(v) ? v : [v]).map((x) => `<saml:AttributeValue>${xmlEscape(x)}</saml:AttributeValue>`).join('')}</saml:Attribute>`)
+    .map(
+      ([name, v]) =>
+        `<saml:Attribute Name="${xmlEscape(name)}">${(Array.isArray(v) ? v : [v]).map((x) => `<saml:AttributeValue>${xmlEscape(x)}</saml:AttributeValue>`).join('')}</saml:Attribute>`,
+    )
     .join('');
   return (
     `<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="${o.id ?? `_a${randomBytes(16).toString('hex')}`}" Version="2.0" IssueInstant="${iso(now)}">` +
@@ -96,7 +115,10 @@ export function assertionXml(o: AssertionOptions): string {
   );
 }
 
-export function responseXml(o: { idpEntityId: string; destination: string | null; inResponseTo?: string | null }, assertion: string): string {
+export function responseXml(
+  o: { idpEntityId: string; destination: string | null; inResponseTo?: string | null },
+  assertion: string,
+): string {
   const dest = o.destination === null ? '' : ` Destination="${xmlEscape(o.destination)}"`;
   const irt = o.inResponseTo ? ` InResponseTo="${xmlEscape(o.inResponseTo)}"` : '';
   return (
@@ -121,7 +143,10 @@ export function signElement(xml: string, localName: 'Assertion' | 'Response', ke
     transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
     digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
   });
-  sig.computeSignature(xml, { prefix: 'ds', location: { reference: `(//*[local-name(.)='${localName}'])[1]/*[local-name(.)='Issuer']`, action: 'after' } });
+  sig.computeSignature(xml, {
+    prefix: 'ds',
+    location: { reference: `(//*[local-name(.)='${localName}'])[1]/*[local-name(.)='Issuer']`, action: 'after' },
+  });
   return sig.getSignedXml();
 }
 
@@ -160,13 +185,25 @@ export class TestSamlIdp {
 
   /** A signed (as asked) SAMLResponse, base64 as the browser posts it. */
   response(
-    o: Omit<AssertionOptions, 'idpEntityId'> & { destination?: string | null; signing?: Signing; key?: TestKey; tamper?: (xml: string) => string },
+    o: Omit<AssertionOptions, 'idpEntityId'> & {
+      destination?: string | null;
+      signing?: Signing;
+      key?: TestKey;
+      tamper?: (xml: string) => string;
+    },
   ): string {
     let xml = assertionXml({ ...o, idpEntityId: this.entityId });
     const key = o.key ?? this.key;
     const signing = o.signing ?? 'assertion';
     if (signing === 'assertion' || signing === 'both') xml = signElement(xml, 'Assertion', key);
-    xml = responseXml({ idpEntityId: this.entityId, destination: o.destination === undefined ? o.recipient : o.destination, inResponseTo: o.inResponseTo }, xml);
+    xml = responseXml(
+      {
+        idpEntityId: this.entityId,
+        destination: o.destination === undefined ? o.recipient : o.destination,
+        inResponseTo: o.inResponseTo,
+      },
+      xml,
+    );
     if (signing === 'response' || signing === 'both') xml = signElement(xml, 'Response', key);
     if (o.tamper) xml = o.tamper(xml);
     return Buffer.from(xml, 'utf8').toString('base64');
@@ -215,8 +252,16 @@ export const pathOf = (url: string) => {
  * Starts a sign-in at Roster (as a browser following the login link), then posts the IdP's
  * answer to the ACS. `answer` makes the response from the AuthnRequest id.
  */
-export async function samlSignIn(agent: Agent, conn: SamlConnectionView, answer: (requestId: string) => string, opts: { returnTo?: string } = {}) {
-  const login = await agent.get(pathOf(conn.loginUrl)).query(opts.returnTo ? { returnTo: opts.returnTo } : {}).expect(302);
+export async function samlSignIn(
+  agent: Agent,
+  conn: SamlConnectionView,
+  answer: (requestId: string) => string,
+  opts: { returnTo?: string } = {},
+) {
+  const login = await agent
+    .get(pathOf(conn.loginUrl))
+    .query(opts.returnTo ? { returnTo: opts.returnTo } : {})
+    .expect(302);
   const { id } = authnRequestOf(login.headers.location!);
   const post = agent.post(pathOf(conn.acsUrl)).type('form');
   // Behind a pretend TLS proxy the browser-binding cookie is Secure, which the agent keeps back

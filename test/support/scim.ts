@@ -26,10 +26,18 @@ const scimJson = ((res: NodeJS.ReadableStream, done: (err: Error | null, body: u
 export function scimClient(app: Express, token: string) {
   const auth = { Authorization: `Bearer ${token}`, Accept: 'application/scim+json' };
   const send = (method: 'post' | 'put' | 'patch', path: string, body: unknown, headers: Record<string, string> = {}) =>
-    request(app)[method](`/scim/v2${path}`).set(auth).set('Content-Type', 'application/scim+json; charset=utf-8').set(headers).send(JSON.stringify(body)).parse(scimJson);
+    request(app)
+      [method](`/scim/v2${path}`)
+      .set(auth)
+      .set('Content-Type', 'application/scim+json; charset=utf-8')
+      .set(headers)
+      .send(JSON.stringify(body))
+      .parse(scimJson);
   return {
-    get: (path: string, headers: Record<string, string> = {}) => request(app).get(`/scim/v2${path}`).set(auth).set(headers).parse(scimJson),
-    delete: (path: string, headers: Record<string, string> = {}) => request(app).delete(`/scim/v2${path}`).set(auth).set(headers).parse(scimJson),
+    get: (path: string, headers: Record<string, string> = {}) =>
+      request(app).get(`/scim/v2${path}`).set(auth).set(headers).parse(scimJson),
+    delete: (path: string, headers: Record<string, string> = {}) =>
+      request(app).delete(`/scim/v2${path}`).set(auth).set(headers).parse(scimJson),
     post: (path: string, body: unknown, headers?: Record<string, string>) => send('post', path, body, headers),
     put: (path: string, body: unknown, headers?: Record<string, string>) => send('put', path, body, headers),
     patch: (path: string, body: unknown, headers?: Record<string, string>) => send('patch', path, body, headers),

@@ -12,7 +12,11 @@ import { scimClient, USER } from './scim.js';
  */
 export async function seedUsers(app: Express, t: TestTenant, n: number, prefix = 'u'): Promise<string[]> {
   const knex = (await testDb()).knex;
-  const first = (await scimClient(app, t.scimToken).post('/Users', { schemas: [USER], userName: `${prefix}-seed@x.io` }).expect(201)).body.id as string;
+  const first = (
+    await scimClient(app, t.scimToken)
+      .post('/Users', { schemas: [USER], userName: `${prefix}-seed@x.io` })
+      .expect(201)
+  ).body.id as string;
   const row = await knex('users').where({ tenant_id: t.tenant.id, id: first }).first();
   const rows = Array.from({ length: n - 1 }, (_, i) => ({
     ...row,
@@ -34,12 +38,23 @@ export async function seedIdpMembers(t: TestTenant, groupId: string, memberIds: 
   await insertChunked(
     knex,
     'idp_group_members',
-    memberIds.map((id) => ({ tenant_id: t.tenant.id, group_id: groupId, member_id: id, member_type: 'User', created_at: now })),
+    memberIds.map((id) => ({
+      tenant_id: t.tenant.id,
+      group_id: groupId,
+      member_id: id,
+      member_type: 'User',
+      created_at: now,
+    })),
   );
 }
 
 /** Copies of one row of `table` (found by `where`), each changed by `vary`, inserted in bulk. */
-export async function cloneRows(table: string, where: Record<string, unknown>, n: number, vary: (i: number) => Record<string, unknown>): Promise<Record<string, unknown>[]> {
+export async function cloneRows(
+  table: string,
+  where: Record<string, unknown>,
+  n: number,
+  vary: (i: number) => Record<string, unknown>,
+): Promise<Record<string, unknown>[]> {
   const knex = (await testDb()).knex;
   const row = await knex(table).where(where).first();
   if (!row) throw new Error(`no ${table} row to copy`);

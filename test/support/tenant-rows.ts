@@ -7,10 +7,14 @@ export type TenantRows = Map<string, string[]>;
 /** The tables that carry tenant_id, read off the schema so that a table added later is covered too. */
 export async function tenantTables(knex: Knex): Promise<string[]> {
   if (dialectName === 'sqlite') {
-    const rows = (await knex.raw("SELECT m.name AS t FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND p.name = 'tenant_id'")) as { t: string }[];
+    const rows = (await knex.raw(
+      "SELECT m.name AS t FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND p.name = 'tenant_id'",
+    )) as { t: string }[];
     return rows.map((r) => r.t).sort();
   }
-  const [rows] = (await knex.raw("SELECT table_name AS t FROM information_schema.columns WHERE table_schema = DATABASE() AND column_name = 'tenant_id'")) as [{ t: string }[]];
+  const [rows] = (await knex.raw(
+    "SELECT table_name AS t FROM information_schema.columns WHERE table_schema = DATABASE() AND column_name = 'tenant_id'",
+  )) as [{ t: string }[]];
   return rows.map((r) => r.t).sort();
 }
 
@@ -23,8 +27,16 @@ const DELIVERY = { sent_at: undefined, attempts: undefined, last_attempt_at: und
  */
 export async function tenantRows(knex: Knex, tables: string[], tenantId: string): Promise<TenantRows> {
   const read = async (table: string): Promise<[string, string[]]> => {
-    const rows = (await (table === 'tenants' ? knex(table).where({ id: tenantId }) : knex(table).where({ tenant_id: tenantId })).select()) as Record<string, unknown>[];
-    return [table, rows.map((r) => JSON.stringify({ ...r, last_used_at: undefined, ...(table === 'mail_outbox' ? DELIVERY : {}) })).sort()];
+    const rows = (await (table === 'tenants'
+      ? knex(table).where({ id: tenantId })
+      : knex(table).where({ tenant_id: tenantId })
+    ).select()) as Record<string, unknown>[];
+    return [
+      table,
+      rows
+        .map((r) => JSON.stringify({ ...r, last_used_at: undefined, ...(table === 'mail_outbox' ? DELIVERY : {}) }))
+        .sort(),
+    ];
   };
   return new Map(await Promise.all(['tenants', ...tables].map(read)));
 }

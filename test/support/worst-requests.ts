@@ -21,14 +21,21 @@ export interface WorstRequest {
   expect: number[];
 }
 
-async function http(t: Target, method: string, path: string, token: string, body?: unknown, contentType = 'application/scim+json'): Promise<{ status: number; json: unknown }> {
+async function http(
+  t: Target,
+  method: string,
+  path: string,
+  token: string,
+  body?: unknown,
+  contentType = 'application/scim+json',
+): Promise<{ status: number; json: unknown }> {
   const res = await fetch(`http://127.0.0.1:${t.port}${path}`, {
     method,
     headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': contentType }) },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  let json: unknown = undefined;
+  let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
@@ -59,7 +66,12 @@ const hugePatch: WorstRequest = {
       value.push(v);
       size += JSON.stringify(v).length + 1;
     }
-    return (await http(t, 'PATCH', `/scim/v2/Users/${id as string}`, t.scimToken, { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'emails', value }] })).status;
+    return (
+      await http(t, 'PATCH', `/scim/v2/Users/${id as string}`, t.scimToken, {
+        schemas: [PATCH_OP],
+        Operations: [{ op: 'add', path: 'emails', value }],
+      })
+    ).status;
   },
   expect: [400],
 };
@@ -70,8 +82,16 @@ const badGlob: WorstRequest = {
   async setup(t) {
     const g = await http(t, 'POST', '/scim/v2/Groups', t.scimToken, { schemas: [GROUP], displayName: 'a'.repeat(200) });
     if (g.status !== 201) throw new Error(`setup: POST /Groups answered ${g.status}`);
-    const local = await http(t, 'POST', '/api/v1/groups', t.adminKey, { name: `glob target ${Date.now()}` }, 'application/json');
-    if (local.status !== 201) throw new Error(`setup: POST /api/v1/groups answered ${local.status}: ${JSON.stringify(local.json)}`);
+    const local = await http(
+      t,
+      'POST',
+      '/api/v1/groups',
+      t.adminKey,
+      { name: `glob target ${Date.now()}` },
+      'application/json',
+    );
+    if (local.status !== 201)
+      throw new Error(`setup: POST /api/v1/groups answered ${local.status}: ${JSON.stringify(local.json)}`);
     return (local.json as { id: string }).id;
   },
   async send(t, groupId) {
@@ -97,7 +117,7 @@ const trickledUpload: WorstRequest = {
       const sock = net.connect(t.port, '127.0.0.1');
       let reply = '';
       let timer: NodeJS.Timeout | undefined;
-      const body = 'Name,Email,Group\n' + 'x'.repeat(10_000);
+      const body = `Name,Email,Group\n${'x'.repeat(10_000)}`;
       sock.once('connect', () => {
         sock.write(
           `POST /api/v1/imports/group-members HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.adminKey}\r\n` +
@@ -144,7 +164,12 @@ const bigBulk: WorstRequest = {
       bulkId: `b${i}`,
       data: { schemas: [USER], userName: `bulk-${stamp}-${i}@a.example`, active: true },
     }));
-    return (await http(t, 'POST', '/scim/v2/Bulk', t.scimToken, { schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'], Operations })).status;
+    return (
+      await http(t, 'POST', '/scim/v2/Bulk', t.scimToken, {
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'],
+        Operations,
+      })
+    ).status;
   },
   expect: [200],
 };
@@ -155,7 +180,11 @@ export const WORST_REQUESTS: WorstRequest[] = [hugePatch, badGlob, trickledUploa
  * Sends `request` as tenant A while tenant B reads one page of users back to back; answers
  * tenant A's status and time and tenant B's slowest read during it.
  */
-export async function underLoad(a: Target, b: Target, request: WorstRequest): Promise<{ status: number; ms: number; slowestB: number; readsB: number }> {
+export async function underLoad(
+  a: Target,
+  b: Target,
+  request: WorstRequest,
+): Promise<{ status: number; ms: number; slowestB: number; readsB: number }> {
   const prepared = await request.setup?.(a);
   let running = true;
   let slowestB = 0;

@@ -16,7 +16,11 @@ describe('configuration', () => {
   });
 
   it('reads the mail settings and parses INVITE_TTL as a duration', () => {
-    const c = loadConfig({ SMTP_URL: 'smtps://u:p%40ss@mail.example.com:465', MAIL_FROM: 'Acme <id@acme.test>', INVITE_TTL: '12h' });
+    const c = loadConfig({
+      SMTP_URL: 'smtps://u:p%40ss@mail.example.com:465',
+      MAIL_FROM: 'Acme <id@acme.test>',
+      INVITE_TTL: '12h',
+    });
     assert.equal(c.smtpUrl, 'smtps://u:p%40ss@mail.example.com:465');
     assert.equal(c.mailFrom, 'Acme <id@acme.test>');
     assert.equal(c.inviteTtlMs, 12 * 3_600_000);

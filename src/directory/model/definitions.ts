@@ -55,7 +55,13 @@ function attr(name: string, type: AttrType, description: string, o: Opts = {}): 
 const str = (name: string, description: string, o: Opts = {}) => attr(name, 'string', description, o);
 
 /** The value/display/type/primary shape shared by emails, phoneNumbers, ims, photos, roles, … */
-function multi(name: string, description: string, types: string[], valueType: AttrType = 'string', extra: AttributeDef[] = []): AttributeDef {
+function multi(
+  name: string,
+  description: string,
+  types: string[],
+  valueType: AttrType = 'string',
+  extra: AttributeDef[] = [],
+): AttributeDef {
   return attr(name, 'complex', description, {
     multiValued: true,
     subAttributes: [
@@ -73,10 +79,14 @@ export const userSchema: SchemaDef = {
   name: 'User',
   description: 'User Account',
   attributes: [
-    str('userName', 'Unique identifier for the User, typically used to sign in. Unique per tenant, compared case-insensitively.', {
-      required: true,
-      uniqueness: 'server',
-    }),
+    str(
+      'userName',
+      'Unique identifier for the User, typically used to sign in. Unique per tenant, compared case-insensitively.',
+      {
+        required: true,
+        uniqueness: 'server',
+      },
+    ),
     attr('name', 'complex', "The components of the user's real name.", {
       subAttributes: [
         str('formatted', 'The full name, formatted for display.'),
@@ -89,7 +99,9 @@ export const userSchema: SchemaDef = {
     }),
     str('displayName', 'The name of the User, suitable for display to end-users.'),
     str('nickName', 'The casual way to address the user.'),
-    attr('profileUrl', 'reference', "A URI that is a uniform resource locator to the user's online profile.", { referenceTypes: ['external'] }),
+    attr('profileUrl', 'reference', "A URI that is a uniform resource locator to the user's online profile.", {
+      referenceTypes: ['external'],
+    }),
     str('title', "The user's title, such as 'Vice President'."),
     str('userType', 'Used to identify the relationship between the organization and the user.'),
     str('preferredLanguage', "The User's preferred written or spoken language."),
@@ -101,8 +113,24 @@ export const userSchema: SchemaDef = {
       returned: 'never',
     }),
     multi('emails', 'Email addresses for the user.', ['work', 'home', 'other']),
-    multi('phoneNumbers', 'Phone numbers for the User, stored and returned as sent.', ['work', 'home', 'mobile', 'fax', 'pager', 'other']),
-    multi('ims', 'Instant messaging addresses for the User.', ['aim', 'gtalk', 'icq', 'xmpp', 'msn', 'skype', 'qq', 'yahoo']),
+    multi('phoneNumbers', 'Phone numbers for the User, stored and returned as sent.', [
+      'work',
+      'home',
+      'mobile',
+      'fax',
+      'pager',
+      'other',
+    ]),
+    multi('ims', 'Instant messaging addresses for the User.', [
+      'aim',
+      'gtalk',
+      'icq',
+      'xmpp',
+      'msn',
+      'skype',
+      'qq',
+      'yahoo',
+    ]),
     multi('photos', 'URLs of photos of the User.', ['photo', 'thumbnail'], 'reference'),
     attr('addresses', 'complex', 'A physical mailing address for this User.', {
       multiValued: true,
@@ -117,18 +145,34 @@ export const userSchema: SchemaDef = {
         attr('primary', 'boolean', 'Indicates the primary or preferred address.'),
       ],
     }),
-    attr('groups', 'complex', 'The groups the user is a direct member of. Read-only: change membership through Groups.', {
-      multiValued: true,
-      mutability: 'readOnly',
-      subAttributes: [
-        str('value', 'The identifier of the group.', { mutability: 'readOnly', caseExact: true }),
-        attr('$ref', 'reference', 'The URI of the corresponding Group resource.', { mutability: 'readOnly', referenceTypes: ['Group'] }),
-        str('display', 'A human-readable name of the group.', { mutability: 'readOnly' }),
-        str('type', "'direct' or 'indirect'.", { mutability: 'readOnly', canonicalValues: ['direct', 'indirect'] }),
-      ],
-    }),
-    multi('entitlements', 'Entitlements of the user, kept as directory data only: they never grant access in Roster.', []),
-    multi('roles', 'Roles of the user, kept as directory data only: they never set Roster account roles or permissions.', []),
+    attr(
+      'groups',
+      'complex',
+      'The groups the user is a direct member of. Read-only: change membership through Groups.',
+      {
+        multiValued: true,
+        mutability: 'readOnly',
+        subAttributes: [
+          str('value', 'The identifier of the group.', { mutability: 'readOnly', caseExact: true }),
+          attr('$ref', 'reference', 'The URI of the corresponding Group resource.', {
+            mutability: 'readOnly',
+            referenceTypes: ['Group'],
+          }),
+          str('display', 'A human-readable name of the group.', { mutability: 'readOnly' }),
+          str('type', "'direct' or 'indirect'.", { mutability: 'readOnly', canonicalValues: ['direct', 'indirect'] }),
+        ],
+      },
+    ),
+    multi(
+      'entitlements',
+      'Entitlements of the user, kept as directory data only: they never grant access in Roster.',
+      [],
+    ),
+    multi(
+      'roles',
+      'Roles of the user, kept as directory data only: they never set Roster account roles or permissions.',
+      [],
+    ),
     multi('x509Certificates', 'A list of certificates issued to the User.', [], 'binary'),
   ],
 };
@@ -143,13 +187,18 @@ export const enterpriseUserSchema: SchemaDef = {
     str('organization', 'Identifies the name of an organization.'),
     str('division', 'Identifies the name of a division.'),
     str('department', 'Identifies the name of a department.'),
-    attr('manager', 'complex', "The User's manager. A bare id string is accepted as the manager's value (Entra ID sends one).", {
-      subAttributes: [
-        str('value', 'The id of the SCIM resource representing the manager.', { caseExact: true }),
-        attr('$ref', 'reference', 'The URI of the manager resource.', { referenceTypes: ['User'] }),
-        str('displayName', 'The displayName of the manager.', { mutability: 'readOnly' }),
-      ],
-    }),
+    attr(
+      'manager',
+      'complex',
+      "The User's manager. A bare id string is accepted as the manager's value (Entra ID sends one).",
+      {
+        subAttributes: [
+          str('value', 'The id of the SCIM resource representing the manager.', { caseExact: true }),
+          attr('$ref', 'reference', 'The URI of the manager resource.', { referenceTypes: ['User'] }),
+          str('displayName', 'The displayName of the manager.', { mutability: 'readOnly' }),
+        ],
+      },
+    ),
   ],
 };
 
@@ -166,7 +215,10 @@ export const groupSchema: SchemaDef = {
       multiValued: true,
       subAttributes: [
         str('value', 'Identifier of the member of this Group.', { mutability: 'immutable', caseExact: true }),
-        attr('$ref', 'reference', 'The URI of the member resource.', { mutability: 'immutable', referenceTypes: ['User', 'Group'] }),
+        attr('$ref', 'reference', 'The URI of the member resource.', {
+          mutability: 'immutable',
+          referenceTypes: ['User', 'Group'],
+        }),
         str('display', 'A human-readable name of the member.', { mutability: 'readOnly' }),
         str('type', 'The type of the member.', { mutability: 'immutable', canonicalValues: ['User', 'Group'] }),
       ],
@@ -176,8 +228,15 @@ export const groupSchema: SchemaDef = {
 
 /** Attributes every resource has (RFC 7643 §3.1), described for filtering and projection. */
 export const commonAttributes: AttributeDef[] = [
-  str('id', 'Unique identifier of the resource, assigned by Roster.', { caseExact: true, mutability: 'readOnly', returned: 'always', uniqueness: 'server' }),
-  str('externalId', "An identifier for the resource as defined by the provisioning client (case-exact).", { caseExact: true }),
+  str('id', 'Unique identifier of the resource, assigned by Roster.', {
+    caseExact: true,
+    mutability: 'readOnly',
+    returned: 'always',
+    uniqueness: 'server',
+  }),
+  str('externalId', 'An identifier for the resource as defined by the provisioning client (case-exact).', {
+    caseExact: true,
+  }),
   attr('meta', 'complex', 'Resource metadata.', {
     mutability: 'readOnly',
     subAttributes: [

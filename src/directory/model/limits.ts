@@ -57,7 +57,9 @@ function maxLengthOf(def: AttributeDef): number {
 export function checkLength(def: AttributeDef, value: string, where: string): string {
   const max = maxLengthOf(def);
   if (value.length > max && charLength(value) > max) {
-    throw new InvalidInput('invalid_value', `${where} must be at most ${max} characters, got ${charLength(value)}`, { scimType: 'invalidValue' });
+    throw new InvalidInput('invalid_value', `${where} must be at most ${max} characters, got ${charLength(value)}`, {
+      scimType: 'invalidValue',
+    });
   }
   return value;
 }
@@ -79,10 +81,17 @@ export function checkMemberCount(count: number, where = 'members'): void {
  */
 export function checkValueCount(def: AttributeDef, count: number, where: string): void {
   if (!def.multiValued) return;
-  if (def.name === 'members') return checkMemberCount(count, where);
+  if (def.name === 'members') {
+    checkMemberCount(count, where);
+    return;
+  }
   if (count > SCIM_LIMITS.valuesPerAttribute) {
-    throw new InvalidInput('too_many_values', `${where} holds ${count} values; at most ${SCIM_LIMITS.valuesPerAttribute} are accepted per attribute`, {
-      scimType: 'invalidValue',
-    });
+    throw new InvalidInput(
+      'too_many_values',
+      `${where} holds ${count} values; at most ${SCIM_LIMITS.valuesPerAttribute} are accepted per attribute`,
+      {
+        scimType: 'invalidValue',
+      },
+    );
   }
 }

@@ -31,7 +31,8 @@ export function coerceSimple(def: AttributeDef, value: unknown, where: string): 
   switch (def.type) {
     case 'boolean':
       if (typeof value === 'boolean') return value;
-      if (typeof value === 'string' && /^(true|false)$/i.test(value.trim())) return value.trim().toLowerCase() === 'true';
+      if (typeof value === 'string' && /^(true|false)$/i.test(value.trim()))
+        return value.trim().toLowerCase() === 'true';
       throw invalidValue(`${where} must be a boolean, got ${kindOf(value)}`);
     case 'integer':
       if (typeof value === 'number' && Number.isInteger(value)) return value;
@@ -84,14 +85,20 @@ export function normalizeValue(def: AttributeDef, value: unknown, where: string)
   // Entra clears any attribute with "" (SCIM_Null_Update_Test), a list or a complex one too.
   if (value === null || value === undefined || value === '') return undefined;
   if (def.multiValued) {
-    if (!Array.isArray(value) && !(def.type === 'complex' && (isObject(value) || (def.name === 'members' && typeof value === 'string')))) {
+    if (
+      !Array.isArray(value) &&
+      !(def.type === 'complex' && (isObject(value) || (def.name === 'members' && typeof value === 'string')))
+    ) {
       throw invalidValue(`${where} must be a list${def.type === 'complex' ? ' of objects' : ''}, got ${kindOf(value)}`);
     }
     const list: unknown[] = Array.isArray(value) ? value : [value];
     checkValueCount(def, list.length, where);
     const out: unknown[] = [];
     for (const [i, item] of list.entries()) {
-      const n = def.type === 'complex' ? normalizeElement(def, item, `${where}[${i}]`) : coerceSimple(def, item, `${where}[${i}]`);
+      const n =
+        def.type === 'complex'
+          ? normalizeElement(def, item, `${where}[${i}]`)
+          : coerceSimple(def, item, `${where}[${i}]`);
       if (n !== undefined && n !== '') out.push(n);
     }
     return out.length ? out : undefined;

@@ -14,7 +14,12 @@ export interface ResourceType {
   extensions: SchemaDef[];
 }
 
-export const USER_RT: ResourceType = { name: 'User', endpoint: '/Users', schema: userSchema, extensions: [enterpriseUserSchema] };
+export const USER_RT: ResourceType = {
+  name: 'User',
+  endpoint: '/Users',
+  schema: userSchema,
+  extensions: [enterpriseUserSchema],
+};
 export const GROUP_RT: ResourceType = { name: 'Group', endpoint: '/Groups', schema: groupSchema, extensions: [] };
 export const RESOURCE_TYPES: ResourceType[] = [USER_RT, GROUP_RT];
 
@@ -104,4 +109,3 @@ export function resolvePath(rt: ResourceType, path: string): ResolvedPath | unde
   const sub = findSubAttr(attr, tail);
   return sub ? { schema: owner, attr, sub } : undefined;
 }
-

@@ -45,9 +45,15 @@ function keyTooLong(field: string, max: number): string {
  * it longer than the name ("İ" lower-cases to two characters), so the key is what is measured.
  * Refuses with a 400 naming `field`, the same on every database, instead of a MariaDB error.
  */
-export function uniqueKey(field: string, name: string, max: number, fold: (s: string) => string = caseMappedKey): string {
+export function uniqueKey(
+  field: string,
+  name: string,
+  max: number,
+  fold: (s: string) => string = caseMappedKey,
+): string {
   const key = fold(name);
-  if (charLength(name) > max || charLength(key) > max) throw new InvalidInput('invalid_value', keyTooLong(field, max), { scimType: 'invalidValue' });
+  if (charLength(name) > max || charLength(key) > max)
+    throw new InvalidInput('invalid_value', keyTooLong(field, max), { scimType: 'invalidValue' });
   return key;
 }
 

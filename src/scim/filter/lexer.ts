@@ -118,7 +118,8 @@ export class Lexer {
     const e = this.text[this.pos];
     if (e === 'u') {
       const hex = this.text.slice(this.pos + 1, this.pos + 5);
-      if (!/^[0-9a-fA-F]{4}$/.test(hex)) throw filterError(`invalid \\u escape at position ${at}: expected four hex digits`);
+      if (!/^[0-9a-fA-F]{4}$/.test(hex))
+        throw filterError(`invalid \\u escape at position ${at}: expected four hex digits`);
       this.pos += 5;
       return String.fromCharCode(parseInt(hex, 16));
     }

@@ -65,7 +65,10 @@ export function literalKey(def: AttributeDef, literal: string | number | boolean
 
 export function dateLiteral(def: AttributeDef, literal: string | number | boolean): number {
   const ms = typeof literal === 'string' ? parseDateTime(literal) : undefined;
-  if (ms === undefined) throw filterError(`"${def.name}" is a dateTime: ${JSON.stringify(literal)} is not a date such as 2015-10-10T14:38:21Z`);
+  if (ms === undefined)
+    throw filterError(
+      `"${def.name}" is a dateTime: ${JSON.stringify(literal)} is not a date such as 2015-10-10T14:38:21Z`,
+    );
   return ms;
 }
 

@@ -93,7 +93,8 @@ class Parser {
 
   private attrExpr(parent: ResolvedPath | undefined): Filter {
     const t = this.lexer.next();
-    if (t.kind !== 'word') throw filterError(`expected an attribute name at position ${t.pos}, found ${describeToken(t)}`);
+    if (t.kind !== 'word')
+      throw filterError(`expected an attribute name at position ${t.pos}, found ${describeToken(t)}`);
     const path = this.resolve(t, parent);
     const after = this.lexer.peek();
     if (after.kind === '[') return this.valuePath(path, t, after, parent);
@@ -112,16 +113,24 @@ class Parser {
   }
 
   /** `attr[filter]`, optionally followed by Entra's `.sub op value`. */
-  private valuePath(path: ResolvedPath, name: Extract<Token, { kind: 'word' }>, open: Token, parent: ResolvedPath | undefined): Filter {
+  private valuePath(
+    path: ResolvedPath,
+    name: Extract<Token, { kind: 'word' }>,
+    open: Token,
+    parent: ResolvedPath | undefined,
+  ): Filter {
     if (parent) throw filterError(`a [filter] cannot be nested inside another one, at position ${open.pos}`);
     if (path.sub || path.attr.type !== 'complex' || !path.attr.multiValued) {
-      throw filterError(`"${name.text}" is not a multi-valued complex attribute, so it takes no [filter] (position ${open.pos})`);
+      throw filterError(
+        `"${name.text}" is not a multi-valued complex attribute, so it takes no [filter] (position ${open.pos})`,
+      );
     }
     this.lexer.next();
     const inner = this.nested(open, () => this.or(path));
     this.close({ kind: ']', openedAt: open.pos });
     const next = this.lexer.peek();
-    if (next.kind !== 'word' || !next.text.startsWith('.')) return this.node({ kind: 'valuePath', path, filter: inner });
+    if (next.kind !== 'word' || !next.text.startsWith('.'))
+      return this.node({ kind: 'valuePath', path, filter: inner });
     this.lexer.next();
     const subName = next.text.slice(1);
     const sub = findSubAttr(path.attr, subName);
@@ -136,13 +145,17 @@ class Parser {
     const op = t.kind === 'word' ? t.text.toLowerCase() : '';
     if (op === 'pr') return this.node({ kind: 'present', path });
     if (!isCompareOp(op)) {
-      throw filterError(`expected a comparison operator after "${name.text}" at position ${t.pos}, found ${describeToken(t)}`);
+      throw filterError(
+        `expected a comparison operator after "${name.text}" at position ${t.pos}, found ${describeToken(t)}`,
+      );
     }
     const target = comparable(path, name);
     const def = target.sub ?? target.attr;
     checkOperator(def, op, name.text, t.pos);
     if (SUBSTRING_OPS.includes(op) && ++this.substrings > MAX_FILTER_SUBSTRING_TERMS) {
-      throw filterError(`the filter has more than ${MAX_FILTER_SUBSTRING_TERMS} "co", "sw" or "ew" comparisons (position ${t.pos})`);
+      throw filterError(
+        `the filter has more than ${MAX_FILTER_SUBSTRING_TERMS} "co", "sw" or "ew" comparisons (position ${t.pos})`,
+      );
     }
     const v = this.lexer.value();
     if (v.kind !== 'word' && v.kind !== 'string') {
@@ -167,7 +180,8 @@ class Parser {
   }
 
   private nested<T>(at: Token, parse: () => T): T {
-    if (++this.depth > MAX_FILTER_DEPTH) throw filterError(`the filter nests deeper than ${MAX_FILTER_DEPTH} levels at position ${at.pos}`);
+    if (++this.depth > MAX_FILTER_DEPTH)
+      throw filterError(`the filter nests deeper than ${MAX_FILTER_DEPTH} levels at position ${at.pos}`);
     const result = parse();
     this.depth--;
     return result;
@@ -189,28 +203,34 @@ function comparable(path: ResolvedPath, name: Extract<Token, { kind: 'word' }>):
   const value = path.attr.multiValued ? findSubAttr(path.attr, 'value') : undefined;
   if (value) return { ...path, sub: value };
   const example = path.attr.subAttributes?.[0]?.name ?? 'value';
-  throw filterError(`"${name.text}" at position ${name.pos} is complex: compare one of its sub-attributes, e.g. "${name.text}.${example}"`);
+  throw filterError(
+    `"${name.text}" at position ${name.pos} is complex: compare one of its sub-attributes, e.g. "${name.text}.${example}"`,
+  );
 }
 
 /** RFC 7644 §3.4.2.2: ordering on booleans and binaries is a 400; substrings of booleans and dates mean nothing. */
 function checkOperator(def: AttributeDef, op: CompareOp, name: string, pos: number): void {
   const ordering = ORDERING_OPS.includes(op) && (def.type === 'boolean' || def.type === 'binary');
   const substring = SUBSTRING_OPS.includes(op) && (def.type === 'boolean' || def.type === 'dateTime');
-  if (ordering || substring) throw filterError(`"${op}" at position ${pos} does not apply to the ${def.type} attribute "${name}"`);
+  if (ordering || substring)
+    throw filterError(`"${op}" at position ${pos} does not apply to the ${def.type} attribute "${name}"`);
 }
 
 function literal(def: AttributeDef, op: CompareOp, t: ValueToken, name: string): FilterValue {
   const value = literalValue(def, t);
   const shown = JSON.stringify(t.kind === 'string' ? t.value : t.text);
   if (value === null) {
-    if (op !== 'eq' && op !== 'ne') throw filterError(`null at position ${t.pos} can only be compared with "eq" or "ne"`);
+    if (op !== 'eq' && op !== 'ne')
+      throw filterError(`null at position ${t.pos} can only be compared with "eq" or "ne"`);
     return value;
   }
   if (def.type === 'boolean' && booleanOf(value) === undefined) {
     throw filterError(`"${name}" is boolean: expected true or false at position ${t.pos}, found ${shown}`);
   }
   if (def.type === 'dateTime' && (typeof value !== 'string' || parseDateTime(value) === undefined)) {
-    throw filterError(`"${name}" is a dateTime: ${shown} at position ${t.pos} is not a date such as 2015-10-10T14:38:21Z`);
+    throw filterError(
+      `"${name}" is a dateTime: ${shown} at position ${t.pos} is not a date such as 2015-10-10T14:38:21Z`,
+    );
   }
   return value;
 }
@@ -230,7 +250,8 @@ export function booleanOf(value: FilterValue): boolean | undefined {
   return lower === 'true' ? true : lower === 'false' ? false : undefined;
 }
 
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+const DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
 
 /**
  * Epoch milliseconds of an xsd:dateTime (RFC 7643 §2.3.5) or a bare date. Any number of

@@ -19,7 +19,14 @@
 import { InvalidInput } from '../../errors.js';
 import { escapeLike } from '../../db/dialect.js';
 import type { AttributeDef } from '../../directory/model/definitions.js';
-import { canonicalPath, containerKey, findSubAttr, resolvePath, type ResolvedPath, type ResourceType } from '../../directory/model/registry.js';
+import {
+  canonicalPath,
+  containerKey,
+  findSubAttr,
+  resolvePath,
+  type ResolvedPath,
+  type ResourceType,
+} from '../../directory/model/registry.js';
 import { caseMappedKey, valueKey } from '../../directory/model/value-key.js';
 import type { CompareOp, Filter, FilterValue } from './ast.js';
 import { filterError } from './lexer.js';
@@ -35,14 +42,25 @@ type Literal = Exclude<FilterValue, null>;
 
 const TRUE: SqlFragment = { sql: '1 = 1', bindings: [] };
 const FALSE: SqlFragment = { sql: '1 = 0', bindings: [] };
-const SQL_OPS: Record<Exclude<PositiveOp, 'co' | 'sw' | 'ew'>, string> = { eq: '=', gt: '>', ge: '>=', lt: '<', le: '<=' };
+const SQL_OPS: Record<Exclude<PositiveOp, 'co' | 'sw' | 'ew'>, string> = {
+  eq: '=',
+  gt: '>',
+  ge: '>=',
+  lt: '<',
+  le: '<=',
+};
 
 export function filterToSql(filter: Filter, rt: ResourceType, alias = 'r'): SqlFragment {
   const compiler = new Compiler(rt, alias);
   return compiler.compile(filter, new ResourceScope(compiler));
 }
 
-export function sortToSql(sortBy: string, rt: ResourceType, order: 'ascending' | 'descending' = 'ascending', alias = 'r'): SqlFragment {
+export function sortToSql(
+  sortBy: string,
+  rt: ResourceType,
+  order: 'ascending' | 'descending' = 'ascending',
+  alias = 'r',
+): SqlFragment {
   const found = resolvePath(rt, sortBy);
   if (!found) throw sortError(`unknown sortBy attribute "${sortBy}"`);
   const path = sortablePath(found, sortBy);
@@ -50,7 +68,10 @@ export function sortToSql(sortBy: string, rt: ResourceType, order: 'ascending' |
   if (!expr) throw sortError(`sortBy "${sortBy}" is not sortable`);
   const dir = order === 'descending' ? 'DESC' : 'ASC';
   // Both databases sort NULL lowest; RFC 7644 wants missing values last when ascending.
-  return { sql: `CASE WHEN ${expr.sql} IS NULL THEN 1 ELSE 0 END ${dir}, ${expr.sql} ${dir}`, bindings: [...expr.bindings, ...expr.bindings] };
+  return {
+    sql: `CASE WHEN ${expr.sql} IS NULL THEN 1 ELSE 0 END ${dir}, ${expr.sql} ${dir}`,
+    bindings: [...expr.bindings, ...expr.bindings],
+  };
 }
 
 function sortError(detail: string): InvalidInput {
@@ -125,16 +146,24 @@ interface Relation {
 }
 
 const USER_GROUPS: Relation = {
-  from: (n) => `idp_group_members gm${n} JOIN idp_groups gg${n} ON gg${n}.tenant_id = gm${n}.tenant_id AND gg${n}.id = gm${n}.group_id`,
-  where: (n, tenant, owner) => `gm${n}.tenant_id = ${tenant} AND gm${n}.member_id = ${owner} AND gg${n}.source = 'scim'`,
-  columns: (n) => ({ value: textColumn(`gm${n}.group_id`, exact), display: textColumn(`gg${n}.display_name_key`, caseMapped) }),
+  from: (n) =>
+    `idp_group_members gm${n} JOIN idp_groups gg${n} ON gg${n}.tenant_id = gm${n}.tenant_id AND gg${n}.id = gm${n}.group_id`,
+  where: (n, tenant, owner) =>
+    `gm${n}.tenant_id = ${tenant} AND gm${n}.member_id = ${owner} AND gg${n}.source = 'scim'`,
+  columns: (n) => ({
+    value: textColumn(`gm${n}.group_id`, exact),
+    display: textColumn(`gg${n}.display_name_key`, caseMapped),
+  }),
 };
 
 const GROUP_MEMBERS: Relation = {
   from: (n) => `idp_group_members gm${n}`,
   where: (n, tenant, owner) => `gm${n}.tenant_id = ${tenant} AND gm${n}.group_id = ${owner}`,
   // member_type is 'User' or 'Group'; ASCII, so LOWER() agrees with caseMappedKey on both databases.
-  columns: (n) => ({ value: textColumn(`gm${n}.member_id`, exact), type: textColumn(`LOWER(gm${n}.member_type)`, caseMapped) }),
+  columns: (n) => ({
+    value: textColumn(`gm${n}.member_id`, exact),
+    type: textColumn(`LOWER(gm${n}.member_type)`, caseMapped),
+  }),
 };
 
 /** Where a resource's attribute lives. `tenant`/`owner` are the SQL that correlates to the resource row. */
@@ -153,7 +182,9 @@ function targetOf(path: ResolvedPath, rt: ResourceType, a: string): Target | und
   const correlation = { tenant: `${a}.tenant_id`, owner: `${a}.id` };
   const core = path.schema === rt.schema.id;
   if (rt.name === 'Group') {
-    return core && path.attr.name === 'members' ? { kind: 'relation', relation: GROUP_MEMBERS, ...correlation } : undefined;
+    return core && path.attr.name === 'members'
+      ? { kind: 'relation', relation: GROUP_MEMBERS, ...correlation }
+      : undefined;
   }
   if (path.schema === null || (core && path.attr.name === 'password')) return undefined;
   if (core && path.attr.name === 'groups') return { kind: 'relation', relation: USER_GROUPS, ...correlation };
@@ -187,7 +218,10 @@ class Compiler {
       case 'or': {
         const left = this.compile(f.left, scope);
         const right = this.compile(f.right, scope);
-        return { sql: `(${left.sql} ${f.kind.toUpperCase()} ${right.sql})`, bindings: [...left.bindings, ...right.bindings] };
+        return {
+          sql: `(${left.sql} ${f.kind.toUpperCase()} ${right.sql})`,
+          bindings: [...left.bindings, ...right.bindings],
+        };
       }
       case 'not':
         return negate(this.compile(f.filter, scope));
@@ -197,7 +231,12 @@ class Compiler {
         return scope.valuePath(f.path, f.filter);
       case 'compare':
         // eq null / ne null: the usual reading of "has no value" / "has a value".
-        if (f.value === null) return f.op === 'ne' ? scope.present(f.path) : f.op === 'eq' ? negate(scope.present(f.path)) : nullError(f.op);
+        if (f.value === null)
+          return f.op === 'ne'
+            ? scope.present(f.path)
+            : f.op === 'eq'
+              ? negate(scope.present(f.path))
+              : nullError(f.op);
         return f.op === 'ne' ? negate(scope.compare(f.path, 'eq', f.value)) : scope.compare(f.path, f.op, f.value);
     }
   }
@@ -275,10 +314,17 @@ class ResourceScope implements Scope {
     const n = this.compiler.nextAlias();
     const inner = cond(new RowScope(t.relation, n, this.compiler.rt));
     const r = t.relation;
-    return { sql: `EXISTS (SELECT 1 FROM ${r.from(n)} WHERE ${r.where(n, t.tenant, t.owner)}${andClause(inner)})`, bindings: inner.bindings };
+    return {
+      sql: `EXISTS (SELECT 1 FROM ${r.from(n)} WHERE ${r.where(n, t.tenant, t.owner)}${andClause(inner)})`,
+      bindings: inner.bindings,
+    };
   }
 
-  private attrsExists(t: Extract<Target, { kind: 'attrs' }>, path: ResolvedPath, cond: (alias: string) => SqlFragment): SqlFragment {
+  private attrsExists(
+    t: Extract<Target, { kind: 'attrs' }>,
+    path: ResolvedPath,
+    cond: (alias: string) => SqlFragment,
+  ): SqlFragment {
     const x = `ua${this.compiler.nextAlias()}`;
     // A complex attribute without sub-attribute (`name pr`) is present if any of its parts is.
     const sub = path.sub ? path.sub.name : path.attr.type === 'complex' ? undefined : '';

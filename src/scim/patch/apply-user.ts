@@ -4,7 +4,13 @@ import { matchesElement } from '../filter/match.js';
 import type { AttributeDef } from '../../directory/model/definitions.js';
 import { coerceSimple, normalizeValue, type ScimDoc } from '../../directory/model/normalize.js';
 import { checkValueCount } from '../../directory/model/limits.js';
-import { containerKey, findSubAttr, splitUrn, type ResolvedPath, type ResourceType } from '../../directory/model/registry.js';
+import {
+  containerKey,
+  findSubAttr,
+  splitUrn,
+  type ResolvedPath,
+  type ResourceType,
+} from '../../directory/model/registry.js';
 import { valueKey } from '../../directory/model/value-key.js';
 import { atOperation, type PatchOp, type PatchOpName } from './parse.js';
 import { resolveAttrPath } from './path.js';
@@ -92,7 +98,8 @@ function mergeComplex(def: AttributeDef, existing: unknown, raw: unknown, where:
   if (isUnassigned(raw)) return undefined;
   const incoming = normalizeElement(def, raw, where) ?? {};
   const old = isObject(existing) ? existing : {};
-  const referentChanged = findSubAttr(def, '$ref') !== undefined && incoming.value !== undefined && incoming.value !== old.value;
+  const referentChanged =
+    findSubAttr(def, '$ref') !== undefined && incoming.value !== undefined && incoming.value !== old.value;
   const out: Json = { ...(referentChanged ? {} : old), ...incoming };
   for (const name of clearedSubs(def, unwrapSingle(raw))) delete out[name];
   return nonEmpty(out);
@@ -138,7 +145,10 @@ function listedMatcher(def: AttributeDef, listed: unknown[]): (element: unknown)
     else whole.add(elementKey(l));
   }
   return (element) =>
-    (valueDef !== undefined && isObject(element) && element.value !== undefined && byValue.has(valueKey(valueDef, element.value))) ||
+    (valueDef !== undefined &&
+      isObject(element) &&
+      element.value !== undefined &&
+      byValue.has(valueKey(valueDef, element.value))) ||
     (whole.size > 0 && whole.has(elementKey(element)));
 }
 
@@ -162,7 +172,9 @@ function keepOnePrimary(before: unknown[], after: unknown[]): unknown[] {
 function describedElement(filter: Filter | undefined): Json | undefined {
   if (!filter) return {};
   if (filter.kind === 'compare') {
-    return filter.op === 'eq' && filter.value !== null ? { [(filter.path.sub ?? filter.path.attr).name]: filter.value } : undefined;
+    return filter.op === 'eq' && filter.value !== null
+      ? { [(filter.path.sub ?? filter.path.attr).name]: filter.value }
+      : undefined;
   }
   if (filter.kind !== 'and') return undefined;
   const left = describedElement(filter.left);
@@ -191,10 +203,13 @@ function createdElement(c: Change): Json[] {
   if (isUnassigned(c.value)) return [];
   const described = describedElement(c.filter);
   if (!described) {
-    throw noTarget(`${c.where} matches no element of ${c.target.attr.name}, and only a filter of "eq" comparisons joined by "and" says what element to create`);
+    throw noTarget(
+      `${c.where} matches no element of ${c.target.attr.name}, and only a filter of "eq" comparisons joined by "and" says what element to create`,
+    );
   }
   const sent = c.target.sub ? { [c.target.sub.name]: c.value } : unwrapSingle(c.value);
-  if (!isObject(sent)) throw new InvalidInput('invalid_value', `${c.where} must be an object`, { scimType: 'invalidValue' });
+  if (!isObject(sent))
+    throw new InvalidInput('invalid_value', `${c.where} must be an object`, { scimType: 'invalidValue' });
   const el = normalizeElement(c.target.attr, { ...described, ...sent }, c.where);
   return el ? [el] : [];
 }
@@ -261,7 +276,12 @@ function nextComplex(current: unknown, c: Change): unknown {
   const sub = c.target.sub;
   // `manager[value eq "…"]` selects the single value the way a filter selects elements.
   if (c.filter) return patchElements(isObject(current) ? [current] : [], c, false)[0];
-  if (sub) return withSub(current, sub, c.op === 'remove' || isUnassigned(c.value) ? undefined : normalizeSub(sub, c.value, c.where));
+  if (sub)
+    return withSub(
+      current,
+      sub,
+      c.op === 'remove' || isUnassigned(c.value) ? undefined : normalizeSub(sub, c.value, c.where),
+    );
   if (c.op !== 'remove') return mergeComplex(def, current, c.value, c.where);
   if (isUnassigned(c.value)) return undefined;
   return listedMatcher(def, normalizeList(def, c.value, c.where))(current) ? undefined : current;
@@ -280,9 +300,13 @@ function applyChange(doc: ScimDoc, rt: ResourceType, c: Change): void {
 
 function checkSameId(raw: unknown, current: { id: string }): void {
   if (raw === null || raw === undefined || raw === current.id) return;
-  throw new InvalidInput('mutability', `id is read-only: this resource is "${current.id}", the value says ${JSON.stringify(raw)}`, {
-    scimType: 'mutability',
-  });
+  throw new InvalidInput(
+    'mutability',
+    `id is read-only: this resource is "${current.id}", the value says ${JSON.stringify(raw)}`,
+    {
+      scimType: 'mutability',
+    },
+  );
 }
 
 function isReadOnly(target: ResolvedPath): boolean {
@@ -315,9 +339,19 @@ function applyValueMap(doc: ScimDoc, rt: ResourceType, op: PatchOpName, map: Jso
   }
 }
 
-function applySchemaMap(doc: ScimDoc, rt: ResourceType, op: PatchOpName, schemaId: string, raw: unknown, current: { id: string }): void {
+function applySchemaMap(
+  doc: ScimDoc,
+  rt: ResourceType,
+  op: PatchOpName,
+  schemaId: string,
+  raw: unknown,
+  current: { id: string },
+): void {
   if (raw === null) return;
-  if (!isObject(raw)) throw new InvalidInput('invalid_value', `${schemaId} must be an object of its attributes`, { scimType: 'invalidValue' });
+  if (!isObject(raw))
+    throw new InvalidInput('invalid_value', `${schemaId} must be an object of its attributes`, {
+      scimType: 'invalidValue',
+    });
   const qualified = Object.fromEntries(Object.entries(raw).map(([k, v]) => [`${schemaId}:${k}`, v]));
   applyValueMap(doc, rt, op, qualified, current);
 }
@@ -332,10 +366,18 @@ function applyOperation(doc: ScimDoc, rt: ResourceType, op: PatchOp, current: { 
     // The extension's container is keyed by its URN, which is what a remove takes away.
     if (op.op === 'remove') delete doc[op.extension];
     else applySchemaMap(doc, rt, op.op, op.extension, op.value, current);
-  } else if (op.path) applyChange(doc, rt, { op: op.op, target: op.path.target, filter: op.path.filter, value: op.value, where: op.path.text });
+  } else if (op.path)
+    applyChange(doc, rt, {
+      op: op.op,
+      target: op.path.target,
+      filter: op.path.filter,
+      value: op.value,
+      where: op.path.text,
+    });
   else applyValueMap(doc, rt, op.op, op.value as Json, current);
   const lost = required.find((name) => doc[name] === undefined);
-  if (lost) throw new InvalidInput('invalid_value', `${lost} is required and cannot be removed`, { scimType: 'invalidValue' });
+  if (lost)
+    throw new InvalidInput('invalid_value', `${lost} is required and cannot be removed`, { scimType: 'invalidValue' });
 }
 
 /**

@@ -49,7 +49,9 @@ function memberRef(raw: unknown, where: string): MemberRef {
   const obj = isObject(raw) ? raw : { value: raw };
   const value = field(obj, 'value');
   if (typeof value !== 'string' || value === '') {
-    throw invalidValue(`${where}.value must be a non-empty string (the member's id), got ${value === undefined ? 'none' : JSON.stringify(value)}`);
+    throw invalidValue(
+      `${where}.value must be a non-empty string (the member's id), got ${value === undefined ? 'none' : JSON.stringify(value)}`,
+    );
   }
   const type = memberType(field(obj, 'type'), where);
   return type ? { value, type } : { value };
@@ -67,8 +69,11 @@ function filteredIds(filter: Filter): string[] | undefined {
     const right = filteredIds(filter.right);
     return left && right ? [...left, ...right] : undefined;
   }
-  const named = filter.kind === 'compare' && filter.op === 'eq' && (filter.path.sub ?? filter.path.attr).name === 'value';
-  return named && (typeof filter.value === 'string' || typeof filter.value === 'number') ? [String(filter.value)] : undefined;
+  const named =
+    filter.kind === 'compare' && filter.op === 'eq' && (filter.path.sub ?? filter.path.attr).name === 'value';
+  return named && (typeof filter.value === 'string' || typeof filter.value === 'number')
+    ? [String(filter.value)]
+    : undefined;
 }
 
 /**
@@ -92,14 +97,21 @@ function wholeMembersStep(op: PatchOpName, value: unknown): MemberStep | undefin
 
 function pathStep(op: PatchOp & { path: NonNullable<PatchOp['path']> }): MemberStep | undefined {
   const { path } = op;
-  if (path.target.sub) throw invalidPath(`path "${path.text}": a member's sub-attributes cannot be changed; remove the member and add it again`);
+  if (path.target.sub)
+    throw invalidPath(
+      `path "${path.text}": a member's sub-attributes cannot be changed; remove the member and add it again`,
+    );
   if (!path.filter) return wholeMembersStep(op.op, op.value);
   if (op.op !== 'remove') throw invalidPath(`path "${path.text}": ${op.op} takes the path "members" without a filter`);
   const ids = filteredIds(path.filter);
   if (!ids) {
-    throw new InvalidInput('invalid_filter', `path "${path.text}": members can only be selected by value eq "<id>", alone or joined with "or"`, {
-      scimType: 'invalidFilter',
-    });
+    throw new InvalidInput(
+      'invalid_filter',
+      `path "${path.text}": members can only be selected by value eq "<id>", alone or joined with "or"`,
+      {
+        scimType: 'invalidFilter',
+      },
+    );
   }
   return { kind: 'remove', ids };
 }
@@ -127,7 +139,10 @@ function splitMembers(map: Json): { members?: unknown; rest: Json } {
 }
 
 function memberSize(steps: MemberStep[]): number {
-  return steps.reduce((n, s) => n + (s.kind === 'remove' ? s.ids.length : s.kind === 'removeAll' ? 0 : s.members.length), 0);
+  return steps.reduce(
+    (n, s) => n + (s.kind === 'remove' ? s.ids.length : s.kind === 'removeAll' ? 0 : s.members.length),
+    0,
+  );
 }
 
 /** The membership steps of a PATCH, in request order; they do not depend on the stored group. */

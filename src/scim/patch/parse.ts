@@ -64,7 +64,10 @@ function checkSchemas(body: Json): void {
   const { present, value } = member(body, 'schemas');
   // Okta and Entra always send the PatchOp URN; a client that omits it is accepted all the same.
   if (!present) return;
-  if (!Array.isArray(value) || !value.some((s) => typeof s === 'string' && s.toLowerCase() === PATCH_OP_SCHEMA.toLowerCase())) {
+  if (
+    !Array.isArray(value) ||
+    !value.some((s) => typeof s === 'string' && s.toLowerCase() === PATCH_OP_SCHEMA.toLowerCase())
+  ) {
     throw syntax(`schemas must contain "${PATCH_OP_SCHEMA}"`);
   }
 }
@@ -73,16 +76,23 @@ function operationList(body: Json): unknown[] {
   const { value } = member(body, 'Operations');
   if (!Array.isArray(value) || value.length === 0) throw syntax('Operations must be a non-empty array of operations');
   if (value.length > MAX_PATCH_OPERATIONS) {
-    throw new InvalidInput('too_many_operations', `Operations holds ${value.length} operations; at most ${MAX_PATCH_OPERATIONS} are accepted per request`, {
-      scimType: 'tooMany',
-    });
+    throw new InvalidInput(
+      'too_many_operations',
+      `Operations holds ${value.length} operations; at most ${MAX_PATCH_OPERATIONS} are accepted per request`,
+      {
+        scimType: 'tooMany',
+      },
+    );
   }
   return value;
 }
 
 function opName(raw: unknown): PatchOpName {
   const name = typeof raw === 'string' ? OP_NAMES.find((n) => n === raw.trim().toLowerCase()) : undefined;
-  if (!name) throw syntax(`${raw === undefined ? 'op is missing' : `op ${JSON.stringify(raw)} is unknown`}: expected add, replace or remove`);
+  if (!name)
+    throw syntax(
+      `${raw === undefined ? 'op is missing' : `op ${JSON.stringify(raw)} is unknown`}: expected add, replace or remove`,
+    );
   return name;
 }
 
@@ -100,9 +110,16 @@ function extensionPath(raw: unknown, rt: ResourceType): string | undefined {
   return split && split.rest === '' && split.schema.id !== rt.schema.id ? split.schema.id : undefined;
 }
 
-function extensionOperation(op: PatchOpName, extension: string, value: { present: boolean; value: unknown }, index: number): PatchOp {
+function extensionOperation(
+  op: PatchOpName,
+  extension: string,
+  value: { present: boolean; value: unknown },
+  index: number,
+): PatchOp {
   if (op !== 'remove' && !isObject(value.value)) {
-    throw new InvalidInput('invalid_value', `${op} of ${extension} needs an object of its attributes as its value`, { scimType: 'invalidValue' });
+    throw new InvalidInput('invalid_value', `${op} of ${extension} needs an object of its attributes as its value`, {
+      scimType: 'invalidValue',
+    });
   }
   return { op, extension, ...(value.present ? { value: value.value } : {}), index };
 }
@@ -113,7 +130,8 @@ function extensionOperation(op: PatchOpName, extension: string, value: { present
  */
 function checkListSizes(rt: ResourceType, path: PatchPath | undefined, value: unknown): void {
   if (path) {
-    if (!path.filter && !path.target.sub && Array.isArray(value)) checkValueCount(path.target.attr, value.length, path.text);
+    if (!path.filter && !path.target.sub && Array.isArray(value))
+      checkValueCount(path.target.attr, value.length, path.text);
     return;
   }
   if (!isObject(value)) return;
@@ -142,9 +160,12 @@ function parseOperation(raw: unknown, index: number, rt: ResourceType): PatchOp 
   if (op === 'remove' && !path) {
     throw new InvalidInput('no_target', 'remove needs a path naming what to remove', { scimType: 'noTarget' });
   }
-  if (op !== 'remove' && !value.present) throw new InvalidInput('invalid_value', `${op} needs a value`, { scimType: 'invalidValue' });
+  if (op !== 'remove' && !value.present)
+    throw new InvalidInput('invalid_value', `${op} needs a value`, { scimType: 'invalidValue' });
   if (op !== 'remove' && !path && !isObject(value.value)) {
-    throw new InvalidInput('invalid_value', `${op} without a path needs an object of attributes as its value`, { scimType: 'invalidValue' });
+    throw new InvalidInput('invalid_value', `${op} without a path needs an object of attributes as its value`, {
+      scimType: 'invalidValue',
+    });
   }
   return { op, ...(path ? { path } : {}), ...(value.present ? { value: value.value } : {}), index };
 }

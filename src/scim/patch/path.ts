@@ -2,7 +2,13 @@ import { InvalidInput } from '../../errors.js';
 import type { Filter } from '../filter/ast.js';
 import { parseFilter } from '../filter/parser.js';
 import type { SchemaDef } from '../../directory/model/definitions.js';
-import { canonicalPath, findSubAttr, resolvePath, type ResolvedPath, type ResourceType } from '../../directory/model/registry.js';
+import {
+  canonicalPath,
+  findSubAttr,
+  resolvePath,
+  type ResolvedPath,
+  type ResourceType,
+} from '../../directory/model/registry.js';
 
 /** A parsed PATCH `path` (RFC 7644 §3.5.2: `attrPath`, or `valuePath [subAttr]`). */
 export interface PatchPath {
@@ -56,7 +62,10 @@ function closingBracket(text: string, open: number): number {
  * `manager` that way.
  */
 function multiValuedView(rt: ResourceType, target: ResolvedPath): ResourceType {
-  const widen = (s: SchemaDef): SchemaDef => ({ ...s, attributes: s.attributes.map((a) => (a === target.attr ? { ...a, multiValued: true } : a)) });
+  const widen = (s: SchemaDef): SchemaDef => ({
+    ...s,
+    attributes: s.attributes.map((a) => (a === target.attr ? { ...a, multiValued: true } : a)),
+  });
   return { ...rt, schema: widen(rt.schema), extensions: rt.extensions.map(widen) };
 }
 
@@ -84,7 +93,8 @@ function parseFilteredPath(rt: ResourceType, text: string, open: number): PatchP
   const tail = text.slice(close + 1);
   const attr = resolveAttrPath(rt, head);
   if (!attr || attr.sub) throw invalidPath(`path "${text}": "${head}" is not an attribute of ${rt.name}`);
-  if (attr.attr.type !== 'complex') throw invalidPath(`path "${text}": ${attr.attr.name} has no sub-attributes to filter on`);
+  if (attr.attr.type !== 'complex')
+    throw invalidPath(`path "${text}": ${attr.attr.name} has no sub-attributes to filter on`);
   const filter = parseValueFilter(rt, head, attr, inner);
   if (tail === '') return { text, target: attr, filter };
   const subName = /^\.([^.[\]\s]+)$/.exec(tail)?.[1];
@@ -95,9 +105,16 @@ function parseFilteredPath(rt: ResourceType, text: string, open: number): PatchP
 
 /** RFC 7643 §2.2: readOnly attributes cannot be modified by a client, even to their own value. */
 function assertWritable(p: PatchPath, rt: ResourceType): void {
-  const readOnly = p.target.attr.mutability === 'readOnly' ? p.target.attr : p.target.sub?.mutability === 'readOnly' ? p.target.sub : undefined;
+  const readOnly =
+    p.target.attr.mutability === 'readOnly'
+      ? p.target.attr
+      : p.target.sub?.mutability === 'readOnly'
+        ? p.target.sub
+        : undefined;
   if (readOnly) {
-    throw new InvalidInput('mutability', `path "${p.text}": ${canonicalPath(p.target, rt)} is read-only`, { scimType: 'mutability' });
+    throw new InvalidInput('mutability', `path "${p.text}": ${canonicalPath(p.target, rt)} is read-only`, {
+      scimType: 'mutability',
+    });
   }
 }
 

@@ -45,7 +45,10 @@ interface OidcStepOptions extends AuthenticateOptions {
 type StepRequest = Request & { session: Record<string, FlowState | undefined>; oidcSite: OidcSite };
 
 function stepRequest(req: Request, site: OidcSite, flow: FlowState | undefined): StepRequest {
-  return Object.create(req, { session: { value: flow ? { [FLOW_KEY]: flow } : {} }, oidcSite: { value: site } }) as StepRequest;
+  return Object.create(req, {
+    session: { value: flow ? { [FLOW_KEY]: flow } : {} },
+    oidcSite: { value: site },
+  }) as StepRequest;
 }
 
 /** openid-client's passport strategy for one connection version. */
@@ -88,7 +91,12 @@ interface CachedStrategy {
 const strategies = new LRUCache<string, CachedStrategy>({
   maxSize: 4 * 1024 * 1024,
   maxEntrySize: 512 * 1024,
-  sizeCalculation: ({ config }, key) => 2 * (key.length + JSON.stringify(config.serverMetadata()).length + JSON.stringify(client.getJwksCache(config) ?? null).length) + 128,
+  sizeCalculation: ({ config }, key) =>
+    2 *
+      (key.length +
+        JSON.stringify(config.serverMetadata()).length +
+        JSON.stringify(client.getJwksCache(config) ?? null).length) +
+    128,
   ttl: 60 * 60_000,
 });
 
@@ -108,7 +116,10 @@ async function strategyFor(site: OidcSite): Promise<ConnectionStrategy> {
   const hit = cachedStrategy(key);
   if (hit) return hit.strategy;
   const algs = c.oidc.idTokenSigningAlgs;
-  const auth = c.oidc.tokenEndpointAuthMethod === 'client_secret_post' ? client.ClientSecretPost(c.clientSecret) : client.ClientSecretBasic(c.clientSecret);
+  const auth =
+    c.oidc.tokenEndpointAuthMethod === 'client_secret_post'
+      ? client.ClientSecretPost(c.clientSecret)
+      : client.ClientSecretBasic(c.clientSecret);
   let config: client.Configuration;
   try {
     config = await client.discovery(
@@ -120,14 +131,20 @@ async function strategyFor(site: OidcSite): Promise<ConnectionStrategy> {
       {
         // Non-repudiation: the ID token's signature is verified against the IdP's JWKS even
         // though it came straight from the token endpoint.
-        execute: [client.enableNonRepudiationChecks, ...(isLoopbackUrl(c.oidc.issuer) ? [client.allowInsecureRequests] : [])],
+        execute: [
+          client.enableNonRepudiationChecks,
+          ...(isLoopbackUrl(c.oidc.issuer) ? [client.allowInsecureRequests] : []),
+        ],
         timeout: 10,
       },
     );
   } catch (err) {
-    throw classify(err, 'the identity provider\'s discovery document could not be read');
+    throw classify(err, "the identity provider's discovery document could not be read");
   }
-  const strategy = new ConnectionStrategy({ config, name: `oidc ${key}`, sessionKey: FLOW_KEY, passReqToCallback: true }, verifier(config));
+  const strategy = new ConnectionStrategy(
+    { config, name: `oidc ${key}`, sessionKey: FLOW_KEY, passReqToCallback: true },
+    verifier(config),
+  );
   strategies.set(key, { config, strategy });
   return strategy;
 }
@@ -138,7 +155,11 @@ function chain(err: unknown): { message: string; code?: string; claim?: string }
   let e: unknown = err;
   for (let i = 0; e && i < 5; i++) {
     const x = e as { message?: unknown; code?: unknown; claim?: unknown; cause?: unknown };
-    out.push({ message: String(x.message ?? ''), code: typeof x.code === 'string' ? x.code : undefined, claim: typeof x.claim === 'string' ? x.claim : undefined });
+    out.push({
+      message: String(x.message ?? ''),
+      code: typeof x.code === 'string' ? x.code : undefined,
+      claim: typeof x.claim === 'string' ? x.claim : undefined,
+    });
     e = x.cause;
   }
   return out;
@@ -147,20 +168,35 @@ function chain(err: unknown): { message: string; code?: string; claim?: string }
 /** Names the reason of an openid-client failure for the audit log, from its codes and causes. */
 function classify(err: unknown, fallback: string): LoginFailure {
   if (err instanceof LoginFailure) return err;
-  if (err instanceof client.AuthorizationResponseError) return new LoginFailure('idp_error', `the identity provider answered with an error: ${err.error}`);
-  if (err instanceof client.ResponseBodyError) return new LoginFailure('token_error', `the token endpoint refused the code: ${err.error}`);
+  if (err instanceof client.AuthorizationResponseError)
+    return new LoginFailure('idp_error', `the identity provider answered with an error: ${err.error}`);
+  if (err instanceof client.ResponseBodyError)
+    return new LoginFailure('token_error', `the token endpoint refused the code: ${err.error}`);
   const links = chain(err);
   const text = links.map((l) => l.message).join(' | ');
   const claim = links.find((l) => l.claim)?.claim;
   const codes = new Set(links.map((l) => l.code));
   if (claim === 'nonce') return new LoginFailure('bad_nonce', 'the ID token answers another sign-in (nonce mismatch)');
-  if (claim === 'iss' || /"iss"|issuer/i.test(text)) return new LoginFailure('wrong_issuer', 'the response comes from another issuer than this connection names');
-  if (claim === 'aud' || claim === 'azp') return new LoginFailure('wrong_audience', 'the ID token is meant for another client');
-  if (/"state"/.test(text)) return new LoginFailure('bad_state', 'the response answers another sign-in (state mismatch)');
-  if (codes.has('OAUTH_JWT_TIMESTAMP_CHECK_FAILED')) return new LoginFailure('expired', 'the ID token is expired or not yet valid');
-  if (/"alg"|algorithm/i.test(text)) return new LoginFailure('bad_algorithm', 'the ID token is signed with an algorithm this connection does not accept');
-  if (/signature|key/i.test(text)) return new LoginFailure('bad_signature', 'the ID token signature does not verify against the identity provider\'s keys');
-  if (err instanceof TypeError && /fetch failed/i.test(text)) return new LoginFailure('idp_unreachable', 'the identity provider could not be reached');
+  if (claim === 'iss' || /"iss"|issuer/i.test(text))
+    return new LoginFailure('wrong_issuer', 'the response comes from another issuer than this connection names');
+  if (claim === 'aud' || claim === 'azp')
+    return new LoginFailure('wrong_audience', 'the ID token is meant for another client');
+  if (/"state"/.test(text))
+    return new LoginFailure('bad_state', 'the response answers another sign-in (state mismatch)');
+  if (codes.has('OAUTH_JWT_TIMESTAMP_CHECK_FAILED'))
+    return new LoginFailure('expired', 'the ID token is expired or not yet valid');
+  if (/"alg"|algorithm/i.test(text))
+    return new LoginFailure(
+      'bad_algorithm',
+      'the ID token is signed with an algorithm this connection does not accept',
+    );
+  if (/signature|key/i.test(text))
+    return new LoginFailure(
+      'bad_signature',
+      "the ID token signature does not verify against the identity provider's keys",
+    );
+  if (err instanceof TypeError && /fetch failed/i.test(text))
+    return new LoginFailure('idp_unreachable', 'the identity provider could not be reached');
   return new LoginFailure('invalid_response', fallback);
 }
 
@@ -168,16 +204,27 @@ function classify(err: unknown, fallback: string): LoginFailure {
  * Starts a sign-in: code flow with PKCE (S256), state and nonce, kept in the database for the
  * answer. `send` sends the strategy's redirect to the IdP, once the caller has set the flow's cookie.
  */
-export async function startOidcSignIn(site: OidcSite, returnTo: string | null, req: Request, res: Response): Promise<{ flowId: string; send: () => void }> {
+export async function startOidcSignIn(
+  site: OidcSite,
+  returnTo: string | null,
+  req: Request,
+  res: Response,
+): Promise<{ flowId: string; send: () => void }> {
   await sweepExpired(site.db, site.tenantId, Date.now());
   const strategy = await strategyFor(site);
   const view = stepRequest(req, site, undefined);
   const options: OidcStepOptions = { step: 'start', callbackURL: site.redirectUri, scope: site.connection.oidc.scopes };
   const step = await authenticate(strategy, view, res, options);
   const flow = view.session[FLOW_KEY];
-  if (step.kind !== 'redirect' || !flow?.state || !flow.nonce) throw new Error('the OIDC strategy did not redirect to the IdP');
+  if (step.kind !== 'redirect' || !flow?.state || !flow.nonce)
+    throw new Error('the OIDC strategy did not redirect to the IdP');
   const flowId = randomBytes(32).toString('base64url');
-  await saveOidcFlow(site.db, { tenantId: site.tenantId, connectionId: site.connection.id }, flowId, { state: flow.state, nonce: flow.nonce, codeVerifier: flow.code_verifier, returnTo });
+  await saveOidcFlow(site.db, { tenantId: site.tenantId, connectionId: site.connection.id }, flowId, {
+    state: flow.state,
+    nonce: flow.nonce,
+    codeVerifier: flow.code_verifier,
+    returnTo,
+  });
   return { flowId, send: step.send };
 }
 
@@ -233,16 +280,22 @@ function verifier(config: client.Configuration): VerifyFunctionWithRequest {
   return (req, tokens, done) => {
     const site = (req as StepRequest).oidcSite;
     userClaims(config, site.connection, tokens).then(
-      (claims) => done(null, { identity: identityOf(site.connection, claims), groups: groupsOf(site.connection, claims) }),
+      (claims) =>
+        done(null, { identity: identityOf(site.connection, claims), groups: groupsOf(site.connection, claims) }),
       (err: unknown) => done(err),
     );
   };
 }
 
-async function userClaims(config: client.Configuration, c: OidcConnection, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Promise<Claims> {
+async function userClaims(
+  config: client.Configuration,
+  c: OidcConnection,
+  tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+): Promise<Claims> {
   let claims = { ...(tokens.claims() as Claims) };
   const missing =
-    (c.matchBy === 'email' && (!str(claims.email) || (claims.email_verified === undefined && !c.oidc.trustEmailWithoutVerifiedClaim))) ||
+    (c.matchBy === 'email' &&
+      (!str(claims.email) || (claims.email_verified === undefined && !c.oidc.trustEmailWithoutVerifiedClaim))) ||
     (c.oidc.groupsClaim !== null && claims[c.oidc.groupsClaim] === undefined && !isOverage(claims, c.oidc.groupsClaim));
   if (missing && config.serverMetadata().userinfo_endpoint) {
     const info = { ...(await client.fetchUserInfo(config, tokens.access_token, String(claims.sub))) } as Claims;
@@ -259,22 +312,37 @@ async function userClaims(config: client.Configuration, c: OidcConnection, token
  * strategy exchanges the code with the PKCE verifier; openid-client checks the ID token's
  * signature (pinned algorithms), issuer, audience, expiry, state and nonce.
  */
-export async function handleOidcCallback(site: OidcSite, flowId: string | undefined, req: Request, res: Response): Promise<OidcSignIn> {
+export async function handleOidcCallback(
+  site: OidcSite,
+  flowId: string | undefined,
+  req: Request,
+  res: Response,
+): Promise<OidcSignIn> {
   const scope = { tenantId: site.tenantId, connectionId: site.connection.id };
   const flow = flowId ? await takeOidcFlow(site.db, scope, flowId) : undefined;
-  if (!flow) throw new LoginFailure('bad_state', 'this sign-in was not started in this browser, has expired, or was already used; start again');
+  if (!flow)
+    throw new LoginFailure(
+      'bad_state',
+      'this sign-in was not started in this browser, has expired, or was already used; start again',
+    );
   const strategy = await strategyFor(site);
   const options: OidcStepOptions = { step: 'callback', callbackURL: site.redirectUri };
   let step;
   try {
-    step = await authenticate(strategy, stepRequest(req, site, { code_verifier: flow.codeVerifier, state: flow.state, nonce: flow.nonce }), res, options);
+    step = await authenticate(
+      strategy,
+      stepRequest(req, site, { code_verifier: flow.codeVerifier, state: flow.state, nonce: flow.nonce }),
+      res,
+      options,
+    );
   } catch (err) {
-    throw classify(err, 'the identity provider\'s answer could not be processed');
+    throw classify(err, "the identity provider's answer could not be processed");
   }
   if (step.kind === 'fail') {
     // The strategy fails (rather than errs) when the IdP refused the sign-in (access_denied), or had no flow.
     const error = (step.info as { error?: unknown } | undefined)?.error;
-    if (typeof error !== 'string') throw new LoginFailure('bad_state', 'this sign-in was not started in this browser; start again');
+    if (typeof error !== 'string')
+      throw new LoginFailure('bad_state', 'this sign-in was not started in this browser; start again');
     throw new LoginFailure('idp_error', `the identity provider answered with an error: ${error}`);
   }
   if (step.kind !== 'success') throw new Error('the OIDC strategy redirected at a callback');

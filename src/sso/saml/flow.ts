@@ -21,8 +21,19 @@ const TRANSIENT_NAME_ID = 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient';
 const ENTRA_GROUPS_LINK = 'http://schemas.microsoft.com/claims/groups.link';
 const CLOCK_SKEW_MS = 2 * 60_000;
 
-const EMAIL_ATTRIBUTES = ['email', 'mail', 'emailAddress', 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress', 'urn:oid:0.9.2342.19200300.100.1.3'];
-const NAME_ATTRIBUTES = ['displayName', 'http://schemas.microsoft.com/identity/claims/displayname', 'name', 'urn:oid:2.16.840.1.113730.3.1.241'];
+const EMAIL_ATTRIBUTES = [
+  'email',
+  'mail',
+  'emailAddress',
+  'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress',
+  'urn:oid:0.9.2342.19200300.100.1.3',
+];
+const NAME_ATTRIBUTES = [
+  'displayName',
+  'http://schemas.microsoft.com/identity/claims/displayname',
+  'name',
+  'urn:oid:2.16.840.1.113730.3.1.241',
+];
 const EMAILISH = /^[^\s@]+@[^\s@]+$/;
 
 /** Everything a SAML step needs about where it runs. */
@@ -84,7 +95,11 @@ function stepRequest(req: Request, samlStep: SamlStep, body: Record<string, stri
   return Object.create(req, { query: { value: {} }, body: { value: body }, samlStep: { value: samlStep } }) as Request;
 }
 
-function samlOptions(site: SamlSite, cache: SamlRequestStore, signed: { response: boolean; assertion: boolean }): SamlConfig {
+function samlOptions(
+  site: SamlSite,
+  cache: SamlRequestStore,
+  signed: { response: boolean; assertion: boolean },
+): SamlConfig {
   const c = site.connection.saml;
   return {
     issuer: site.urls.entityId,
@@ -103,7 +118,9 @@ function samlOptions(site: SamlSite, cache: SamlRequestStore, signed: { response
     validateInResponseTo: c.allowIdpInitiated ? ValidateInResponseTo.ifPresent : ValidateInResponseTo.always,
     requestIdExpirationPeriodMs: PENDING_TTL_MS,
     cacheProvider: cache,
-    ...(site.sp ? { privateKey: site.sp.privateKey, decryptionPvk: site.sp.privateKey, signatureAlgorithm: 'sha256' as const } : {}),
+    ...(site.sp
+      ? { privateKey: site.sp.privateKey, decryptionPvk: site.sp.privateKey, signatureAlgorithm: 'sha256' as const }
+      : {}),
   };
 }
 
@@ -111,10 +128,19 @@ function samlOptions(site: SamlSite, cache: SamlRequestStore, signed: { response
  * Starts a sign-in: an AuthnRequest whose id is remembered for its answer. `send` sends the
  * strategy's redirect to the IdP, once the caller has bound the request id to the browser.
  */
-export async function startSamlSignIn(site: SamlSite, returnTo: string | null, req: Request, res: Response): Promise<{ requestId: string; send: () => void }> {
+export async function startSamlSignIn(
+  site: SamlSite,
+  returnTo: string | null,
+  req: Request,
+  res: Response,
+): Promise<{ requestId: string; send: () => void }> {
   await sweepExpired(site.db, site.tenantId, Date.now());
   const cache = new SamlRequestStore(site.db, { tenantId: site.tenantId, connectionId: site.connection.id }, returnTo);
-  const step = await authenticate('saml', stepRequest(req, { site, cache, signed: { response: true, assertion: true } }, {}), res);
+  const step = await authenticate(
+    'saml',
+    stepRequest(req, { site, cache, signed: { response: true, assertion: true } }, {}),
+    res,
+  );
   if (step.kind !== 'redirect' || !cache.savedKey) throw new Error('the SAML strategy did not redirect to the IdP');
   return { requestId: cache.savedKey, send: step.send };
 }
@@ -148,9 +174,14 @@ function refusedByIdp(root: El): void {
   const value = code?.getAttribute('Value') ?? '';
   if (!value || value.endsWith(':Success')) return;
   const sub = code ? childElements(code, PROTOCOL_NS, 'StatusCode')[0]?.getAttribute('Value') : undefined;
-  const message = status ? childElements(status, PROTOCOL_NS, 'StatusMessage')[0]?.textContent?.trim().slice(0, 200) : undefined;
+  const message = status
+    ? childElements(status, PROTOCOL_NS, 'StatusMessage')[0]?.textContent?.trim().slice(0, 200)
+    : undefined;
   const codes = [value, sub].filter(Boolean).map((v) => v!.split(':').pop());
-  throw new LoginFailure('idp_error', `the identity provider refused the sign-in: ${codes.join('/')}${message ? ` (${message})` : ''}`);
+  throw new LoginFailure(
+    'idp_error',
+    `the identity provider refused the sign-in: ${codes.join('/')}${message ? ` (${message})` : ''}`,
+  );
 }
 
 /** What the unverified envelope says, read only to choose checks; nothing in it is trusted. */
@@ -158,16 +189,21 @@ function inspect(xml: string): Envelope {
   const fail = () => {
     throw new LoginFailure('invalid_response', 'the SAML response is not well-formed XML');
   };
-  const doc = new DOMParser({ errorHandler: { warning: () => undefined, error: fail, fatalError: fail } }).parseFromString(xml, 'text/xml');
+  const doc = new DOMParser({
+    errorHandler: { warning: () => undefined, error: fail, fatalError: fail },
+  }).parseFromString(xml, 'text/xml');
   const root = doc?.documentElement as El | null;
-  if (!root || root.localName !== 'Response' || root.namespaceURI !== PROTOCOL_NS) throw new LoginFailure('invalid_response', 'the message is not a SAML Response');
+  if (root?.localName !== 'Response' || root.namespaceURI !== PROTOCOL_NS)
+    throw new LoginFailure('invalid_response', 'the message is not a SAML Response');
   const assertions = childElements(root, ASSERTION_NS, 'Assertion');
   const encrypted = childElements(root, ASSERTION_NS, 'EncryptedAssertion');
   if (assertions.length + encrypted.length === 0) refusedByIdp(root);
-  if (assertions.length + encrypted.length !== 1) throw new LoginFailure('invalid_response', 'a SAML response must carry exactly one assertion');
+  if (assertions.length + encrypted.length !== 1)
+    throw new LoginFailure('invalid_response', 'a SAML response must carry exactly one assertion');
   const responseSigned = childElements(root, DSIG_NS, 'Signature').length > 0;
   const assertionSigned = assertions.length === 1 && childElements(assertions[0]!, DSIG_NS, 'Signature').length > 0;
-  if (!responseSigned && !assertionSigned && !encrypted.length) throw new LoginFailure('unsigned', 'the SAML response and its assertion are both unsigned');
+  if (!responseSigned && !assertionSigned && !encrypted.length)
+    throw new LoginFailure('unsigned', 'the SAML response and its assertion are both unsigned');
   return {
     responseSigned,
     assertionSigned,
@@ -183,16 +219,30 @@ function inspect(xml: string): Envelope {
  */
 async function classify(err: unknown, cache: SamlRequestStore, inResponseTo: string | null): Promise<LoginFailure> {
   if (err instanceof LoginFailure) return err;
-  if (err instanceof SamlStatusError) return new LoginFailure('idp_error', `the identity provider answered with an error: ${err.message.replace(/^SAML provider returned /, '')}`);
+  if (err instanceof SamlStatusError)
+    return new LoginFailure(
+      'idp_error',
+      `the identity provider answered with an error: ${err.message.replace(/^SAML provider returned /, '')}`,
+    );
   const message = err instanceof Error ? err.message : String(err);
   if (/InResponseTo/i.test(message)) {
-    if (inResponseTo && (await cache.wasUsed(inResponseTo))) return new LoginFailure('replayed', 'this SAML response was already used');
-    return new LoginFailure('unknown_request', 'the SAML response answers no sign-in started here (or it expired); start again');
+    if (inResponseTo && (await cache.wasUsed(inResponseTo)))
+      return new LoginFailure('replayed', 'this SAML response was already used');
+    return new LoginFailure(
+      'unknown_request',
+      'the SAML response answers no sign-in started here (or it expired); start again',
+    );
   }
-  if (/signature|certificate|too many transforms/i.test(message)) return new LoginFailure('bad_signature', 'the SAML response signature does not verify against the configured IdP certificates');
+  if (/signature|certificate|too many transforms/i.test(message))
+    return new LoginFailure(
+      'bad_signature',
+      'the SAML response signature does not verify against the configured IdP certificates',
+    );
   // node-saml drops subject confirmations outside their time window first, then finds none.
-  if (/expired|not yet valid|too old|no valid subject confirmation/i.test(message)) return new LoginFailure('expired', 'the SAML assertion is expired or not yet valid');
-  if (/audience/i.test(message)) return new LoginFailure('wrong_audience', 'the SAML assertion is meant for another service provider');
+  if (/expired|not yet valid|too old|no valid subject confirmation/i.test(message))
+    return new LoginFailure('expired', 'the SAML assertion is expired or not yet valid');
+  if (/audience/i.test(message))
+    return new LoginFailure('wrong_audience', 'the SAML assertion is meant for another service provider');
   return new LoginFailure('invalid_response', 'the SAML response could not be processed');
 }
 
@@ -205,24 +255,49 @@ const attrs = (v: Xml2Js | undefined): Record<string, string> => (v?.$ as Record
  * configured IdP, and a bearer SubjectConfirmation names this ACS as Recipient, is still valid,
  * and answers the same request as the Response.
  */
-function checkAssertion(site: SamlSite, profile: Profile, inResponseTo: string | null): { assertionId: string; notOnOrAfter: number } {
+function checkAssertion(
+  site: SamlSite,
+  profile: Profile,
+  inResponseTo: string | null,
+): { assertionId: string; notOnOrAfter: number } {
   const assertion = first([(profile.getAssertion?.() as Xml2Js | undefined)?.Assertion]);
   if (!assertion) throw new LoginFailure('invalid_response', 'the SAML response carries no assertion');
-  if (profile.issuer !== site.connection.saml.idpEntityId) throw new LoginFailure('wrong_issuer', 'the SAML assertion was issued by another identity provider than this connection names');
+  if (profile.issuer !== site.connection.saml.idpEntityId)
+    throw new LoginFailure(
+      'wrong_issuer',
+      'the SAML assertion was issued by another identity provider than this connection names',
+    );
   const assertionId = attrs(assertion).ID;
   if (!assertionId) throw new LoginFailure('invalid_response', 'the SAML assertion has no ID');
-  const confirmations = ((first(assertion.Subject)?.SubjectConfirmation as Xml2Js[] | undefined) ?? []).filter((sc) => attrs(sc).Method === BEARER);
-  if (!confirmations.length) throw new LoginFailure('no_bearer_confirmation', 'the SAML assertion has no bearer subject confirmation');
+  const confirmations = ((first(assertion.Subject)?.SubjectConfirmation as Xml2Js[] | undefined) ?? []).filter(
+    (sc) => attrs(sc).Method === BEARER,
+  );
+  if (!confirmations.length)
+    throw new LoginFailure('no_bearer_confirmation', 'the SAML assertion has no bearer subject confirmation');
   const data = confirmations.map((sc) => attrs(first(sc.SubjectConfirmationData)));
   const forUs = data.filter((d) => d.Recipient === site.urls.acsUrl);
-  if (!forUs.length) throw new LoginFailure('wrong_recipient', 'the SAML assertion names another Recipient than this ACS URL');
+  if (!forUs.length)
+    throw new LoginFailure('wrong_recipient', 'the SAML assertion names another Recipient than this ACS URL');
   const now = Date.now();
-  const valid = forUs.filter((d) => d.NotOnOrAfter && Date.parse(d.NotOnOrAfter) > now - CLOCK_SKEW_MS && (!d.NotBefore || Date.parse(d.NotBefore) <= now + CLOCK_SKEW_MS));
-  if (!valid.length) throw new LoginFailure('expired', 'the SAML subject confirmation is expired or has no NotOnOrAfter');
+  const valid = forUs.filter(
+    (d) =>
+      d.NotOnOrAfter &&
+      Date.parse(d.NotOnOrAfter) > now - CLOCK_SKEW_MS &&
+      (!d.NotBefore || Date.parse(d.NotBefore) <= now + CLOCK_SKEW_MS),
+  );
+  if (!valid.length)
+    throw new LoginFailure('expired', 'the SAML subject confirmation is expired or has no NotOnOrAfter');
   const answering = valid.find((d) => (d.InResponseTo ?? null) === inResponseTo);
-  if (!answering) throw new LoginFailure('unknown_request', 'the SAML subject confirmation answers another request than the response');
+  if (!answering)
+    throw new LoginFailure(
+      'unknown_request',
+      'the SAML subject confirmation answers another request than the response',
+    );
   const conditions = attrs(first(assertion.Conditions));
-  const limits = [Date.parse(answering.NotOnOrAfter!), conditions.NotOnOrAfter ? Date.parse(conditions.NotOnOrAfter) : NaN].filter((n) => !Number.isNaN(n));
+  const limits = [
+    Date.parse(answering.NotOnOrAfter!),
+    conditions.NotOnOrAfter ? Date.parse(conditions.NotOnOrAfter) : NaN,
+  ].filter((n) => !Number.isNaN(n));
   return { assertionId, notOnOrAfter: Math.max(...limits) };
 }
 
@@ -248,7 +323,14 @@ function identityOf(site: SamlSite, profile: Profile): SignInIdentity {
   // connection's domains (sign-in checks them). A transient NameID is new at every sign-in, so
   // it binds nothing.
   const subject = profile.nameIDFormat === TRANSIENT_NAME_ID ? null : nameId;
-  return { subject, email, emailVerified: true, userName: nameId, externalId: nameId, displayName: attribute(profile, a.name, NAME_ATTRIBUTES) };
+  return {
+    subject,
+    email,
+    emailVerified: true,
+    userName: nameId,
+    externalId: nameId,
+    displayName: attribute(profile, a.name, NAME_ATTRIBUTES),
+  };
 }
 
 function groupsOf(site: SamlSite, profile: Profile): ClaimGroups {
@@ -280,20 +362,36 @@ export async function handleSamlResponse(
   const xml = Buffer.from(samlResponse, 'base64').toString('utf8');
   const envelope = inspect(xml);
   if (browser.bound && envelope.inResponseTo && browser.requestId !== envelope.inResponseTo) {
-    throw new LoginFailure('other_browser', 'this sign-in was started in another browser (or its cookie expired); start again from this browser');
+    throw new LoginFailure(
+      'other_browser',
+      'this sign-in was started in another browser (or its cookie expired); start again from this browser',
+    );
   }
   const scope = { tenantId: site.tenantId, connectionId: site.connection.id };
   if (!envelope.inResponseTo && !site.connection.saml.allowIdpInitiated) {
-    throw new LoginFailure('unsolicited', 'this connection accepts only answers to sign-ins started here (IdP-initiated sign-in is off)');
+    throw new LoginFailure(
+      'unsolicited',
+      'this connection accepts only answers to sign-ins started here (IdP-initiated sign-in is off)',
+    );
   }
   if (envelope.destination !== null ? envelope.destination !== site.urls.acsUrl : envelope.responseSigned) {
-    throw new LoginFailure('wrong_destination', 'the SAML response is addressed to another Destination than this ACS URL');
+    throw new LoginFailure(
+      'wrong_destination',
+      'the SAML response is addressed to another Destination than this ACS URL',
+    );
   }
   const cache = new SamlRequestStore(site.db, scope);
   let profile: Profile;
   try {
-    const signed = { response: envelope.responseSigned, assertion: envelope.assertionSigned || (envelope.encrypted && !envelope.responseSigned) };
-    const step = await authenticate('saml', stepRequest(req, { site, cache, signed }, { SAMLResponse: samlResponse }), res);
+    const signed = {
+      response: envelope.responseSigned,
+      assertion: envelope.assertionSigned || (envelope.encrypted && !envelope.responseSigned),
+    };
+    const step = await authenticate(
+      'saml',
+      stepRequest(req, { site, cache, signed }, { SAMLResponse: samlResponse }),
+      res,
+    );
     if (step.kind !== 'success') throw new LoginFailure('invalid_response', 'the SAML response carries no sign-in');
     profile = step.user as Profile;
   } catch (err) {
@@ -312,5 +410,9 @@ export async function handleSamlResponse(
     if (err instanceof LoginFailure) throw new LoginFailure(err.code, err.message, subject);
     throw err;
   }
-  return { identity: identityOf(site, profile), groups: groupsOf(site, profile), returnTo: envelope.inResponseTo ? cache.returnTo : relayState };
+  return {
+    identity: identityOf(site, profile),
+    groups: groupsOf(site, profile),
+    returnTo: envelope.inResponseTo ? cache.returnTo : relayState,
+  };
 }

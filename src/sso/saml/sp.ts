@@ -35,7 +35,8 @@ export function loadSpCredentials(keyFile: string, certFile: string): SpCredenti
   } catch {
     throw new SpCredentialsError(`SAML_SP_CERT_FILE: ${certFile} is not a PEM certificate`);
   }
-  if (!cert.checkPrivateKey(key)) throw new SpCredentialsError('SAML_SP_CERT_FILE: the certificate is not the one of SAML_SP_KEY_FILE');
+  if (!cert.checkPrivateKey(key))
+    throw new SpCredentialsError('SAML_SP_CERT_FILE: the certificate is not the one of SAML_SP_KEY_FILE');
   return { privateKey, certificate };
 }
 
@@ -46,6 +47,14 @@ export function spMetadata(c: SamlConnection, urls: SamlUrls, sp: SpCredentials 
     callbackUrl: urls.acsUrl,
     identifierFormat: c.saml.nameIdFormat,
     wantAssertionsSigned: true,
-    ...(sp ? { privateKey: sp.privateKey, publicCerts: sp.certificate, decryptionPvk: sp.privateKey, decryptionCert: sp.certificate, signatureAlgorithm: 'sha256' as const } : {}),
+    ...(sp
+      ? {
+          privateKey: sp.privateKey,
+          publicCerts: sp.certificate,
+          decryptionPvk: sp.privateKey,
+          decryptionCert: sp.certificate,
+          signatureAlgorithm: 'sha256' as const,
+        }
+      : {}),
   });
 }

@@ -6,9 +6,8 @@ import type { Db } from '../../../src/db/knex.js';
 import { testConfig } from '../../support/app.js';
 import { testDb } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
-import { SMTP_PASS, SMTP_USER, smtpServer } from '../../support/smtp.js';
+import { SMTP_PASS, smtpServer } from '../../support/smtp.js';
 
-const USER = SMTP_USER;
 const PASS = SMTP_PASS;
 
 function capture() {
@@ -46,8 +45,17 @@ describe('mailer (transactional outbox)', () => {
   const mailers: Mailer[] = [];
   const tenants: string[] = [];
 
-  const mailer = (env: Record<string, string>, opts: { logger?: ReturnType<typeof createLogger>; now?: () => number } = {}) => {
-    const m = createMailer({ config: testConfig(env), db, logger: opts.logger ?? createLogger('silent'), retryIntervalMs: 0, now: opts.now });
+  const mailer = (
+    env: Record<string, string>,
+    opts: { logger?: ReturnType<typeof createLogger>; now?: () => number } = {},
+  ) => {
+    const m = createMailer({
+      config: testConfig(env),
+      db,
+      logger: opts.logger ?? createLogger('silent'),
+      retryIntervalMs: 0,
+      now: opts.now,
+    });
     mailers.push(m);
     return m;
   };
@@ -219,7 +227,12 @@ describe('mailer (transactional outbox)', () => {
     const tenantId = await tenant();
     const to = address('kick');
     const id = await db.tx((trx) => enqueueMail(trx, tenantId, invitation(to)));
-    const m = createMailer({ config: testConfig({ SMTP_URL: smtp.url }), db, logger: createLogger('silent'), retryIntervalMs: 0 });
+    const m = createMailer({
+      config: testConfig({ SMTP_URL: smtp.url }),
+      db,
+      logger: createLogger('silent'),
+      retryIntervalMs: 0,
+    });
     m.kick();
     m.kick();
     m.kick();
@@ -234,7 +247,12 @@ describe('mailer (transactional outbox)', () => {
     // sent, so a mail is either sent and marked, or untouched for the next start.
     const to2 = address('kick-close');
     const id2 = await db.tx((trx) => enqueueMail(trx, tenantId, invitation(to2)));
-    const m2 = createMailer({ config: testConfig({ SMTP_URL: smtp.url }), db, logger: createLogger('silent'), retryIntervalMs: 0 });
+    const m2 = createMailer({
+      config: testConfig({ SMTP_URL: smtp.url }),
+      db,
+      logger: createLogger('silent'),
+      retryIntervalMs: 0,
+    });
     m2.kick();
     await m2.close();
     const r = await row(db, id2);

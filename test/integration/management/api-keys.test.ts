@@ -9,15 +9,26 @@ describe('management API: API keys', () => {
   it('creates keys of both kinds, shows the secret once, lists them without it, and revokes them', async () => {
     const app = await testApp();
     const t = await buildTenant();
-    const scim = await request(app).post('/api/v1/api-keys').set(t.admin).send({ kind: 'scim', name: 'Okta', expiresIn: '90d' }).expect(201);
+    const scim = await request(app)
+      .post('/api/v1/api-keys')
+      .set(t.admin)
+      .send({ kind: 'scim', name: 'Okta', expiresIn: '90d' })
+      .expect(201);
     assert.match(scim.body.token, /^roster_scim_/);
     assert.ok(scim.body.token.startsWith(scim.body.hint.replace('…', '')));
     assert.ok(Date.parse(scim.body.expiresAt) - Date.now() > 89 * 86_400_000);
     // The new SCIM token provisions.
     await scimClient(app, scim.body.token).post('/Users', oktaUser('via-api-token@example.com')).expect(201);
 
-    const admin = await request(app).post('/api/v1/api-keys').set(t.admin).send({ kind: 'admin', name: 'CI' }).expect(201);
-    await request(app).get('/api/v1/tenant').set({ Authorization: `Bearer ${admin.body.token}` }).expect(200);
+    const admin = await request(app)
+      .post('/api/v1/api-keys')
+      .set(t.admin)
+      .send({ kind: 'admin', name: 'CI' })
+      .expect(201);
+    await request(app)
+      .get('/api/v1/tenant')
+      .set({ Authorization: `Bearer ${admin.body.token}` })
+      .expect(200);
 
     const list = await request(app).get('/api/v1/api-keys').set(t.admin).expect(200);
     const text = JSON.stringify(list.body);
@@ -27,7 +38,10 @@ describe('management API: API keys', () => {
 
     const revoked = await request(app).delete(`/api/v1/api-keys/${admin.body.id}`).set(t.admin).expect(200);
     assert.ok(revoked.body.revokedAt);
-    await request(app).get('/api/v1/tenant').set({ Authorization: `Bearer ${admin.body.token}` }).expect(401);
+    await request(app)
+      .get('/api/v1/tenant')
+      .set({ Authorization: `Bearer ${admin.body.token}` })
+      .expect(401);
     await request(app).delete(`/api/v1/api-keys/${scim.body.id}`).set(t.admin).expect(200);
     await scimClient(app, scim.body.token).get('/Users').expect(401);
 
@@ -41,12 +55,20 @@ describe('management API: API keys', () => {
     const app = await testApp();
     const t = await buildTenant();
     const other = await buildTenant();
-    const bad = await request(app).post('/api/v1/api-keys').set(t.admin).send({ kind: 'root', expiresIn: 'forever' }).expect(400);
+    const bad = await request(app)
+      .post('/api/v1/api-keys')
+      .set(t.admin)
+      .send({ kind: 'root', expiresIn: 'forever' })
+      .expect(400);
     assert.deepEqual(bad.body.fields.map((f: { path: string }) => f.path).sort(), ['body.expiresIn', 'body.kind']);
     const key = await request(app).post('/api/v1/api-keys').set(t.admin).send({ kind: 'admin' }).expect(201);
     await request(app).delete(`/api/v1/api-keys/${key.body.id}`).set(other.admin).expect(404);
     const u = await buildUser(app, t, { areas: { account: 'manage' } });
-    const scimForUser = await request(app).post('/api/v1/api-keys').set(t.admin).send({ kind: 'scim', userId: u.id }).expect(422);
+    const scimForUser = await request(app)
+      .post('/api/v1/api-keys')
+      .set(t.admin)
+      .send({ kind: 'scim', userId: u.id })
+      .expect(422);
     assert.equal(scimForUser.body.code, 'scim_token_for_user');
     await request(app).post('/api/v1/api-keys').set(t.admin).send({ kind: 'admin', userId: 'nobody' }).expect(404);
     const member = await request(app).post('/api/v1/api-keys').set(u.auth).send({ kind: 'admin' }).expect(403);

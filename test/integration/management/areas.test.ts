@@ -11,7 +11,10 @@ describe('GET /api/v1/areas', () => {
     const t = await buildTenant();
     const res = await request(app).get('/api/v1/areas').set(t.admin).expect(200);
     const knowledge = res.body.find((a: { key: string }) => a.key === 'knowledge');
-    assert.deepEqual(knowledge.children.map((c: { key: string }) => c.key), ['knowledge.faqs', 'knowledge.sources', 'knowledge.variants']);
+    assert.deepEqual(
+      knowledge.children.map((c: { key: string }) => c.key),
+      ['knowledge.faqs', 'knowledge.sources', 'knowledge.variants'],
+    );
     assert.equal(knowledge.label, 'Knowledge');
     assert.deepEqual(knowledge.children[0].actions, ['view', 'create', 'edit', 'delete']);
     await request(app).get('/api/v1/areas').set(t.scim).expect(403);
@@ -21,7 +24,10 @@ describe('GET /api/v1/areas', () => {
     const app = await testApp({ AREA_CATALOGUE_FILE: path.join(ROOT, 'test/fixtures/catalogues/seed-003.json') });
     const t = await buildTenant();
     const res = await request(app).get('/api/v1/areas').set(t.admin).expect(200);
-    assert.deepEqual(res.body.map((a: { key: string }) => a.key), ['conversations', 'settings', 'users', 'analytics', 'integrations', 'experiments']);
+    assert.deepEqual(
+      res.body.map((a: { key: string }) => a.key),
+      ['conversations', 'settings', 'users', 'analytics', 'integrations', 'experiments'],
+    );
     assert.ok(res.body[4].actions.includes('manage'));
   });
 });

@@ -53,10 +53,20 @@ async function seed(knex: Knex, tenantId: string, specs: Spec[]): Promise<void> 
 
 const LOG: Spec[] = [
   { event: 'user.created', entity: ['user', 'u1', 'ada@example.test'], after: { active: true } },
-  { event: 'user.updated', entity: ['user', 'u1', 'ada@example.test'], before: { active: true }, after: { active: false } },
+  {
+    event: 'user.updated',
+    entity: ['user', 'u1', 'ada@example.test'],
+    before: { active: true },
+    after: { active: false },
+  },
   { event: 'group.created', entity: ['group', 'g1', 'Engineering'], actor: SCIM, after: { members: [] } },
   { event: 'users.imported', entity: ['tenant', 't1'], after: { count: 2 } },
-  { event: 'user.deleted', entity: ['user', 'u2', '=HYPERLINK("http://evil.test")'], actor: SCIM, before: { active: true } },
+  {
+    event: 'user.deleted',
+    entity: ['user', 'u2', '=HYPERLINK("http://evil.test")'],
+    actor: SCIM,
+    before: { active: true },
+  },
   { event: 'user.updated', entity: ['user', 'u2'], before: { role: 'member' }, after: { role: 'admin' } },
 ];
 
@@ -72,7 +82,8 @@ describe('GET /api/v1/audit-events', () => {
     await seed((await testDb()).knex, t.tenant.id, LOG);
   });
 
-  const list = (query: Record<string, string | number>, tenant = t) => request(app).get('/api/v1/audit-events').query(query).set(tenant.admin);
+  const list = (query: Record<string, string | number>, tenant = t) =>
+    request(app).get('/api/v1/audit-events').query(query).set(tenant.admin);
 
   it('lists newest first, presented', async () => {
     const res = await list({}).expect(200);
@@ -94,10 +105,20 @@ describe('GET /api/v1/audit-events', () => {
   it('shows what recordEvents wrote', async () => {
     const fresh = await buildTenant();
     const { knex } = await testDb();
-    const ctx = { tenantId: fresh.tenant.id, actor: { type: 'api_key' as const, id: KEY, display: 'CI key' }, requestId: 'req-x', now: new Date(BASE) };
+    const ctx = {
+      tenantId: fresh.tenant.id,
+      actor: { type: 'api_key' as const, id: KEY, display: 'CI key' },
+      requestId: 'req-x',
+      now: new Date(BASE),
+    };
     await recordEvents(knex, ctx, [
       { event: 'user.created', entity: { type: 'user', id: 'u9', name: 'nine' }, after: { userName: 'nine' } },
-      { event: 'user.deleted', entity: { type: 'user', id: 'u9' }, before: { userName: 'nine' }, actor: { type: 'rule', id: null, display: 'rule 3' } },
+      {
+        event: 'user.deleted',
+        entity: { type: 'user', id: 'u9' },
+        before: { userName: 'nine' },
+        actor: { type: 'rule', id: null, display: 'rule 3' },
+      },
     ]);
     const res = await list({}, fresh).expect(200);
     assert.deepEqual(
@@ -155,16 +176,26 @@ describe('GET /api/v1/audit-events', () => {
   });
 
   it('answers a bad cursor, a bad date and an unknown parameter with 400 problem JSON', async () => {
-    const cursor = await list({ cursor: 'not-a-cursor' }).expect(400).expect('Content-Type', /application\/problem\+json/);
+    const cursor = await list({ cursor: 'not-a-cursor' })
+      .expect(400)
+      .expect('Content-Type', /application\/problem\+json/);
     assert.equal(cursor.body.code, 'invalid_cursor');
     assert.deepEqual(cursor.body.fields, [{ path: 'query.cursor', message: 'is invalid' }]);
 
-    const from = await list({ from: 'yesterday' }).expect(400).expect('Content-Type', /application\/problem\+json/);
+    const from = await list({ from: 'yesterday' })
+      .expect(400)
+      .expect('Content-Type', /application\/problem\+json/);
     assert.equal(from.body.code, 'invalid_query');
-    assert.deepEqual(from.body.fields.map((f: { path: string }) => f.path), ['query.from']);
+    assert.deepEqual(
+      from.body.fields.map((f: { path: string }) => f.path),
+      ['query.from'],
+    );
     await list({ to: '2025-01-01' }).expect(400);
     const leap = await list({ to: '2016-12-31T23:59:60Z' }).expect(400);
-    assert.deepEqual(leap.body.fields.map((f: { path: string }) => f.path), ['query.to']);
+    assert.deepEqual(
+      leap.body.fields.map((f: { path: string }) => f.path),
+      ['query.to'],
+    );
     await list({ limit: 0 }).expect(400);
     const unknown = await list({ entity: 'user' }).expect(400);
     assert.deepEqual(unknown.body.fields, [{ path: 'query.entity', message: 'is not a known field' }]);
@@ -174,11 +205,17 @@ describe('GET /api/v1/audit-events', () => {
   it("never shows another tenant's events", async () => {
     const other = await buildTenant();
     await seed((await testDb()).knex, other.tenant.id, [{ event: 'user.created', entity: ['user', 'other-user'] }]);
-    assert.deepEqual((await list({}, other).expect(200)).body.items.map((e: Item) => e.entity.id), ['other-user']);
+    assert.deepEqual(
+      (await list({}, other).expect(200)).body.items.map((e: Item) => e.entity.id),
+      ['other-user'],
+    );
     assert.deepEqual(ns((await list({ entityId: 'other-user' }).expect(200)).body.items), []);
     // The same ids exist in both tenants: a cursor is a position in the caller's log only.
     const page = await list({ limit: 1 }).expect(200);
-    assert.deepEqual((await list({ cursor: page.body.nextCursor }, other).expect(200)).body.items.map((e: Item) => e.entity.id), ['other-user']);
+    assert.deepEqual(
+      (await list({ cursor: page.body.nextCursor }, other).expect(200)).body.items.map((e: Item) => e.entity.id),
+      ['other-user'],
+    );
     const csv = await request(app).get('/api/v1/audit-events/export').set(other.admin).expect(200);
     assert.ok(!csv.text.includes('ada@example.test'));
     assert.equal(parse(csv.text).length, 2);
@@ -188,7 +225,12 @@ describe('GET /api/v1/audit-events', () => {
     await list({}).set(t.scim).expect(403);
     await request(app).get('/api/v1/audit-events/export').set(t.scim).expect(403);
     const { knex } = await testDb();
-    const member = await insertUser(knex, t.tenant.id, { doc: { userName: 'member@example.test' }, source: 'invite', status: 'active' }, Date.now());
+    const member = await insertUser(
+      knex,
+      t.tenant.id,
+      { doc: { userName: 'member@example.test' }, source: 'invite', status: 'active' },
+      Date.now(),
+    );
     const key = await issueToken(knex, t.tenant.id, { kind: 'admin', userId: member.id });
     const auth = { Authorization: `Bearer ${key.token}` };
     const res = await request(app).get('/api/v1/audit-events').set(auth).expect(403);
@@ -199,7 +241,10 @@ describe('GET /api/v1/audit-events', () => {
   it('is described in the OpenAPI document', async () => {
     const doc = (await request(app).get('/api/v1/openapi.json').expect(200)).body;
     assert.ok(doc.components.schemas.AuditEvent);
-    assert.deepEqual(Object.keys(doc.paths['/audit-events/export'].get.responses['200'].content), ['text/csv', 'application/x-ndjson']);
+    assert.deepEqual(Object.keys(doc.paths['/audit-events/export'].get.responses['200'].content), [
+      'text/csv',
+      'application/x-ndjson',
+    ]);
   });
 
   describe('export', () => {
@@ -223,7 +268,10 @@ describe('GET /api/v1/audit-events', () => {
         .expect('Content-Disposition', 'attachment; filename="audit-events.csv"');
       const rows = parse(res.body as string) as string[][];
       assert.deepEqual(rows[0], CSV_HEADER.split(','));
-      assert.deepEqual(rows.slice(1).map((r) => Number(r[0]!.slice(-12))), [6, 5, 4, 3, 2, 1]);
+      assert.deepEqual(
+        rows.slice(1).map((r) => Number(r[0]!.slice(-12))),
+        [6, 5, 4, 3, 2, 1],
+      );
       assert.deepEqual(rows[5], [
         idOf(2),
         new Date(atOf(2)).toISOString(),
@@ -248,14 +296,21 @@ describe('GET /api/v1/audit-events', () => {
         .expect('Content-Type', 'application/x-ndjson');
       const text = res.body as string;
       assert.ok(text.endsWith('\n'));
-      const events = text.trimEnd().split('\n').map((l) => JSON.parse(l));
+      const events = text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       const listed = (await list({ event: 'user.*', from: new Date(atOf(2)).toISOString() }).expect(200)).body.items;
       assert.deepEqual(events, listed);
       assert.deepEqual(ns(events), [6, 5, 2]);
     });
 
     it('answers HEAD with the headers alone', async () => {
-      const res = await request(app).head('/api/v1/audit-events/export').query({ format: 'ndjson' }).set(t.admin).expect(200);
+      const res = await request(app)
+        .head('/api/v1/audit-events/export')
+        .query({ format: 'ndjson' })
+        .set(t.admin)
+        .expect(200);
       assert.equal(res.headers['content-type'], 'application/x-ndjson');
       assert.equal(res.headers['content-disposition'], 'attachment; filename="audit-events.ndjson"');
     });
@@ -272,7 +327,8 @@ describe('GET /api/v1/audit-events/export at scale', () => {
 
   /** N events in one set-based statement: ids and times ascend with the counter, as in real use. */
   async function seedMany(knex: Knex, dialect: 'sqlite' | 'mysql', tenantId: string): Promise<void> {
-    const columns = 'tenant_id, id, at, actor_type, actor_id, actor_display, event, entity_type, entity_id, entity_name, before_json, after_json, request_id';
+    const columns =
+      'tenant_id, id, at, actor_type, actor_id, actor_display, event, entity_type, entity_id, entity_name, before_json, after_json, request_id';
     if (dialect === 'sqlite') {
       await knex.raw(
         `INSERT INTO audit_events (${columns})
@@ -359,7 +415,10 @@ describe('GET /api/v1/audit-events/export at scale', () => {
     assert.equal(JSON.parse(head.slice(0, head.indexOf('\n'))).id, idOf(N));
     assert.equal(JSON.parse(tail.trimEnd().split('\n').pop()!).id, idOf(1));
     const grew = peak - baseline;
-    assert.ok(grew < 64 * 2 ** 20, `heap grew by ${(grew / 2 ** 20).toFixed(1)} MB while exporting ${(bytes / 2 ** 20).toFixed(0)} MB`);
+    assert.ok(
+      grew < 64 * 2 ** 20,
+      `heap grew by ${(grew / 2 ** 20).toFixed(1)} MB while exporting ${(bytes / 2 ** 20).toFixed(0)} MB`,
+    );
   });
 
   it('stops reading the log when the client goes away', async () => {

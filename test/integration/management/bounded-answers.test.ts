@@ -16,8 +16,11 @@ let seq = 0;
 async function users(app: Express, t: TestTenant, n: number, patch: Record<string, unknown> = {}): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const created = await scimClient(app, t.scimToken).post('/Users', oktaUser(`bounded${++seq}-${Date.now()}@example.com`, { externalId: `bounded-${seq}` })).expect(201);
-    if (Object.keys(patch).length) await request(app).patch(`/api/v1/users/${created.body.id}`).set(t.admin).send(patch).expect(200);
+    const created = await scimClient(app, t.scimToken)
+      .post('/Users', oktaUser(`bounded${++seq}-${Date.now()}@example.com`, { externalId: `bounded-${seq}` }))
+      .expect(201);
+    if (Object.keys(patch).length)
+      await request(app).patch(`/api/v1/users/${created.body.id}`).set(t.admin).send(patch).expect(200);
     ids.push(created.body.id);
   }
   return ids.sort();
@@ -30,7 +33,7 @@ describe('answers bounded by the request, not the tenant', () => {
     t = await buildTenant();
   });
 
-  it("refuses to delete a held role template with a count and a bounded sample of its users", async () => {
+  it('refuses to delete a held role template with a count and a bounded sample of its users', async () => {
     const tpl = await templateId(app, t, 'Read-only reviewer');
     const holders = await users(app, t, HOLDERS_SAMPLE + 3, { templateId: tpl });
     const res = await request(app).delete(`/api/v1/role-templates/${tpl}`).set(t.admin).expect(409);
@@ -55,7 +58,10 @@ describe('answers bounded by the request, not the tenant', () => {
     await addMembers(app, t, child, inChild);
     await addMembers(app, t, parent, [outsider[0]!]);
     const grantIds = [await grant(app, t, agent, { groupId: parent, permission: 'view_use' })];
-    for (const u of direct) grantIds.push(await grant(app, t, agent, { userId: u, permission: 'edit', endDate: '2000-01-01', timeZone: 'UTC' }));
+    for (const u of direct)
+      grantIds.push(
+        await grant(app, t, agent, { userId: u, permission: 'edit', endDate: '2000-01-01', timeZone: 'UTC' }),
+      );
     // An ended grant reaches nobody: the direct holders are listed as grants, not as users.
     const reached = [...inChild, outsider[0]!].sort();
 
@@ -65,7 +71,11 @@ describe('answers bounded by the request, not the tenant', () => {
     let pages = 0;
     let firstCursor = '';
     do {
-      const res = await request(app).get(`/api/v1/agents/${agent}/access`).query({ limit: 2, ...(cursor ? { cursor } : {}) }).set(t.admin).expect(200);
+      const res = await request(app)
+        .get(`/api/v1/agents/${agent}/access`)
+        .query({ limit: 2, ...(cursor ? { cursor } : {}) })
+        .set(t.admin)
+        .expect(200);
       assert.ok(res.body.grants.length <= 2 && res.body.users.length <= 2, JSON.stringify(res.body));
       assert.equal(res.body.agent.id, agent);
       grants.push(...res.body.grants);
@@ -74,9 +84,15 @@ describe('answers bounded by the request, not the tenant', () => {
       firstCursor ||= cursor ?? '';
       assert.ok(++pages < 10, 'the cursor ends');
     } while (cursor);
-    assert.deepEqual(grants.map((g) => g.id), [...grantIds].sort());
+    assert.deepEqual(
+      grants.map((g) => g.id),
+      [...grantIds].sort(),
+    );
     assert.deepEqual(grants.filter((g) => g.inForce).length, 1);
-    assert.deepEqual(seen.map((u) => u.userId), reached);
+    assert.deepEqual(
+      seen.map((u) => u.userId),
+      reached,
+    );
     assert.ok(seen.every((u) => u.level === 'view_use'));
 
     const all = await request(app).get(`/api/v1/agents/${agent}/access`).set(t.admin).expect(200);
@@ -84,11 +100,15 @@ describe('answers bounded by the request, not the tenant', () => {
     assert.equal(all.body.users.length, reached.length);
     await request(app).get(`/api/v1/agents/${agent}/access`).query({ cursor: 'not-a-cursor' }).set(t.admin).expect(400);
     const other = await buildTenant();
-    await request(app).get(`/api/v1/agents/${agent}/access`).query({ limit: 2, cursor: firstCursor }).set(other.admin).expect(404);
+    await request(app)
+      .get(`/api/v1/agents/${agent}/access`)
+      .query({ limit: 2, cursor: firstCursor })
+      .set(other.admin)
+      .expect(404);
     assert.ok(firstCursor);
   });
 
-  it('reports and an agent\'s access read rule-derived grants a slice at a time, not all of the tenant\'s at once', async function () {
+  it("reports and an agent's access read rule-derived grants a slice at a time, not all of the tenant's at once", async function () {
     this.timeout(120000);
     const big = await testApp({ BODY_LIMIT_BYTES: '400000' });
     const tb = await buildTenant();
@@ -97,16 +117,37 @@ describe('answers bounded by the request, not the tenant', () => {
       method: 'POST',
       path: '/Users',
       bulkId: `u${i}`,
-      data: { schemas: [USER], userName: `many${i}@example.com`, emails: [{ value: `many${i}@example.com`, primary: true }], active: true },
+      data: {
+        schemas: [USER],
+        userName: `many${i}@example.com`,
+        emails: [{ value: `many${i}@example.com`, primary: true }],
+        active: true,
+      },
     }));
-    ops.push({ method: 'POST', path: '/Groups', bulkId: 'all', data: { schemas: [GROUP], displayName: 'everyone', members: Array.from({ length: n }, (_, i) => ({ type: 'User', value: `bulkId:u${i}` })) } });
-    const bulk = await scimClient(big, tb.scimToken).post('/Bulk', { schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'], Operations: ops }).expect(200);
+    ops.push({
+      method: 'POST',
+      path: '/Groups',
+      bulkId: 'all',
+      data: {
+        schemas: [GROUP],
+        displayName: 'everyone',
+        members: Array.from({ length: n }, (_, i) => ({ type: 'User', value: `bulkId:u${i}` })),
+      },
+    });
+    const bulk = await scimClient(big, tb.scimToken)
+      .post('/Bulk', { schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'], Operations: ops })
+      .expect(200);
     assert.ok(bulk.body.Operations.every((o: { status: string }) => o.status === '201'));
     const agent = await createAgent(big, tb, 'For everyone');
     await request(big)
       .post('/api/v1/mapping-rules')
       .set(tb.admin)
-      .send({ name: 'everyone uses it', enabled: true, match: { source: 'any', field: 'displayName', operator: 'equals', value: 'everyone' }, actions: { groups: [], agents: [{ agentId: agent, permission: 'view_use' }] } })
+      .send({
+        name: 'everyone uses it',
+        enabled: true,
+        match: { source: 'any', field: 'displayName', operator: 'equals', value: 'everyone' },
+        actions: { groups: [], agents: [{ agentId: agent, permission: 'view_use' }] },
+      })
       .expect(201);
 
     // The most grant rows any one query returned while serving a request.
@@ -115,17 +156,30 @@ describe('answers bounded by the request, not the tenant', () => {
     const watch = (response: unknown, q: { sql?: string }) => {
       const rows = Array.isArray(response) && Array.isArray(response[0]) ? response[0] : response;
       // The candidate closure of /agents/{id}/access names users (10 × limit at most), not grants.
-      if (/agent_grants/.test(q.sql ?? '') && !/WITH RECURSIVE down/.test(q.sql ?? '') && Array.isArray(rows)) most = Math.max(most, rows.length);
+      if (/agent_grants/.test(q.sql ?? '') && !/WITH RECURSIVE down/.test(q.sql ?? '') && Array.isArray(rows))
+        most = Math.max(most, rows.length);
     };
     knex.on('query-response', watch);
     try {
       const matrix = await request(big).get('/api/v1/reports/access-matrix').set(tb.admin).expect(200);
-      assert.equal(matrix.body.items.filter((r: { agentId: string; level: string }) => r.agentId === agent && r.level === 'view_use').length, n);
+      assert.equal(
+        matrix.body.items.filter(
+          (r: { agentId: string; level: string }) => r.agentId === agent && r.level === 'view_use',
+        ).length,
+        n,
+      );
       const cov = await request(big).get('/api/v1/reports/coverage').set(tb.admin).expect(200);
-      assert.deepEqual(cov.body.items.filter((r: { section: string }) => r.section === 'user_without_access'), []);
+      assert.deepEqual(
+        cov.body.items.filter((r: { section: string }) => r.section === 'user_without_access'),
+        [],
+      );
       assert.ok(most > 0 && most <= 200, `a report read ${most} grants in one query`);
       most = 0;
-      const page = await request(big).get(`/api/v1/agents/${agent}/access`).query({ limit: 10 }).set(tb.admin).expect(200);
+      const page = await request(big)
+        .get(`/api/v1/agents/${agent}/access`)
+        .query({ limit: 10 })
+        .set(tb.admin)
+        .expect(200);
       assert.equal(page.body.grants.length, 10);
       assert.equal(page.body.users.length, 10);
       assert.ok(most <= 11, `a page of 10 read ${most} grants in one query`);
@@ -139,7 +193,12 @@ describe('answers bounded by the request, not the tenant', () => {
     const parent = await createGroup(app, tc, 'Matrix parent');
     const child = await createGroup(app, tc, 'Matrix child', parent);
     const admin = await buildUser(app, tc, { role: 'admin' });
-    const [inherits, direct, ended, nobody] = [await buildUser(app, tc), await buildUser(app, tc), await buildUser(app, tc), await buildUser(app, tc)];
+    const [inherits, direct, ended, nobody] = [
+      await buildUser(app, tc),
+      await buildUser(app, tc),
+      await buildUser(app, tc),
+      await buildUser(app, tc),
+    ];
     const creator = await buildUser(app, tc);
     await addMembers(app, tc, child, [inherits.id]);
     const agents = [
@@ -160,9 +219,15 @@ describe('answers bounded by the request, not the tenant', () => {
       }
     }
     const matrix = await request(app).get('/api/v1/reports/access-matrix').set(tc.admin).expect(200);
-    const got = matrix.body.items.map((r: { userId: string; agentId: string; level: string }) => `${r.userId}:${r.agentId}:${r.level}`);
+    const got = matrix.body.items.map(
+      (r: { userId: string; agentId: string; level: string }) => `${r.userId}:${r.agentId}:${r.level}`,
+    );
     assert.deepEqual([...got].sort(), expected.sort());
-    assert.deepEqual(got.map((x: string) => x.split(':')[0]), [...got.map((x: string) => x.split(':')[0])].sort(), 'users in id order');
+    assert.deepEqual(
+      got.map((x: string) => x.split(':')[0]),
+      [...got.map((x: string) => x.split(':')[0])].sort(),
+      'users in id order',
+    );
     assert.equal(got.filter((x: string) => x.startsWith(admin.id)).length, agents.length);
   });
 });

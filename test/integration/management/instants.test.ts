@@ -24,7 +24,13 @@ describe('instants the management API is asked about', () => {
   const fieldsOf = (body: { fields?: { path: string }[] }) => (body.fields ?? []).map((f) => f.path);
 
   it('refuses a leap second in every at= with 400 naming the parameter, never evaluating NaN', async () => {
-    for (const path of [`/api/v1/access/agents/${agent}/users/${user}`, `/api/v1/users/${user}/agents`, `/api/v1/agents/${agent}/access`, '/api/v1/reports/access-matrix', '/api/v1/reports/coverage']) {
+    for (const path of [
+      `/api/v1/access/agents/${agent}/users/${user}`,
+      `/api/v1/users/${user}/agents`,
+      `/api/v1/agents/${agent}/access`,
+      '/api/v1/reports/access-matrix',
+      '/api/v1/reports/coverage',
+    ]) {
       const res = await request(app).get(path).query({ at: LEAP }).set(t.admin);
       assert.equal(res.status, 400, `${path}: ${res.status} ${res.text.slice(0, 200)}`);
       assert.deepEqual(fieldsOf(res.body), ['query.at'], path);
@@ -38,9 +44,17 @@ describe('instants the management API is asked about', () => {
   });
 
   it('still evaluates ordinary instants on either side of a grant window', async () => {
-    const inside = await request(app).get(`/api/v1/access/agents/${agent}/users/${user}`).query({ at: '2016-12-31T23:59:59Z' }).set(t.admin).expect(200);
+    const inside = await request(app)
+      .get(`/api/v1/access/agents/${agent}/users/${user}`)
+      .query({ at: '2016-12-31T23:59:59Z' })
+      .set(t.admin)
+      .expect(200);
     assert.equal(inside.body.use, true);
-    const after = await request(app).get(`/api/v1/access/agents/${agent}/users/${user}`).query({ at: '2017-02-01T00:00:00+00:00' }).set(t.admin).expect(200);
+    const after = await request(app)
+      .get(`/api/v1/access/agents/${agent}/users/${user}`)
+      .query({ at: '2017-02-01T00:00:00+00:00' })
+      .set(t.admin)
+      .expect(200);
     assert.equal(after.body.use, false);
     const batch = await request(app)
       .post('/api/v1/access/checks')

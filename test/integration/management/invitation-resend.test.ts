@@ -9,13 +9,26 @@ import { auditEvents, buildUser } from '../../support/management.js';
 describe('invitation resend', () => {
   const app = useApp();
 
-  const tokenHash = async (userId: string) => (await (await testDb()).knex('invitations').where({ user_id: userId }).first()).token_hash as string;
+  const tokenHash = async (userId: string) =>
+    (await (await testDb()).knex('invitations').where({ user_id: userId }).first()).token_hash as string;
 
   it("refuses a member user manager resending an invited admin's invitation (403), leaving the link valid", async () => {
     const t = await buildTenant();
     const helpdesk = await buildUser(app, t, { areas: { account: 'manage' } });
-    const admin = (await request(app).post('/api/v1/invitations').set(t.admin).send({ email: 'boss@example.com', role: 'admin' }).expect(201)).body.user.id;
-    const member = (await request(app).post('/api/v1/invitations').set(t.admin).send({ email: 'peer@example.com', role: 'member' }).expect(201)).body.user.id;
+    const admin = (
+      await request(app)
+        .post('/api/v1/invitations')
+        .set(t.admin)
+        .send({ email: 'boss@example.com', role: 'admin' })
+        .expect(201)
+    ).body.user.id;
+    const member = (
+      await request(app)
+        .post('/api/v1/invitations')
+        .set(t.admin)
+        .send({ email: 'peer@example.com', role: 'member' })
+        .expect(201)
+    ).body.user.id;
     const before = await tokenHash(admin);
 
     const res = await request(app).post(`/api/v1/invitations/${admin}/resend`).set(helpdesk.auth).expect(403);

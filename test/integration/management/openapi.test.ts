@@ -40,14 +40,22 @@ describe('GET /api/v1/openapi.json', () => {
     ];
     for (const [method, path] of fixed) assert.ok(doc.paths[path!]?.[method!], `${method} ${path} is not described`);
     const ids = new Set<string>();
-    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, { operationId: string; responses: object; parameters: { name: string; in: string }[] }>>)) {
+    for (const [path, ops] of Object.entries(
+      doc.paths as Record<
+        string,
+        Record<string, { operationId: string; responses: object; parameters: { name: string; in: string }[] }>
+      >,
+    )) {
       for (const [method, op] of Object.entries(ops)) {
         assert.ok(op.operationId, `${method} ${path} has no operationId`);
         assert.ok(!ids.has(op.operationId), `operationId ${op.operationId} is used twice`);
         ids.add(op.operationId);
         assert.ok(Object.keys(op.responses).length >= 2, `${op.operationId} describes no responses`);
         for (const m of path.matchAll(/\{(\w+)\}/g)) {
-          assert.ok(op.parameters.some((p) => p.in === 'path' && p.name === m[1]), `${op.operationId} lacks path parameter ${m[1]}`);
+          assert.ok(
+            op.parameters.some((p) => p.in === 'path' && p.name === m[1]),
+            `${op.operationId} lacks path parameter ${m[1]}`,
+          );
         }
       }
     }

@@ -64,18 +64,34 @@ describe('management API: user permissions and area checks', () => {
 
     assert.deepEqual(got.effective.knowledge, { level: 'edit', actions: EDIT, reason: 'own setting' });
     assert.deepEqual(got.effective['knowledge.faqs'], { level: 'read', actions: ['view'], reason: 'own setting' });
-    assert.deepEqual(got.effective['knowledge.sources'], { level: 'edit', actions: EDIT, reason: 'inherited from parent Knowledge (knowledge)' });
+    assert.deepEqual(got.effective['knowledge.sources'], {
+      level: 'edit',
+      actions: EDIT,
+      reason: 'inherited from parent Knowledge (knowledge)',
+    });
     assert.deepEqual(got.effective.integrations, { level: 'manage', actions: ALL, reason: 'own setting' });
     assert.deepEqual(got.effective.analytics, { level: 'none', actions: [], reason: 'no permission set' });
-    assert.deepEqual(got.effective['analytics.csat'], { level: 'none', actions: [], reason: 'parent Analytics (analytics) is none' });
+    assert.deepEqual(got.effective['analytics.csat'], {
+      level: 'none',
+      actions: [],
+      reason: 'parent Analytics (analytics) is none',
+    });
     assert.deepEqual(got.effective.account, { level: 'none', actions: [], reason: 'own setting' });
     // A parent at none makes every descendant none.
     for (const key of ['account.settings', 'account.users', 'account.api_keys', 'account.call_data', 'account.legal']) {
-      assert.deepEqual(got.effective[key], { level: 'none', actions: [], reason: 'parent Account (account) is none' }, key);
+      assert.deepEqual(
+        got.effective[key],
+        { level: 'none', actions: [], reason: 'parent Account (account) is none' },
+        key,
+      );
     }
 
     // Replacing, not merging: a second PUT drops what it does not list.
-    await request(app).put(`/api/v1/users/${u.id}/permissions`).set(t.admin).send({ areas: { flows: 'read' } }).expect(200);
+    await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { flows: 'read' } })
+      .expect(200);
     const again = await permissionsOf(app, t.admin, u.id);
     assert.deepEqual(again.own, { flows: 'read' });
     assert.equal(again.effective.knowledge!.level, 'none');
@@ -105,7 +121,11 @@ describe('management API: user permissions and area checks', () => {
         } else {
           assert.equal(res.status, 422, `${label}: ${JSON.stringify(res.body)}`);
           assert.equal(res.body.code, 'less_restrictive_than_parent', label);
-          assert.match(res.body.detail, new RegExp(`"account\\.users" cannot be ${child}: its parent Account \\(account\\) is ${parent}\\b`), label);
+          assert.match(
+            res.body.detail,
+            new RegExp(`"account\\.users" cannot be ${child}: its parent Account \\(account\\) is ${parent}\\b`),
+            label,
+          );
           assert.equal(res.body.parent, 'account', label);
           assert.equal(res.body.parentLevel, parent, label);
           const now = await permissionsOf(app, t.admin, u.id);
@@ -120,9 +140,17 @@ describe('management API: user permissions and area checks', () => {
 
   it('refuses a sub-section above an unset top-level parent (none) whether or not the user has a template', async () => {
     // With a template that does not list knowledge, knowledge is none and a faqs setting is refused.
-    const tpl = await request(app).post('/api/v1/role-templates').set(t.admin).send({ name: 'Flows only', areas: { flows: 'read' } }).expect(201);
+    const tpl = await request(app)
+      .post('/api/v1/role-templates')
+      .set(t.admin)
+      .send({ name: 'Flows only', areas: { flows: 'read' } })
+      .expect(201);
     const withTemplate = await buildUser(app, t, { templateId: tpl.body.id });
-    const refused = await request(app).put(`/api/v1/users/${withTemplate.id}/permissions`).set(t.admin).send({ areas: { 'knowledge.faqs': 'edit' } }).expect(422);
+    const refused = await request(app)
+      .put(`/api/v1/users/${withTemplate.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { 'knowledge.faqs': 'edit' } })
+      .expect(422);
     assert.match(refused.body.detail, /parent Knowledge \(knowledge\) is none/);
 
     // Without a template knowledge is just as none ("no permission set"), so the same write breaks
@@ -130,8 +158,15 @@ describe('management API: user permissions and area checks', () => {
     // to checkInheritance when the user has no template, so the write is accepted and silently
     // does nothing (effective knowledge.faqs stays none, "parent Knowledge (knowledge) is none").
     const bare = await buildUser(app, t);
-    const res = await request(app).put(`/api/v1/users/${bare.id}/permissions`).set(t.admin).send({ areas: { 'knowledge.faqs': 'edit' } });
-    assert.equal(res.status, 422, `a child above its none parent should be refused, got ${res.status} with effective ${JSON.stringify(res.body.effective?.['knowledge.faqs'])}`);
+    const res = await request(app)
+      .put(`/api/v1/users/${bare.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { 'knowledge.faqs': 'edit' } });
+    assert.equal(
+      res.status,
+      422,
+      `a child above its none parent should be refused, got ${res.status} with effective ${JSON.stringify(res.body.effective?.['knowledge.faqs'])}`,
+    );
     assert.match(res.body.detail, /parent Knowledge \(knowledge\) is none/);
   });
 
@@ -144,7 +179,11 @@ describe('management API: user permissions and area checks', () => {
       .expect(200);
     assert.deepEqual(res.body.own, { knowledge: ['view', 'edit'], 'knowledge.faqs': ['view'] });
     assert.deepEqual(res.body.effective.knowledge, { level: 'read', actions: ['view', 'edit'], reason: 'own setting' });
-    assert.deepEqual(res.body.effective['knowledge.variants'], { level: 'read', actions: ['view', 'edit'], reason: 'inherited from parent Knowledge (knowledge)' });
+    assert.deepEqual(res.body.effective['knowledge.variants'], {
+      level: 'read',
+      actions: ['view', 'edit'],
+      reason: 'inherited from parent Knowledge (knowledge)',
+    });
     assert.deepEqual(res.body.effective['knowledge.faqs'], { level: 'read', actions: ['view'], reason: 'own setting' });
 
     const answers = await check(app, t.admin, {
@@ -153,7 +192,10 @@ describe('management API: user permissions and area checks', () => {
         { userId: u.id, area: 'knowledge', action: 'create' },
       ],
     }).expect(200);
-    assert.deepEqual(answers.body.results.map((r: { allowed: boolean }) => r.allowed), [true, false]);
+    assert.deepEqual(
+      answers.body.results.map((r: { allowed: boolean }) => r.allowed),
+      [true, false],
+    );
     assert.match(answers.body.results[1].reason, /knowledge is read \(view, edit\)/);
 
     // An action set is a sub-section's limit too: edit without delete refuses a child with delete.
@@ -167,12 +209,18 @@ describe('management API: user permissions and area checks', () => {
 
   it('refuses bad area settings with 400 listing every field', async () => {
     const u = await buildUser(app, t);
-    await request(app).put(`/api/v1/users/${u.id}/permissions`).set(t.admin).send({ areas: { flows: 'read' } }).expect(200);
+    await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { flows: 'read' } })
+      .expect(200);
     const bad = async (areas: Record<string, unknown>) => {
       const res = await request(app).put(`/api/v1/users/${u.id}/permissions`).set(t.admin).send({ areas }).expect(400);
       assert.equal(res.body.status, 400);
       // The offending areas (a path may point inside an action list, e.g. body.areas.knowledge.1).
-      return [...new Set((res.body.fields as { path: string }[]).map((f) => f.path.split('.').slice(0, 3).join('.')))].sort();
+      return [
+        ...new Set((res.body.fields as { path: string }[]).map((f) => f.path.split('.').slice(0, 3).join('.'))),
+      ].sort();
     };
     assert.deepEqual(await bad({ nope: 'read' }), ['body.areas.nope']);
     assert.deepEqual(await bad({ knowledge: 'write' }), ['body.areas.knowledge']);
@@ -186,7 +234,9 @@ describe('management API: user permissions and area checks', () => {
       .send({ areas: { nope: 'read', knowledge: 'manage', voice: ['edit', 'delete'], flows: 'read' } })
       .expect(400);
     assert.equal(many.body.code, 'invalid_permissions');
-    const byPath = Object.fromEntries((many.body.fields as { path: string; message: string }[]).map((f) => [f.path, f.message]));
+    const byPath = Object.fromEntries(
+      (many.body.fields as { path: string; message: string }[]).map((f) => [f.path, f.message]),
+    );
     assert.deepEqual(Object.keys(byPath).sort(), ['body.areas.knowledge', 'body.areas.nope', 'body.areas.voice']);
     assert.match(byPath['body.areas.nope']!, /unknown area "nope"/);
     assert.match(byPath['body.areas.knowledge']!, /no manage/);
@@ -207,48 +257,92 @@ describe('management API: user permissions and area checks', () => {
     // KNOWN BUG: the generic body schema (settingSchema in src/management/permissions.ts) rejects
     // "write" before parseSettings runs, so the answer lists only body.areas.knowledge and the
     // client learns about "nope" and voice's missing view only after fixing the level.
-    assert.deepEqual(paths, ['body.areas.knowledge', 'body.areas.nope', 'body.areas.voice'], `every bad area should be listed at once, got ${JSON.stringify(res.body.fields)}`);
+    assert.deepEqual(
+      paths,
+      ['body.areas.knowledge', 'body.areas.nope', 'body.areas.voice'],
+      `every bad area should be listed at once, got ${JSON.stringify(res.body.fields)}`,
+    );
   });
 
   it("refuses an own setting more permissive than the template's parent, and lets an own parent setting govern", async () => {
     const reviewer = await templateId(app, t, 'Read-only reviewer');
     const u = await buildUser(app, t, { templateId: reviewer });
-    const refused = await request(app).put(`/api/v1/users/${u.id}/permissions`).set(t.admin).send({ areas: { 'knowledge.faqs': 'edit' } }).expect(422);
+    const refused = await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { 'knowledge.faqs': 'edit' } })
+      .expect(422);
     assert.equal(refused.body.code, 'less_restrictive_than_parent');
     assert.match(refused.body.detail, /parent Knowledge \(knowledge\) is read/);
     assert.deepEqual((await permissionsOf(app, t.admin, u.id)).own, {});
 
     // More restrictive than the template's parent is fine.
-    const narrowed = await request(app).put(`/api/v1/users/${u.id}/permissions`).set(t.admin).send({ areas: { 'knowledge.faqs': 'none' } }).expect(200);
+    const narrowed = await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { 'knowledge.faqs': 'none' } })
+      .expect(200);
     assert.deepEqual(narrowed.body.template, { id: reviewer, name: 'Read-only reviewer' });
     assert.equal(narrowed.body.effective['knowledge.faqs'].level, 'none');
     assert.equal(narrowed.body.effective['knowledge.sources'].level, 'read');
 
     // The user's own setting on the parent governs it and its unset descendants, over the template.
-    const own = await request(app).put(`/api/v1/users/${u.id}/permissions`).set(t.admin).send({ areas: { knowledge: 'edit', 'knowledge.faqs': 'edit' } }).expect(200);
+    const own = await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { knowledge: 'edit', 'knowledge.faqs': 'edit' } })
+      .expect(200);
     assert.deepEqual(own.body.effective.knowledge, { level: 'edit', actions: EDIT, reason: 'own setting' });
     assert.deepEqual(own.body.effective['knowledge.faqs'], { level: 'edit', actions: EDIT, reason: 'own setting' });
     assert.equal(own.body.effective['knowledge.sources'].level, 'edit');
-    assert.deepEqual(own.body.effective.analytics, { level: 'read', actions: ['view'], reason: 'role template "Read-only reviewer"' });
-    assert.deepEqual(own.body.effective.flows, { level: 'none', actions: [], reason: 'role template "Read-only reviewer" does not grant this area' });
+    assert.deepEqual(own.body.effective.analytics, {
+      level: 'read',
+      actions: ['view'],
+      reason: 'role template "Read-only reviewer"',
+    });
+    assert.deepEqual(own.body.effective.flows, {
+      level: 'none',
+      actions: [],
+      reason: 'role template "Read-only reviewer" does not grant this area',
+    });
   });
 
   it("a template edit reaches a referencing user at their next request, through the user's own key", async () => {
-    const tpl = await request(app).post('/api/v1/role-templates').set(t.admin).send({ name: 'Support', areas: { knowledge: 'read' } }).expect(201);
+    const tpl = await request(app)
+      .post('/api/v1/role-templates')
+      .set(t.admin)
+      .send({ name: 'Support', areas: { knowledge: 'read' } })
+      .expect(201);
     const u = await buildUser(app, t, { templateId: tpl.body.id });
     const ask = { userId: u.id, area: 'deployments.environments', action: 'view' };
     const before = await check(app, u.auth, ask).expect(200);
     assert.equal(before.body.allowed, false);
     assert.match(before.body.reason, /Support/);
 
-    await request(app).put(`/api/v1/role-templates/${tpl.body.id}`).set(t.admin).send({ name: 'Support', areas: { knowledge: 'read', deployments: 'read' } }).expect(200);
+    await request(app)
+      .put(`/api/v1/role-templates/${tpl.body.id}`)
+      .set(t.admin)
+      .send({ name: 'Support', areas: { knowledge: 'read', deployments: 'read' } })
+      .expect(200);
     const after = await check(app, u.auth, ask).expect(200);
-    assert.deepEqual(after.body, { ...ask, allowed: true, reason: 'view on deployments.environments: allowed: inherited from parent Deployments (deployments)' });
+    assert.deepEqual(after.body, {
+      ...ask,
+      allowed: true,
+      reason: 'view on deployments.environments: allowed: inherited from parent Deployments (deployments)',
+    });
     const mine = await permissionsOf(app, u.auth, u.id);
-    assert.deepEqual(mine.effective.deployments, { level: 'read', actions: ['view'], reason: 'role template "Support"' });
+    assert.deepEqual(mine.effective.deployments, {
+      level: 'read',
+      actions: ['view'],
+      reason: 'role template "Support"',
+    });
 
     // Narrowing the template takes effect just as fast.
-    await request(app).put(`/api/v1/role-templates/${tpl.body.id}`).set(t.admin).send({ name: 'Support', areas: { knowledge: 'read' } }).expect(200);
+    await request(app)
+      .put(`/api/v1/role-templates/${tpl.body.id}`)
+      .set(t.admin)
+      .send({ name: 'Support', areas: { knowledge: 'read' } })
+      .expect(200);
     assert.equal((await check(app, u.auth, ask).expect(200)).body.allowed, false);
   });
 
@@ -259,7 +353,13 @@ describe('management API: user permissions and area checks', () => {
     const ghost = randomUUID();
 
     const one = await check(app, t.admin, { userId: u.id, area: 'knowledge', action: 'edit' }).expect(200);
-    assert.deepEqual(one.body, { userId: u.id, area: 'knowledge', action: 'edit', allowed: true, reason: 'edit on knowledge: allowed: role template "Knowledge editor"' });
+    assert.deepEqual(one.body, {
+      userId: u.id,
+      area: 'knowledge',
+      action: 'edit',
+      allowed: true,
+      reason: 'edit on knowledge: allowed: role template "Knowledge editor"',
+    });
 
     const checks = [
       { userId: u.id, area: 'knowledge.faqs', action: 'delete' },
@@ -273,9 +373,21 @@ describe('management API: user permissions and area checks', () => {
       { userId: u.id, area: 'behavior.models', action: 'view' },
     ];
     const batch = await check(app, t.admin, { checks }).expect(200);
-    const results = batch.body.results as { userId: string; area: string; action: string; allowed: boolean; reason: string }[];
-    assert.deepEqual(results.map(({ userId, area, action }) => ({ userId, area, action })), checks);
-    assert.deepEqual(results.map((r) => r.allowed), [true, true, false, false, false, false, false, false, true]);
+    const results = batch.body.results as {
+      userId: string;
+      area: string;
+      action: string;
+      allowed: boolean;
+      reason: string;
+    }[];
+    assert.deepEqual(
+      results.map(({ userId, area, action }) => ({ userId, area, action })),
+      checks,
+    );
+    assert.deepEqual(
+      results.map((r) => r.allowed),
+      [true, true, false, false, false, false, false, false, true],
+    );
     const reasons = results.map((r) => r.reason);
     assert.equal(reasons[0], 'delete on knowledge.faqs: allowed: inherited from parent Knowledge (knowledge)');
     assert.match(reasons[1]!, /admin/);
@@ -285,11 +397,19 @@ describe('management API: user permissions and area checks', () => {
     assert.equal(reasons[6], 'view on flows: denied: role template "Knowledge editor" does not grant this area');
     assert.match(reasons[7]!, /^manage on knowledge: denied: knowledge is edit/);
 
-    const unknown = await check(app, t.admin, { checks: [checks[0], { userId: u.id, area: 'knowledge.nope', action: 'view' }] }).expect(400);
+    const unknown = await check(app, t.admin, {
+      checks: [checks[0], { userId: u.id, area: 'knowledge.nope', action: 'view' }],
+    }).expect(400);
     assert.equal(unknown.body.code, 'unknown_area');
-    assert.deepEqual(unknown.body.fields.map((f: { path: string }) => f.path), ['body.checks.1.area']);
+    assert.deepEqual(
+      unknown.body.fields.map((f: { path: string }) => f.path),
+      ['body.checks.1.area'],
+    );
     const unknownOne = await check(app, t.admin, { userId: u.id, area: 'nowhere', action: 'view' }).expect(400);
-    assert.deepEqual(unknownOne.body.fields.map((f: { path: string }) => f.path), ['body.area']);
+    assert.deepEqual(
+      unknownOne.body.fields.map((f: { path: string }) => f.path),
+      ['body.area'],
+    );
     await check(app, t.admin, { userId: u.id, area: 'knowledge', action: 'fly' }).expect(400);
     await check(app, t.admin, { checks: [] }).expect(400);
   });
@@ -310,7 +430,10 @@ describe('management API: user permissions and area checks', () => {
   });
 
   it('a suspended user holds nothing, and their own key is refused at the next request', async () => {
-    const u = await buildUser(app, t, { templateId: await templateId(app, t, 'Full developer'), areas: { account: 'manage' } });
+    const u = await buildUser(app, t, {
+      templateId: await templateId(app, t, 'Full developer'),
+      areas: { account: 'manage' },
+    });
     const active = await permissionsOf(app, u.auth, u.id);
     assert.equal(active.effective.knowledge!.level, 'edit');
 
@@ -352,8 +475,16 @@ describe('management API: user permissions and area checks', () => {
 
     const read = await request(app).get(`/api/v1/users/${other.id}/permissions`).set(u.auth).expect(403);
     assert.equal(read.body.status, 403);
-    await request(app).put(`/api/v1/users/${other.id}/permissions`).set(u.auth).send({ areas: { flows: 'none' } }).expect(403);
-    await request(app).put(`/api/v1/users/${u.id}/permissions`).set(u.auth).send({ areas: { account: 'manage' } }).expect(403);
+    await request(app)
+      .put(`/api/v1/users/${other.id}/permissions`)
+      .set(u.auth)
+      .send({ areas: { flows: 'none' } })
+      .expect(403);
+    await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(u.auth)
+      .send({ areas: { account: 'manage' } })
+      .expect(403);
     await check(app, u.auth, { userId: other.id, area: 'flows', action: 'view' }).expect(403);
     const self = await check(app, u.auth, { userId: u.id, area: 'knowledge', action: 'view' }).expect(200);
     assert.equal(self.body.allowed, true);
@@ -371,7 +502,9 @@ describe('management API: user permissions and area checks', () => {
       .expect(422);
     assert.match(tooMuch.body.detail, /Account \(account\) is edit/);
 
-    const manager = await buildUser(app, t, { areas: { account: 'manage', 'account.legal': 'read', knowledge: 'read' } });
+    const manager = await buildUser(app, t, {
+      areas: { account: 'manage', 'account.legal': 'read', knowledge: 'read' },
+    });
     const target = await buildUser(app, t);
     const admin = await buildUser(app, t, { role: 'admin' });
 
@@ -383,8 +516,17 @@ describe('management API: user permissions and area checks', () => {
     assert.equal(ok.body.effective['account.users'].level, 'edit');
     assert.equal((await permissionsOf(app, manager.auth, target.id)).effective.knowledge!.level, 'read');
 
-    for (const areas of [{ knowledge: 'edit' }, { flows: 'read' }, { account: 'manage' }, { knowledge: ['view', 'edit'] }]) {
-      const res = await request(app).put(`/api/v1/users/${target.id}/permissions`).set(manager.auth).send({ areas }).expect(403);
+    for (const areas of [
+      { knowledge: 'edit' },
+      { flows: 'read' },
+      { account: 'manage' },
+      { knowledge: ['view', 'edit'] },
+    ]) {
+      const res = await request(app)
+        .put(`/api/v1/users/${target.id}/permissions`)
+        .set(manager.auth)
+        .send({ areas })
+        .expect(403);
       assert.equal(res.body.code, 'beyond_own_permissions', JSON.stringify(areas));
       assert.match(res.body.detail, new RegExp(Object.keys(areas)[0]!.replace('.', '\\.')), JSON.stringify(areas));
     }
@@ -394,22 +536,46 @@ describe('management API: user permissions and area checks', () => {
       .set(manager.auth)
       .send({ templateId: await templateId(app, t, 'Full developer') })
       .expect(403);
-    assert.deepEqual((await permissionsOf(app, t.admin, target.id)).own, { knowledge: 'read', account: 'edit', 'account.legal': 'read' });
+    assert.deepEqual((await permissionsOf(app, t.admin, target.id)).own, {
+      knowledge: 'read',
+      account: 'edit',
+      'account.legal': 'read',
+    });
 
-    const onAdmin = await request(app).put(`/api/v1/users/${admin.id}/permissions`).set(manager.auth).send({ areas: { knowledge: 'read' } }).expect(403);
+    const onAdmin = await request(app)
+      .put(`/api/v1/users/${admin.id}/permissions`)
+      .set(manager.auth)
+      .send({ areas: { knowledge: 'read' } })
+      .expect(403);
     assert.equal(onAdmin.body.code, 'admin_required');
     assert.deepEqual((await permissionsOf(app, t.admin, admin.id)).own, {});
 
     // The manager's reach is read live: take manage away and the next request is refused.
-    await request(app).put(`/api/v1/users/${manager.id}/permissions`).set(t.admin).send({ areas: { account: 'edit', knowledge: 'read' } }).expect(200);
-    await request(app).put(`/api/v1/users/${target.id}/permissions`).set(manager.auth).send({ areas: { knowledge: 'read' } }).expect(403);
+    await request(app)
+      .put(`/api/v1/users/${manager.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { account: 'edit', knowledge: 'read' } })
+      .expect(200);
+    await request(app)
+      .put(`/api/v1/users/${target.id}/permissions`)
+      .set(manager.auth)
+      .send({ areas: { knowledge: 'read' } })
+      .expect(403);
   });
 
   it('records permissions.changed with the settings before and after, and who acted', async () => {
     const manager = await buildUser(app, t, { areas: { account: 'manage', knowledge: 'edit' } });
     const u = await buildUser(app, t);
-    await request(app).put(`/api/v1/users/${u.id}/permissions`).set(t.admin).send({ areas: { knowledge: 'read' } }).expect(200);
-    await request(app).put(`/api/v1/users/${u.id}/permissions`).set(manager.auth).send({ areas: { knowledge: 'edit', 'knowledge.faqs': ['view'] } }).expect(200);
+    await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { knowledge: 'read' } })
+      .expect(200);
+    await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(manager.auth)
+      .send({ areas: { knowledge: 'edit', 'knowledge.faqs': ['view'] } })
+      .expect(200);
     const events = (await auditEvents(app, t, 'permissions.changed')).filter((e) => e.entity.id === u.id);
     assert.equal(events.length, 2);
     const [second, first] = events;
@@ -426,11 +592,18 @@ describe('management API: user permissions and area checks', () => {
     const u = await buildUser(app, t, { areas: { knowledge: 'edit' } });
     const get = await request(app).get(`/api/v1/users/${u.id}/permissions`).set(other.admin).expect(404);
     assert.equal(get.body.code, 'user_not_found');
-    await request(app).put(`/api/v1/users/${u.id}/permissions`).set(other.admin).send({ areas: { knowledge: 'none' } }).expect(404);
+    await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(other.admin)
+      .send({ areas: { knowledge: 'none' } })
+      .expect(404);
     const res = await check(app, other.admin, { userId: u.id, area: 'knowledge', action: 'view' }).expect(200);
     assert.equal(res.body.allowed, false);
     assert.deepEqual((await permissionsOf(app, t.admin, u.id)).own, { knowledge: 'edit' });
     // And the same check in the user's own tenant is allowed: the refusal above is the tenant boundary.
-    assert.equal((await check(app, t.admin, { userId: u.id, area: 'knowledge', action: 'view' }).expect(200)).body.allowed, true);
+    assert.equal(
+      (await check(app, t.admin, { userId: u.id, area: 'knowledge', action: 'view' }).expect(200)).body.allowed,
+      true,
+    );
   });
 });

@@ -39,13 +39,24 @@ describe('seat limit', () => {
   it('is set and lifted by the operator with roster tenant update, audited in the tenant', async () => {
     const t = await buildTenant({ userLimit: 1 });
     await scimClient(app, t.scimToken).post('/Users', oktaUser('first@example.com')).expect(201);
-    assert.equal((await scimClient(app, t.scimToken).post('/Users', oktaUser('second@example.com')).expect(403)).body.detail.includes('limit'), true);
+    assert.equal(
+      (
+        await scimClient(app, t.scimToken).post('/Users', oktaUser('second@example.com')).expect(403)
+      ).body.detail.includes('limit'),
+      true,
+    );
 
     const raised = await roster('tenant', 'update', t.tenant.slug, '--user-limit', '3', '--json');
     assert.equal(raised.code, 0, raised.err);
     const obj = JSON.parse(raised.out);
-    assert.deepEqual(obj, { tenant: { id: t.tenant.id, slug: t.tenant.slug, name: t.tenant.name, userLimit: 3 }, previousUserLimit: 1 });
-    assert.deepEqual((await request(app).get('/api/v1/tenant').set(t.admin).expect(200)).body.seats, { used: 1, limit: 3 });
+    assert.deepEqual(obj, {
+      tenant: { id: t.tenant.id, slug: t.tenant.slug, name: t.tenant.name, userLimit: 3 },
+      previousUserLimit: 1,
+    });
+    assert.deepEqual((await request(app).get('/api/v1/tenant').set(t.admin).expect(200)).body.seats, {
+      used: 1,
+      limit: 3,
+    });
     await scimClient(app, t.scimToken).post('/Users', oktaUser('second@example.com')).expect(201);
 
     const lifted = await roster('tenant', 'update', t.tenant.slug, '--user-limit', 'none');

@@ -44,7 +44,10 @@ const STORED: Record<string, string> = {
 async function columnLength(table: string, column: string): Promise<number> {
   const knex = (await testDb()).knex;
   if (dialectName === 'mysql') {
-    const [rows] = await knex.raw('SELECT CHARACTER_MAXIMUM_LENGTH AS n FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?', [table, column]);
+    const [rows] = await knex.raw(
+      'SELECT CHARACTER_MAXIMUM_LENGTH AS n FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?',
+      [table, column],
+    );
     return Number(rows[0].n);
   }
   const info = (await knex.raw(`PRAGMA table_info(${table})`)) as { name: string; type: string }[];
@@ -52,7 +55,13 @@ async function columnLength(table: string, column: string): Promise<number> {
 }
 
 /** Every string schema of a request (body and query), with a path naming where it sits. */
-function strings(node: unknown, at: string, components: Record<string, Schema>, out: { at: string; schema: Schema }[], seen = new Set<string>()): void {
+function strings(
+  node: unknown,
+  at: string,
+  components: Record<string, Schema>,
+  out: { at: string; schema: Schema }[],
+  seen = new Set<string>(),
+): void {
   if (!node || typeof node !== 'object') return;
   const s = node as Schema;
   if (typeof s.$ref === 'string') {
@@ -63,10 +72,14 @@ function strings(node: unknown, at: string, components: Record<string, Schema>, 
   }
   const types = Array.isArray(s.type) ? s.type : [s.type];
   if (types.includes('string') && s.enum === undefined && s.const === undefined) out.push({ at, schema: s });
-  for (const [k, v] of Object.entries((s.properties as Record<string, unknown>) ?? {})) strings(v, `${at}.${k}`, components, out, seen);
+  for (const [k, v] of Object.entries((s.properties as Record<string, unknown>) ?? {}))
+    strings(v, `${at}.${k}`, components, out, seen);
   if (s.items) strings(s.items, `${at}[]`, components, out, seen);
-  if (s.additionalProperties && typeof s.additionalProperties === 'object') strings(s.additionalProperties, `${at}.*`, components, out, seen);
-  for (const key of ['oneOf', 'anyOf', 'allOf']) for (const [i, v] of ((s[key] as unknown[]) ?? []).entries()) strings(v, `${at}(${key}${i})`, components, out, seen);
+  if (s.additionalProperties && typeof s.additionalProperties === 'object')
+    strings(s.additionalProperties, `${at}.*`, components, out, seen);
+  for (const key of ['oneOf', 'anyOf', 'allOf'])
+    for (const [i, v] of ((s[key] as unknown[]) ?? []).entries())
+      strings(v, `${at}(${key}${i})`, components, out, seen);
 }
 
 describe('management API: every string a request carries has a maximum length', () => {
@@ -78,7 +91,9 @@ describe('management API: every string a request carries has a maximum length', 
     for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, Schema>>)) {
       for (const [method, op] of Object.entries(ops)) {
         const where = `${method.toUpperCase()} ${path}`;
-        const body = (op.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content?.['application/json']?.schema;
+        const body = (op.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content?.[
+          'application/json'
+        ]?.schema;
         if (body) strings(body, `${where} body`, components, found);
         for (const p of (op.parameters as { name: string; in: string; schema: unknown }[]) ?? []) {
           if (p.in === 'query') strings(p.schema, `${where} query.${p.name}`, components, found);
@@ -106,9 +121,16 @@ describe('management API: every string a request carries has a maximum length', 
     const app = await testApp();
     const t = await buildTenant();
     // 200 characters, within maxLength, but "İ" lower-cases to two: 400 in the 200-character key.
-    const res = await request(app).post('/api/v1/role-templates').set(t.admin).send({ name: 'İ'.repeat(200), areas: {} });
+    const res = await request(app)
+      .post('/api/v1/role-templates')
+      .set(t.admin)
+      .send({ name: 'İ'.repeat(200), areas: {} });
     assert.equal(res.status, 400, JSON.stringify(res.body));
     assert.match(res.body.detail, /^name /);
-    await request(app).post('/api/v1/role-templates').set(t.admin).send({ name: 'İ'.repeat(100), areas: {} }).expect(201);
+    await request(app)
+      .post('/api/v1/role-templates')
+      .set(t.admin)
+      .send({ name: 'İ'.repeat(100), areas: {} })
+      .expect(201);
   });
 });

@@ -26,10 +26,17 @@ describe('management API: users', () => {
     for (const e of emails) ids.push((await sc.post('/Users', oktaUser(e, { externalId: e })).expect(201)).body.id);
     await request(app).patch(`/api/v1/users/${ids[0]}`).set(t.admin).send({ role: 'admin' }).expect(200);
     await request(app).patch(`/api/v1/users/${ids[1]}`).set(t.admin).send({ status: 'suspended' }).expect(200);
-    await request(app).post('/api/v1/invitations').set(t.admin).send({ email: 'f@example.com', role: 'member' }).expect(201);
+    await request(app)
+      .post('/api/v1/invitations')
+      .set(t.admin)
+      .send({ email: 'f@example.com', role: 'member' })
+      .expect(201);
 
     const byEmail = await request(app).get('/api/v1/users').query({ sort: 'email', limit: 2 }).set(t.admin).expect(200);
-    assert.deepEqual(byEmail.body.items.map((u: { email: string }) => u.email), ['a@example.com', 'b@example.com']);
+    assert.deepEqual(
+      byEmail.body.items.map((u: { email: string }) => u.email),
+      ['a@example.com', 'b@example.com'],
+    );
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
@@ -39,19 +46,38 @@ describe('management API: users', () => {
       seen.push(...page.body.items.map((u: { email: string }) => u.email));
       cursor = page.body.nextCursor;
     } while (cursor);
-    assert.deepEqual(seen, ['f@example.com', 'e@example.com', 'd@example.com', 'c@example.com', 'b@example.com', 'a@example.com']);
+    assert.deepEqual(seen, [
+      'f@example.com',
+      'e@example.com',
+      'd@example.com',
+      'c@example.com',
+      'b@example.com',
+      'a@example.com',
+    ]);
 
     const admins = await request(app).get('/api/v1/users').query({ role: 'admin' }).set(t.admin).expect(200);
-    assert.deepEqual(admins.body.items.map((u: { id: string }) => u.id), [ids[0]]);
+    assert.deepEqual(
+      admins.body.items.map((u: { id: string }) => u.id),
+      [ids[0]],
+    );
     const suspended = await request(app).get('/api/v1/users').query({ status: 'suspended' }).set(t.admin).expect(200);
-    assert.deepEqual(suspended.body.items.map((u: { id: string }) => u.id), [ids[1]]);
+    assert.deepEqual(
+      suspended.body.items.map((u: { id: string }) => u.id),
+      [ids[1]],
+    );
     const invited = await request(app).get('/api/v1/users').query({ status: 'invited' }).set(t.admin).expect(200);
     assert.equal(invited.body.items[0].source, 'invite');
     const one = await request(app).get('/api/v1/users').query({ email: 'E@EXAMPLE.COM' }).set(t.admin).expect(200);
-    assert.deepEqual(one.body.items.map((u: { id: string }) => u.id), [ids[2]]);
+    assert.deepEqual(
+      one.body.items.map((u: { id: string }) => u.id),
+      [ids[2]],
+    );
     assert.equal(one.body.nextCursor, null);
     const created = await request(app).get('/api/v1/users').query({ sort: 'createdAt' }).set(t.admin).expect(200);
-    assert.deepEqual(created.body.items.slice(0, 5).map((u: { id: string }) => u.id), ids);
+    assert.deepEqual(
+      created.body.items.slice(0, 5).map((u: { id: string }) => u.id),
+      ids,
+    );
 
     const bad = await request(app).get('/api/v1/users').query({ status: 'gone', limit: 0 }).set(t.admin).expect(400);
     assert.deepEqual(bad.body.fields.map((f: { path: string }) => f.path).sort(), ['query.limit', 'query.status']);
@@ -72,12 +98,20 @@ describe('management API: users', () => {
   it('changes role, template, CRM access and email, one audit event per change', async () => {
     const u = await buildUser(app, t);
     const tpl = await templateId(app, t, 'Full developer');
-    const res = await request(app).patch(`/api/v1/users/${u.id}`).set(t.admin).send({ templateId: tpl, crmAccess: true, email: 'new.address@example.com' }).expect(200);
+    const res = await request(app)
+      .patch(`/api/v1/users/${u.id}`)
+      .set(t.admin)
+      .send({ templateId: tpl, crmAccess: true, email: 'new.address@example.com' })
+      .expect(200);
     assert.equal(res.body.templateId, tpl);
     assert.equal(res.body.templateName, 'Full developer');
     assert.equal(res.body.crmAccess, true);
     assert.equal(res.body.email, 'new.address@example.com');
-    const found = await request(app).get('/api/v1/users').query({ email: 'new.address@example.com' }).set(t.admin).expect(200);
+    const found = await request(app)
+      .get('/api/v1/users')
+      .query({ email: 'new.address@example.com' })
+      .set(t.admin)
+      .expect(200);
     assert.equal(found.body.items[0].id, u.id);
     // SCIM shows the new primary email too: one identity.
     const scim = await scimClient(app, t.scimToken).get(`/Users/${u.id}`).expect(200);
@@ -94,9 +128,17 @@ describe('management API: users', () => {
     assert.equal((await auditEvents(app, t, 'user.crm_access_changed')).length, 1);
 
     const taken = await buildUser(app, t);
-    const dup = await request(app).patch(`/api/v1/users/${taken.id}`).set(t.admin).send({ email: 'NEW.address@example.com' }).expect(409);
+    const dup = await request(app)
+      .patch(`/api/v1/users/${taken.id}`)
+      .set(t.admin)
+      .send({ email: 'NEW.address@example.com' })
+      .expect(409);
     assert.equal(dup.body.code, 'email_taken');
-    const unknownTpl = await request(app).patch(`/api/v1/users/${taken.id}`).set(t.admin).send({ templateId: 'missing' }).expect(422);
+    const unknownTpl = await request(app)
+      .patch(`/api/v1/users/${taken.id}`)
+      .set(t.admin)
+      .send({ templateId: 'missing' })
+      .expect(422);
     assert.equal(unknownTpl.body.code, 'unknown_template');
     await request(app).patch(`/api/v1/users/${taken.id}`).set(t.admin).send({}).expect(400);
     await request(app).patch(`/api/v1/users/${taken.id}`).set(t.admin).send({ status: 'invited' }).expect(400);
@@ -110,7 +152,9 @@ describe('management API: users', () => {
     assert.equal(blocked.body.code, 'user_not_active');
     assert.equal((await auditEvents(app, t, 'user.suspended')).length, 1);
     // An IdP's routine profile update (active still true) does not undo an admin's suspension.
-    await scimClient(app, t.scimToken).patch(`/Users/${u.id}`, patchBody({ op: 'replace', path: 'displayName', value: 'Renamed' })).expect(200);
+    await scimClient(app, t.scimToken)
+      .patch(`/Users/${u.id}`, patchBody({ op: 'replace', path: 'displayName', value: 'Renamed' }))
+      .expect(200);
     await request(app).get('/api/v1/users').set(u.auth).expect(403);
     await request(app).patch(`/api/v1/users/${u.id}`).set(t.admin).send({ status: 'active' }).expect(200);
     await request(app).get('/api/v1/users').set(u.auth).expect(200);
@@ -118,15 +162,25 @@ describe('management API: users', () => {
 
   it('SCIM deactivation also blocks the user at the next request', async () => {
     const u = await buildUser(app, t, { areas: { account: 'manage' } });
-    await scimClient(app, t.scimToken).patch(`/Users/${u.id}`, patchBody({ op: 'replace', value: { active: false } })).expect(200);
+    await scimClient(app, t.scimToken)
+      .patch(`/Users/${u.id}`, patchBody({ op: 'replace', value: { active: false } }))
+      .expect(200);
     await request(app).get('/api/v1/users').set(u.auth).expect(403);
     const got = await request(app).get(`/api/v1/users/${u.id}`).set(t.admin).expect(200);
     assert.equal(got.body.status, 'suspended');
   });
 
   it('an invited user cannot be made active by PATCH: accepting the invitation does that', async () => {
-    const inv = await request(app).post('/api/v1/invitations').set(t.admin).send({ email: 'pending@example.com', role: 'member' }).expect(201);
-    const res = await request(app).patch(`/api/v1/users/${inv.body.user.id}`).set(t.admin).send({ status: 'active' }).expect(409);
+    const inv = await request(app)
+      .post('/api/v1/invitations')
+      .set(t.admin)
+      .send({ email: 'pending@example.com', role: 'member' })
+      .expect(201);
+    const res = await request(app)
+      .patch(`/api/v1/users/${inv.body.user.id}`)
+      .set(t.admin)
+      .send({ status: 'active' })
+      .expect(409);
     assert.equal(res.body.code, 'invitation_pending');
   });
 
@@ -134,7 +188,11 @@ describe('management API: users', () => {
     const u = await buildUser(app, t, { areas: { account: 'manage', knowledge: 'edit' } });
     const victim = await buildUser(app, t);
     // The user acts, so the log has events with them as actor.
-    await request(app).put(`/api/v1/users/${victim.id}/permissions`).set(u.auth).send({ areas: { knowledge: 'read' } }).expect(200);
+    await request(app)
+      .put(`/api/v1/users/${victim.id}/permissions`)
+      .set(u.auth)
+      .send({ areas: { knowledge: 'read' } })
+      .expect(200);
     const before = (await request(app).get('/api/v1/tenant').set(t.admin).expect(200)).body.seats.used;
     await request(app).delete(`/api/v1/users/${u.id}`).set(t.admin).expect(204);
     await request(app).get(`/api/v1/users/${u.id}`).set(t.admin).expect(404);
@@ -174,13 +232,19 @@ describe('management API: users', () => {
         request(app).patch(`/api/v1/users/${a.id}`).set(t.admin).send({ role: 'member' }),
       ]);
       assert.deepEqual([ra.status, rb.status].sort(), [200, 409]);
-      const admins = await request(app).get('/api/v1/users').query({ role: 'admin', status: 'active' }).set(t.admin).expect(200);
+      const admins = await request(app)
+        .get('/api/v1/users')
+        .query({ role: 'admin', status: 'active' })
+        .set(t.admin)
+        .expect(200);
       assert.equal(admins.body.items.length, 1);
     });
 
     it('SCIM deactivating or deleting the last admin is applied and logged as tenant.no_active_admin', async () => {
       const a = await buildUser(app, t, { role: 'admin' });
-      await scimClient(app, t.scimToken).patch(`/Users/${a.id}`, patchBody({ op: 'replace', value: { active: false } })).expect(200);
+      await scimClient(app, t.scimToken)
+        .patch(`/Users/${a.id}`, patchBody({ op: 'replace', value: { active: false } }))
+        .expect(200);
       const events = await auditEvents(app, t, 'tenant.no_active_admin');
       assert.equal(events.length, 1);
       assert.deepEqual(events[0]!.before, { lastAdmin: { id: a.id, email: a.email } });
@@ -195,9 +259,23 @@ describe('management API: users', () => {
   it('SCIM can never set role, template, CRM access or permissions', async () => {
     const sc = scimClient(app, t.scimToken);
     const u = await sc
-      .post('/Users', oktaUser('sneaky@example.com', { roles: [{ value: 'admin' }], entitlements: [{ value: 'crm' }], role: 'admin', crmAccess: true, templateId: 'x' }))
+      .post(
+        '/Users',
+        oktaUser('sneaky@example.com', {
+          roles: [{ value: 'admin' }],
+          entitlements: [{ value: 'crm' }],
+          role: 'admin',
+          crmAccess: true,
+          templateId: 'x',
+        }),
+      )
       .expect(201);
-    await sc.patch(`/Users/${u.body.id}`, patchBody({ op: 'replace', path: 'roles', value: [{ value: 'admin', primary: true }] })).expect(200);
+    await sc
+      .patch(
+        `/Users/${u.body.id}`,
+        patchBody({ op: 'replace', path: 'roles', value: [{ value: 'admin', primary: true }] }),
+      )
+      .expect(200);
     const res = await request(app).get(`/api/v1/users/${u.body.id}`).set(t.admin).expect(200);
     assert.equal(res.body.role, 'member');
     assert.equal(res.body.crmAccess, false);
@@ -219,12 +297,20 @@ describe('management API: users', () => {
     const admin = await buildUser(app, t, { role: 'admin' });
     await request(app).get('/api/v1/users').set(manager.auth).expect(200);
     await request(app).patch(`/api/v1/users/${other.id}`).set(manager.auth).send({ status: 'suspended' }).expect(200);
-    const promote = await request(app).patch(`/api/v1/users/${other.id}`).set(manager.auth).send({ role: 'admin' }).expect(403);
+    const promote = await request(app)
+      .patch(`/api/v1/users/${other.id}`)
+      .set(manager.auth)
+      .send({ role: 'admin' })
+      .expect(403);
     assert.equal(promote.body.code, 'admin_required');
     await request(app).patch(`/api/v1/users/${admin.id}`).set(manager.auth).send({ status: 'suspended' }).expect(403);
     await request(app).delete(`/api/v1/users/${admin.id}`).set(manager.auth).expect(403);
     const tpl = await templateId(app, t, 'Full developer');
-    const beyond = await request(app).patch(`/api/v1/users/${other.id}`).set(manager.auth).send({ templateId: tpl }).expect(403);
+    const beyond = await request(app)
+      .patch(`/api/v1/users/${other.id}`)
+      .set(manager.auth)
+      .send({ templateId: tpl })
+      .expect(403);
     assert.equal(beyond.body.code, 'beyond_own_permissions');
     // Keys are for admins only.
     await request(app).get('/api/v1/api-keys').set(manager.auth).expect(403);

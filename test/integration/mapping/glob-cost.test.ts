@@ -16,7 +16,7 @@ describe('mapping-rule globs over HTTP', () => {
     const g = await createGroup(app, t, 'Glob Target');
     const u = await buildUser(app, t);
     await idpGroup(app, t, 'a'.repeat(200), [u.id]);
-    const matching = await idpGroup(app, t, 'a'.repeat(199) + 'b', [u.id]);
+    const matching = await idpGroup(app, t, `${'a'.repeat(199)}b`, [u.id]);
     const body = {
       name: 'many stars',
       enabled: true,
@@ -25,7 +25,10 @@ describe('mapping-rule globs over HTTP', () => {
     };
     const started = Date.now();
     const preview = await request(app).post('/api/v1/mapping-rules/preview').set(t.admin).send(body).expect(200);
-    assert.deepEqual(preview.body.matchedGroups.map((x: { id: string }) => x.id), [matching]);
+    assert.deepEqual(
+      preview.body.matchedGroups.map((x: { id: string }) => x.id),
+      [matching],
+    );
     const created = await request(app).post('/api/v1/mapping-rules').set(t.admin).send(body).expect(201);
     assert.equal(created.body.applied.membershipsAdded, 1);
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);

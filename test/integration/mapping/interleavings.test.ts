@@ -11,7 +11,12 @@ import { createLogger } from '../../../src/log.js';
 import { liveDerivedSql } from '../../../src/mapping/live.js';
 import { lockMapping } from '../../../src/mapping/lock.js';
 import type { RuleInput } from '../../../src/mapping/store.js';
-import { createRule, syncAfterDirectoryChange, updateRule, usersAffectedByGroupChange } from '../../../src/provisioning/mapping.js';
+import {
+  createRule,
+  syncAfterDirectoryChange,
+  updateRule,
+  usersAffectedByGroupChange,
+} from '../../../src/provisioning/mapping.js';
 import { enqueueSweep } from '../../../src/provisioning/mapping-jobs.js';
 import { deleteScimUser } from '../../../src/provisioning/scim-users.js';
 import { patchScimGroup } from '../../../src/provisioning/scim-groups.js';
@@ -86,7 +91,7 @@ async function runJobs(db: Db): Promise<void> {
   while (await worker.runOnce());
 }
 
-describe('mapping: SCIM changes and rule changes serialize where they meet (MariaDB)', function () {
+describe('mapping: SCIM changes and rule changes serialize where they meet (MariaDB)', () => {
   let db: Db;
   before(async function () {
     if (dialectName !== 'mysql') this.skip();
@@ -102,10 +107,15 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
     match: { source: 'any', field: 'displayName', operator: 'equals', value },
     actions: { groups: [], agents: [{ agentId, permission: 'edit' }] },
   });
-  const withSweep = async (trx: Knex.Transaction, sweep: Parameters<typeof enqueueSweep>[2]) => void (await enqueueSweep(trx, ctx(), sweep));
+  const withSweep = async (trx: Knex.Transaction, sweep: Parameters<typeof enqueueSweep>[2]) =>
+    void (await enqueueSweep(trx, ctx(), sweep));
 
   async function user(): Promise<string> {
-    return (await scimClient(app, t.scimToken).post('/Users', oktaUser(`il${++seq}-${Date.now()}@example.com`, { externalId: `il-${seq}` })).expect(201)).body.id;
+    return (
+      await scimClient(app, t.scimToken)
+        .post('/Users', oktaUser(`il${++seq}-${Date.now()}@example.com`, { externalId: `il-${seq}` }))
+        .expect(201)
+    ).body.id;
   }
 
   /** Incremental == from scratch, and nothing dead is left behind. */
@@ -113,13 +123,27 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
     const rec = await request(app).post('/api/v1/mapping-rules/reconcile').set(t.admin).expect(200);
     assert.equal(rec.body.fixed, 0, JSON.stringify(rec.body.differences));
     for (const table of ['group_members', 'agent_grants']) {
-      const dead = await db.knex(table).where({ tenant_id: t.tenant.id }).whereNot('rule_id', '').whereRaw(`NOT ${liveDerivedSql(table)}`).count({ n: '*' }).first();
+      const dead = await db
+        .knex(table)
+        .where({ tenant_id: t.tenant.id })
+        .whereNot('rule_id', '')
+        .whereRaw(`NOT ${liveDerivedSql(table)}`)
+        .count({ n: '*' })
+        .first();
       assert.equal(Number(dead?.n), 0, `${table} keeps rows of a disabled, deleted or older rule`);
     }
   }
 
   async function grants(agentId: string, userId: string): Promise<number> {
-    return Number((await db.knex('agent_grants').where({ tenant_id: t.tenant.id, agent_id: agentId, subject_id: userId }).count({ n: '*' }).first())?.n);
+    return Number(
+      (
+        await db
+          .knex('agent_grants')
+          .where({ tenant_id: t.tenant.id, agent_id: agentId, subject_id: userId })
+          .count({ n: '*' })
+          .first()
+      )?.n,
+    );
   }
 
   /** A SCIM PATCH adding `userId` to `groupId`, opened by hand: its steps up to the sync. */
@@ -127,7 +151,13 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
     const trx = await db.knex.transaction();
     await lockMapping(trx, t.tenant.id, 'share');
     await lockGroupForChange(trx, t.tenant.id, groupId, Date.now());
-    const delta = await applyMemberSteps(trx, t.tenant.id, groupId, [{ kind: 'add', members: [{ value: userId }] }], Date.now());
+    const delta = await applyMemberSteps(
+      trx,
+      t.tenant.id,
+      groupId,
+      [{ kind: 'add', members: [{ value: userId }] }],
+      Date.now(),
+    );
     return { trx, delta };
   }
 
@@ -200,7 +230,11 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
     const delta = await applyMemberSteps(trx, t.tenant.id, parent, [{ kind: 'remove', ids: [child] }], Date.now());
     const other = patchScimGroup(db, ctx(), child, ops('add', [{ value: u }]));
     await blockedOrDone(db, other);
-    await syncAfterDirectoryChange(trx, ctx(), await usersAffectedByGroupChange(trx, t.tenant.id, parent, delta, false));
+    await syncAfterDirectoryChange(
+      trx,
+      ctx(),
+      await usersAffectedByGroupChange(trx, t.tenant.id, parent, delta, false),
+    );
     await trx.commit();
     await other;
     assert.equal(await grants(agent, u), 0);
@@ -214,12 +248,33 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
     const now = Date.now();
     const users = Array.from({ length: 2500 }, (_, i) => {
       const name = `race${i}-${now}@example.com`;
-      return { tenant_id: t.tenant.id, id: newId(), user_name: name, user_name_key: name, email: name, email_key: name, active: true, status: 'active', role: 'member', source: 'scim', scim_doc: JSON.stringify({ userName: name }), version: 1, created_at: now, updated_at: now };
+      return {
+        tenant_id: t.tenant.id,
+        id: newId(),
+        user_name: name,
+        user_name_key: name,
+        email: name,
+        email_key: name,
+        active: true,
+        status: 'active',
+        role: 'member',
+        source: 'scim',
+        scim_doc: JSON.stringify({ userName: name }),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+      };
     });
     await insertChunked(db.knex, 'users', users);
     const big = await idpGroup(app, t, 'big', []);
     const small = await idpGroup(app, t, 'small', []);
-    await insertChunked(db.knex, 'idp_group_members', users.slice(0, 2000).map((u) => ({ tenant_id: t.tenant.id, group_id: big, member_id: u.id, member_type: 'User', created_at: now })));
+    await insertChunked(
+      db.knex,
+      'idp_group_members',
+      users
+        .slice(0, 2000)
+        .map((u) => ({ tenant_id: t.tenant.id, group_id: big, member_id: u.id, member_type: 'User', created_at: now })),
+    );
     const r = await createRule(db, ctx(), ADMIN, rule('big', agents[0]!), withSweep);
     const worker = createJobWorker({ db, logger: createLogger('silent'), pollMs: 20 });
     worker.start();
@@ -227,19 +282,36 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
       const scim = (async () => {
         for (let i = 0; i < 40; i++) {
           const u = users[2000 + (i % 500)]!.id;
-          if (i % 10 === 9) await patchScimGroup(db, ctx(), big, ops(i % 20 === 9 ? 'add' : 'remove', [{ value: small, type: 'Group' }]));
+          if (i % 10 === 9)
+            await patchScimGroup(
+              db,
+              ctx(),
+              big,
+              ops(i % 20 === 9 ? 'add' : 'remove', [{ value: small, type: 'Group' }]),
+            );
           else await patchScimGroup(db, ctx(), i % 3 ? small : big, ops(i % 2 ? 'remove' : 'add', [{ value: u }]));
         }
       })();
       const rules = (async () => {
         for (let i = 0; i < 12; i++) {
-          const patch: Partial<RuleInput> = i % 3 === 0 ? { enabled: i % 2 === 0 } : { actions: { groups: [], agents: [{ agentId: agents[i % 2]!, permission: i % 4 < 2 ? 'edit' : 'view_use' }] } };
+          const patch: Partial<RuleInput> =
+            i % 3 === 0
+              ? { enabled: i % 2 === 0 }
+              : {
+                  actions: {
+                    groups: [],
+                    agents: [{ agentId: agents[i % 2]!, permission: i % 4 < 2 ? 'edit' : 'view_use' }],
+                  },
+                };
           await updateRule(db, ctx(), ADMIN, r.rule.id, patch, withSweep);
           await new Promise((res) => setTimeout(res, 30));
         }
       })();
       await Promise.all([scim, rules]);
-      await until(async () => !(await db.knex('jobs').where({ tenant_id: t.tenant.id }).whereIn('state', ['queued', 'running']).first()));
+      await until(
+        async () =>
+          !(await db.knex('jobs').where({ tenant_id: t.tenant.id }).whereIn('state', ['queued', 'running']).first()),
+      );
     } finally {
       await worker.stop();
     }
@@ -249,7 +321,15 @@ describe('mapping: SCIM changes and rule changes serialize where they meet (Mari
   });
 
   async function members(groupId: string, userId: string): Promise<number> {
-    return Number((await db.knex('idp_group_members').where({ tenant_id: t.tenant.id, group_id: groupId, member_id: userId }).count({ n: '*' }).first())?.n);
+    return Number(
+      (
+        await db
+          .knex('idp_group_members')
+          .where({ tenant_id: t.tenant.id, group_id: groupId, member_id: userId })
+          .count({ n: '*' })
+          .first()
+      )?.n,
+    );
   }
 
   it('a user deleted while a PATCH adds them to a group is not left as a member (PATCH first)', async () => {

@@ -3,7 +3,13 @@ import request from 'supertest';
 import type { Express } from 'express';
 import type { Principal } from '../../../src/access/principal.js';
 import { systemCtx } from '../../../src/context.js';
-import { deleteRule, reconcileChunk, sweepChunk, updateRule, type SweepTarget } from '../../../src/provisioning/mapping.js';
+import {
+  deleteRule,
+  reconcileChunk,
+  sweepChunk,
+  updateRule,
+  type SweepTarget,
+} from '../../../src/provisioning/mapping.js';
 import { enqueueSweep, startReconcile } from '../../../src/provisioning/mapping-jobs.js';
 import { createJobWorker } from '../../../src/jobs/index.js';
 import { createLogger } from '../../../src/log.js';
@@ -21,12 +27,24 @@ let seq = 0;
 async function scimUsers(app: Express, t: TestTenant, n: number): Promise<string[]> {
   const sc = scimClient(app, t.scimToken);
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push((await sc.post('/Users', oktaUser(`rev${++seq}-${Date.now()}@example.com`, { externalId: `rev-${seq}` })).expect(201)).body.id);
+  for (let i = 0; i < n; i++)
+    ids.push(
+      (
+        await sc
+          .post('/Users', oktaUser(`rev${++seq}-${Date.now()}@example.com`, { externalId: `rev-${seq}` }))
+          .expect(201)
+      ).body.id,
+    );
   return ids;
 }
 
 function rule(value: string, actions: { groups?: Body[]; agents?: Body[] }): Body {
-  return { name: `rule ${value}`, enabled: true, match: { source: 'any', field: 'displayName', operator: 'equals', value }, actions: { groups: actions.groups ?? [], agents: actions.agents ?? [] } };
+  return {
+    name: `rule ${value}`,
+    enabled: true,
+    match: { source: 'any', field: 'displayName', operator: 'equals', value },
+    actions: { groups: actions.groups ?? [], agents: actions.agents ?? [] },
+  };
 }
 
 async function reconcileFixes(app: Express, t: TestTenant): Promise<number> {
@@ -67,7 +85,12 @@ describe('mapping rules: revocation is final', () => {
     const created = await request(app)
       .post('/api/v1/mapping-rules')
       .set(t.admin)
-      .send(rule('staff', { groups: [{ groupId: local, role: 'member' }], agents: [{ agentId: direct, permission: 'edit' }] }))
+      .send(
+        rule('staff', {
+          groups: [{ groupId: local, role: 'member' }],
+          agents: [{ agentId: direct, permission: 'edit' }],
+        }),
+      )
       .expect(201);
     return { users, local, direct, viaGroup, ruleId: created.body.id as string };
   }
@@ -98,7 +121,7 @@ describe('mapping rules: revocation is final', () => {
     assert.equal((await check(app, t, s.direct, s.users[17]!)).level, 'edit');
     assert.equal((await check(app, t, s.viaGroup, s.users[17]!)).level, 'view_use');
     // The rule change commits; its sweep is not run.
-    const change = await updateRule((await testDb()), systemCtx(t.tenant.id), ADMIN, s.ruleId, { enabled: false });
+    const change = await updateRule(await testDb(), systemCtx(t.tenant.id), ADMIN, s.ruleId, { enabled: false });
     assert.ok(change.sweep);
     assert.equal(await derivedRows(t, s.ruleId), 80);
     await assertRevoked(s);
@@ -121,7 +144,9 @@ describe('mapping rules: revocation is final', () => {
 
   it('changing what a rule gives stops the old version counting at once; the sweep brings in the new one', async () => {
     const s = await setup();
-    const change = await updateRule(await testDb(), systemCtx(t.tenant.id), ADMIN, s.ruleId, { actions: { groups: [], agents: [{ agentId: s.direct, permission: 'view_use' }] } });
+    const change = await updateRule(await testDb(), systemCtx(t.tenant.id), ADMIN, s.ruleId, {
+      actions: { groups: [], agents: [{ agentId: s.direct, permission: 'view_use' }] },
+    });
     assert.equal((await check(app, t, s.direct, s.users[3]!)).level, 'none');
     await sweepRule(t, change.sweep!);
     const access = await check(app, t, s.direct, s.users[3]!);
@@ -133,7 +158,10 @@ describe('mapping rules: revocation is final', () => {
 
   it('renaming a rule revokes nothing and needs no sweep', async () => {
     const s = await setup();
-    const change = await updateRule(await testDb(), systemCtx(t.tenant.id), ADMIN, s.ruleId, { name: 'renamed', position: 7 });
+    const change = await updateRule(await testDb(), systemCtx(t.tenant.id), ADMIN, s.ruleId, {
+      name: 'renamed',
+      position: 7,
+    });
     assert.equal(change.sweep, null);
     const access = await check(app, t, s.direct, s.users[5]!);
     assert.equal(access.level, 'edit');
@@ -145,11 +173,23 @@ describe('mapping rules: revocation is final', () => {
     const lead = await buildUser(app, t);
     const other = await buildUser(app, t);
     await idpGroup(app, t, 'leads', [lead.id]);
-    const created = await request(app).post('/api/v1/mapping-rules').set(t.admin).send(rule('leads', { groups: [{ groupId: local, role: 'manager' }] })).expect(201);
-    await request(app).post(`/api/v1/groups/${local}/members`).set(lead.auth).send({ userIds: [other.id] }).expect(200);
+    const created = await request(app)
+      .post('/api/v1/mapping-rules')
+      .set(t.admin)
+      .send(rule('leads', { groups: [{ groupId: local, role: 'manager' }] }))
+      .expect(201);
+    await request(app)
+      .post(`/api/v1/groups/${local}/members`)
+      .set(lead.auth)
+      .send({ userIds: [other.id] })
+      .expect(200);
     await request(app).delete(`/api/v1/groups/${local}/members/${other.id}`).set(lead.auth).expect(204);
     await updateRule(await testDb(), systemCtx(t.tenant.id), ADMIN, created.body.id, { enabled: false });
-    await request(app).post(`/api/v1/groups/${local}/members`).set(lead.auth).send({ userIds: [other.id] }).expect(403);
+    await request(app)
+      .post(`/api/v1/groups/${local}/members`)
+      .set(lead.auth)
+      .send({ userIds: [other.id] })
+      .expect(403);
   });
 
   it('4a: an older sweep that reaches users after a newer one rewrites nothing', async () => {
@@ -157,15 +197,25 @@ describe('mapping rules: revocation is final', () => {
     const db = await testDb();
     const ctx = systemCtx(t.tenant.id);
     await idpGroup(app, t, 'staff-2', s.users.slice(0, 5));
-    const v2 = await updateRule(db, ctx, ADMIN, s.ruleId, { actions: { groups: [], agents: [{ agentId: s.direct, permission: 'edit' }] }, match: { source: 'any', field: 'displayName', operator: 'equals', value: 'staff' } });
+    const v2 = await updateRule(db, ctx, ADMIN, s.ruleId, {
+      actions: { groups: [], agents: [{ agentId: s.direct, permission: 'edit' }] },
+      match: { source: 'any', field: 'displayName', operator: 'equals', value: 'staff' },
+    });
     const first = await db.tx((trx) => sweepChunk(trx, ctx, v2.sweep!, '', 10));
     assert.equal(first.state, 'more');
-    const v3 = await updateRule(db, ctx, ADMIN, s.ruleId, { actions: { groups: [], agents: [{ agentId: s.direct, permission: 'view_use' }] }, match: { source: 'any', field: 'displayName', operator: 'equals', value: 'staff-2' } });
+    const v3 = await updateRule(db, ctx, ADMIN, s.ruleId, {
+      actions: { groups: [], agents: [{ agentId: s.direct, permission: 'view_use' }] },
+      match: { source: 'any', field: 'displayName', operator: 'equals', value: 'staff-2' },
+    });
     await sweepRule(t, v3.sweep!);
     // The first sweep resumes after the second finished: it sees the newer version and stops.
     const rest = await db.tx((trx) => sweepChunk(trx, ctx, v2.sweep!, first.next, 10));
     assert.equal(rest.state, 'superseded');
-    const edits = await db.knex('agent_grants').where({ tenant_id: t.tenant.id, rule_id: s.ruleId, permission: 'edit' }).count({ n: '*' }).first();
+    const edits = await db
+      .knex('agent_grants')
+      .where({ tenant_id: t.tenant.id, rule_id: s.ruleId, permission: 'edit' })
+      .count({ n: '*' })
+      .first();
     assert.equal(Number(edits?.n), 0);
     assert.equal((await check(app, t, s.direct, s.users[30]!)).level, 'none');
     assert.equal((await check(app, t, s.direct, s.users[2]!)).level, 'view_use');
@@ -177,7 +227,10 @@ describe('mapping rules: revocation is final', () => {
     const db = await testDb();
     const ctx = systemCtx(t.tenant.id);
     // Drift for the reconcile to find: one user's rows removed by hand.
-    await db.knex('agent_grants').where({ tenant_id: t.tenant.id, rule_id: s.ruleId, subject_id: s.users[39]! }).delete();
+    await db
+      .knex('agent_grants')
+      .where({ tenant_id: t.tenant.id, rule_id: s.ruleId, subject_id: s.users[39]! })
+      .delete();
     const first = await db.tx((trx) => reconcileChunk(trx, ctx, '', 10));
     assert.equal(first.state, 'more');
     const change = await updateRule(db, ctx, ADMIN, s.ruleId, { enabled: false });
@@ -196,20 +249,43 @@ describe('mapping rules: revocation is final', () => {
     const s = await setup();
     const db = await testDb();
     const ctx = systemCtx(t.tenant.id);
-    await updateRule(db, ctx, ADMIN, s.ruleId, { enabled: false }, async (trx, sweep) => void (await enqueueSweep(trx, ctx, sweep)));
+    await updateRule(
+      db,
+      ctx,
+      ADMIN,
+      s.ruleId,
+      { enabled: false },
+      async (trx, sweep) => void (await enqueueSweep(trx, ctx, sweep)),
+    );
     const pending = await request(app).get('/api/v1/mapping-rules/status').set(t.admin).expect(200);
-    assert.deepEqual(pending.body.jobs.map((j: { kind: string; key: string; state: string }) => [j.kind, j.key, j.state]), [['mapping.sweep', `mapping_rule:${s.ruleId}`, 'queued']]);
+    assert.deepEqual(
+      pending.body.jobs.map((j: { kind: string; key: string; state: string }) => [j.kind, j.key, j.state]),
+      [['mapping.sweep', `mapping_rule:${s.ruleId}`, 'queued']],
+    );
     await assertRevoked(s);
     const worker = createJobWorker({ db, logger: createLogger('silent') });
     while (await worker.runOnce());
     assert.deepEqual((await request(app).get('/api/v1/mapping-rules/status').set(t.admin).expect(200)).body.jobs, []);
     assert.equal(await derivedRows(t, s.ruleId), 0);
     // Over HTTP, a sweep that finishes within the request answers as before, with its job.
-    const on = await request(app).patch(`/api/v1/mapping-rules/${s.ruleId}`).set(t.admin).send({ enabled: true }).expect(200);
+    const on = await request(app)
+      .patch(`/api/v1/mapping-rules/${s.ruleId}`)
+      .set(t.admin)
+      .send({ enabled: true })
+      .expect(200);
     assert.equal(on.body.job.state, 'succeeded');
     assert.equal(on.body.job.key, `mapping_rule:${s.ruleId}`);
-    assert.deepEqual(on.body.applied, { membershipsAdded: 40, membershipsRemoved: 0, grantsAdded: 40, grantsRemoved: 0 });
-    const renamed = await request(app).patch(`/api/v1/mapping-rules/${s.ruleId}`).set(t.admin).send({ name: 'still staff' }).expect(200);
+    assert.deepEqual(on.body.applied, {
+      membershipsAdded: 40,
+      membershipsRemoved: 0,
+      grantsAdded: 40,
+      grantsRemoved: 0,
+    });
+    const renamed = await request(app)
+      .patch(`/api/v1/mapping-rules/${s.ruleId}`)
+      .set(t.admin)
+      .send({ name: 'still staff' })
+      .expect(200);
     assert.equal(renamed.body.job, null);
     const del = await request(app).delete(`/api/v1/mapping-rules/${s.ruleId}`).set(t.admin).expect(200);
     assert.equal(del.body.applied.grantsRemoved, 40);
@@ -248,4 +324,3 @@ describe('mapping rules: revocation is final', () => {
     assert.equal(rec.body.differences.membershipsAdded.length, 20);
   });
 });
-

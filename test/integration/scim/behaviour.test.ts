@@ -13,19 +13,31 @@ describe('SCIM behaviour', () => {
   it('treats userNames as one name after width mapping, case mapping and NFC, without folding accents', async () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);
     await scim.post('/Users', user('bob')).expect(201);
-    for (const same of ['Bob', 'BOB', 'ＢＯＢ']) assert.equal((await scim.post('/Users', user(same)).expect(409)).body.scimType, 'uniqueness', same);
+    for (const same of ['Bob', 'BOB', 'ＢＯＢ'])
+      assert.equal((await scim.post('/Users', user(same)).expect(409)).body.scimType, 'uniqueness', same);
     await scim.post('/Users', user('ren\u00e9')).expect(201);
     await scim.post('/Users', user('rene\u0301')).expect(409);
     await scim.post('/Users', user('rene')).expect(201);
-    for (const bad of [' bob', 'bob ', 'b\u200bob']) assert.equal((await scim.post('/Users', user(bad)).expect(400)).body.scimType, 'invalidValue', JSON.stringify(bad));
-    assert.equal((await scim.get(`/Users?filter=${encodeURIComponent('userName eq "ＢＯＢ"')}`).expect(200)).body.totalResults, 1);
+    for (const bad of [' bob', 'bob ', 'b\u200bob'])
+      assert.equal(
+        (await scim.post('/Users', user(bad)).expect(400)).body.scimType,
+        'invalidValue',
+        JSON.stringify(bad),
+      );
+    assert.equal(
+      (await scim.get(`/Users?filter=${encodeURIComponent('userName eq "ＢＯＢ"')}`).expect(200)).body.totalResults,
+      1,
+    );
   });
 
   it('rejects a missing userName and a duplicate group displayName', async () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);
     await scim.post('/Users', { schemas: [USER], name: { givenName: 'x' } }).expect(400);
     await scim.post('/Groups', { schemas: [GROUP], displayName: 'Sales' }).expect(201);
-    assert.equal((await scim.post('/Groups', { schemas: [GROUP], displayName: 'sales' }).expect(409)).body.scimType, 'uniqueness');
+    assert.equal(
+      (await scim.post('/Groups', { schemas: [GROUP], displayName: 'sales' }).expect(409)).body.scimType,
+      'uniqueness',
+    );
   });
 
   it('honours ETags: If-None-Match → 304, stale If-Match → 412 and nothing changes', async () => {
@@ -34,13 +46,19 @@ describe('SCIM behaviour', () => {
     const etag = String(created.headers.etag);
     assert.match(etag, /^W\/"\d+"$/);
     await scim.get(`/Users/${created.body.id}`, { 'If-None-Match': etag }).expect(304);
-    await scim.patch(`/Users/${created.body.id}`, patchBody({ op: 'replace', path: 'title', value: 'A' }), { 'If-Match': etag }).expect(200);
-    const stale = await scim.patch(`/Users/${created.body.id}`, patchBody({ op: 'replace', path: 'title', value: 'B' }), { 'If-Match': etag }).expect(412);
+    await scim
+      .patch(`/Users/${created.body.id}`, patchBody({ op: 'replace', path: 'title', value: 'A' }), { 'If-Match': etag })
+      .expect(200);
+    const stale = await scim
+      .patch(`/Users/${created.body.id}`, patchBody({ op: 'replace', path: 'title', value: 'B' }), { 'If-Match': etag })
+      .expect(412);
     assert.equal(stale.body.status, '412');
     assert.equal((await scim.get(`/Users/${created.body.id}`).expect(200)).body.title, 'A');
     await scim.delete(`/Users/${created.body.id}`, { 'If-Match': etag }).expect(412);
     const g = await scim.post('/Groups', { schemas: [GROUP], displayName: 'E' }).expect(201);
-    await scim.put(`/Groups/${g.body.id}`, { schemas: [GROUP], displayName: 'E2' }, { 'If-Match': 'W/"99"' }).expect(412);
+    await scim
+      .put(`/Groups/${g.body.id}`, { schemas: [GROUP], displayName: 'E2' }, { 'If-Match': 'W/"99"' })
+      .expect(412);
   });
 
   it('pages with integer fields, a stable order, count=0 and clamping', async () => {
@@ -57,22 +75,32 @@ describe('SCIM behaviour', () => {
     }
     assert.deepEqual(seen, ids, 'every user once, in a stable order');
     // A client that jumps straight to a page gets the same rows as one that paged there.
-    const jump = await scimClient(app, (await buildTenant()).scimToken).get('/Users?startIndex=6&count=5').expect(200);
+    const jump = await scimClient(app, (await buildTenant()).scimToken)
+      .get('/Users?startIndex=6&count=5')
+      .expect(200);
     assert.equal(jump.body.totalResults, 0);
     const again = await scim.get('/Users?startIndex=6&count=5').expect(200);
-    assert.deepEqual(again.body.Resources.map((x: { id: string }) => x.id), ids.slice(5, 10));
+    assert.deepEqual(
+      again.body.Resources.map((x: { id: string }) => x.id),
+      ids.slice(5, 10),
+    );
     const zero = await scim.get('/Users?count=0').expect(200);
     assert.equal(zero.body.totalResults, 12);
     assert.deepEqual(zero.body.Resources, []);
     const clamped = await scim.get('/Users?count=5000').expect(200);
     assert.equal(clamped.body.itemsPerPage, 12);
     const sorted = await scim.get('/Users?sortBy=userName&sortOrder=descending&count=3').expect(200);
-    assert.deepEqual(sorted.body.Resources.map((x: { userName: string }) => x.userName), ['p9@x.io', 'p8@x.io', 'p7@x.io']);
+    assert.deepEqual(
+      sorted.body.Resources.map((x: { userName: string }) => x.userName),
+      ['p9@x.io', 'p8@x.io', 'p7@x.io'],
+    );
   });
 
   it('projects attributes and excludedAttributes on reads and on write responses', async () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);
-    const c = await scim.post('/Users?attributes=userName', user('proj@x.io', { title: 'T', name: { givenName: 'G', familyName: 'F' } })).expect(201);
+    const c = await scim
+      .post('/Users?attributes=userName', user('proj@x.io', { title: 'T', name: { givenName: 'G', familyName: 'F' } }))
+      .expect(201);
     assert.deepEqual(Object.keys(c.body).sort(), ['id', 'schemas', 'userName']);
     const r = await scim.get(`/Users/${c.body.id}?attributes=name.familyName`).expect(200);
     assert.deepEqual(r.body.name, { familyName: 'F' });
@@ -80,7 +108,13 @@ describe('SCIM behaviour', () => {
     assert.equal(e.body.title, undefined);
     assert.equal(e.body.meta, undefined);
     assert.equal(e.body.userName, 'proj@x.io');
-    const s = await scim.post('/Users/.search', { schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: 'title eq "t"', attributes: ['userName'] }).expect(200);
+    const s = await scim
+      .post('/Users/.search', {
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+        filter: 'title eq "t"',
+        attributes: ['userName'],
+      })
+      .expect(200);
     assert.equal(s.body.totalResults, 1);
     assert.deepEqual(Object.keys(s.body.Resources[0]).sort(), ['id', 'schemas', 'userName']);
   });
@@ -89,14 +123,23 @@ describe('SCIM behaviour', () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);
     const a = (await scim.post('/Users', user('m1@x.io')).expect(201)).body;
     const g = (await scim.post('/Groups', { schemas: [GROUP], displayName: 'G' }).expect(201)).body;
-    const bad = await scim.patch(`/Groups/${g.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: a.id }, { value: 'nope-1' }, { value: 'nope-2' }] })).expect(400);
+    const bad = await scim
+      .patch(
+        `/Groups/${g.id}`,
+        patchBody({ op: 'add', path: 'members', value: [{ value: a.id }, { value: 'nope-1' }, { value: 'nope-2' }] }),
+      )
+      .expect(400);
     assert.equal(bad.body.scimType, 'invalidValue');
     assert.match(bad.body.detail, /nope-1/);
     assert.match(bad.body.detail, /nope-2/);
     assert.equal((await scim.get(`/Groups/${g.id}`).expect(200)).body.members.length, 0);
     // Adding a present member and removing an absent one are no-ops.
-    await scim.patch(`/Groups/${g.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: a.id }] })).expect(204);
-    await scim.patch(`/Groups/${g.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: a.id }] })).expect(204);
+    await scim
+      .patch(`/Groups/${g.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: a.id }] }))
+      .expect(204);
+    await scim
+      .patch(`/Groups/${g.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: a.id }] }))
+      .expect(204);
     await scim.patch(`/Groups/${g.id}`, patchBody({ op: 'remove', path: 'members[value eq "absent"]' })).expect(204);
     assert.equal((await scim.get(`/Groups/${g.id}`).expect(200)).body.members.length, 1);
   });
@@ -108,7 +151,15 @@ describe('SCIM behaviour', () => {
     const g = (await scim.post('/Groups', { schemas: [GROUP], displayName: 'Concurrent' }).expect(201)).body;
     await Promise.all(
       ids.map((id, i) =>
-        scim.patch(`/Groups/${g.id}`, patchBody({ op: 'replace', value: { id: g.id, displayName: 'Concurrent' } }, { op: 'add', path: 'members', value: [{ value: id, display: `c${i}` }] })).expect(204),
+        scim
+          .patch(
+            `/Groups/${g.id}`,
+            patchBody(
+              { op: 'replace', value: { id: g.id, displayName: 'Concurrent' } },
+              { op: 'add', path: 'members', value: [{ value: id, display: `c${i}` }] },
+            ),
+          )
+          .expect(204),
       ),
     );
     assert.equal((await scim.get(`/Groups/${g.id}`).expect(200)).body.members.length, 20);
@@ -128,10 +179,24 @@ describe('SCIM behaviour', () => {
   it('never turns SCIM roles, entitlements or any attribute into account roles or permissions', async () => {
     const t = await buildTenant();
     const scim = scimClient(app, t.scimToken);
-    const body = oktaUser('roles@x.io', { roles: [{ value: 'admin', primary: true }], entitlements: [{ value: 'crm' }], role: 'admin', crmAccess: true, templateId: 'x' });
+    const body = oktaUser('roles@x.io', {
+      roles: [{ value: 'admin', primary: true }],
+      entitlements: [{ value: 'crm' }],
+      role: 'admin',
+      crmAccess: true,
+      templateId: 'x',
+    });
     const u = (await scim.post('/Users', body).expect(201)).body;
     assert.deepEqual(u.roles, [{ value: 'admin', primary: true }], 'kept as directory data');
-    await scim.patch(`/Users/${u.id}`, patchBody({ op: 'add', path: 'roles', value: [{ value: 'Owner' }] }, { op: 'replace', value: { role: 'admin' } })).expect(200);
+    await scim
+      .patch(
+        `/Users/${u.id}`,
+        patchBody(
+          { op: 'add', path: 'roles', value: [{ value: 'Owner' }] },
+          { op: 'replace', value: { role: 'admin' } },
+        ),
+      )
+      .expect(200);
     await scim.put(`/Users/${u.id}`, { ...body, roles: [{ value: 'superuser' }] }).expect(200);
     const row = await (await testDb()).knex('users').where({ tenant_id: t.tenant.id, id: u.id }).first();
     assert.equal(row.role, 'member');
@@ -146,17 +211,28 @@ describe('SCIM behaviour', () => {
     const u = (await scim.post('/Users', user('audit@x.io')).expect(201)).body;
     await scim.patch(`/Users/${u.id}`, patchBody({ op: 'replace', path: 'active', value: false })).expect(200);
     const g = (await scim.post('/Groups', { schemas: [GROUP], displayName: 'Audited' }).expect(201)).body;
-    await scim.patch(`/Groups/${g.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: u.id }] })).expect(204);
+    await scim
+      .patch(`/Groups/${g.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: u.id }] }))
+      .expect(204);
     await scim.post('/Users', user('AUDIT@x.io')).expect(409);
     await scim.delete(`/Users/${u.id}`).expect(204);
     const events = await db.knex('audit_events').where({ tenant_id: t.tenant.id }).orderBy('id');
-    assert.deepEqual(events.map((e) => e.event), ['scim.user.created', 'scim.user.deactivated', 'scim.group.created', 'scim.group.members_added', 'scim.user.deleted']);
+    assert.deepEqual(
+      events.map((e) => e.event),
+      [
+        'scim.user.created',
+        'scim.user.deactivated',
+        'scim.group.created',
+        'scim.group.members_added',
+        'scim.user.deleted',
+      ],
+    );
     for (const e of events) assert.equal(e.actor_type, 'scim_token');
     assert.deepEqual(JSON.parse(events[3].after_json).membersAdded, [u.id]);
     assert.deepEqual(JSON.parse(events[1].after_json), { active: false });
   });
 
-  it('keeps tenants apart: another tenant\'s ids are 404 and its users are never listed', async () => {
+  it("keeps tenants apart: another tenant's ids are 404 and its users are never listed", async () => {
     const a = scimClient(app, (await buildTenant()).scimToken);
     const b = scimClient(app, (await buildTenant()).scimToken);
     const u = (await a.post('/Users', user('iso@x.io')).expect(201)).body;
@@ -166,7 +242,14 @@ describe('SCIM behaviour', () => {
     await b.delete(`/Groups/${g.id}`).expect(404);
     assert.equal((await b.get('/Users?filter=userName eq "iso@x.io"').expect(200)).body.totalResults, 0);
     const bg = (await b.post('/Groups', { schemas: [GROUP], displayName: 'Iso' }).expect(201)).body;
-    assert.equal((await b.patch(`/Groups/${bg.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: u.id }] })).expect(400)).body.scimType, 'invalidValue');
+    assert.equal(
+      (
+        await b
+          .patch(`/Groups/${bg.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: u.id }] }))
+          .expect(400)
+      ).body.scimType,
+      'invalidValue',
+    );
     await b.post('/Users', user('iso@x.io')).expect(201);
   });
 
@@ -193,7 +276,10 @@ describe('SCIM behaviour', () => {
     assert.equal(spc.etag.supported, true);
     assert.equal(spc.changePassword.supported, false);
     const rts = (await scim.get('/ResourceTypes').expect(200)).body;
-    assert.deepEqual(rts.Resources.map((x: { name: string }) => x.name), ['User', 'Group']);
+    assert.deepEqual(
+      rts.Resources.map((x: { name: string }) => x.name),
+      ['User', 'Group'],
+    );
     assert.equal(rts.Resources[0].schemaExtensions[0].schema, ENTERPRISE);
     const schemas = (await scim.get('/Schemas').expect(200)).body;
     assert.ok(schemas.Resources.every((s: { id: string; attributes: unknown[] }) => s.id && s.attributes.length));
@@ -209,9 +295,14 @@ describe('SCIM root search', () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);
     await scim.post('/Users', { schemas: [USER], userName: 'root@x.io' }).expect(201);
     await scim.post('/Groups', { schemas: [GROUP], displayName: 'Root group' }).expect(201);
-    const all = await scim.post('/.search', { schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'] }).expect(200);
+    const all = await scim
+      .post('/.search', { schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'] })
+      .expect(200);
     assert.equal(all.body.totalResults, 2);
-    assert.deepEqual(all.body.Resources.map((x: { meta: { resourceType: string } }) => x.meta.resourceType), ['User', 'Group']);
+    assert.deepEqual(
+      all.body.Resources.map((x: { meta: { resourceType: string } }) => x.meta.resourceType),
+      ['User', 'Group'],
+    );
     const users = await scim.post('/.search', { filter: 'userName sw "root"' }).expect(200);
     assert.equal(users.body.totalResults, 1);
     assert.equal((await scim.post('/.search', { filter: 'nope eq "x"' }).expect(400)).body.scimType, 'invalidFilter');

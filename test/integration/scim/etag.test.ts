@@ -10,7 +10,8 @@ describe('SCIM ETags (RFC 7644 §3.14, RFC 9110 §13.1)', () => {
   const app = useApp();
 
   async function userAtVersion(scim: ReturnType<typeof scimClient>, writes: number) {
-    const id = (await scim.post('/Users', { schemas: [USER], userName: `e${Math.random()}@x.io` }).expect(201)).body.id as string;
+    const id = (await scim.post('/Users', { schemas: [USER], userName: `e${Math.random()}@x.io` }).expect(201)).body
+      .id as string;
     for (let i = 0; i < writes; i++) await scim.patch(`/Users/${id}`, title(`t${i}`)).expect(200);
     const u = (await scim.get(`/Users/${id}`).expect(200)).body;
     return { id, version: Number(/"(\d+)"/.exec(u.meta.version)![1]), title: u.title as string | undefined };
@@ -19,10 +20,14 @@ describe('SCIM ETags (RFC 7644 §3.14, RFC 9110 §13.1)', () => {
   it('If-Match: a list matches when any of its tags names the current version', async () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);
     const u = await userAtVersion(scim, 2);
-    const res = await scim.patch(`/Users/${u.id}`, title('listed'), { 'If-Match': `"${u.version - 2}", W/"${u.version}"` }).expect(200);
+    const res = await scim
+      .patch(`/Users/${u.id}`, title('listed'), { 'If-Match': `"${u.version - 2}", W/"${u.version}"` })
+      .expect(200);
     assert.equal(res.body.title, 'listed');
     const g = (await scim.post('/Groups', { schemas: [GROUP], displayName: 'L' }).expect(201)).body;
-    await scim.put(`/Groups/${g.id}`, { schemas: [GROUP], displayName: 'L2' }, { 'If-Match': `"abc", ${g.meta.version}` }).expect(200);
+    await scim
+      .put(`/Groups/${g.id}`, { schemas: [GROUP], displayName: 'L2' }, { 'If-Match': `"abc", ${g.meta.version}` })
+      .expect(200);
   });
 
   it('If-Match: a well-formed tag this server never issued → 412 and nothing changes', async () => {
@@ -52,7 +57,11 @@ describe('SCIM ETags (RFC 7644 §3.14, RFC 9110 §13.1)', () => {
     for (const header of ['abc', '7', 'W/7', '"3" "4"', '"3", *', 'W/"a b"']) {
       const res = await scim.patch(`/Users/${u.id}`, title('bad'), { 'If-Match': header }).expect(400);
       assert.equal(res.body.scimType, 'invalidSyntax', header);
-      assert.equal((await scim.get(`/Users/${u.id}`, { 'If-None-Match': header }).expect(400)).body.scimType, 'invalidSyntax', header);
+      assert.equal(
+        (await scim.get(`/Users/${u.id}`, { 'If-None-Match': header }).expect(400)).body.scimType,
+        'invalidSyntax',
+        header,
+      );
     }
     assert.equal((await scim.get(`/Users/${u.id}`).expect(200)).body.title, undefined);
   });
@@ -72,9 +81,19 @@ describe('SCIM ETags (RFC 7644 §3.14, RFC 9110 §13.1)', () => {
     const scim = scimClient(app, (await buildTenant()).scimToken);
     const u = await userAtVersion(scim, 1);
     const op = (version: unknown) => ({ method: 'PATCH', path: `/Users/${u.id}`, version, data: title('bulk') });
-    const res = await scim.post('/Bulk', { schemas: [BULK], Operations: [op('W/"abc"'), op('abc'), op(7), op(`"1", W/"${u.version}"`)] }).expect(200);
-    const got = res.body.Operations.map((o: { status: string; response?: { scimType?: string } }) => [o.status, o.response?.scimType]);
-    assert.deepEqual(got, [['412', undefined], ['400', 'invalidSyntax'], ['400', 'invalidSyntax'], ['200', undefined]]);
+    const res = await scim
+      .post('/Bulk', { schemas: [BULK], Operations: [op('W/"abc"'), op('abc'), op(7), op(`"1", W/"${u.version}"`)] })
+      .expect(200);
+    const got = res.body.Operations.map((o: { status: string; response?: { scimType?: string } }) => [
+      o.status,
+      o.response?.scimType,
+    ]);
+    assert.deepEqual(got, [
+      ['412', undefined],
+      ['400', 'invalidSyntax'],
+      ['400', 'invalidSyntax'],
+      ['200', undefined],
+    ]);
     assert.equal((await scim.get(`/Users/${u.id}`).expect(200)).body.title, 'bulk');
   });
 });

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import type { Knex } from 'knex';
 import { parseFilter } from '../../../src/scim/filter/parser.js';
 import { filterToSql, sortToSql } from '../../../src/scim/filter/to-sql.js';
-import { containerKey, GROUP_RT, resolvePath, USER_RT, type ResourceType } from '../../../src/directory/model/registry.js';
+import {
+  containerKey,
+  GROUP_RT,
+  resolvePath,
+  USER_RT,
+  type ResourceType,
+} from '../../../src/directory/model/registry.js';
 import { caseMappedKey, valueKey } from '../../../src/directory/model/value-key.js';
 import { dialectName, testDb } from '../../support/db.js';
 import { buildTenant } from '../../support/factories.js';
@@ -81,7 +87,13 @@ async function insertGroups(knex: Knex, tenantId: string, groups: GroupSpec[]): 
     })),
   );
   const members = groups.flatMap((g) =>
-    (g.members ?? []).map(([member, type]) => ({ tenant_id: tenantId, group_id: g.id, member_id: member, member_type: type, created_at: now })),
+    (g.members ?? []).map(([member, type]) => ({
+      tenant_id: tenantId,
+      group_id: g.id,
+      member_id: member,
+      member_type: type,
+      created_at: now,
+    })),
   );
   if (members.length) await knex('idp_group_members').insert(members);
 }
@@ -349,7 +361,11 @@ describe(`SCIM filters as SQL (${dialectName})`, () => {
   });
 
   describe('sortBy', () => {
-    async function sorted(sortBy: string, order: 'ascending' | 'descending', rt: ResourceType = USER_RT): Promise<string[]> {
+    async function sorted(
+      sortBy: string,
+      order: 'ascending' | 'descending',
+      rt: ResourceType = USER_RT,
+    ): Promise<string[]> {
       const { sql, bindings } = sortToSql(sortBy, rt, order);
       const q = knex(rt === USER_RT ? 'users as r' : 'idp_groups as r').where('r.tenant_id', a);
       if (rt === GROUP_RT) q.andWhere('r.source', 'scim');

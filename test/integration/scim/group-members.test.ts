@@ -16,8 +16,15 @@ describe('SCIM group members per response are bounded (SCIM_MEMBERS_PER_RESPONSE
   before(async () => {
     scim = scimClient(app, (await buildTenant()).scimToken);
     const users: string[] = [];
-    for (let i = 0; i < 60; i++) users.push((await scim.post('/Users', { schemas: [USER], userName: `m${i}@x.io` }).expect(201)).body.id);
-    const sizes: [string, number][] = [['A', 2], ['B', 3], ['C', 1], ['D', 4], ['E', 60]];
+    for (let i = 0; i < 60; i++)
+      users.push((await scim.post('/Users', { schemas: [USER], userName: `m${i}@x.io` }).expect(201)).body.id);
+    const sizes: [string, number][] = [
+      ['A', 2],
+      ['B', 3],
+      ['C', 1],
+      ['D', 4],
+      ['E', 60],
+    ];
     for (const [name, n] of sizes) {
       const members = users.slice(0, n).map((value) => ({ value }));
       ids[name] = (await scim.post('/Groups', { schemas: [GROUP], displayName: name, members }).expect(201)).body.id;
@@ -28,13 +35,34 @@ describe('SCIM group members per response are bounded (SCIM_MEMBERS_PER_RESPONSE
 
   it('a list page carries members group by group until the budget; later groups come without members', async () => {
     const list = await scim.get('/Groups?sortBy=displayName').expect(200);
-    assert.deepEqual(shape(list.body.Resources), [['A', 2], ['B', 3], ['C', null], ['D', null], ['E', null]]);
+    assert.deepEqual(shape(list.body.Resources), [
+      ['A', 2],
+      ['B', 3],
+      ['C', null],
+      ['D', null],
+      ['E', null],
+    ]);
     const search = await scim.post('/Groups/.search', { sortBy: 'displayName', startIndex: 3 }).expect(200);
-    assert.deepEqual(shape(search.body.Resources), [['C', 1], ['D', 4], ['E', null]]);
-    const root = await scim.post('/.search', { filter: 'displayName eq "D" or displayName eq "E"', sortBy: 'displayName' }).expect(200);
-    assert.deepEqual(shape(root.body.Resources), [['D', 4], ['E', null]]);
+    assert.deepEqual(shape(search.body.Resources), [
+      ['C', 1],
+      ['D', 4],
+      ['E', null],
+    ]);
+    const root = await scim
+      .post('/.search', { filter: 'displayName eq "D" or displayName eq "E"', sortBy: 'displayName' })
+      .expect(200);
+    assert.deepEqual(shape(root.body.Resources), [
+      ['D', 4],
+      ['E', null],
+    ]);
     const excluded = await scim.get('/Groups?sortBy=displayName&excludedAttributes=members').expect(200);
-    assert.deepEqual(shape(excluded.body.Resources), [['A', null], ['B', null], ['C', null], ['D', null], ['E', null]]);
+    assert.deepEqual(shape(excluded.body.Resources), [
+      ['A', null],
+      ['B', null],
+      ['C', null],
+      ['D', null],
+      ['E', null],
+    ]);
   });
 
   it('one group larger than the budget is returned without members, never a partial list', async () => {
@@ -44,7 +72,9 @@ describe('SCIM group members per response are bounded (SCIM_MEMBERS_PER_RESPONSE
     assert.equal(e.body.members, undefined);
     assert.equal((await scim.get(`/Groups/${ids.E}?attributes=members`).expect(200)).body.members, undefined);
     // Its members stay readable page by page through the users' groups.
-    const page = await scim.get(`/Users?count=10&filter=${encodeURIComponent(`groups.value eq "${ids.E}"`)}`).expect(200);
+    const page = await scim
+      .get(`/Users?count=10&filter=${encodeURIComponent(`groups.value eq "${ids.E}"`)}`)
+      .expect(200);
     assert.equal(page.body.totalResults, 60);
   });
 

@@ -24,14 +24,25 @@ describe('SCIM group members per request are capped at 1,000', function () {
 
   const refs = (ids: string[]) => ids.map((value) => ({ value }));
   const memberCount = async (groupId: string) =>
-    Number((await (await testDb()).knex('idp_group_members').where({ tenant_id: t.tenant.id, group_id: groupId }).count({ n: '*' }).first())?.n);
+    Number(
+      (
+        await (
+          await testDb()
+        )
+          .knex('idp_group_members')
+          .where({ tenant_id: t.tenant.id, group_id: groupId })
+          .count({ n: '*' })
+          .first()
+      )?.n,
+    );
   const refused = (res: { status: number; body: { scimType?: string; detail?: string } }) => {
     assert.equal(res.status, 400, JSON.stringify(res.body));
     assert.equal(res.body.scimType, 'invalidValue');
     assert.match(res.body.detail ?? '', /members/);
     assert.match(res.body.detail ?? '', /1000/);
   };
-  const newGroup = async (displayName: string) => (await scim.post('/Groups', { schemas: [GROUP], displayName }).expect(201)).body.id as string;
+  const newGroup = async (displayName: string) =>
+    (await scim.post('/Groups', { schemas: [GROUP], displayName }).expect(201)).body.id as string;
 
   it('a PATCH adding 1,001 members, in one operation or several, is refused and changes nothing', async () => {
     const g = await newGroup('patch-add');
@@ -40,7 +51,10 @@ describe('SCIM group members per request are capped at 1,000', function () {
     refused(
       await scim.patch(
         `/Groups/${g}`,
-        patchBody({ op: 'add', path: 'members', value: refs(users.slice(0, 600)) }, { op: 'Add', value: { members: refs(users.slice(600)) } }),
+        patchBody(
+          { op: 'add', path: 'members', value: refs(users.slice(0, 600)) },
+          { op: 'Add', value: { members: refs(users.slice(600)) } },
+        ),
       ),
     );
     refused(await scim.patch(`/Groups/${g}`, patchBody({ op: 'remove', path: 'members', value: refs(users) })));
@@ -50,13 +64,15 @@ describe('SCIM group members per request are capped at 1,000', function () {
 
   it('1,000 members in one PATCH are accepted', async () => {
     const g = await newGroup('patch-1000');
-    await scim.patch(`/Groups/${g}`, patchBody({ op: 'add', path: 'members', value: refs(users.slice(0, 1000)) })).expect(204);
+    await scim
+      .patch(`/Groups/${g}`, patchBody({ op: 'add', path: 'members', value: refs(users.slice(0, 1000)) }))
+      .expect(204);
     assert.equal(await memberCount(g), 1000);
   });
 
   it('a POST or PUT with 1,001 members is refused and changes nothing', async () => {
     refused(await scim.post('/Groups', { schemas: [GROUP], displayName: 'post-1001', members: refs(users) }));
-    const found = await scim.get('/Groups?filter=' + encodeURIComponent('displayName eq "post-1001"')).expect(200);
+    const found = await scim.get(`/Groups?filter=${encodeURIComponent('displayName eq "post-1001"')}`).expect(200);
     assert.equal(found.body.totalResults, 0);
     const g = await newGroup('put-1001');
     refused(await scim.put(`/Groups/${g}`, { schemas: [GROUP], displayName: 'renamed', members: refs(users) }));
@@ -69,11 +85,17 @@ describe('SCIM group members per request are capped at 1,000', function () {
     await seedIdpMembers(t, big, users);
     refused(await scim.patch(`/Groups/${big}`, patchBody({ op: 'remove', path: 'members' })));
     refused(await scim.patch(`/Groups/${big}`, patchBody({ op: 'replace', path: 'members', value: [] })));
-    refused(await scim.patch(`/Groups/${big}`, patchBody({ op: 'replace', path: 'members', value: refs(users.slice(0, 1)) })));
-    refused(await scim.put(`/Groups/${big}`, { schemas: [GROUP], displayName: 'big', members: refs(users.slice(0, 1)) }));
+    refused(
+      await scim.patch(`/Groups/${big}`, patchBody({ op: 'replace', path: 'members', value: refs(users.slice(0, 1)) })),
+    );
+    refused(
+      await scim.put(`/Groups/${big}`, { schemas: [GROUP], displayName: 'big', members: refs(users.slice(0, 1)) }),
+    );
     assert.equal(await memberCount(big), 1001);
     // Paged removal by value works, and then the rest can go at once.
-    await scim.patch(`/Groups/${big}`, patchBody({ op: 'remove', path: `members[value eq "${users[0]}"]` })).expect(204);
+    await scim
+      .patch(`/Groups/${big}`, patchBody({ op: 'remove', path: `members[value eq "${users[0]}"]` }))
+      .expect(204);
     await scim.patch(`/Groups/${big}`, patchBody({ op: 'remove', path: 'members' })).expect(204);
     assert.equal(await memberCount(big), 0);
   });

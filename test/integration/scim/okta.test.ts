@@ -17,7 +17,9 @@ describe('SCIM: what Okta sends', () => {
     await scim.get('/Groups?startIndex=1&count=100').expect(200);
 
     // Lookup before create: a miss is 200 with an empty ListResponse.
-    const miss = await scim.get('/Users?filter=userName%20eq%20%22test.user%40okta.local%22&startIndex=1&count=100').expect(200);
+    const miss = await scim
+      .get('/Users?filter=userName%20eq%20%22test.user%40okta.local%22&startIndex=1&count=100')
+      .expect(200);
     assert.equal(miss.body.totalResults, 0);
 
     const created = await scim.post('/Users', oktaUser('test.user@okta.local')).expect(201);
@@ -40,7 +42,9 @@ describe('SCIM: what Okta sends', () => {
     assert.equal(dup.body.scimType, 'uniqueness');
 
     // Found by the same filter, case-insensitively.
-    const hit = await scim.get('/Users?filter=userName%20eq%20%22TEST.USER%40OKTA.LOCAL%22&startIndex=1&count=100').expect(200);
+    const hit = await scim
+      .get('/Users?filter=userName%20eq%20%22TEST.USER%40OKTA.LOCAL%22&startIndex=1&count=100')
+      .expect(200);
     assert.equal(hit.body.totalResults, 1);
     assert.equal(hit.body.Resources[0].id, u.id);
     for (const k of ['id', 'userName', 'active']) assert.ok(k in hit.body.Resources[0]);
@@ -48,7 +52,9 @@ describe('SCIM: what Okta sends', () => {
 
     // Profile update: GET then a full PUT carrying id and meta.
     const got = (await scim.get(`/Users/${u.id}`).expect(200)).body;
-    const put = await scim.put(`/Users/${u.id}`, { ...got, name: { givenName: 'Changed', familyName: 'User' }, title: 'Engineer' }).expect(200);
+    const put = await scim
+      .put(`/Users/${u.id}`, { ...got, name: { givenName: 'Changed', familyName: 'User' }, title: 'Engineer' })
+      .expect(200);
     assert.equal(put.body.name.givenName, 'Changed');
     assert.equal(put.body.title, 'Engineer');
     assert.notEqual(put.body.meta.version, got.meta.version);
@@ -75,31 +81,54 @@ describe('SCIM: what Okta sends', () => {
     const b = (await scim.post('/Users', oktaUser('b@okta.local')).expect(201)).body;
     const c = (await scim.post('/Users', oktaUser('c@okta.local')).expect(201)).body;
 
-    const g = (await scim.post('/Groups', { schemas: [GROUP], displayName: 'Test SCIMv2', members: [] }).expect(201)).body;
+    const g = (await scim.post('/Groups', { schemas: [GROUP], displayName: 'Test SCIMv2', members: [] }).expect(201))
+      .body;
     assert.equal(g.displayName, 'Test SCIMv2');
 
-    await scim.patch(`/Groups/${g.id}`, patchBody({ op: 'add', path: 'members', value: [{ value: a.id, display: 'a@okta.local' }, { value: b.id }] })).expect(204);
     await scim
       .patch(
         `/Groups/${g.id}`,
-        patchBody({ op: 'remove', path: `members[value eq "${a.id}"]` }, { op: 'add', path: 'members', value: [{ value: c.id, display: 'c@okta.local' }] }),
+        patchBody({ op: 'add', path: 'members', value: [{ value: a.id, display: 'a@okta.local' }, { value: b.id }] }),
       )
       .expect(204);
-    let members = (await scim.get(`/Groups/${g.id}`).expect(200)).body.members.map((m: { value: string }) => m.value).sort();
+    await scim
+      .patch(
+        `/Groups/${g.id}`,
+        patchBody(
+          { op: 'remove', path: `members[value eq "${a.id}"]` },
+          { op: 'add', path: 'members', value: [{ value: c.id, display: 'c@okta.local' }] },
+        ),
+      )
+      .expect(204);
+    let members = (await scim.get(`/Groups/${g.id}`).expect(200)).body.members
+      .map((m: { value: string }) => m.value)
+      .sort();
     assert.deepEqual(members, [b.id, c.id].sort());
 
-    await scim.patch(`/Groups/${g.id}`, patchBody({ op: 'replace', value: { id: g.id, displayName: 'Renamed SCIMv2' } })).expect(204);
+    await scim
+      .patch(`/Groups/${g.id}`, patchBody({ op: 'replace', value: { id: g.id, displayName: 'Renamed SCIMv2' } }))
+      .expect(204);
     const renamed = (await scim.get(`/Groups/${g.id}`).expect(200)).body;
     assert.equal(renamed.displayName, 'Renamed SCIMv2');
     assert.equal(renamed.members.length, 2, 'a rename keeps the members');
 
-    await scim.patch(`/Groups/${g.id}`, patchBody({ op: 'replace', path: 'members', value: [{ value: a.id }, { value: c.id }] })).expect(204);
-    members = (await scim.get(`/Groups/${g.id}`).expect(200)).body.members.map((m: { value: string }) => m.value).sort();
+    await scim
+      .patch(
+        `/Groups/${g.id}`,
+        patchBody({ op: 'replace', path: 'members', value: [{ value: a.id }, { value: c.id }] }),
+      )
+      .expect(204);
+    members = (await scim.get(`/Groups/${g.id}`).expect(200)).body.members
+      .map((m: { value: string }) => m.value)
+      .sort();
     assert.deepEqual(members, [a.id, c.id].sort());
 
     // The user shows the group it belongs to.
     const au = (await scim.get(`/Users/${a.id}`).expect(200)).body;
-    assert.deepEqual(au.groups.map((x: { value: string }) => x.value), [g.id]);
+    assert.deepEqual(
+      au.groups.map((x: { value: string }) => x.value),
+      [g.id],
+    );
 
     await scim.delete(`/Groups/${g.id}`).expect(204);
     await scim.get(`/Groups/${g.id}`).expect(404);

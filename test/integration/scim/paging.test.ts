@@ -9,12 +9,17 @@ describe('SCIM paging through the seek cache', () => {
   async function withUsers(n: number, prefix: string) {
     const scim = scimClient(app, (await buildTenant()).scimToken);
     const ids: string[] = [];
-    for (let i = 0; i < n; i++) ids.push((await scim.post('/Users', { schemas: [USER], userName: `${prefix}${i}@x.io` }).expect(201)).body.id);
+    for (let i = 0; i < n; i++)
+      ids.push((await scim.post('/Users', { schemas: [USER], userName: `${prefix}${i}@x.io` }).expect(201)).body.id);
     return { scim, ids };
   }
 
   const page = async (scim: ReturnType<typeof scimClient>, startIndex: number) =>
-    (await scim.get(`/Users?startIndex=${startIndex}&count=5&filter=${encodeURIComponent('userName sw "p"')}`).expect(200)).body;
+    (
+      await scim
+        .get(`/Users?startIndex=${startIndex}&count=5&filter=${encodeURIComponent('userName sw "p"')}`)
+        .expect(200)
+    ).body;
 
   it('paging forward while earlier rows are deleted repeats no row and skips none that stays', async () => {
     const { scim, ids } = await withUsers(20, 'p');
@@ -40,6 +45,9 @@ describe('SCIM paging through the seek cache', () => {
     for (const id of a.ids.slice(0, 3)) await a.scim.delete(`/Users/${id}`).expect(204);
     await page(a.scim, 1);
     const second = await page(b.scim, 6);
-    assert.deepEqual(second.Resources.map((u: { id: string }) => u.id), b.ids.slice(5, 10));
+    assert.deepEqual(
+      second.Resources.map((u: { id: string }) => u.id),
+      b.ids.slice(5, 10),
+    );
   });
 });

@@ -17,7 +17,8 @@ describe('SCIM: reactivation by an admin does not outlast the IdP', () => {
   });
 
   const scim = () => scimClient(app, t.scimToken);
-  const status = async () => (await request(app).get(`/api/v1/users/${person.id}`).set(t.admin).expect(200)).body.status as string;
+  const status = async () =>
+    (await request(app).get(`/api/v1/users/${person.id}`).set(t.admin).expect(200)).body.status as string;
   const keyWorks = async () => (await request(app).get('/api/v1/me').set(person.auth)).status === 200;
 
   async function reactivate() {
@@ -31,8 +32,14 @@ describe('SCIM: reactivation by an admin does not outlast the IdP', () => {
 
   const idpShapes: [string, () => request.Test][] = [
     ['Okta PATCH', () => scim().patch(`/Users/${person.id}`, patchBody({ op: 'replace', value: { active: false } }))],
-    ['Okta PUT', () => scim().put(`/Users/${person.id}`, oktaUser(person.email, { externalId: 'okta-1', active: false }))],
-    ['Entra PATCH', () => scim().patch(`/Users/${person.id}`, patchBody({ op: 'Replace', path: 'active', value: 'False' }))],
+    [
+      'Okta PUT',
+      () => scim().put(`/Users/${person.id}`, oktaUser(person.email, { externalId: 'okta-1', active: false })),
+    ],
+    [
+      'Entra PATCH',
+      () => scim().patch(`/Users/${person.id}`, patchBody({ op: 'Replace', path: 'active', value: 'False' })),
+    ],
   ];
 
   for (const [first, deactivate] of idpShapes) {
@@ -50,14 +57,23 @@ describe('SCIM: reactivation by an admin does not outlast the IdP', () => {
   it('keeps a reactivated user active through routine IdP updates that say active', async () => {
     await idpShapes[0]![1]().expect(200);
     await reactivate();
-    await scim().put(`/Users/${person.id}`, oktaUser(person.email, { externalId: 'okta-1', displayName: 'Renamed', active: true })).expect(200);
-    await scim().patch(`/Users/${person.id}`, patchBody({ op: 'Replace', path: 'displayName', value: 'Renamed again' })).expect(200);
+    await scim()
+      .put(
+        `/Users/${person.id}`,
+        oktaUser(person.email, { externalId: 'okta-1', displayName: 'Renamed', active: true }),
+      )
+      .expect(200);
+    await scim()
+      .patch(`/Users/${person.id}`, patchBody({ op: 'Replace', path: 'displayName', value: 'Renamed again' }))
+      .expect(200);
     assert.equal(await status(), 'active');
   });
 
   it("keeps an admin's suspension through the IdP's routine active:true (unchanged behaviour)", async () => {
     await request(app).patch(`/api/v1/users/${person.id}`).set(t.admin).send({ status: 'suspended' }).expect(200);
-    await scim().put(`/Users/${person.id}`, oktaUser(person.email, { externalId: 'okta-1', active: true })).expect(200);
+    await scim()
+      .put(`/Users/${person.id}`, oktaUser(person.email, { externalId: 'okta-1', active: true }))
+      .expect(200);
     assert.equal(await status(), 'suspended');
   });
 });

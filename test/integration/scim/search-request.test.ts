@@ -48,12 +48,24 @@ describe('SCIM /.search: SearchRequest members are type-checked', () => {
       assert.match(res.body.detail, /more than 10 "co", "sw" or "ew" comparisons/);
     }
     const deep = `${'('.repeat(33)}title pr${')'.repeat(33)}`;
-    assert.match((await scim.get(`/Users?filter=${encodeURIComponent(deep)}`).expect(400)).body.detail, /deeper than 32 levels/);
+    assert.match(
+      (await scim.get(`/Users?filter=${encodeURIComponent(deep)}`).expect(400)).body.detail,
+      /deeper than 32 levels/,
+    );
   });
 
   it('well-typed members still work, null meaning absent', async () => {
     const res = await scim
-      .post('/Users/.search', { schemas: [SEARCH], attributes: ['title'], excludedAttributes: null, startIndex: 1, count: 5, filter: 'userName eq "search@x.io"', sortBy: 'userName', sortOrder: 'descending' })
+      .post('/Users/.search', {
+        schemas: [SEARCH],
+        attributes: ['title'],
+        excludedAttributes: null,
+        startIndex: 1,
+        count: 5,
+        filter: 'userName eq "search@x.io"',
+        sortBy: 'userName',
+        sortOrder: 'descending',
+      })
       .expect(200);
     assert.equal(res.body.totalResults, 1);
     assert.deepEqual(Object.keys(res.body.Resources[0]).sort(), ['id', 'schemas', 'title']);

@@ -16,7 +16,12 @@ describe('SCIM list statements have a time limit on MySQL/MariaDB (SCIM_QUERY_TI
       method: 'POST',
       path: '/Users',
       bulkId: `u${i}`,
-      data: { schemas: [USER], userName: `slow${i}@x.io`, title: `t${i}`, emails: [{ value: `e${i}@x.io`, type: 'work' }] },
+      data: {
+        schemas: [USER],
+        userName: `slow${i}@x.io`,
+        title: `t${i}`,
+        emails: [{ value: `e${i}@x.io`, type: 'work' }],
+      },
     }));
     await scim.post('/Bulk', { schemas: [BULK], Operations }).expect(200);
     // 100 comparisons (199 terms), each an EXISTS over the users' attribute rows.
@@ -29,7 +34,7 @@ describe('SCIM list statements have a time limit on MySQL/MariaDB (SCIM_QUERY_TI
       return;
     }
     assert.equal(res.status, 400, `${res.status} after ${Math.round(ms)} ms`);
-    assert.equal(res.body.scimType, "tooMany", res.body.detail);
+    assert.equal(res.body.scimType, 'tooMany', res.body.detail);
     assert.match(res.body.detail, /longer than 1 ms/);
   });
 });

@@ -25,10 +25,19 @@ describe("a user's groups are bounded per response and paged", function () {
   /** A user (named `name`) in `n` SCIM groups, the first made over SCIM, the rest copied in bulk. */
   async function userInGroups(name: string, n: number): Promise<string> {
     const uid = (await scim.post('/Users', { schemas: [USER], userName: `${name}@x.io` }).expect(201)).body.id;
-    const g = (await scim.post('/Groups', { schemas: [GROUP], displayName: `${name}-0`, members: [{ value: uid }] }).expect(201)).body.id;
+    const g = (
+      await scim.post('/Groups', { schemas: [GROUP], displayName: `${name}-0`, members: [{ value: uid }] }).expect(201)
+    ).body.id;
     if (n > 1) {
-      const groups = await cloneRows('idp_groups', { tenant_id: t.tenant.id, id: g }, n - 1, (i) => ({ id: randomUUID(), display_name: `${name}-${i + 1}`, display_name_key: `${name}-${i + 1}`, external_id: null }));
-      await cloneRows('idp_group_members', { tenant_id: t.tenant.id, group_id: g }, n - 1, (i) => ({ group_id: groups[i]!.id }));
+      const groups = await cloneRows('idp_groups', { tenant_id: t.tenant.id, id: g }, n - 1, (i) => ({
+        id: randomUUID(),
+        display_name: `${name}-${i + 1}`,
+        display_name_key: `${name}-${i + 1}`,
+        external_id: null,
+      }));
+      await cloneRows('idp_group_members', { tenant_id: t.tenant.id, group_id: g }, n - 1, (i) => ({
+        group_id: groups[i]!.id,
+      }));
     }
     return uid;
   }
@@ -36,7 +45,10 @@ describe("a user's groups are bounded per response and paged", function () {
   it('GET /Users/{id} of a user in more groups than the budget comes without groups, reading few rows', async () => {
     const few = await userInGroups('few', 3);
     const groups = (await scim.get(`/Users/${few}`).expect(200)).body.groups as { display: string }[];
-    assert.deepEqual(groups.map((g) => g.display), ['few-0', 'few-1', 'few-2']);
+    assert.deepEqual(
+      groups.map((g) => g.display),
+      ['few-0', 'few-1', 'few-2'],
+    );
     const many = await userInGroups('many', 2000);
     const knex = (await testDb()).knex;
     let rows = 0;
@@ -54,7 +66,10 @@ describe("a user's groups are bounded per response and paged", function () {
     assert.ok(rows <= 3 * 6, `${rows} membership rows read`);
     // Its groups stay readable from the groups' side, as the README says.
     const filter = encodeURIComponent(`members.value eq "${many}"`);
-    assert.equal((await scim.get(`/Groups?filter=${filter}&excludedAttributes=members&count=1`).expect(200)).body.totalResults, 2000);
+    assert.equal(
+      (await scim.get(`/Groups?filter=${filter}&excludedAttributes=members&count=1`).expect(200)).body.totalResults,
+      2000,
+    );
   });
 
   it('a list page gives users their groups in page order while the total fits', async () => {
@@ -63,7 +78,11 @@ describe("a user's groups are bounded per response and paged", function () {
     const list = await scim.get(`/Users?filter=${filter}&sortBy=userName`).expect(200);
     assert.deepEqual(
       list.body.Resources.map((u: { id: string; groups?: unknown[] }) => [u.id, u.groups?.length ?? null]),
-      [[ids[0], 2], [ids[1], 3], [ids[2], null]],
+      [
+        [ids[0], 2],
+        [ids[1], 3],
+        [ids[2], null],
+      ],
     );
   });
 
@@ -79,12 +98,19 @@ describe("a user's groups are bounded per response and paged", function () {
         .set(t.admin)
         .expect(200);
       assert.ok(page.body.items.length <= 3);
-      names.push(...page.body.items.map((g: { displayName: string; direct: boolean }) => (assert.equal(g.direct, true), g.displayName)));
+      names.push(
+        ...page.body.items.map(
+          (g: { displayName: string; direct: boolean }) => (assert.equal(g.direct, true), g.displayName),
+        ),
+      );
       cursor = page.body.nextCursor;
       pages++;
     } while (cursor);
     assert.equal(pages, 3);
-    assert.deepEqual(names, Array.from({ length: 7 }, (_, i) => `paged-${i}`));
+    assert.deepEqual(
+      names,
+      Array.from({ length: 7 }, (_, i) => `paged-${i}`),
+    );
     await request(app).get(`/api/v1/users/${uid}/idp-groups`).query({ cursor: 'nope' }).set(t.admin).expect(400);
     await request(app).get(`/api/v1/users/${uid}/idp-groups`).query({ limit: 501 }).set(t.admin).expect(400);
   });

@@ -17,7 +17,13 @@ describe('SSO: claim group names longer than their column once case-mapped', () 
   const idp = new TestSamlIdp();
   before(async () => {
     t = await buildTenant();
-    conn = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata(), attributes: { groups: 'groups' } }).expect(201)).body;
+    conn = (
+      await request(app)
+        .post('/api/v1/sso-connections')
+        .set(t.admin)
+        .send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata(), attributes: { groups: 'groups' } })
+        .expect(201)
+    ).body;
   });
 
   it('are skipped, the others kept, and the sign-in succeeds', async () => {
@@ -26,10 +32,18 @@ describe('SSO: claim group names longer than their column once case-mapped', () 
     const astral = '𝒜'.repeat(200); // 400 UTF-16 units, 200 characters: it fits
     const tooLong = 'x'.repeat(256);
     const res = await samlSignIn(request.agent(app), conn, (id) =>
-      idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: id, attributes: { groups: ['Engineering', grows, astral, tooLong] } }),
+      idp.response({
+        audience: conn.entityId,
+        recipient: conn.acsUrl,
+        nameId: 'ada@example.com',
+        inResponseTo: id,
+        attributes: { groups: ['Engineering', grows, astral, tooLong] },
+      }),
     );
     assert.equal(res.status, 303, res.text);
-    const groups = (await request(app).get(`/api/v1/users/${user.id}/idp-groups`).set(t.admin).expect(200)).body.items.map((g: { displayName: string }) => g.displayName);
+    const groups = (
+      await request(app).get(`/api/v1/users/${user.id}/idp-groups`).set(t.admin).expect(200)
+    ).body.items.map((g: { displayName: string }) => g.displayName);
     assert.deepEqual(groups.sort(), ['Engineering', astral].sort());
   });
 });

@@ -33,20 +33,34 @@ describe('SSO: OIDC discovery documents are cached within a byte bound', () => {
       );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return { issuer: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits: () => hits, close: () => new Promise((r) => server.close(r)) };
+    return {
+      issuer: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      hits: () => hits,
+      close: () => new Promise((r) => server.close(r)),
+    };
   }
 
   it('keeps an ordinary document and not a 600 KiB one', async () => {
     const app = await testApp();
     const t = await buildTenant();
-    for (const [padding, expectedHits] of [[0, 1], [600 * 1024, 3]] as const) {
+    for (const [padding, expectedHits] of [
+      [0, 1],
+      [600 * 1024, 3],
+    ] as const) {
       const op = await idp(padding);
       try {
         const conn = (
           await request(app)
             .post('/api/v1/sso-connections')
             .set(t.admin)
-            .send({ protocol: 'oidc', name: `size ${padding}`, issuer: op.issuer, clientId: 'roster', clientSecret: 'client-s3cret', domains: [`d${padding}.example.com`] })
+            .send({
+              protocol: 'oidc',
+              name: `size ${padding}`,
+              issuer: op.issuer,
+              clientId: 'roster',
+              clientSecret: 'client-s3cret',
+              domains: [`d${padding}.example.com`],
+            })
             .expect(201)
         ).body;
         for (let i = 0; i < 3; i++) {

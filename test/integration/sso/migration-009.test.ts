@@ -58,10 +58,24 @@ describe('migration 009: claim groups and rules gain their connection', () => {
 
   async function ruleMatches(knex: Knex, tenantId: string, ruleId: string): Promise<string[]> {
     const r = await knex('mapping_rules').where({ tenant_id: tenantId, id: ruleId }).first();
-    const m = { source: r.match_source, field: r.match_field, operator: r.match_operator, value: r.match_value, ...(r.match_connection_id ? { connectionId: r.match_connection_id } : {}) } as RuleMatch;
+    const m = {
+      source: r.match_source,
+      field: r.match_field,
+      operator: r.match_operator,
+      value: r.match_value,
+      ...(r.match_connection_id ? { connectionId: r.match_connection_id } : {}),
+    } as RuleMatch;
     const groups = await knex('idp_groups').where({ tenant_id: tenantId });
     return groups
-      .map((g: Record<string, unknown>): MatchableGroup => ({ id: String(g.id), source: g.source as 'saml', connectionId: String(g.connection_id), externalId: String(g.external_id), displayName: String(g.display_name) }))
+      .map(
+        (g: Record<string, unknown>): MatchableGroup => ({
+          id: String(g.id),
+          source: g.source as 'saml',
+          connectionId: String(g.connection_id),
+          externalId: String(g.external_id),
+          displayName: String(g.display_name),
+        }),
+      )
       .filter(matcher(m))
       .map((g) => g.id)
       .sort();
@@ -74,10 +88,26 @@ describe('migration 009: claim groups and rules gain their connection', () => {
       for (const m of migrations.filter((x) => x.name < m009.name)) await m.up(knex);
       const one = await createTenant(knex, { slug: `one-${now}` });
       const two = await createTenant(knex, { slug: `two-${now}` });
-      await knex('sso_connections').insert([connection(one.id, 'one-saml', 'saml'), connection(two.id, 'two-saml-a', 'saml'), connection(two.id, 'two-saml-b', 'saml')]);
-      await knex('idp_groups').insert([group(one.id, 'g1', 'saml', 'Eng'), group(one.id, 'g1-scim', 'scim', 'Eng'), group(two.id, 'g2', 'saml', 'Eng')]);
-      await knex('mapping_rules').insert([rule(one.id, 'r1', 'saml'), rule(one.id, 'r1-any', 'any'), rule(two.id, 'r2', 'saml')]);
-      const before = { r1: await ruleMatches(knex, one.id, 'r1'), any: await ruleMatches(knex, one.id, 'r1-any'), r2: await ruleMatches(knex, two.id, 'r2') };
+      await knex('sso_connections').insert([
+        connection(one.id, 'one-saml', 'saml'),
+        connection(two.id, 'two-saml-a', 'saml'),
+        connection(two.id, 'two-saml-b', 'saml'),
+      ]);
+      await knex('idp_groups').insert([
+        group(one.id, 'g1', 'saml', 'Eng'),
+        group(one.id, 'g1-scim', 'scim', 'Eng'),
+        group(two.id, 'g2', 'saml', 'Eng'),
+      ]);
+      await knex('mapping_rules').insert([
+        rule(one.id, 'r1', 'saml'),
+        rule(one.id, 'r1-any', 'any'),
+        rule(two.id, 'r2', 'saml'),
+      ]);
+      const before = {
+        r1: await ruleMatches(knex, one.id, 'r1'),
+        any: await ruleMatches(knex, one.id, 'r1-any'),
+        r2: await ruleMatches(knex, two.id, 'r2'),
+      };
 
       await m009.up(knex);
       await m009.up(knex);
@@ -90,15 +120,27 @@ describe('migration 009: claim groups and rules gain their connection', () => {
       assert.equal((await knex('idp_groups').where({ tenant_id: one.id, id: 'g1-scim' }).first()).connection_id, '');
       assert.equal((await knex('idp_groups').where({ tenant_id: two.id, id: 'g2' }).first()).connection_id, '');
       assert.deepEqual((await knex('sso_connections').where({ tenant_id: one.id }).first()).domains_json, '[]');
-      assert.deepEqual({ r1: await ruleMatches(knex, one.id, 'r1'), any: await ruleMatches(knex, one.id, 'r1-any'), r2: await ruleMatches(knex, two.id, 'r2') }, before);
+      assert.deepEqual(
+        {
+          r1: await ruleMatches(knex, one.id, 'r1'),
+          any: await ruleMatches(knex, one.id, 'r1-any'),
+          r2: await ruleMatches(knex, two.id, 'r2'),
+        },
+        before,
+      );
 
       // A connection added later asserts its own "Eng"; the migrated rule does not match it.
       await knex('sso_connections').insert(connection(one.id, 'one-saml-2', 'saml'));
       await knex('idp_groups').insert({ ...group(one.id, 'g1-b', 'saml', 'Eng'), connection_id: 'one-saml-2' });
       assert.deepEqual(await ruleMatches(knex, one.id, 'r1'), ['g1']);
       // The name key now includes the connection: the same name twice in one connection is still refused.
-      await assert.rejects(knex('idp_groups').insert({ ...group(one.id, 'g1-c', 'saml', 'Eng'), connection_id: 'one-saml-2' }));
-      await knex('mapping_rules').insert({ ...rule(one.id, 'r-long', 'connection'), match_connection_id: 'one-saml-2' });
+      await assert.rejects(
+        knex('idp_groups').insert({ ...group(one.id, 'g1-c', 'saml', 'Eng'), connection_id: 'one-saml-2' }),
+      );
+      await knex('mapping_rules').insert({
+        ...rule(one.id, 'r-long', 'connection'),
+        match_connection_id: 'one-saml-2',
+      });
     } finally {
       await db.close();
     }

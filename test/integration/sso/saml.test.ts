@@ -12,7 +12,19 @@ import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser } from '../../support/management.js';
 import { GROUP, scimClient } from '../../support/scim.js';
 import { check, createAgent, createGroup } from '../../support/workspace.js';
-import { assertionXml, authnRequestOf, encryptAssertion, makeKey, pathOf, responseXml, samlSignIn, signElement, TestSamlIdp, type SamlConnectionView, setCookies } from '../../support/saml.js';
+import {
+  assertionXml,
+  authnRequestOf,
+  encryptAssertion,
+  makeKey,
+  pathOf,
+  responseXml,
+  samlSignIn,
+  signElement,
+  TestSamlIdp,
+  type SamlConnectionView,
+  setCookies,
+} from '../../support/saml.js';
 
 type Answer = Parameters<TestSamlIdp['response']>[0];
 
@@ -23,27 +35,45 @@ describe('SSO: SAML sign-in', () => {
   const idp = new TestSamlIdp();
 
   beforeEach(async () => {
-    conn = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata(), attributes: { groups: 'groups' } }).expect(201)).body;
+    conn = (
+      await request(app)
+        .post('/api/v1/sso-connections')
+        .set(t.admin)
+        .send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata(), attributes: { groups: 'groups' } })
+        .expect(201)
+    ).body;
   });
 
   /** The IdP's answer to a request id, for `nameId`, with anything overridden. */
-  const answer = (nameId: string, extra: Partial<Answer> = {}) => (id: string) =>
-    idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId, inResponseTo: id, ...extra });
+  const answer =
+    (nameId: string, extra: Partial<Answer> = {}) =>
+    (id: string) =>
+      idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId, inResponseTo: id, ...extra });
 
-  const signIn = (agent: ReturnType<typeof request.agent>, nameId: string, extra: Partial<Answer> = {}) => samlSignIn(agent, conn, answer(nameId, extra));
+  const signIn = (agent: ReturnType<typeof request.agent>, nameId: string, extra: Partial<Answer> = {}) =>
+    samlSignIn(agent, conn, answer(nameId, extra));
 
   async function refused(res: request.Response, status: number, reason: string) {
     assert.equal(res.status, status, res.text);
     assert.match(res.headers['content-type']!, /text\/html/);
     assert.ok(res.text.includes(`Reason: ${reason}.`), res.text);
-    assert.equal(setCookies(res).some((c) => c.startsWith('roster_session=')), false, 'no session cookie');
+    assert.equal(
+      setCookies(res).some((c) => c.startsWith('roster_session=')),
+      false,
+      'no session cookie',
+    );
     const failed = await auditEvents(app, t, 'login.failed');
     assert.equal((failed[0]!.after as { reason: string }).reason, reason);
     return failed[0]!;
   }
 
   const idpGroups = async (userId: string) =>
-    ((await request(app).get(`/api/v1/users/${userId}/idp-groups`).set(t.admin).expect(200)).body.items as { displayName: string; source: string }[])
+    (
+      (await request(app).get(`/api/v1/users/${userId}/idp-groups`).set(t.admin).expect(200)).body.items as {
+        displayName: string;
+        source: string;
+      }[]
+    )
       .map((g) => `${g.source}:${g.displayName}`)
       .sort();
 
@@ -60,7 +90,7 @@ describe('SSO: SAML sign-in', () => {
     assert.equal(me.body.user.id, ada.id);
     assert.equal(me.body.user.status, 'active');
     assert.ok(Date.now() - Date.parse(me.body.user.lastLoginAt) < 60_000);
-    assert.equal(me.body.permissions.effective['knowledge'].level, 'none');
+    assert.equal(me.body.permissions.effective.knowledge.level, 'none');
     const ok = await auditEvents(app, t, 'login.succeeded');
     assert.equal(ok[0]!.entity.id, ada.id);
     assert.deepEqual(ok[0]!.after, { connectionId: conn.id, connection: 'Okta', protocol: 'saml' });
@@ -69,7 +99,9 @@ describe('SSO: SAML sign-in', () => {
 
   it('goes back to the page the sign-in started from, and never to another site', async () => {
     await buildUser(app, t, { email: 'ada@example.com' });
-    const back = await samlSignIn(request.agent(app), conn, answer('ada@example.com'), { returnTo: '/api/v1/tenant?x=1' });
+    const back = await samlSignIn(request.agent(app), conn, answer('ada@example.com'), {
+      returnTo: '/api/v1/tenant?x=1',
+    });
     assert.equal(back.headers.location, '/api/v1/tenant?x=1');
     for (const evil of ['https://evil.test/', '//evil.test/x', '/\\evil.test']) {
       const res = await samlSignIn(request.agent(app), conn, answer('ada@example.com'), { returnTo: evil });
@@ -78,7 +110,11 @@ describe('SSO: SAML sign-in', () => {
   });
 
   it('accepts an invitation at first sign-in', async () => {
-    const invited = await request(app).post('/api/v1/invitations').set(t.admin).send({ email: 'new@example.com', role: 'member' }).expect(201);
+    const invited = await request(app)
+      .post('/api/v1/invitations')
+      .set(t.admin)
+      .send({ email: 'new@example.com', role: 'member' })
+      .expect(201);
     const id = invited.body.user?.id ?? invited.body.id;
     const res = await signIn(request.agent(app), 'new@example.com');
     assert.equal(res.status, 303, res.text);
@@ -104,22 +140,34 @@ describe('SSO: SAML sign-in', () => {
     await request(app).patch('/api/v1/tenant').set(t.admin).send({ jitProvisioning: true }).expect(200);
     await setUserLimit((await testDb()).knex, t.tenant.slug, 1);
     const agent = request.agent(app);
-    assert.equal((await signIn(agent, 'newcomer@example.com', { attributes: { displayName: 'New Comer', role: 'admin' } })).status, 303);
+    assert.equal(
+      (await signIn(agent, 'newcomer@example.com', { attributes: { displayName: 'New Comer', role: 'admin' } })).status,
+      303,
+    );
     const me = await agent.get('/api/v1/me').expect(200);
     assert.equal(me.body.user.source, 'jit');
     assert.equal(me.body.user.role, 'member');
     assert.equal(me.body.user.displayName, 'New Comer');
-    assert.ok(Object.values(me.body.permissions.effective as Record<string, { level: string }>).every((a) => a.level === 'none'));
+    assert.ok(
+      Object.values(me.body.permissions.effective as Record<string, { level: string }>).every(
+        (a) => a.level === 'none',
+      ),
+    );
     const tenant = await request(app).get('/api/v1/tenant').set(t.admin).expect(200);
     assert.deepEqual(tenant.body.seats, { used: 1, limit: 1 });
     await refused(await signIn(request.agent(app), 'another@example.com'), 403, 'no_seat');
-    assert.deepEqual((await request(app).get('/api/v1/tenant').set(t.admin).expect(200)).body.seats, { used: 1, limit: 1 });
+    assert.deepEqual((await request(app).get('/api/v1/tenant').set(t.admin).expect(200)).body.seats, {
+      used: 1,
+      limit: 1,
+    });
     assert.equal((await auditEvents(app, t, 'sso.user.created')).length, 1);
   });
 
   it('group claims replace the SAML-sourced IdP groups, leave SCIM groups alone, and an absent attribute means none', async () => {
     const ada = await buildUser(app, t, { email: 'ada@example.com' });
-    await scimClient(app, t.scimToken).post('/Groups', { schemas: [GROUP], displayName: 'Pushed', members: [{ value: ada.id }] }).expect(201);
+    await scimClient(app, t.scimToken)
+      .post('/Groups', { schemas: [GROUP], displayName: 'Pushed', members: [{ value: ada.id }] })
+      .expect(201);
     await signIn(request.agent(app), 'ada@example.com', { attributes: { groups: ['Eng', 'Ops'] } });
     assert.deepEqual(await idpGroups(ada.id), ['saml:Eng', 'saml:Ops', 'scim:Pushed']);
     await signIn(request.agent(app), 'ada@example.com', { attributes: { groups: ['eng', 'Sales'] } });
@@ -129,11 +177,18 @@ describe('SSO: SAML sign-in', () => {
       (changed[0]!.after as { added: { displayName: string }[] }).added.map((g) => g.displayName),
       ['Sales'],
     );
-    assert.deepEqual((changed[0]!.before as { removed: { displayName: string }[] }).removed.map((g) => g.displayName), ['Ops']);
+    assert.deepEqual(
+      (changed[0]!.before as { removed: { displayName: string }[] }).removed.map((g) => g.displayName),
+      ['Ops'],
+    );
     await signIn(request.agent(app), 'ada@example.com');
     assert.deepEqual(await idpGroups(ada.id), ['scim:Pushed']);
     const scimGroups = await scimClient(app, t.scimToken).get('/Groups').expect(200);
-    assert.deepEqual(scimGroups.body.Resources.map((g: { displayName: string }) => g.displayName), ['Pushed'], 'claim groups are not SCIM groups');
+    assert.deepEqual(
+      scimGroups.body.Resources.map((g: { displayName: string }) => g.displayName),
+      ['Pushed'],
+      'claim groups are not SCIM groups',
+    );
   });
 
   it('over TLS, an answer is accepted only in the browser that started the sign-in (no login CSRF)', async () => {
@@ -147,10 +202,19 @@ describe('SSO: SAML sign-in', () => {
     assert.match(cookie, /SameSite=None/);
     const { id } = authnRequestOf(login.headers.location!);
     // Someone else's browser posting this signed answer is refused; the right browser then signs in.
-    const elsewhere = await request(app).post(pathOf(conn.acsUrl)).set(tls).type('form').send({ SAMLResponse: answer('ada@example.com')(id) });
+    const elsewhere = await request(app)
+      .post(pathOf(conn.acsUrl))
+      .set(tls)
+      .type('form')
+      .send({ SAMLResponse: answer('ada@example.com')(id) });
     await refused(elsewhere, 401, 'other_browser');
     // The test talks plain HTTP behind a pretend TLS proxy, so the Secure cookie is sent by hand.
-    const ok = await mine.post(pathOf(conn.acsUrl)).set(tls).set('Cookie', cookie.split(';')[0]!).type('form').send({ SAMLResponse: answer('ada@example.com')(id) });
+    const ok = await mine
+      .post(pathOf(conn.acsUrl))
+      .set(tls)
+      .set('Cookie', cookie.split(';')[0]!)
+      .type('form')
+      .send({ SAMLResponse: answer('ada@example.com')(id) });
     assert.equal(ok.status, 303, ok.text);
   });
 
@@ -163,14 +227,29 @@ describe('SSO: SAML sign-in', () => {
       '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>',
       '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:RequestDenied"/></samlp:StatusCode><samlp:StatusMessage>User is not assigned to this application</samlp:StatusMessage>',
     );
-    const refusedByIdp = await agent.post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: Buffer.from(denied).toString('base64') });
+    const refusedByIdp = await agent
+      .post(pathOf(conn.acsUrl))
+      .type('form')
+      .send({ SAMLResponse: Buffer.from(denied).toString('base64') });
     await refused(refusedByIdp, 401, 'idp_error');
     assert.match(refusedByIdp.text, /Responder\/RequestDenied \(User is not assigned to this application\)/);
     // Someone posting junk that names this request id (with an unverifiable signature) …
-    const forged = Buffer.from(answer('mallory@example.com')(id), 'base64').toString('utf8').replace(/<ds:SignatureValue>[^<]+/, '<ds:SignatureValue>AAAA');
-    await refused(await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: Buffer.from(forged).toString('base64') }), 401, 'bad_signature');
+    const forged = Buffer.from(answer('mallory@example.com')(id), 'base64')
+      .toString('utf8')
+      .replace(/<ds:SignatureValue>[^<]+/, '<ds:SignatureValue>AAAA');
+    await refused(
+      await request(app)
+        .post(pathOf(conn.acsUrl))
+        .type('form')
+        .send({ SAMLResponse: Buffer.from(forged).toString('base64') }),
+      401,
+      'bad_signature',
+    );
     // … does not use it up: the genuine answer still signs the person in.
-    const ok = await agent.post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: answer('ada@example.com')(id) });
+    const ok = await agent
+      .post(pathOf(conn.acsUrl))
+      .type('form')
+      .send({ SAMLResponse: answer('ada@example.com')(id) });
     assert.equal(ok.status, 303, ok.text);
   });
 
@@ -181,7 +260,15 @@ describe('SSO: SAML sign-in', () => {
     await request(app)
       .post('/api/v1/mapping-rules')
       .set(t.admin)
-      .send({ name: 'Entra support', enabled: true, match: { source: 'saml', field: 'externalId', operator: 'equals', value: '0b9f-support' }, actions: { groups: [{ groupId: support, role: 'member' }], agents: [{ agentId: agent, permission: 'view_use' }] } })
+      .send({
+        name: 'Entra support',
+        enabled: true,
+        match: { source: 'saml', field: 'externalId', operator: 'equals', value: '0b9f-support' },
+        actions: {
+          groups: [{ groupId: support, role: 'member' }],
+          agents: [{ agentId: agent, permission: 'view_use' }],
+        },
+      })
       .expect(201);
     await signIn(request.agent(app), 'ada@example.com', { attributes: { groups: ['0b9f-support'] } });
     const access = await check(app, t, agent, ada.id);
@@ -196,7 +283,11 @@ describe('SSO: SAML sign-in', () => {
   it("Entra's group overage (groups.link instead of groups) keeps the previous memberships and records a warning", async () => {
     const ada = await buildUser(app, t, { email: 'ada@example.com' });
     await signIn(request.agent(app), 'ada@example.com', { attributes: { groups: ['Eng'] } });
-    const res = await signIn(request.agent(app), 'ada@example.com', { attributes: { 'http://schemas.microsoft.com/claims/groups.link': 'https://graph.microsoft.com/v1.0/users/x/getMemberObjects' } });
+    const res = await signIn(request.agent(app), 'ada@example.com', {
+      attributes: {
+        'http://schemas.microsoft.com/claims/groups.link': 'https://graph.microsoft.com/v1.0/users/x/getMemberObjects',
+      },
+    });
     assert.equal(res.status, 303);
     assert.deepEqual(await idpGroups(ada.id), ['saml:Eng']);
     const warned = await auditEvents(app, t, 'sso.groups_overage');
@@ -206,10 +297,12 @@ describe('SSO: SAML sign-in', () => {
   it('never sets roles or area permissions from an assertion', async () => {
     const ada = await buildUser(app, t, { email: 'ada@example.com' });
     const agent = request.agent(app);
-    await signIn(agent, 'ada@example.com', { attributes: { role: 'admin', roles: 'admin', permissions: 'knowledge=edit', groups: ['Admins'] } });
+    await signIn(agent, 'ada@example.com', {
+      attributes: { role: 'admin', roles: 'admin', permissions: 'knowledge=edit', groups: ['Admins'] },
+    });
     const me = await agent.get('/api/v1/me').expect(200);
     assert.equal(me.body.user.role, 'member');
-    assert.equal(me.body.permissions.effective['knowledge'].level, 'none');
+    assert.equal(me.body.permissions.effective.knowledge.level, 'none');
     await agent.get('/api/v1/api-keys').expect(403);
     assert.equal((await request(app).get(`/api/v1/users/${ada.id}`).set(t.admin).expect(200)).body.role, 'member');
   });
@@ -225,7 +318,11 @@ describe('SSO: SAML sign-in', () => {
     });
 
     it('a response signed by a certificate the connection does not trust (its own embedded in KeyInfo)', async () => {
-      await refused(await signIn(request.agent(app), 'victim@example.com', { key: makeKey('Evil IdP') }), 401, 'bad_signature');
+      await refused(
+        await signIn(request.agent(app), 'victim@example.com', { key: makeKey('Evil IdP') }),
+        401,
+        'bad_signature',
+      );
     });
 
     it('an assertion changed after it was signed', async () => {
@@ -238,13 +335,31 @@ describe('SSO: SAML sign-in', () => {
       await buildUser(app, t, { email: 'mallory@example.com' });
       const agent = request.agent(app);
       const res = await samlSignIn(agent, conn, (id) => {
-        const signed = signElement(assertionXml({ idpEntityId: idp.entityId, audience: conn.entityId, recipient: conn.acsUrl, nameId: 'mallory@example.com', inResponseTo: id }), 'Assertion', idp.key);
+        const signed = signElement(
+          assertionXml({
+            idpEntityId: idp.entityId,
+            audience: conn.entityId,
+            recipient: conn.acsUrl,
+            nameId: 'mallory@example.com',
+            inResponseTo: id,
+          }),
+          'Assertion',
+          idp.key,
+        );
         const signature = /<ds:Signature[\s\S]*<\/ds:Signature>/.exec(signed)![0];
-        const evil = assertionXml({ idpEntityId: idp.entityId, audience: conn.entityId, recipient: conn.acsUrl, nameId: 'victim@example.com', inResponseTo: id }).replace(
+        const evil = assertionXml({
+          idpEntityId: idp.entityId,
+          audience: conn.entityId,
+          recipient: conn.acsUrl,
+          nameId: 'victim@example.com',
+          inResponseTo: id,
+        }).replace(
           /(<saml:Issuer>[^<]*<\/saml:Issuer>)/,
           `$1${signature.replace('</ds:Signature>', `<ds:Object>${signed}</ds:Object></ds:Signature>`)}`,
         );
-        return Buffer.from(responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, evil)).toString('base64');
+        return Buffer.from(
+          responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, evil),
+        ).toString('base64');
       });
       await refused(res, 401, 'bad_signature');
       await agent.get('/api/v1/me').expect(401);
@@ -252,28 +367,59 @@ describe('SSO: SAML sign-in', () => {
 
     it('a second assertion beside the signed one', async () => {
       const res = await samlSignIn(request.agent(app), conn, (id) => {
-        const signed = signElement(assertionXml({ idpEntityId: idp.entityId, audience: conn.entityId, recipient: conn.acsUrl, nameId: 'someone@example.com', inResponseTo: id }), 'Assertion', idp.key);
-        const evil = assertionXml({ idpEntityId: idp.entityId, audience: conn.entityId, recipient: conn.acsUrl, nameId: 'victim@example.com', inResponseTo: id });
-        return Buffer.from(responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, evil + signed)).toString('base64');
+        const signed = signElement(
+          assertionXml({
+            idpEntityId: idp.entityId,
+            audience: conn.entityId,
+            recipient: conn.acsUrl,
+            nameId: 'someone@example.com',
+            inResponseTo: id,
+          }),
+          'Assertion',
+          idp.key,
+        );
+        const evil = assertionXml({
+          idpEntityId: idp.entityId,
+          audience: conn.entityId,
+          recipient: conn.acsUrl,
+          nameId: 'victim@example.com',
+          inResponseTo: id,
+        });
+        return Buffer.from(
+          responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, evil + signed),
+        ).toString('base64');
       });
       await refused(res, 401, 'invalid_response');
     });
 
     it('a comment injected into a signed NameID does not shorten it to the victim', async () => {
-      const tamper = (xml: string) => xml.replace('>victim@example.com.evil.test<', '>victim@example.com<!---->.evil.test<');
+      const tamper = (xml: string) =>
+        xml.replace('>victim@example.com.evil.test<', '>victim@example.com<!---->.evil.test<');
       const agent = request.agent(app);
-      const failed = await refused(await signIn(agent, 'victim@example.com.evil.test', { tamper }), 403, 'jit_disabled');
+      const failed = await refused(
+        await signIn(agent, 'victim@example.com.evil.test', { tamper }),
+        403,
+        'jit_disabled',
+      );
       assert.equal(failed.entity.name, 'victim@example.com.evil.test');
       assert.notEqual(failed.entity.id, victim);
     });
 
     it('an assertion for another audience', async () => {
-      await refused(await signIn(request.agent(app), 'victim@example.com', { audience: 'https://other-sp.test/metadata' }), 401, 'wrong_audience');
+      await refused(
+        await signIn(request.agent(app), 'victim@example.com', { audience: 'https://other-sp.test/metadata' }),
+        401,
+        'wrong_audience',
+      );
     });
 
     it('an expired assertion', async () => {
       const past = Date.now() - 60 * 60_000;
-      await refused(await signIn(request.agent(app), 'victim@example.com', { notOnOrAfter: past, notBefore: past - 60_000 }), 401, 'expired');
+      await refused(
+        await signIn(request.agent(app), 'victim@example.com', { notOnOrAfter: past, notBefore: past - 60_000 }),
+        401,
+        'expired',
+      );
     });
 
     it('a replayed response: its InResponseTo is used up', async () => {
@@ -285,26 +431,74 @@ describe('SSO: SAML sign-in', () => {
     });
 
     it("a response to another connection's request", async () => {
-      await request(app).patch(`/api/v1/sso-connections/${conn.id}`).set(t.admin).send({ domains: ['example.com'] }).expect(200);
-      const other = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Other', idpMetadataXml: idp.metadata(), domains: ['other.example'] }).expect(201)).body;
+      await request(app)
+        .patch(`/api/v1/sso-connections/${conn.id}`)
+        .set(t.admin)
+        .send({ domains: ['example.com'] })
+        .expect(200);
+      const other = (
+        await request(app)
+          .post('/api/v1/sso-connections')
+          .set(t.admin)
+          .send({ protocol: 'saml', name: 'Other', idpMetadataXml: idp.metadata(), domains: ['other.example'] })
+          .expect(201)
+      ).body;
       const login = await request(app).get(pathOf(other.loginUrl)).expect(302);
       const { id } = authnRequestOf(login.headers.location!);
-      const res = await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: answer('victim@example.com')(id) });
+      const res = await request(app)
+        .post(pathOf(conn.acsUrl))
+        .type('form')
+        .send({ SAMLResponse: answer('victim@example.com')(id) });
       await refused(res, 401, 'unknown_request');
     });
 
     it('a wrong Recipient, Destination, confirmation method or issuer', async () => {
-      await refused(await signIn(request.agent(app), 'victim@example.com', { recipient: 'https://other-sp.test/acs', destination: conn.acsUrl }), 401, 'wrong_recipient');
-      await refused(await signIn(request.agent(app), 'victim@example.com', { destination: 'https://other-sp.test/acs' }), 401, 'wrong_destination');
-      await refused(await signIn(request.agent(app), 'victim@example.com', { method: 'urn:oasis:names:tc:SAML:2.0:cm:holder-of-key' }), 401, 'no_bearer_confirmation');
-      const otherIssuer = (xml: string) => xml.replace(`<saml:Issuer>${idp.entityId}</saml:Issuer><samlp:Status>`, '<saml:Issuer>https://other-idp.test</saml:Issuer><samlp:Status>');
-      assert.equal((await signIn(request.agent(app), 'victim@example.com', { tamper: otherIssuer })).status, 303, 'the unsigned Response issuer is not what counts');
+      await refused(
+        await signIn(request.agent(app), 'victim@example.com', {
+          recipient: 'https://other-sp.test/acs',
+          destination: conn.acsUrl,
+        }),
+        401,
+        'wrong_recipient',
+      );
+      await refused(
+        await signIn(request.agent(app), 'victim@example.com', { destination: 'https://other-sp.test/acs' }),
+        401,
+        'wrong_destination',
+      );
+      await refused(
+        await signIn(request.agent(app), 'victim@example.com', {
+          method: 'urn:oasis:names:tc:SAML:2.0:cm:holder-of-key',
+        }),
+        401,
+        'no_bearer_confirmation',
+      );
+      const otherIssuer = (xml: string) =>
+        xml.replace(
+          `<saml:Issuer>${idp.entityId}</saml:Issuer><samlp:Status>`,
+          '<saml:Issuer>https://other-idp.test</saml:Issuer><samlp:Status>',
+        );
+      assert.equal(
+        (await signIn(request.agent(app), 'victim@example.com', { tamper: otherIssuer })).status,
+        303,
+        'the unsigned Response issuer is not what counts',
+      );
       const other = new TestSamlIdp('https://other-idp.test');
       const res = await samlSignIn(request.agent(app), conn, (id) =>
         Buffer.from(
           responseXml(
             { idpEntityId: other.entityId, destination: conn.acsUrl, inResponseTo: id },
-            signElement(assertionXml({ idpEntityId: 'https://other-idp.test', audience: conn.entityId, recipient: conn.acsUrl, nameId: 'victim@example.com', inResponseTo: id }), 'Assertion', idp.key),
+            signElement(
+              assertionXml({
+                idpEntityId: 'https://other-idp.test',
+                audience: conn.entityId,
+                recipient: conn.acsUrl,
+                nameId: 'victim@example.com',
+                inResponseTo: id,
+              }),
+              'Assertion',
+              idp.key,
+            ),
           ),
         ).toString('base64'),
       );
@@ -314,8 +508,24 @@ describe('SSO: SAML sign-in', () => {
     it('a valid Response signature does not excuse a broken assertion signature', async () => {
       await buildUser(app, t, { email: 'mallory@example.com' });
       const res = await samlSignIn(request.agent(app), conn, (id) => {
-        const assertion = signElement(assertionXml({ idpEntityId: idp.entityId, audience: conn.entityId, recipient: conn.acsUrl, nameId: 'mallory@example.com', inResponseTo: id }), 'Assertion', idp.key).replace('>mallory@example.com<', '>victim@example.com<');
-        return Buffer.from(signElement(responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, assertion), 'Response', idp.key)).toString('base64');
+        const assertion = signElement(
+          assertionXml({
+            idpEntityId: idp.entityId,
+            audience: conn.entityId,
+            recipient: conn.acsUrl,
+            nameId: 'mallory@example.com',
+            inResponseTo: id,
+          }),
+          'Assertion',
+          idp.key,
+        ).replace('>mallory@example.com<', '>victim@example.com<');
+        return Buffer.from(
+          signElement(
+            responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, assertion),
+            'Response',
+            idp.key,
+          ),
+        ).toString('base64');
       });
       await refused(res, 401, 'bad_signature');
     });
@@ -331,21 +541,41 @@ describe('SSO: SAML sign-in', () => {
   it('trusts every certificate of a rollover', async () => {
     await buildUser(app, t, { email: 'ada@example.com' });
     const next = makeKey('Next IdP key');
-    await request(app).patch(`/api/v1/sso-connections/${conn.id}`).set(t.admin).send({ idpCertificates: [idp.key.certificate, next.certificate] }).expect(200);
+    await request(app)
+      .patch(`/api/v1/sso-connections/${conn.id}`)
+      .set(t.admin)
+      .send({ idpCertificates: [idp.key.certificate, next.certificate] })
+      .expect(200);
     assert.equal((await signIn(request.agent(app), 'ada@example.com', { key: next })).status, 303);
     assert.equal((await signIn(request.agent(app), 'ada@example.com')).status, 303);
   });
 
   it('IdP-initiated sign-in is refused by default; when allowed, it works once per assertion and honours RelayState', async () => {
     await buildUser(app, t, { email: 'ada@example.com' });
-    const unsolicited = () => idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: null });
-    await refused(await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: unsolicited() }), 401, 'unsolicited');
-    await request(app).patch(`/api/v1/sso-connections/${conn.id}`).set(t.admin).send({ allowIdpInitiated: true }).expect(200);
+    const unsolicited = () =>
+      idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: null });
+    await refused(
+      await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: unsolicited() }),
+      401,
+      'unsolicited',
+    );
+    await request(app)
+      .patch(`/api/v1/sso-connections/${conn.id}`)
+      .set(t.admin)
+      .send({ allowIdpInitiated: true })
+      .expect(200);
     const body = unsolicited();
-    const ok = await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: body, RelayState: '/api/v1/tenant' });
+    const ok = await request(app)
+      .post(pathOf(conn.acsUrl))
+      .type('form')
+      .send({ SAMLResponse: body, RelayState: '/api/v1/tenant' });
     assert.equal(ok.status, 303, ok.text);
     assert.equal(ok.headers.location, '/api/v1/tenant');
-    await refused(await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: body }), 401, 'replayed');
+    await refused(
+      await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: body }),
+      401,
+      'replayed',
+    );
   });
 
   it('a disabled connection refuses to start or finish a sign-in', async () => {
@@ -353,16 +583,29 @@ describe('SSO: SAML sign-in', () => {
     const login = await request(app).get(pathOf(conn.loginUrl)).expect(302);
     const { id } = authnRequestOf(login.headers.location!);
     await request(app).patch(`/api/v1/sso-connections/${conn.id}`).set(t.admin).send({ enabled: false }).expect(200);
-    await refused(await request(app).post(pathOf(conn.acsUrl)).type('form').send({ SAMLResponse: answer('ada@example.com')(id) }), 401, 'connection_disabled');
+    await refused(
+      await request(app)
+        .post(pathOf(conn.acsUrl))
+        .type('form')
+        .send({ SAMLResponse: answer('ada@example.com')(id) }),
+      401,
+      'connection_disabled',
+    );
     await refused(await request(app).get(pathOf(conn.loginUrl)), 401, 'connection_disabled');
   });
 
   it('reads only the posted SAMLResponse: a SAML message in the query of the login start or the ACS changes nothing', async () => {
     await buildUser(app, t, { email: 'ada@example.com' });
     const agent = request.agent(app);
-    const login = await agent.get(pathOf(conn.loginUrl)).query({ SAMLRequest: 'junk', SAMLResponse: 'junk' }).expect(302);
+    const login = await agent
+      .get(pathOf(conn.loginUrl))
+      .query({ SAMLRequest: 'junk', SAMLResponse: 'junk' })
+      .expect(302);
     const { id } = authnRequestOf(login.headers.location!);
-    const res = await agent.post(`${pathOf(conn.acsUrl)}?SAMLRequest=junk&SAMLResponse=junk`).type('form').send({ SAMLResponse: answer('ada@example.com')(id) });
+    const res = await agent
+      .post(`${pathOf(conn.acsUrl)}?SAMLRequest=junk&SAMLResponse=junk`)
+      .type('form')
+      .send({ SAMLResponse: answer('ada@example.com')(id) });
     assert.equal(res.status, 303, res.text);
   });
 
@@ -384,7 +627,10 @@ describe('SSO: SAML sign-in', () => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'roster-sp-'));
       fs.writeFileSync(path.join(dir, 'sp.key'), sp.privateKey);
       fs.writeFileSync(path.join(dir, 'sp.crt'), sp.certificate);
-      withKeys = await testApp({ SAML_SP_KEY_FILE: path.join(dir, 'sp.key'), SAML_SP_CERT_FILE: path.join(dir, 'sp.crt') });
+      withKeys = await testApp({
+        SAML_SP_KEY_FILE: path.join(dir, 'sp.key'),
+        SAML_SP_CERT_FILE: path.join(dir, 'sp.crt'),
+      });
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -409,8 +655,19 @@ describe('SSO: SAML sign-in', () => {
     it('decrypts an encrypted assertion, which must still be signed', async () => {
       await buildUser(app, t, { email: 'ada@example.com' });
       const encrypted = (signed: boolean) => (id: string) => {
-        const a = assertionXml({ idpEntityId: idp.entityId, audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: id });
-        return Buffer.from(responseXml({ idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id }, encryptAssertion(signed ? signElement(a, 'Assertion', idp.key) : a, sp.certificate))).toString('base64');
+        const a = assertionXml({
+          idpEntityId: idp.entityId,
+          audience: conn.entityId,
+          recipient: conn.acsUrl,
+          nameId: 'ada@example.com',
+          inResponseTo: id,
+        });
+        return Buffer.from(
+          responseXml(
+            { idpEntityId: idp.entityId, destination: conn.acsUrl, inResponseTo: id },
+            encryptAssertion(signed ? signElement(a, 'Assertion', idp.key) : a, sp.certificate),
+          ),
+        ).toString('base64');
       };
       const agent = request.agent(withKeys);
       assert.equal((await samlSignIn(agent, conn, encrypted(true))).status, 303);

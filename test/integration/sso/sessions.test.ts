@@ -19,18 +19,35 @@ describe('SSO: sessions', () => {
   const idp = new TestSamlIdp();
 
   beforeEach(async () => {
-    conn = (await request(app).post('/api/v1/sso-connections').set(t.admin).send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata() }).expect(201)).body;
+    conn = (
+      await request(app)
+        .post('/api/v1/sso-connections')
+        .set(t.admin)
+        .send({ protocol: 'saml', name: 'Okta', idpMetadataXml: idp.metadata() })
+        .expect(201)
+    ).body;
   });
 
   /** A browser signed in as `email` through the tenant's SAML connection. */
   async function session(email: string, on: Express = app, c = conn): Promise<Agent> {
     const agent = request.agent(on);
-    const res = await samlSignIn(agent, c, (id) => idp.response({ audience: c.entityId, recipient: c.acsUrl, nameId: email, inResponseTo: id }));
+    const res = await samlSignIn(agent, c, (id) =>
+      idp.response({ audience: c.entityId, recipient: c.acsUrl, nameId: email, inResponseTo: id }),
+    );
     assert.equal(res.status, 303, res.text);
     return agent;
   }
   const csrf = async (agent: Agent) => (await agent.get('/auth/csrf').expect(200)).body.token as string;
-  const sessionsOf = async (userId: string) => Number((await (await testDb()).knex('sessions').where({ tenant_id: t.tenant.id, user_id: userId }).count({ n: '*' }).first())!.n);
+  const sessionsOf = async (userId: string) =>
+    Number(
+      (await (
+        await testDb()
+      )
+        .knex('sessions')
+        .where({ tenant_id: t.tenant.id, user_id: userId })
+        .count({ n: '*' })
+        .first())!.n,
+    );
 
   it("gives a member exactly the member's own reach: their account, not the user list or keys", async () => {
     const member = await buildUser(app, t, { email: 'member@example.com' });
@@ -55,8 +72,14 @@ describe('SSO: sessions', () => {
     const change = () => agent.patch(`/api/v1/users/${target.id}`).send({ crmAccess: true });
     assert.equal((await change().expect(403)).body.code, 'csrf_token_missing');
     assert.equal((await change().set('X-CSRF-Token', 'nope').expect(403)).body.code, 'csrf_token_invalid');
-    assert.equal((await change().set('X-CSRF-Token', token).set('Origin', 'https://evil.test').expect(403)).body.code, 'cross_site_request');
-    assert.equal((await change().set('X-CSRF-Token', token).set('Sec-Fetch-Site', 'cross-site').expect(403)).body.code, 'cross_site_request');
+    assert.equal(
+      (await change().set('X-CSRF-Token', token).set('Origin', 'https://evil.test').expect(403)).body.code,
+      'cross_site_request',
+    );
+    assert.equal(
+      (await change().set('X-CSRF-Token', token).set('Sec-Fetch-Site', 'cross-site').expect(403)).body.code,
+      'cross_site_request',
+    );
     await change().set('X-CSRF-Token', token).set('Origin', 'https://roster.test').expect(200);
     await agent.get(`/api/v1/users/${target.id}`).expect(200);
     await agent.patch(`/api/v1/users/${target.id}`).set(t.admin).send({ crmAccess: false }).expect(200);
@@ -68,7 +91,10 @@ describe('SSO: sessions', () => {
     const agent = await session('ada@example.com');
     assert.equal(await sessionsOf(u.id), 1);
     await agent.post('/auth/logout').expect(403);
-    const out = await agent.post('/auth/logout').set('X-CSRF-Token', await csrf(agent)).expect(204);
+    const out = await agent
+      .post('/auth/logout')
+      .set('X-CSRF-Token', await csrf(agent))
+      .expect(204);
     assert.ok(setCookies(out).some((c) => /^roster_session=;/.test(c)));
     await agent.get('/api/v1/me').expect(401);
     assert.equal(await sessionsOf(u.id), 0);
@@ -79,7 +105,11 @@ describe('SSO: sessions', () => {
     const u = await buildUser(app, t, { email: 'ada@example.com' });
     const agent = await session('ada@example.com');
     assert.equal((await agent.get('/api/v1/me').expect(200)).body.permissions.effective.knowledge.level, 'none');
-    await request(app).put(`/api/v1/users/${u.id}/permissions`).set(t.admin).send({ areas: { knowledge: 'read' } }).expect(200);
+    await request(app)
+      .put(`/api/v1/users/${u.id}/permissions`)
+      .set(t.admin)
+      .send({ areas: { knowledge: 'read' } })
+      .expect(200);
     assert.equal((await agent.get('/api/v1/me').expect(200)).body.permissions.effective.knowledge.level, 'read');
     await request(app).patch(`/api/v1/users/${u.id}`).set(t.admin).send({ status: 'suspended' }).expect(200);
     assert.equal((await agent.get('/api/v1/me').expect(401)).body.code, 'session_ended');
@@ -99,7 +129,9 @@ describe('SSO: sessions', () => {
     const adaPhone = await session('ada@example.com');
     const bobBrowser = await session('bob@example.com');
     assert.equal(await sessionsOf(ada.id), 2);
-    await scimClient(app, t.scimToken).patch(`/Users/${ada.id}`, patchBody({ op: 'replace', value: { active: false } })).expect(200);
+    await scimClient(app, t.scimToken)
+      .patch(`/Users/${ada.id}`, patchBody({ op: 'replace', value: { active: false } }))
+      .expect(200);
     assert.equal(await sessionsOf(ada.id), 0);
     await adaBrowser.get('/api/v1/me').expect(401);
     await adaPhone.get('/api/v1/me').expect(401);
@@ -125,8 +157,12 @@ describe('SSO: sessions', () => {
     await buildUser(app, t, { email: 'ada@example.com' });
     // The cookie is replayed by hand: the server, not the browser's cookie expiry, must end it.
     const signedIn = async (on: Express) => {
-      const res = await samlSignIn(request.agent(on), conn, (id) => idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: id }));
-      const cookie = setCookies(res).find((c) => c.startsWith('roster_session='))!.split(';')[0]!;
+      const res = await samlSignIn(request.agent(on), conn, (id) =>
+        idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: id }),
+      );
+      const cookie = setCookies(res)
+        .find((c) => c.startsWith('roster_session='))!
+        .split(';')[0]!;
       return () => request(on).get('/api/v1/me').set('Cookie', cookie);
     };
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -151,7 +187,9 @@ describe('SSO: sessions', () => {
   it('marks the cookie Secure when the request came over TLS through a trusted proxy, and only then', async () => {
     await buildUser(app, t, { email: 'ada@example.com' });
     const login = async (headers: Record<string, string>) => {
-      const res = await samlSignIn(request.agent(app).set(headers), conn, (id) => idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: id }));
+      const res = await samlSignIn(request.agent(app).set(headers), conn, (id) =>
+        idp.response({ audience: conn.entityId, recipient: conn.acsUrl, nameId: 'ada@example.com', inResponseTo: id }),
+      );
       return setCookies(res).find((c) => c.startsWith('roster_session='))!;
     };
     assert.match(await login({ 'X-Forwarded-Proto': 'https' }), /; Secure/);
@@ -171,7 +209,7 @@ describe('SSO: sessions', () => {
     await request(app).get('/api/v1/me').expect(401);
   });
 
-  it("a session acts in its own tenant only", async () => {
+  it('a session acts in its own tenant only', async () => {
     await buildUser(app, t, { email: 'boss@example.com', role: 'admin' });
     const agent = await session('boss@example.com');
     const other = await buildTenant();

@@ -38,7 +38,10 @@ describe('bearer authentication', () => {
   });
 
   it('answers SCIM auth failures in the SCIM error schema with status as a string', async () => {
-    const res = await request(app).get('/scim/v2/ServiceProviderConfig').set('Authorization', 'Bearer roster_scim_unknown').expect(401);
+    const res = await request(app)
+      .get('/scim/v2/ServiceProviderConfig')
+      .set('Authorization', 'Bearer roster_scim_unknown')
+      .expect(401);
     assert.match(String(res.headers['www-authenticate']), /^Bearer/);
     assert.match(String(res.headers['content-type']), /^application\/scim\+json/);
     const body = JSON.parse(res.text);

@@ -13,9 +13,18 @@ describe('db/batch: statements within the database limits', () => {
     const t = await buildTenant();
     // 24 events of 1 MiB each: one INSERT would be a 24 MiB packet.
     const big = 'x'.repeat(1024 * 1024);
-    const events = Array.from({ length: 24 }, (_, i) => ({ event: 'test.large', entity: { type: 'test', id: String(i) }, before: null, after: { big } }));
+    const events = Array.from({ length: 24 }, (_, i) => ({
+      event: 'test.large',
+      entity: { type: 'test', id: String(i) },
+      before: null,
+      after: { big },
+    }));
     await db.tx((trx) => recordEvents(trx, systemCtx(t.tenant.id), events));
-    const r = await db.knex('audit_events').where({ tenant_id: t.tenant.id, event: 'test.large' }).count({ n: '*' }).first();
+    const r = await db
+      .knex('audit_events')
+      .where({ tenant_id: t.tenant.id, event: 'test.large' })
+      .count({ n: '*' })
+      .first();
     assert.equal(Number(r!.n), 24);
   });
 

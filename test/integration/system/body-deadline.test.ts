@@ -20,7 +20,13 @@ interface Raw {
  * A client that sends the headers at once, then the body one byte every 100 ms, never finishing
  * in time; resolves with the answer it gets, or rejects after `giveUpMs`.
  */
-function trickle(port: number, method: string, path: string, headers: Record<string, string>, giveUpMs = 8000): Promise<Raw> {
+function trickle(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  giveUpMs = 8000,
+): Promise<Raw> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const socket = net.connect(port, '127.0.0.1');
@@ -33,10 +39,20 @@ function trickle(port: number, method: string, path: string, headers: Record<str
       socket.destroy();
       if (err) return reject(err);
       const [head, ...rest] = received.split('\r\n\r\n');
-      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head ?? '')?.[1]), headers: head ?? '', body: rest.join('\r\n\r\n'), ms: Date.now() - started });
+      resolve({
+        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head ?? '')?.[1]),
+        headers: head ?? '',
+        body: rest.join('\r\n\r\n'),
+        ms: Date.now() - started,
+      });
     };
     socket.on('connect', () => {
-      const lines = [`${method} ${path} HTTP/1.1`, 'Host: roster.test', 'Content-Length: 1000', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+      const lines = [
+        `${method} ${path} HTTP/1.1`,
+        'Host: roster.test',
+        'Content-Length: 1000',
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+      ];
       socket.write(`${lines.join('\r\n')}\r\n\r\n`);
       let sent = 0;
       tick = setInterval(() => {
@@ -109,18 +125,36 @@ describe('request body deadline', function () {
   it('does the same for an anonymous public operation and a SAML form post', async () => {
     const accept = await trickle(port, 'POST', '/api/v1/invitations/accept', { 'Content-Type': 'application/json' });
     assert.equal(accept.status, 408, accept.headers);
-    const acs = await trickle(port, 'POST', `/auth/${a.tenant.slug}/saml/no-such-connection/acs`, { 'Content-Type': 'application/x-www-form-urlencoded' });
+    const acs = await trickle(port, 'POST', `/auth/${a.tenant.slug}/saml/no-such-connection/acs`, {
+      'Content-Type': 'application/x-www-form-urlencoded',
+    });
     assert.equal(acs.status, 408, acs.headers);
     assert.equal(JSON.parse(acs.body).code, 'body_timeout');
   });
 
   it('still accepts compressed and charset-labelled JSON, and refuses what it cannot decode', async () => {
     const post = async (headers: Record<string, string>, body: string | Uint8Array<ArrayBuffer>) => {
-      const res = await fetch(`http://127.0.0.1:${port}/api/v1/groups`, { method: 'POST', headers: { ...a.admin, 'Content-Type': 'application/json', ...headers }, body });
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/groups`, {
+        method: 'POST',
+        headers: { ...a.admin, 'Content-Type': 'application/json', ...headers },
+        body,
+      });
       return { status: res.status, body: (await res.json()) as { code?: string } };
     };
-    assert.equal((await post({ 'Content-Encoding': 'gzip' }, new Uint8Array(gzipSync(JSON.stringify({ name: 'Gzipped' }))))).status, 201);
-    assert.equal((await post({ 'Content-Encoding': 'br', 'Content-Type': 'application/json; charset=UTF-8' }, new Uint8Array(brotliCompressSync(JSON.stringify({ name: 'Brotli' }))))).status, 201);
+    assert.equal(
+      (await post({ 'Content-Encoding': 'gzip' }, new Uint8Array(gzipSync(JSON.stringify({ name: 'Gzipped' })))))
+        .status,
+      201,
+    );
+    assert.equal(
+      (
+        await post(
+          { 'Content-Encoding': 'br', 'Content-Type': 'application/json; charset=UTF-8' },
+          new Uint8Array(brotliCompressSync(JSON.stringify({ name: 'Brotli' }))),
+        )
+      ).status,
+      201,
+    );
     assert.equal((await post({ 'Content-Encoding': 'compress' }, 'x')).status, 415);
     assert.equal((await post({ 'Content-Type': 'application/json; charset=latin1' }, '{}')).status, 415);
     assert.equal((await post({ 'Content-Encoding': 'gzip' }, 'not gzip')).status, 400);
@@ -142,7 +176,9 @@ describe('bodyDeadline, the stream helper for uploads', () => {
         for await (const c of bodyDeadline(req, 300)) chunks.push(c as Buffer);
         res.writeHead(200).end(String(Buffer.concat(chunks).length));
       } catch (err) {
-        res.writeHead(err instanceof RequestTimeout ? 408 : 500, { 'Content-Type': 'text/plain', 'Content-Length': '7' }).end('timeout');
+        res
+          .writeHead(err instanceof RequestTimeout ? 408 : 500, { 'Content-Type': 'text/plain', 'Content-Length': '7' })
+          .end('timeout');
       }
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

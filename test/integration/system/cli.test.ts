@@ -35,7 +35,10 @@ describe('roster CLI', () => {
     const t = await request(app).get('/api/v1/tenant').set('Authorization', `Bearer ${obj.adminApiKey}`).expect(200);
     assert.equal(t.body.name, 'Acme Corp');
     assert.equal(t.body.userLimit, 25);
-    await request(app).get('/scim/v2/ServiceProviderConfig').set('Authorization', `Bearer ${obj.scimToken}`).expect(200);
+    await request(app)
+      .get('/scim/v2/ServiceProviderConfig')
+      .set('Authorization', `Bearer ${obj.scimToken}`)
+      .expect(200);
   });
 
   it('refuses an existing slug with exit 1 and changes nothing', async () => {
@@ -98,7 +101,7 @@ describe('roster CLI', () => {
     assert.equal(after.find((x: { id: string }) => x.id === tok.id).state, 'revoked');
   });
 
-  it('cannot revoke another tenant\'s token', async () => {
+  it("cannot revoke another tenant's token", async () => {
     const a = slug();
     const b = slug();
     await run('tenant', 'create', a);
@@ -119,23 +122,49 @@ describe('roster CLI', () => {
     assert.match(r.err, /no tenant with slug "no-such-tenant"/);
   });
 
-  it('lists the outbox newest first and shows one mail\'s text, so an unsent invitation can be read', async () => {
+  it("lists the outbox newest first and shows one mail's text, so an unsent invitation can be read", async () => {
     const s = slug();
     const created = JSON.parse((await run('tenant', 'create', s, '--json')).out);
     const db = await testDb();
     const t0 = Date.now() - 60_000;
     const first = await db.tx((trx) =>
-      enqueueMail(trx, created.tenant.id, { kind: 'invitation', to: 'ann@example.com', subject: 'Join Acme', text: 'Accept: https://roster.test/invite/ann\n' }, t0),
+      enqueueMail(
+        trx,
+        created.tenant.id,
+        {
+          kind: 'invitation',
+          to: 'ann@example.com',
+          subject: 'Join Acme',
+          text: 'Accept: https://roster.test/invite/ann\n',
+        },
+        t0,
+      ),
     );
     const second = await db.tx((trx) =>
-      enqueueMail(trx, created.tenant.id, { kind: 'invitation', to: 'bob@example.com', subject: 'Join Acme too', text: 'Accept: https://roster.test/invite/bob\n' }, t0 + 1000),
+      enqueueMail(
+        trx,
+        created.tenant.id,
+        {
+          kind: 'invitation',
+          to: 'bob@example.com',
+          subject: 'Join Acme too',
+          text: 'Accept: https://roster.test/invite/bob\n',
+        },
+        t0 + 1000,
+      ),
     );
-    await db.knex('mail_outbox').where({ id: first }).update({ attempts: 2, last_error: 'connect ECONNREFUSED 127.0.0.1:25' });
+    await db
+      .knex('mail_outbox')
+      .where({ id: first })
+      .update({ attempts: 2, last_error: 'connect ECONNREFUSED 127.0.0.1:25' });
 
     const l = await run('outbox', 'list', '--tenant', s, '--json');
     assert.equal(l.code, 0, l.err);
     const listed = JSON.parse(l.out);
-    assert.deepEqual(listed.map((m: { id: string }) => m.id), [second, first]);
+    assert.deepEqual(
+      listed.map((m: { id: string }) => m.id),
+      [second, first],
+    );
     assert.deepEqual(listed[1], {
       id: first,
       tenant: s,
@@ -152,13 +181,21 @@ describe('roster CLI', () => {
     assert.ok(!('text' in listed[0]), 'the list carries no bodies');
 
     const one = JSON.parse((await run('outbox', 'list', '--tenant', s, '--limit', '1', '--json')).out);
-    assert.deepEqual(one.map((m: { id: string }) => m.id), [second]);
+    assert.deepEqual(
+      one.map((m: { id: string }) => m.id),
+      [second],
+    );
 
     const text = await run('outbox', 'list', '--tenant', s);
     assert.equal(text.code, 0, text.err);
     const lines = text.out.trim().split('\n');
     assert.equal(lines.length, 2);
-    assert.match(lines[1]!, new RegExp(`^${first}\t.*ann@example\.com\tJoin Acme\tpending \\(2 failed attempts\\)\tlast error: connect ECONNREFUSED`));
+    assert.match(
+      lines[1]!,
+      new RegExp(
+        `^${first}\t.*ann@example\\.com\tJoin Acme\tpending \\(2 failed attempts\\)\tlast error: connect ECONNREFUSED`,
+      ),
+    );
 
     const shown = await run('outbox', 'show', second);
     assert.equal(shown.code, 0, shown.err);
@@ -174,7 +211,12 @@ describe('roster CLI', () => {
     const missing = await run('outbox', 'show', '01900000-0000-7000-8000-000000000000');
     assert.equal(missing.code, 1);
     assert.match(missing.err, /no mail with id/);
-    for (const argv of [['outbox', 'list', '--limit', '0'], ['outbox', 'list', '--limit', 'all'], ['outbox', 'show'], ['outbox', 'list', 'extra']]) {
+    for (const argv of [
+      ['outbox', 'list', '--limit', '0'],
+      ['outbox', 'list', '--limit', 'all'],
+      ['outbox', 'show'],
+      ['outbox', 'list', 'extra'],
+    ]) {
       const r = await run(...argv);
       assert.equal(r.code, 2, `${argv.join(' ')} → ${r.code}: ${r.err}`);
       assert.match(r.err, /usage:/);

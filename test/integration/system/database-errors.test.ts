@@ -9,7 +9,18 @@ import { buildTenant } from '../../support/factories.js';
 function userRow(tenantId: string, over: Record<string, unknown>) {
   const now = Date.now();
   const id = `u-${Math.random().toString(36).slice(2)}`;
-  return { tenant_id: tenantId, id, user_name: id, user_name_key: id, status: 'active', source: 'scim', scim_doc: '{}', created_at: now, updated_at: now, ...over };
+  return {
+    tenant_id: tenantId,
+    id,
+    user_name: id,
+    user_name_key: id,
+    status: 'active',
+    source: 'scim',
+    scim_doc: '{}',
+    created_at: now,
+    updated_at: now,
+    ...over,
+  };
 }
 
 async function failure(fn: () => Promise<unknown>): Promise<unknown> {
@@ -27,7 +38,13 @@ describe('database errors', () => {
     const t = await buildTenant();
     const secret = 'oidc-client-secret-4711';
     // NOT NULL on user_name: an error nobody translates, so it is logged whole as a 500.
-    const err = await failure(() => db.tx((trx) => trx('users').insert(userRow(t.tenant.id, { user_name: null, email: secret, scim_doc: JSON.stringify({ secret }) }))));
+    const err = await failure(() =>
+      db.tx((trx) =>
+        trx('users').insert(
+          userRow(t.tenant.id, { user_name: null, email: secret, scim_doc: JSON.stringify({ secret }) }),
+        ),
+      ),
+    );
     let logs = '';
     const log = createLogger('info', { write: (line: string) => void (logs += line) });
     logFailure({ log } as unknown as Request, err, toRosterError(err));
@@ -43,7 +60,9 @@ describe('database errors', () => {
     const t = await buildTenant();
     const name = 'duplicate.person@example.com';
     await db.knex('users').insert(userRow(t.tenant.id, { user_name: name, user_name_key: name }));
-    const err = await failure(() => db.tx((trx) => trx('users').insert(userRow(t.tenant.id, { user_name: name, user_name_key: name }))));
+    const err = await failure(() =>
+      db.tx((trx) => trx('users').insert(userRow(t.tenant.id, { user_name: name, user_name_key: name }))),
+    );
     const known = toRosterError(err);
     assert.equal(known?.status, 409);
     const cause = known!.extra.cause as { message: string; sql?: string; sqlMessage?: string };
@@ -55,11 +74,16 @@ describe('database errors', () => {
     if (dialectName !== 'mysql') this.skip();
     const db = await testDb();
     const t = await buildTenant();
-    const err = await failure(() => db.tx((trx) => trx('users').insert(userRow(t.tenant.id, { external_id: 'x'.repeat(300) }))));
+    const err = await failure(() =>
+      db.tx((trx) => trx('users').insert(userRow(t.tenant.id, { external_id: 'x'.repeat(300) }))),
+    );
     const known = toRosterError(err);
     assert.ok(known instanceof RosterError);
     assert.equal(known.status, 400);
     assert.equal(known.code, 'value_too_large');
-    assert.deepEqual(known.extra.fields?.map((f) => f.path), ['external_id']);
+    assert.deepEqual(
+      known.extra.fields?.map((f) => f.path),
+      ['external_id'],
+    );
   });
 });

@@ -10,7 +10,7 @@ import { oktaUser, scimClient } from '../../support/scim.js';
 import { TcpProxy } from '../../support/tcp-proxy.js';
 import { createGroup } from '../../support/workspace.js';
 
-describe('database outage', function () {
+describe('database outage', () => {
   before(function () {
     // An embedded SQLite file cannot go away while the process runs; the outage is a server's.
     if (dialectName !== 'mysql') this.skip();
@@ -71,13 +71,19 @@ describe('database outage', function () {
       const people: string[][] = [];
       for (let r = 0; r < 6; r++) {
         const ids: string[] = [];
-        for (let i = 0; i < 5; i++) ids.push((await scim.post('/Users', oktaUser(`p${r}-${i}@example.com`, { externalId: `e${r}-${i}` })).expect(201)).body.id);
+        for (let i = 0; i < 5; i++)
+          ids.push(
+            (await scim.post('/Users', oktaUser(`p${r}-${i}@example.com`, { externalId: `e${r}-${i}` })).expect(201))
+              .body.id,
+          );
         people.push(ids);
       }
       const group = await createGroup(app, t, 'Crew');
       const addAll = () =>
         Promise.all([
-          ...people.map((userIds) => request(app).post(`/api/v1/groups/${group}/members`).set(t.admin).send({ userIds })),
+          ...people.map((userIds) =>
+            request(app).post(`/api/v1/groups/${group}/members`).set(t.admin).send({ userIds }),
+          ),
           ...[0, 1].map((i) => scim.post('/Users', oktaUser(`late${i}@example.com`))),
         ]);
       // The first audit append of any of these requests takes every connection down with it:
@@ -91,7 +97,8 @@ describe('database outage', function () {
         `statuses ${statuses.join(', ')}`,
       );
       assert.ok(statuses.includes(503), `no request saw the outage: ${statuses.join(', ')}`);
-      for (const r of answers.filter((a) => a.status === 503)) assert.ok(r.headers['retry-after'], 'a 503 without Retry-After');
+      for (const r of answers.filter((a) => a.status === 503))
+        assert.ok(r.headers['retry-after'], 'a 503 without Retry-After');
       // The failed statements' bound values (these user ids) never reach the log.
       assert.match(logs, /"msg":"unavailable"/);
       for (const id of people.flat()) assert.ok(!logs.includes(id), `user id ${id} in the log`);
@@ -102,7 +109,11 @@ describe('database outage', function () {
         again.map((r) => r.status),
         [...people.map(() => 200), ...answers.slice(people.length).map((r) => (r.status === 503 ? 201 : 409))],
       );
-      const members = await request(app).get(`/api/v1/groups/${group}/members`).set(t.admin).query({ limit: 100 }).expect(200);
+      const members = await request(app)
+        .get(`/api/v1/groups/${group}/members`)
+        .set(t.admin)
+        .query({ limit: 100 })
+        .expect(200);
       assert.equal(members.body.items.length, 30);
     } finally {
       await proxy.stop();

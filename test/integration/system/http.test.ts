@@ -51,27 +51,52 @@ describe('HTTP basics', () => {
     const big = { data: 'x'.repeat(30000) };
     const m = await request(app).patch('/api/v1/tenant').set(t.admin).send(big).expect(413);
     assert.equal(m.body.code, 'body_too_large');
-    const s = await request(app).post('/scim/v2/Users').set(t.scim).set('Content-Type', 'application/scim+json').send(JSON.stringify(big)).expect(413);
+    const s = await request(app)
+      .post('/scim/v2/Users')
+      .set(t.scim)
+      .set('Content-Type', 'application/scim+json')
+      .send(JSON.stringify(big))
+      .expect(413);
     assert.equal(JSON.parse(s.text).status, '413');
   });
 
   it('refuses a 5,000-level body with 400 instead of dropping the connection', async () => {
     const deep = '['.repeat(5000) + ']'.repeat(5000);
-    const s = await request(app).post('/scim/v2/Users').set(t.scim).set('Content-Type', 'application/scim+json').send(deep).expect(400);
+    const s = await request(app)
+      .post('/scim/v2/Users')
+      .set(t.scim)
+      .set('Content-Type', 'application/scim+json')
+      .send(deep)
+      .expect(400);
     const body = JSON.parse(s.text);
     assert.equal(body.scimType, 'invalidSyntax');
     assert.match(body.detail, /deeper than 32/);
-    const m = await request(app).put('/api/v1/tenant').set(t.admin).set('Content-Type', 'application/json').send(deep).expect(400);
+    const m = await request(app)
+      .put('/api/v1/tenant')
+      .set(t.admin)
+      .set('Content-Type', 'application/json')
+      .send(deep)
+      .expect(400);
     assert.equal(m.body.code, 'too_deep');
   });
 
   it('answers malformed JSON with 400 invalidSyntax', async () => {
-    const s = await request(app).post('/scim/v2/Users').set(t.scim).set('Content-Type', 'application/scim+json').send('{"userName": ').expect(400);
+    const s = await request(app)
+      .post('/scim/v2/Users')
+      .set(t.scim)
+      .set('Content-Type', 'application/scim+json')
+      .send('{"userName": ')
+      .expect(400);
     assert.equal(JSON.parse(s.text).scimType, 'invalidSyntax');
   });
 
   it('refuses a SCIM write that is not JSON with 415 in SCIM form', async () => {
-    const s = await request(app).post('/scim/v2/Users').set(t.scim).set('Content-Type', 'text/plain').send('userName=bob').expect(415);
+    const s = await request(app)
+      .post('/scim/v2/Users')
+      .set(t.scim)
+      .set('Content-Type', 'text/plain')
+      .send('userName=bob')
+      .expect(415);
     assert.equal(JSON.parse(s.text).status, '415');
   });
 

@@ -10,8 +10,12 @@ describe('migrations', () => {
     const db = openDb(await freshDatabaseUrl('migrate'));
     try {
       const applied = await migrateLatest(db.knex);
-      assert.deepEqual(applied, migrations.map((m) => m.name));
-      for (const table of ['tenants', 'api_tokens', 'roster_meta']) assert.ok(await db.knex.schema.hasTable(table), table);
+      assert.deepEqual(
+        applied,
+        migrations.map((m) => m.name),
+      );
+      for (const table of ['tenants', 'api_tokens', 'roster_meta'])
+        assert.ok(await db.knex.schema.hasTable(table), table);
       assert.deepEqual(await migrateLatest(db.knex), []);
     } finally {
       await db.close();
@@ -28,7 +32,11 @@ describe('migrations', () => {
           t.index(['no_such_column'], 'widgets_missing_idx');
         }),
       );
-      assert.equal(await db.knex.schema.hasTable('widgets'), false, 'a half-built table is visible under its real name');
+      assert.equal(
+        await db.knex.schema.hasTable('widgets'),
+        false,
+        'a half-built table is visible under its real name',
+      );
       await ensureTable(db.knex, 'widgets', (t) => {
         t.string('id', 36).notNullable();
         t.unique(['id'], { indexName: 'widgets_id_uq' });

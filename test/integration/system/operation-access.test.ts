@@ -8,7 +8,15 @@ import { testDeps } from '../../support/app.js';
 import { dialectName } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { buildUser, type TestUser } from '../../support/management.js';
-import { catalogueArea, fixtures, kindsOf, managementRoutes, seq, type Fixture, type Route } from '../../support/routes.js';
+import {
+  catalogueArea,
+  fixtures,
+  kindsOf,
+  managementRoutes,
+  seq,
+  type Fixture,
+  type Route,
+} from '../../support/routes.js';
 import { rowChanges, tenantRows, tenantTables } from '../../support/tenant-rows.js';
 
 /**
@@ -67,10 +75,16 @@ describe('operation access: every registered operation, a member, a user manager
     routes = managementRoutes(doc.body, problems);
     declared = new Map();
     publicOps = [];
-    for (const [path, ops] of Object.entries(doc.body.paths as Record<string, Record<string, { operationId: string; 'x-roster-access'?: Access; security?: unknown[] }>>)) {
+    for (const [path, ops] of Object.entries(
+      doc.body.paths as Record<
+        string,
+        Record<string, { operationId: string; 'x-roster-access'?: Access; security?: unknown[] }>
+      >,
+    )) {
       for (const [method, op] of Object.entries(ops)) {
         const access = op['x-roster-access'];
-        if (!access || !(access in PASSES)) problems.push(`${method.toUpperCase()} ${path} (${op.operationId}): x-roster-access is ${access}`);
+        if (!access || !(access in PASSES))
+          problems.push(`${method.toUpperCase()} ${path} (${op.operationId}): x-roster-access is ${access}`);
         else declared.set(op.operationId, access);
         if (access === 'public') publicOps.push(`${method} ${path}`);
       }
@@ -87,7 +101,11 @@ describe('operation access: every registered operation, a member, a user manager
   });
 
   it('answers each caller as the operation declares, and a refusal changes nothing', async () => {
-    const auth: Record<Caller, { Authorization: string }> = { member: member.auth, userManager: manager.auth, admin: t.admin };
+    const auth: Record<Caller, { Authorization: string }> = {
+      member: member.auth,
+      userManager: manager.auth,
+      admin: t.admin,
+    };
     const tables = await tenantTables(deps.db.knex);
     const snapshot = () => tenantRows(deps.db.knex, tables, t.tenant.id);
     const failures: string[] = [];
@@ -97,9 +115,13 @@ describe('operation access: every registered operation, a member, a user manager
       requests++;
       let path = r.path;
       for (const { param, kind } of r.pathKinds) path = path.replace(`{${param}}`, encodeURIComponent(f[kind].id));
-      for (const [param, value] of Object.entries(r.staticParams)) path = path.replace(`{${param}}`, encodeURIComponent(value));
+      for (const [param, value] of Object.entries(r.staticParams))
+        path = path.replace(`{${param}}`, encodeURIComponent(value));
       const query = Object.fromEntries(Object.entries(r.queryKinds).map(([name, kind]) => [name, f[kind].id]));
-      const test = request(app)[r.method as 'get' | 'post' | 'put' | 'patch' | 'delete'](`/api/v1${path}`).set(auth[caller]).query(query);
+      const test = request(app)
+        [r.method as 'get' | 'post' | 'put' | 'patch' | 'delete'](`/api/v1${path}`)
+        .set(auth[caller])
+        .query(query);
       const raw = r.raw?.(f);
       if (raw) return test.set('Content-Type', raw.type).send(raw.text);
       return r.body ? test.send(r.body(f) as object) : test;
@@ -125,12 +147,20 @@ describe('operation access: every registered operation, a member, a user manager
       if (access === 'group_manager_or_user_manager') {
         const name = `managed by the member ${seq()}`;
         const group = await request(app).post('/api/v1/groups').set(t.admin).send({ name }).expect(201);
-        await request(app).post(`/api/v1/groups/${group.body.id}/members`).set(t.admin).send({ userIds: [member.id], role: 'manager' }).expect(200);
+        await request(app)
+          .post(`/api/v1/groups/${group.body.id}/members`)
+          .set(t.admin)
+          .send({ userIds: [member.id], role: 'manager' })
+          .expect(200);
         return { ...f, group: { id: group.body.id, name } };
       }
       if (access === 'admin_or_creator') {
         const name = `registered by the member ${seq()}`;
-        const agent = await request(app).post('/api/v1/agents').set(t.admin).send({ name, accessType: 'groups', createdBy: member.id }).expect(201);
+        const agent = await request(app)
+          .post('/api/v1/agents')
+          .set(t.admin)
+          .send({ name, accessType: 'groups', createdBy: member.id })
+          .expect(201);
         return { ...f, agent: { id: agent.body.id, name } };
       }
       return null;
@@ -147,7 +177,8 @@ describe('operation access: every registered operation, a member, a user manager
     }
     for (const r of routes.filter((x) => x.method === 'delete')) {
       const access = declared.get(r.operationId!)!;
-      for (const caller of callers) await check(r, await build(t, 'acc', kindsOf(r)), caller, PASSES[access].includes(caller));
+      for (const caller of callers)
+        await check(r, await build(t, 'acc', kindsOf(r)), caller, PASSES[access].includes(caller));
       const own = await related(access, await build(t, 'acc', kindsOf(r)));
       if (own) await check(r, own, 'member', true, 'the member it concerns');
     }

@@ -18,7 +18,11 @@ describe('statement limits: large requests succeed on every dialect', () => {
 
   const count = async (table: string, where: Record<string, unknown>) => {
     const db = await testDb();
-    const r = await db.knex(table).where({ tenant_id: t.tenant.id, ...where }).count({ n: '*' }).first();
+    const r = await db
+      .knex(table)
+      .where({ tenant_id: t.tenant.id, ...where })
+      .count({ n: '*' })
+      .first();
     return Number(r!.n);
   };
 
@@ -31,7 +35,11 @@ describe('statement limits: large requests succeed on every dialect', () => {
       schemas: [USER],
       userName: 'many.values@example.com',
       emails: each((i) => ({ value: `m${i}@example.com`, type: 'work', display: `Mail ${i}`, primary: i === 0 })),
-      phoneNumbers: each((i) => ({ value: `+1 555 01${String(i).padStart(2, '0')}`, type: 'work', display: `Phone ${i}` })),
+      phoneNumbers: each((i) => ({
+        value: `+1 555 01${String(i).padStart(2, '0')}`,
+        type: 'work',
+        display: `Phone ${i}`,
+      })),
       ims: each((i) => ({ value: `im${i}`, type: 'xmpp', display: `IM ${i}` })),
       photos: each((i) => ({ value: `https://photos.example.com/${i}.jpg`, type: 'photo', display: `Photo ${i}` })),
       addresses: each((i) => ({
@@ -49,13 +57,17 @@ describe('statement limits: large requests succeed on every dialect', () => {
     const created = await scimClient(app, t.scimToken).post('/Users', user).expect(201);
     const rows = await count('user_attrs', { user_id: created.body.id });
     assert.ok(rows > 500, `the request made only ${rows} index rows`);
-    const found = await scimClient(app, t.scimToken).get(`/Users?filter=${encodeURIComponent('emails.value eq "m19@example.com"')}`).expect(200);
+    const found = await scimClient(app, t.scimToken)
+      .get(`/Users?filter=${encodeURIComponent('emails.value eq "m19@example.com"')}`)
+      .expect(200);
     assert.deepEqual(
       found.body.Resources.map((r: { id: string }) => r.id),
       [created.body.id],
     );
     // PUT rewrites every index row.
-    await scimClient(app, t.scimToken).put(`/Users/${created.body.id}`, { ...user, displayName: 'Many Values' }).expect(200);
+    await scimClient(app, t.scimToken)
+      .put(`/Users/${created.body.id}`, { ...user, displayName: 'Many Values' })
+      .expect(200);
     assert.equal(await count('user_attrs', { user_id: created.body.id }), rows + 1);
   });
 
@@ -67,7 +79,11 @@ describe('statement limits: large requests succeed on every dialect', () => {
     assert.equal(res.body.added.length, 1000);
     assert.equal(await count('group_members', { group_id: g }), 1000);
     assert.equal(await count('audit_events', { event: 'group.member_added' }), 1000);
-    const removed = await request(app).post(`/api/v1/groups/${g}/members/remove`).set(t.admin).send({ userIds: ids }).expect(200);
+    const removed = await request(app)
+      .post(`/api/v1/groups/${g}/members/remove`)
+      .set(t.admin)
+      .send({ userIds: ids })
+      .expect(200);
     assert.equal(removed.body.removed.length, 1000);
     assert.equal(await count('group_members', { group_id: g }), 0);
     assert.equal(await count('audit_events', { event: 'group.member_removed' }), 1000);
@@ -96,14 +112,27 @@ describe('statement limits: large requests succeed on every dialect', () => {
     const ids = await seedUsers(db.knex, t, 40_000);
     const now = Date.now();
     for (let i = 0; i < ids.length; i += 500) {
-      await db.knex('idp_group_members').insert(ids.slice(i, i + 500).map((id) => ({ tenant_id: t.tenant.id, group_id: group, member_id: id, member_type: 'User', created_at: now })));
+      await db.knex('idp_group_members').insert(
+        ids.slice(i, i + 500).map((id) => ({
+          tenant_id: t.tenant.id,
+          group_id: group,
+          member_id: id,
+          member_type: 'User',
+          created_at: now,
+        })),
+      );
     }
     // Removing all members costs the group's size, not the request's: refused past 1,000 (README).
-    await scimClient(app, t.scimToken).patch(`/Groups/${group}`, patchBody({ op: 'remove', path: 'members' })).expect(400);
+    await scimClient(app, t.scimToken)
+      .patch(`/Groups/${group}`, patchBody({ op: 'remove', path: 'members' }))
+      .expect(400);
     assert.equal(await count('idp_group_members', { group_id: group }), 40_000);
     // By value, a page of 1,000 (more than one IN list on SQLite) goes in chunked statements.
     await scimClient(app, t.scimToken)
-      .patch(`/Groups/${group}`, patchBody({ op: 'remove', path: 'members', value: ids.slice(0, 1000).map((value) => ({ value })) }))
+      .patch(
+        `/Groups/${group}`,
+        patchBody({ op: 'remove', path: 'members', value: ids.slice(0, 1000).map((value) => ({ value })) }),
+      )
       .expect((r) => assert.ok(r.status === 200 || r.status === 204, `${r.status} ${JSON.stringify(r.body)}`));
     assert.equal(await count('idp_group_members', { group_id: group }), 39_000);
     const after = await scimClient(app, t.scimToken).get(`/Groups/${group}?excludedAttributes=members`).expect(200);
@@ -115,27 +144,57 @@ describe('statement limits: large requests succeed on every dialect', () => {
     const db = await testDb();
     const [userId] = await seedUsers(db.knex, t, 1);
     const now = Date.now();
-    const groups = Array.from({ length: 33_000 }, (_, i) => ({ tenant_id: t.tenant.id, id: randomUUID(), name: `g${i}`, name_key: `g${i}`, status: 'active', created_at: now, updated_at: now }));
+    const groups = Array.from({ length: 33_000 }, (_, i) => ({
+      tenant_id: t.tenant.id,
+      id: randomUUID(),
+      name: `g${i}`,
+      name_key: `g${i}`,
+      status: 'active',
+      created_at: now,
+      updated_at: now,
+    }));
     for (let i = 0; i < groups.length; i += 500) {
       await db.knex('local_groups').insert(groups.slice(i, i + 500));
-      await db.knex('group_members').insert(groups.slice(i, i + 500).map((g) => ({ tenant_id: t.tenant.id, group_id: g.id, user_id: userId!, role: 'member', rule_id: '', idp_group_id: '', created_at: now })));
+      await db.knex('group_members').insert(
+        groups.slice(i, i + 500).map((g) => ({
+          tenant_id: t.tenant.id,
+          group_id: g.id,
+          user_id: userId!,
+          role: 'member',
+          rule_id: '',
+          idp_group_id: '',
+          created_at: now,
+        })),
+      );
     }
     const agent = await createAgent(app, t, 'Deep Assistant');
-    await request(app).post(`/api/v1/agents/${agent}/grants`).set(t.admin).send({ groupId: groups[32_999]!.id, permission: 'view_use' }).expect(201);
+    await request(app)
+      .post(`/api/v1/agents/${agent}/grants`)
+      .set(t.admin)
+      .send({ groupId: groups[32_999]!.id, permission: 'view_use' })
+      .expect(201);
     return { userId: userId!, agent };
   }
 
   it('the access-matrix report for a user in 33,000 groups', async function () {
     this.timeout(120_000);
     const { userId, agent } = await userInManyGroups();
-    const res = await request(app).get('/api/v1/reports/access-matrix').query({ format: 'csv' }).set(t.admin).buffer(true).parse((r, done) => {
-      let text = '';
-      r.setEncoding('utf8');
-      r.on('data', (c: string) => (text += c));
-      r.on('end', () => done(null, text));
-    });
+    const res = await request(app)
+      .get('/api/v1/reports/access-matrix')
+      .query({ format: 'csv' })
+      .set(t.admin)
+      .buffer(true)
+      .parse((r, done) => {
+        let text = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => (text += c));
+        r.on('end', () => done(null, text));
+      });
     assert.equal(res.status, 200);
-    assert.ok((res.body as string).split('\n').some((line) => line.startsWith(`${userId},`) && line.includes(agent)), res.body as string);
+    assert.ok(
+      (res.body as string).split('\n').some((line) => line.startsWith(`${userId},`) && line.includes(agent)),
+      res.body as string,
+    );
   });
 
   it("a user in 33,000 groups: GET /users/{id}/agents and the agent's access list", async function () {
@@ -171,7 +230,12 @@ async function seedUsers(knex: import('knex').Knex, t: TestTenant, n: number): P
       status: 'active',
       role: 'member',
       source: 'scim',
-      scim_doc: JSON.stringify({ schemas: [USER], userName, emails: [{ value: userName, primary: true }], active: true }),
+      scim_doc: JSON.stringify({
+        schemas: [USER],
+        userName,
+        emails: [{ value: userName, primary: true }],
+        active: true,
+      }),
       version: 1,
       created_at: now,
       updated_at: now,

@@ -16,15 +16,23 @@ describe('a streamed table that fails part-way', () => {
       const after: unknown[] = [];
       const app = express();
       app.use((req, _res, next) => {
-        (req as unknown as { log: unknown }).log = { error: (o: unknown) => logged.push(o), warn: (o: unknown) => logged.push(o) };
+        (req as unknown as { log: unknown }).log = {
+          error: (o: unknown) => logged.push(o),
+          warn: (o: unknown) => logged.push(o),
+        };
         next();
       });
       app.get('/report', async (_req, res) => {
         res.type(format === 'csv' ? 'text/csv' : 'application/json');
-        await streamTable(res, format, ['n'], (async function* () {
-          yield [{ n: 1 }, { n: 2 }];
-          throw new Error('statement refused');
-        })());
+        await streamTable(
+          res,
+          format,
+          ['n'],
+          (async function* () {
+            yield [{ n: 1 }, { n: 2 }];
+            throw new Error('statement refused');
+          })(),
+        );
       });
       app.use(problemErrors());
       app.use(((err, _req, res, _next) => {

@@ -10,7 +10,18 @@ import { dialectName } from '../../support/db.js';
 import { buildTenant, type TestTenant } from '../../support/factories.js';
 import { rowChanges, tenantRows, tenantTables } from '../../support/tenant-rows.js';
 import { ENTERPRISE, GROUP, oktaUser, PATCH_OP, patchBody, USER } from '../../support/scim.js';
-import { catalogueArea, fixtures, kindsOf, managementRoutes, paramKinds, seq, type Body, type Fixture, type Kind, type Obj, type Route } from '../../support/routes.js';
+import {
+  catalogueArea,
+  fixtures,
+  kindsOf,
+  managementRoutes,
+  paramKinds,
+  seq,
+  type Body,
+  type Fixture,
+  type Obj,
+  type Route,
+} from '../../support/routes.js';
 
 /**
  * One tenant-isolation test over every route, enumerated from the sources of truth: the
@@ -28,10 +39,8 @@ import { catalogueArea, fixtures, kindsOf, managementRoutes, paramKinds, seq, ty
  * entry) fails the first test: a route added later is covered or reported, never skipped.
  */
 
-
 /** Operations about the caller as a person: sent with a key of A's user instead of the tenant's admin key. */
 const AS_USER = new Set(['getMe']);
-
 
 interface ScimCase {
   body?: Body;
@@ -45,27 +54,52 @@ interface ScimCase {
 /** How to exercise each SCIM route (`METHOD path` as the router declares it). */
 const SCIM: Record<string, ScimCase> = {
   'GET /Users': { query: (t) => ({ filter: `userName eq "${t.user.email}"` }) },
-  'POST /Users': { body: (t) => ({ ...oktaUser(`new-${seq()}@a.example.com`), schemas: [USER, ENTERPRISE], [ENTERPRISE]: { manager: { value: t.user.id } } }) },
-  'POST /Users/.search': { body: (t) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: `id eq "${t.user.id}"` }) },
+  'POST /Users': {
+    body: (t) => ({
+      ...oktaUser(`new-${seq()}@a.example.com`),
+      schemas: [USER, ENTERPRISE],
+      [ENTERPRISE]: { manager: { value: t.user.id } },
+    }),
+  },
+  'POST /Users/.search': {
+    body: (t) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: `id eq "${t.user.id}"` }),
+  },
   'GET /Users/:id': {},
   'PUT /Users/:id': { body: () => oktaUser(`replaced-${seq()}@a.example.com`) },
   'PATCH /Users/:id': { body: () => patchBody({ op: 'replace', path: 'displayName', value: 'Changed' }) },
   'DELETE /Users/:id': {},
   'GET /Groups': { query: (t) => ({ filter: `members.value eq "${t.user.id}"` }) },
   'POST /Groups': { body: (t) => ({ schemas: [GROUP], displayName: `idp ${seq()}`, members: [{ value: t.user.id }] }) },
-  'POST /Groups/.search': { body: (t) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: `id eq "${t.idpGroup.id}"` }) },
+  'POST /Groups/.search': {
+    body: (t) => ({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+      filter: `id eq "${t.idpGroup.id}"`,
+    }),
+  },
   'GET /Groups/:id': {},
-  'PUT /Groups/:id': { body: (t) => ({ schemas: [GROUP], displayName: t.idpGroup.name, members: [{ value: t.user.id }] }) },
+  'PUT /Groups/:id': {
+    body: (t) => ({ schemas: [GROUP], displayName: t.idpGroup.name, members: [{ value: t.user.id }] }),
+  },
   'PATCH /Groups/:id': { body: (t) => patchBody({ op: 'add', path: 'members', value: [{ value: t.user.id }] }) },
   'DELETE /Groups/:id': {},
-  'POST /.search': { body: (t) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: `id eq "${t.user.id}"` }) },
+  'POST /.search': {
+    body: (t) => ({ schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'], filter: `id eq "${t.user.id}"` }),
+  },
   'POST /Bulk': {
     bulk: true,
     body: (t) => ({
       schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkRequest'],
       Operations: [
-        { method: 'PATCH', path: `/Users/${t.user.id}`, data: { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'displayName', value: 'Bulk' }] } },
-        { method: 'PATCH', path: `/Groups/${t.idpGroup.id}`, data: { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: t.user.id }] }] } },
+        {
+          method: 'PATCH',
+          path: `/Users/${t.user.id}`,
+          data: { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'displayName', value: 'Bulk' }] },
+        },
+        {
+          method: 'PATCH',
+          path: `/Groups/${t.idpGroup.id}`,
+          data: { schemas: [PATCH_OP], Operations: [{ op: 'add', path: 'members', value: [{ value: t.user.id }] }] },
+        },
       ],
     }),
   },
@@ -77,10 +111,10 @@ const SCIM: Record<string, ScimCase> = {
   'GET /Me': { control: 501 },
 };
 
-
 /** Every SCIM endpoint, read off the router's own route table. */
 function scimRoutesOf(router: Router, problems: string[]): Route[] {
-  const stack = (router as unknown as { stack: { route?: { path: string; methods: Record<string, boolean> } }[] }).stack;
+  const stack = (router as unknown as { stack: { route?: { path: string; methods: Record<string, boolean> } }[] })
+    .stack;
   // `resource()` follows each path's methods with a catch-all answering 405; a path served by a
   // catch-all alone (/Me answers 501 to every method) is exercised with GET.
   const methods = new Map<string, Set<string>>();
@@ -118,7 +152,6 @@ function scimRoutesOf(router: Router, problems: string[]): Route[] {
   return out;
 }
 
-
 describe('tenant isolation: every route, ids of another tenant', function () {
   // Two tenants, one of each object, reused by every request.
   this.timeout(dialectName === 'mysql' ? 180_000 : 90_000);
@@ -132,7 +165,8 @@ describe('tenant isolation: every route, ids of another tenant', function () {
   let userAuth: { Authorization: string };
   let build: ReturnType<typeof fixtures>;
 
-  const admin = (t: TestTenant) => (method: 'get' | 'post' | 'patch' | 'put' | 'delete', path: string) => request(app)[method](`/api/v1${path}`).set(t.admin);
+  const admin = (t: TestTenant) => (method: 'get' | 'post' | 'patch' | 'put' | 'delete', path: string) =>
+    request(app)[method](`/api/v1${path}`).set(t.admin);
 
   before(async () => {
     deps = await testDeps();
@@ -155,15 +189,29 @@ describe('tenant isolation: every route, ids of another tenant', function () {
   /** Sends a route as tenant A with the ids of `t` (A's, some of them B's); `sent` is what the request carried. */
   function send(r: Route, t: Fixture, filters = true): { test: request.Test; sent: string } {
     let path = r.path;
-    for (const { param, kind } of r.pathKinds) path = path.replace(r.api === 'scim' ? `:${param}` : `{${param}}`, encodeURIComponent(t[kind].id));
-    for (const [param, value] of Object.entries(r.staticParams)) path = path.replace(r.api === 'scim' ? `:${param}` : `{${param}}`, encodeURIComponent(value));
+    for (const { param, kind } of r.pathKinds)
+      path = path.replace(r.api === 'scim' ? `:${param}` : `{${param}}`, encodeURIComponent(t[kind].id));
+    for (const [param, value] of Object.entries(r.staticParams))
+      path = path.replace(r.api === 'scim' ? `:${param}` : `{${param}}`, encodeURIComponent(value));
     const method = r.method as 'get' | 'post' | 'put' | 'patch' | 'delete';
-    const query = !filters ? {} : r.scimQuery ? r.scimQuery(t) : Object.fromEntries(Object.entries(r.queryKinds).map(([name, kind]) => [name, t[kind].id]));
+    const query = !filters
+      ? {}
+      : r.scimQuery
+        ? r.scimQuery(t)
+        : Object.fromEntries(Object.entries(r.queryKinds).map(([name, kind]) => [name, t[kind].id]));
     const raw = r.raw?.(t);
     const body = raw ? raw.text : r.body ? JSON.stringify(r.body(t)) : undefined;
     const sent = [path, JSON.stringify(query), body ?? ''].join('\n');
-    const auth = r.api === 'scim' ? { Authorization: `Bearer ${a.scimToken}`, Accept: 'application/scim+json' } : AS_USER.has(r.operationId ?? '') ? userAuth : a.admin;
-    const test = request(app)[method](`${r.api === 'scim' ? '/scim/v2' : '/api/v1'}${path}`).set(auth).query(query);
+    const auth =
+      r.api === 'scim'
+        ? { Authorization: `Bearer ${a.scimToken}`, Accept: 'application/scim+json' }
+        : AS_USER.has(r.operationId ?? '')
+          ? userAuth
+          : a.admin;
+    const test = request(app)
+      [method](`${r.api === 'scim' ? '/scim/v2' : '/api/v1'}${path}`)
+      .set(auth)
+      .query(query);
     if (body === undefined) return { test, sent };
     const type = raw ? raw.type : r.api === 'scim' ? 'application/scim+json' : 'application/json';
     return { test: test.set('Content-Type', type).send(body), sent };
@@ -173,7 +221,9 @@ describe('tenant isolation: every route, ids of another tenant', function () {
     const kindsUsed = [...new Set(routes.flatMap(kindsOf))];
     const fa = await build(a, marker.a, kindsUsed);
     const fb = await build(b, marker.b, kindsUsed);
-    const key = await admin(a)('post', '/api-keys').send({ kind: 'admin', name: 'a person', userId: fa.user.id }).expect(201);
+    const key = await admin(a)('post', '/api-keys')
+      .send({ kind: 'admin', name: 'a person', userId: fa.user.id })
+      .expect(201);
     userAuth = { Authorization: `Bearer ${key.body.token}` };
     const values = (o: Obj) => [o.id, o.name, o.email].filter((x): x is string => Boolean(x));
     // Everything of B's that must never reach A: ids, names, emails, and the marker in every name.
@@ -195,13 +245,16 @@ describe('tenant isolation: every route, ids of another tenant', function () {
       let rest = text;
       for (const v of sent) rest = rest.split(v).join('');
       const leaked = [...secrets].filter((x) => rest.includes(x));
-      if (leaked.length) failures.push(`${label}: the answer (${res.status}) shows B's ${leaked.join(', ')}: ${text.slice(0, 2000)}`);
+      if (leaked.length)
+        failures.push(`${label}: the answer (${res.status}) shows B's ${leaked.join(', ')}: ${text.slice(0, 2000)}`);
     };
     /** An answer with what differs between two runs of one request blanked out. */
     const normalized = (res: request.Response, swapped: string[]) => {
       let text = res.text ?? '';
       for (const v of swapped) text = text.split(v).join('<swapped>');
-      text = text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>').replace(/q\d+q/g, '<seq>');
+      text = text
+        .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>')
+        .replace(/q\d+q/g, '<seq>');
       // A rule's position is the count of rules before it, which grows with every run.
       text = text.replace(/"position":\d+/g, '"position":<n>');
       return `${res.status} ${text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')}`;
@@ -226,7 +279,8 @@ describe('tenant isolation: every route, ids of another tenant', function () {
       await control(route, fa);
       if (Object.keys(route.queryKinds).length || route.scimQuery) {
         const { res, text } = await answer(route, fa, false);
-        if (res.status !== 200) failures.push(`${route.label} without filters: expected 200, got ${res.status} ${res.text}`);
+        if (res.status !== 200)
+          failures.push(`${route.label} without filters: expected 200, got ${res.status} ${res.text}`);
         shows(`${route.label} without filters`, res, text, []);
       }
     }
@@ -256,15 +310,18 @@ describe('tenant isolation: every route, ids of another tenant', function () {
           const body = route.body!(mixed) as { Operations: unknown[] };
           body.Operations.forEach((op, i) => {
             const touchesB = sent.some((v) => JSON.stringify(op).includes(v));
-            if (touchesB && ![400, 404].includes(Number(ops[i]?.status))) verdict += `bulk operation ${i} answered ${ops[i]?.status}; `;
+            if (touchesB && ![400, 404].includes(Number(ops[i]?.status)))
+              verdict += `bulk operation ${i} answered ${ops[i]?.status}; `;
           });
           if (res.status !== 200) verdict += `${res.status} ${res.text}`;
           if (verdict) failures.push(`${label}: ${verdict}`);
         } else {
           if (inPath) {
             if (res.status !== 404) verdict = `expected 404, got ${res.status} ${res.text}`;
-          } else if (![400, 404, 422].includes(res.status)) verdict = `expected 400/404/422, got ${res.status} ${res.text}`;
-          else if (!sent.some((v) => res.text.includes(v))) verdict = `${res.status} does not name the unknown id: ${res.text}`;
+          } else if (![400, 404, 422].includes(res.status))
+            verdict = `expected 400/404/422, got ${res.status} ${res.text}`;
+          else if (!sent.some((v) => res.text.includes(v)))
+            verdict = `${res.status} does not name the unknown id: ${res.text}`;
           if (verdict) {
             // Otherwise B's object must be answered exactly as one that never existed (an access
             // check denies an unknown user; a SCIM manager may name a user not provisioned yet).
@@ -277,7 +334,9 @@ describe('tenant isolation: every route, ids of another tenant', function () {
             lastA = await snapshot(a.tenant.id);
             const unknownValues = swapped.flatMap((k) => values(phantom[k])).filter((v) => unknown.sent.includes(v));
             if (normalized(unknown.res, unknownValues) !== normalized(res, sent)) {
-              failures.push(`${label}: ${verdict} (an id that never existed gets ${unknown.res.status} ${unknown.res.text})`);
+              failures.push(
+                `${label}: ${verdict} (an id that never existed gets ${unknown.res.status} ${unknown.res.text})`,
+              );
             } else if (rowChanges(beforeA, afterA)) {
               // A now holds B's id as its own opaque value (a rule's match, a manager): A's
               // answers may echo it from here on.
@@ -296,9 +355,9 @@ describe('tenant isolation: every route, ids of another tenant', function () {
 
     // Then the writes with A's own ids; deletions last, each on objects of its own.
     for (const route of routes.filter((r) => r.method !== 'get' && r.method !== 'delete')) await control(route, fa);
-    for (const route of routes.filter((r) => r.method === 'delete')) await control(route, await build(a, marker.a, kindsOf(route)));
+    for (const route of routes.filter((r) => r.method === 'delete'))
+      await control(route, await build(a, marker.a, kindsOf(route)));
     console.log(`      ${routes.length} routes, ${requests} requests in ${Date.now() - started} ms`);
     assert.deepEqual(failures, []);
   });
 });
-

@@ -12,7 +12,9 @@ describe('the agent access check', () => {
   it('seed 004 scenario 1: department agents reach their department only', async () => {
     const depts = ['Sales Team', 'Support Team', 'Engineering Team'];
     const groups = await Promise.all(depts.map((d) => createGroup(app, t, d)));
-    const agents = await Promise.all(['Sales Agent', 'Support Agent', 'Engineering Agent'].map((a) => createAgent(app, t, a)));
+    const agents = await Promise.all(
+      ['Sales Agent', 'Support Agent', 'Engineering Agent'].map((a) => createAgent(app, t, a)),
+    );
     const people = await Promise.all(depts.map(() => buildUser(app, t)));
     for (let i = 0; i < 3; i++) {
       await addMembers(app, t, groups[i]!, [people[i]!.id]);
@@ -33,7 +35,7 @@ describe('the agent access check', () => {
     assert.deepEqual(none.reasons, ['no grant in force for the user or their groups']);
   });
 
-  it('seed 004 scenario 2 and inheritance three levels deep: child groups inherit their ancestors\' grants', async () => {
+  it("seed 004 scenario 2 and inheritance three levels deep: child groups inherit their ancestors' grants", async () => {
     const dept = await createGroup(app, t, 'Support Department');
     const tier1 = await createGroup(app, t, 'Tier 1 Support', dept);
     const tier2 = await createGroup(app, t, 'Tier 2 Support', dept);
@@ -59,7 +61,9 @@ describe('the agent access check', () => {
     assert.equal((await check(app, t, advanced, senior.id)).use, true);
     const deep = await check(app, t, basic, nightOwl.id);
     assert.equal(deep.use, true);
-    assert.deepEqual(deep.reasons, ['group Support Department grants view_use, inherited by its descendant Tier 2 Night Shift of which the user is a member']);
+    assert.deepEqual(deep.reasons, [
+      'group Support Department grants view_use, inherited by its descendant Tier 2 Night Shift of which the user is a member',
+    ]);
     const adv = await check(app, t, advanced, nightOwl.id);
     assert.equal(adv.level, 'view_use');
     const m = await check(app, t, advanced, manager.id);
@@ -69,16 +73,24 @@ describe('the agent access check', () => {
     assert.deepEqual(direct.reasons, ['group Tier 2 Support (child of Support Department) grants view_use']);
   });
 
-  it('seed 004 scenario 3: a project group\'s access ends after its end date, with no job', async () => {
+  it("seed 004 scenario 3: a project group's access ends after its end date, with no job", async () => {
     const project = await createGroup(app, t, 'Product Launch Q1 2024');
     const docs = await createAgent(app, t, 'Product Documentation Agent');
-    await grant(app, t, docs, { groupId: project, permission: 'view_use', startDate: '2024-01-01', endDate: '2024-03-31', timeZone: 'UTC' });
+    await grant(app, t, docs, {
+      groupId: project,
+      permission: 'view_use',
+      startDate: '2024-01-01',
+      endDate: '2024-03-31',
+      timeZone: 'UTC',
+    });
     const u = await buildUser(app, t);
     await addMembers(app, t, project, [u.id]);
     assert.equal((await check(app, t, docs, u.id, '2023-12-31T23:59:59Z')).use, false);
     const during = await check(app, t, docs, u.id, '2024-02-15T12:00:00Z');
     assert.equal(during.use, true);
-    assert.deepEqual(during.reasons, ['group Product Launch Q1 2024 grants view_use from 2024-01-01 until 2024-03-31 UTC']);
+    assert.deepEqual(during.reasons, [
+      'group Product Launch Q1 2024 grants view_use from 2024-01-01 until 2024-03-31 UTC',
+    ]);
     assert.equal((await check(app, t, docs, u.id, '2024-03-31T23:59:59Z')).use, true);
     const after = await check(app, t, docs, u.id, '2024-04-01T00:00:00Z');
     assert.equal(after.use, false);
@@ -91,9 +103,16 @@ describe('the agent access check', () => {
     const support = await createGroup(app, t, 'Support Team');
     const managers = await createGroup(app, t, 'Managers');
     const agent = await createAgent(app, t, 'Client-Facing Assistant');
-    for (const g of [consultants, support, managers]) await grant(app, t, agent, { groupId: g, permission: 'view_use' });
+    for (const g of [consultants, support, managers])
+      await grant(app, t, agent, { groupId: g, permission: 'view_use' });
     const source = async (name: string, body: object) =>
-      (await request(app).post(`/api/v1/agents/${agent}/data-sources`).set(t.admin).send({ name, ...body }).expect(201)).body.id as string;
+      (
+        await request(app)
+          .post(`/api/v1/agents/${agent}/data-sources`)
+          .set(t.admin)
+          .send({ name, ...body })
+          .expect(201)
+      ).body.id as string;
     await source('Public Docs', { access: 'all_agent_users' });
     await source('Internal Wiki', { access: 'groups', groupIds: [support] });
     await source('Customer Data', { access: 'groups', groupIds: [managers] });
@@ -122,9 +141,21 @@ describe('the agent access check', () => {
     const london = await createAgent(app, t, 'London Agent');
     const newYork = await createAgent(app, t, 'New York Agent');
     // Europe/London: BST starts 2025-03-30 and ends 2025-10-26.
-    await grant(app, t, london, { groupId: g, permission: 'view_use', startDate: '2025-03-30', endDate: '2025-10-26', timeZone: 'Europe/London' });
+    await grant(app, t, london, {
+      groupId: g,
+      permission: 'view_use',
+      startDate: '2025-03-30',
+      endDate: '2025-10-26',
+      timeZone: 'Europe/London',
+    });
     // America/New_York: EDT starts 2025-03-09 and ends 2025-11-02.
-    await grant(app, t, newYork, { groupId: g, permission: 'view_use', startDate: '2025-03-09', endDate: '2025-11-02', timeZone: 'America/New_York' });
+    await grant(app, t, newYork, {
+      groupId: g,
+      permission: 'view_use',
+      startDate: '2025-03-09',
+      endDate: '2025-11-02',
+      timeZone: 'America/New_York',
+    });
     const u = await buildUser(app, t);
     await addMembers(app, t, g, [u.id]);
     const at = async (agent: string, instant: string) => (await check(app, t, agent, u.id, instant)).use;
@@ -146,7 +177,13 @@ describe('the agent access check', () => {
     const g = await createGroup(app, t, 'Editors');
     const agent = await createAgent(app, t, 'Overlap Agent');
     await grant(app, t, agent, { groupId: g, permission: 'view_use' });
-    await grant(app, t, agent, { groupId: g, permission: 'edit', startDate: '2025-01-10', endDate: '2025-01-20', timeZone: 'UTC' });
+    await grant(app, t, agent, {
+      groupId: g,
+      permission: 'edit',
+      startDate: '2025-01-10',
+      endDate: '2025-01-20',
+      timeZone: 'UTC',
+    });
     const u = await buildUser(app, t);
     await addMembers(app, t, g, [u.id]);
     assert.equal((await check(app, t, agent, u.id, '2025-01-05T00:00:00Z')).level, 'view_use');
@@ -177,9 +214,16 @@ describe('the agent access check', () => {
     assert.equal(theirs.use, false);
     assert.match(theirs.reasons[0]!, /private/);
     const boss = await check(app, t, secret, admin.id);
-    assert.deepEqual([boss.view, boss.use, boss.edit, boss.delete, boss.managePermissions], [true, true, true, true, true]);
+    assert.deepEqual(
+      [boss.view, boss.use, boss.edit, boss.delete, boss.managePermissions],
+      [true, true, true, true, true],
+    );
     const g = await createGroup(app, t, 'Nobody');
-    const refused = await request(app).post(`/api/v1/agents/${secret}/grants`).set(t.admin).send({ groupId: g, permission: 'view_use' }).expect(422);
+    const refused = await request(app)
+      .post(`/api/v1/agents/${secret}/grants`)
+      .set(t.admin)
+      .send({ groupId: g, permission: 'view_use' })
+      .expect(422);
     assert.ok(refused.body.detail);
   });
 
@@ -202,7 +246,11 @@ describe('the agent access check', () => {
     assert.equal((await check(app, t, agent, u.id)).use, true);
     await request(app).patch(`/api/v1/groups/${g}`).set(t.admin).send({ status: 'archived' }).expect(200);
     assert.equal((await check(app, t, agent, u.id)).use, false);
-    const invited = await request(app).post('/api/v1/invitations').set(t.admin).send({ email: 'later@example.com', role: 'member' }).expect(201);
+    const invited = await request(app)
+      .post('/api/v1/invitations')
+      .set(t.admin)
+      .send({ email: 'later@example.com', role: 'member' })
+      .expect(201);
     assert.equal((await check(app, t, agent, invited.body.user.id)).use, false);
     await request(app).delete(`/api/v1/users/${u.id}`).set(t.admin).expect(204);
     const gone = await check(app, t, agent, u.id);
@@ -218,15 +266,27 @@ describe('the agent access check', () => {
     const inside = await buildUser(app, t);
     const outside = await buildUser(app, t);
     await addMembers(app, t, g, [inside.id]);
-    const checks = Array.from({ length: 1000 }, (_, i) => ({ userId: i % 2 ? outside.id : inside.id, agentId: agent, action: i % 3 === 0 ? 'edit' : 'use' }));
+    const checks = Array.from({ length: 1000 }, (_, i) => ({
+      userId: i % 2 ? outside.id : inside.id,
+      agentId: agent,
+      action: i % 3 === 0 ? 'edit' : 'use',
+    }));
     const res = await request(app).post('/api/v1/access/checks').set(t.admin).send({ checks }).expect(200);
     assert.equal(res.body.results.length, 1000);
     res.body.results.forEach((r: { allowed: boolean; userId: string; action: string }, i: number) => {
       assert.equal(r.userId, checks[i]!.userId);
       assert.equal(r.allowed, checks[i]!.userId === inside.id && checks[i]!.action === 'use', `result ${i}`);
     });
-    await request(app).post('/api/v1/access/checks').set(t.admin).send({ checks: [...checks, checks[0]] }).expect(400);
-    const bad = await request(app).post('/api/v1/access/checks').set(t.admin).send({ checks: [{ userId: inside.id, agentId: agent, action: 'fly' }] }).expect(400);
+    await request(app)
+      .post('/api/v1/access/checks')
+      .set(t.admin)
+      .send({ checks: [...checks, checks[0]] })
+      .expect(400);
+    const bad = await request(app)
+      .post('/api/v1/access/checks')
+      .set(t.admin)
+      .send({ checks: [{ userId: inside.id, agentId: agent, action: 'fly' }] })
+      .expect(400);
     assert.equal(bad.body.fields[0].path, 'body.checks.0.action');
   });
 
@@ -239,21 +299,40 @@ describe('the agent access check', () => {
     const u = await buildUser(app, t);
     await addMembers(app, t, g, [u.id]);
     const mine = await request(app).get(`/api/v1/users/${u.id}/agents`).set(t.admin).expect(200);
-    const levels = Object.fromEntries(mine.body.items.map((i: { agent: { name: string }; level: string }) => [i.agent.name, i.level]));
+    const levels = Object.fromEntries(
+      mine.body.items.map((i: { agent: { name: string }; level: string }) => [i.agent.name, i.level]),
+    );
     assert.deepEqual(levels, { Alpha: 'edit', Beta: 'view_use' });
     const paged = await request(app).get(`/api/v1/users/${u.id}/agents`).query({ limit: 1 }).set(t.admin).expect(200);
     assert.equal(paged.body.items.length, 1);
-    const rest = await request(app).get(`/api/v1/users/${u.id}/agents`).query({ limit: 1, cursor: paged.body.nextCursor }).set(t.admin).expect(200);
+    const rest = await request(app)
+      .get(`/api/v1/users/${u.id}/agents`)
+      .query({ limit: 1, cursor: paged.body.nextCursor })
+      .set(t.admin)
+      .expect(200);
     assert.equal(rest.body.items.length, 1);
     assert.notEqual(rest.body.items[0].agent.id, paged.body.items[0].agent.id);
     const nobody = await buildUser(app, t);
     const theirs = await request(app).get(`/api/v1/users/${nobody.id}/agents`).set(t.admin).expect(200);
-    assert.deepEqual(theirs.body.items.map((i: { agent: { id: string } }) => i.agent.id), [a2]);
+    assert.deepEqual(
+      theirs.body.items.map((i: { agent: { id: string } }) => i.agent.id),
+      [a2],
+    );
 
     const access = await request(app).get(`/api/v1/agents/${a1}/access`).set(t.admin).expect(200);
     assert.equal(access.body.organizationWide, false);
-    assert.deepEqual(access.body.grants.map((x: { subject: { name: string }; permission: string; inForce: boolean }) => [x.subject.name, x.permission, x.inForce]), [['Listers', 'edit', true]]);
-    assert.deepEqual(access.body.users.map((x: { userId: string; level: string }) => [x.userId, x.level]), [[u.id, 'edit']]);
+    assert.deepEqual(
+      access.body.grants.map((x: { subject: { name: string }; permission: string; inForce: boolean }) => [
+        x.subject.name,
+        x.permission,
+        x.inForce,
+      ]),
+      [['Listers', 'edit', true]],
+    );
+    assert.deepEqual(
+      access.body.users.map((x: { userId: string; level: string }) => [x.userId, x.level]),
+      [[u.id, 'edit']],
+    );
 
     await request(app).get(`/api/v1/access/agents/${a1}/users/${u.id}`).set(u.auth).expect(200);
     await request(app).get(`/api/v1/access/agents/${a1}/users/${nobody.id}`).set(u.auth).expect(403);

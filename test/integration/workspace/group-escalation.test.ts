@@ -24,7 +24,15 @@ describe('group changes never grant beyond the caller’s own rights', () => {
   });
 
   const api = () => request(app);
-  const memberIds = async (g: string) => ((await api().get(`/api/v1/groups/${g}/members`).set(t.admin).expect(200)).body.items as { userId: string; role: string }[]).map((m) => `${m.userId}:${m.role}`).sort();
+  const memberIds = async (g: string) =>
+    (
+      (await api().get(`/api/v1/groups/${g}/members`).set(t.admin).expect(200)).body.items as {
+        userId: string;
+        role: string;
+      }[]
+    )
+      .map((m) => `${m.userId}:${m.role}`)
+      .sort();
 
   /** A refusal that says why, names the agent, and leaves the caller and the friend without it. */
   async function refused(res: request.Response, what: RegExp) {
@@ -43,14 +51,20 @@ describe('group changes never grant beyond the caller’s own rights', () => {
       { emails: [friend.email.toUpperCase()], role: 'member' },
       { userIds: [friend.id], emails: [helpdesk.email], role: 'manager' },
     ]) {
-      await refused(await api().post(`/api/v1/groups/${engineering}/members`).set(helpdesk.auth).send(body), /add members to group "Engineering"|make anyone a manager of group "Engineering"/);
+      await refused(
+        await api().post(`/api/v1/groups/${engineering}/members`).set(helpdesk.auth).send(body),
+        /add members to group "Engineering"|make anyone a manager of group "Engineering"/,
+      );
     }
     assert.deepEqual(await memberIds(engineering), []);
   });
 
   it('refuses making an existing member a manager (edit on the agent)', async () => {
     await addMembers(app, t, engineering, [helpdesk.id, friend.id]);
-    const res = await api().post(`/api/v1/groups/${engineering}/members`).set(helpdesk.auth).send({ userIds: [helpdesk.id, friend.id], role: 'manager' });
+    const res = await api()
+      .post(`/api/v1/groups/${engineering}/members`)
+      .set(helpdesk.auth)
+      .send({ userIds: [helpdesk.id, friend.id], role: 'manager' });
     assert.equal(res.status, 403);
     assert.match(res.body.detail, /make anyone a manager of group "Engineering"/);
     assert.deepEqual(await memberIds(engineering), [`${friend.id}:member`, `${helpdesk.id}:member`].sort());
@@ -59,24 +73,44 @@ describe('group changes never grant beyond the caller’s own rights', () => {
 
   it('counts what ancestors carry: a child group of a granted group is refused too', async () => {
     const child = await createGroup(app, t, 'Platform', engineering);
-    const res = await api().post(`/api/v1/groups/${child}/members`).set(helpdesk.auth).send({ userIds: [helpdesk.id], role: 'manager' });
+    const res = await api()
+      .post(`/api/v1/groups/${child}/members`)
+      .set(helpdesk.auth)
+      .send({ userIds: [helpdesk.id], role: 'manager' });
     await refused(res, /make anyone a manager of group "Platform"/);
     assert.deepEqual(await memberIds(child), []);
   });
 
   it('refuses moving a group under a granted one, and creating a group there', async () => {
-    const mine = (await api().post('/api/v1/groups').set(helpdesk.auth).send({ name: 'Help desk' }).expect(201)).body.id;
+    const mine = (await api().post('/api/v1/groups').set(helpdesk.auth).send({ name: 'Help desk' }).expect(201)).body
+      .id;
     // A group that carries nothing is the user manager's to fill: nothing is granted.
-    await api().post(`/api/v1/groups/${mine}/members`).set(helpdesk.auth).send({ userIds: [helpdesk.id, friend.id], role: 'manager' }).expect(200);
-    await refused(await api().patch(`/api/v1/groups/${mine}`).set(helpdesk.auth).send({ parentId: engineering }), /move group "Help desk" there/);
+    await api()
+      .post(`/api/v1/groups/${mine}/members`)
+      .set(helpdesk.auth)
+      .send({ userIds: [helpdesk.id, friend.id], role: 'manager' })
+      .expect(200);
+    await refused(
+      await api().patch(`/api/v1/groups/${mine}`).set(helpdesk.auth).send({ parentId: engineering }),
+      /move group "Help desk" there/,
+    );
     assert.equal((await api().get(`/api/v1/groups/${mine}`).set(t.admin).expect(200)).body.parentId, null);
     // Moving a group whose child holds the members moves them too.
     const parent = (await api().post('/api/v1/groups').set(helpdesk.auth).send({ name: 'Outer' }).expect(201)).body.id;
     await api().patch(`/api/v1/groups/${mine}`).set(helpdesk.auth).send({ parentId: parent }).expect(200);
-    await refused(await api().patch(`/api/v1/groups/${parent}`).set(helpdesk.auth).send({ parentId: engineering }), /move group "Outer" there/);
+    await refused(
+      await api().patch(`/api/v1/groups/${parent}`).set(helpdesk.auth).send({ parentId: engineering }),
+      /move group "Outer" there/,
+    );
 
-    await refused(await api().post('/api/v1/groups').set(helpdesk.auth).send({ name: 'Sneaky', parentId: engineering }), /create a group there/);
-    assert.equal((await api().get('/api/v1/groups').query({ name: 'Sneaky' }).set(t.admin).expect(200)).body.items.length, 0);
+    await refused(
+      await api().post('/api/v1/groups').set(helpdesk.auth).send({ name: 'Sneaky', parentId: engineering }),
+      /create a group there/,
+    );
+    assert.equal(
+      (await api().get('/api/v1/groups').query({ name: 'Sneaky' }).set(t.admin).expect(200)).body.items.length,
+      0,
+    );
     // An admin may do all of it.
     await api().patch(`/api/v1/groups/${parent}`).set(t.admin).send({ parentId: engineering }).expect(200);
     assert.equal((await check(app, t, agent, friend.id)).level, 'edit');
@@ -88,13 +122,19 @@ describe('group changes never grant beyond the caller’s own rights', () => {
     const g = await createGroup(app, t, 'G', a);
     await api().patch(`/api/v1/groups/${g}`).set(helpdesk.auth).send({ parentId: b }).expect(200);
     await api().patch(`/api/v1/groups/${g}`).set(helpdesk.auth).send({ parentId: null }).expect(200);
-    await refused(await api().patch(`/api/v1/groups/${g}`).set(helpdesk.auth).send({ parentId: a }), /move group "G" there/);
+    await refused(
+      await api().patch(`/api/v1/groups/${g}`).set(helpdesk.auth).send({ parentId: a }),
+      /move group "G" there/,
+    );
   });
 
   it('refuses reactivating an archived group that carries a grant', async () => {
     await addMembers(app, t, engineering, [friend.id]);
     await api().patch(`/api/v1/groups/${engineering}`).set(helpdesk.auth).send({ status: 'archived' }).expect(200);
-    await refused(await api().patch(`/api/v1/groups/${engineering}`).set(helpdesk.auth).send({ status: 'active' }), /reactivate group "Engineering"/);
+    await refused(
+      await api().patch(`/api/v1/groups/${engineering}`).set(helpdesk.auth).send({ status: 'active' }),
+      /reactivate group "Engineering"/,
+    );
     assert.equal((await api().get(`/api/v1/groups/${engineering}`).set(t.admin).expect(200)).body.status, 'archived');
     await api().patch(`/api/v1/groups/${engineering}`).set(t.admin).send({ status: 'active' }).expect(200);
   });
@@ -102,41 +142,80 @@ describe('group changes never grant beyond the caller’s own rights', () => {
   it('counts data-source restrictions and grants not yet in force', async () => {
     const docs = await createGroup(app, t, 'Docs readers');
     const open = await createAgent(app, t, 'Handbook', 'organization');
-    await api().post(`/api/v1/agents/${open}/data-sources`).set(t.admin).send({ name: 'HR files', access: 'groups', groupIds: [docs] }).expect(201);
-    const res = await api().post(`/api/v1/groups/${docs}/members`).set(helpdesk.auth).send({ userIds: [helpdesk.id] }).expect(403);
+    await api()
+      .post(`/api/v1/agents/${open}/data-sources`)
+      .set(t.admin)
+      .send({ name: 'HR files', access: 'groups', groupIds: [docs] })
+      .expect(201);
+    const res = await api()
+      .post(`/api/v1/groups/${docs}/members`)
+      .set(helpdesk.auth)
+      .send({ userIds: [helpdesk.id] })
+      .expect(403);
     assert.deepEqual(res.body.agents, [{ id: open, name: 'Handbook' }]);
     assert.deepEqual((await check(app, t, open, helpdesk.id)).dataSources, []);
 
     const later = await createGroup(app, t, 'Next year');
     await grant(app, t, agent, { groupId: later, permission: 'edit', startDate: '2099-01-01' });
-    await api().post(`/api/v1/groups/${later}/members`).set(helpdesk.auth).send({ userIds: [helpdesk.id] }).expect(403);
+    await api()
+      .post(`/api/v1/groups/${later}/members`)
+      .set(helpdesk.auth)
+      .send({ userIds: [helpdesk.id] })
+      .expect(403);
   });
 
   it("lets a group's own managers add members (as members only), and anyone who manages membership remove them", async () => {
     const boss = await buildUser(app, t);
     await addMembers(app, t, engineering, [boss.id], 'manager');
-    await api().post(`/api/v1/groups/${engineering}/members`).set(boss.auth).send({ userIds: [friend.id] }).expect(200);
+    await api()
+      .post(`/api/v1/groups/${engineering}/members`)
+      .set(boss.auth)
+      .send({ userIds: [friend.id] })
+      .expect(200);
     assert.equal((await check(app, t, agent, friend.id)).level, 'view_use');
-    const promote = await api().post(`/api/v1/groups/${engineering}/members`).set(boss.auth).send({ userIds: [friend.id], role: 'manager' }).expect(403);
+    const promote = await api()
+      .post(`/api/v1/groups/${engineering}/members`)
+      .set(boss.auth)
+      .send({ userIds: [friend.id], role: 'manager' })
+      .expect(403);
     assert.equal(promote.body.code, 'group_manager_limit');
 
     // A user manager who manages the group adds members as its manager, but makes no managers.
     await addMembers(app, t, engineering, [helpdesk.id], 'manager');
     const newcomer = await buildUser(app, t);
-    await api().post(`/api/v1/groups/${engineering}/members`).set(helpdesk.auth).send({ userIds: [newcomer.id] }).expect(200);
-    const res = await api().post(`/api/v1/groups/${engineering}/members`).set(helpdesk.auth).send({ userIds: [newcomer.id], role: 'manager' });
+    await api()
+      .post(`/api/v1/groups/${engineering}/members`)
+      .set(helpdesk.auth)
+      .send({ userIds: [newcomer.id] })
+      .expect(200);
+    const res = await api()
+      .post(`/api/v1/groups/${engineering}/members`)
+      .set(helpdesk.auth)
+      .send({ userIds: [newcomer.id], role: 'manager' });
     assert.equal(res.status, 403);
     assert.equal(res.body.code, 'beyond_own_permissions');
 
     // Taking access away is no grant: demoting and removing stay with user managers.
-    await api().post(`/api/v1/groups/${engineering}/members`).set(helpdesk.auth).send({ userIds: [boss.id], role: 'member' }).expect(200);
-    await api().post(`/api/v1/groups/${engineering}/members/remove`).set(helpdesk.auth).send({ userIds: [friend.id, boss.id] }).expect(200);
+    await api()
+      .post(`/api/v1/groups/${engineering}/members`)
+      .set(helpdesk.auth)
+      .send({ userIds: [boss.id], role: 'member' })
+      .expect(200);
+    await api()
+      .post(`/api/v1/groups/${engineering}/members/remove`)
+      .set(helpdesk.auth)
+      .send({ userIds: [friend.id, boss.id] })
+      .expect(200);
     await api().delete(`/api/v1/groups/${engineering}/members/${newcomer.id}`).set(helpdesk.auth).expect(204);
     assert.deepEqual(await memberIds(engineering), [`${helpdesk.id}:manager`]);
   });
 
   it('refuses a user manager importing group members from CSV', async () => {
-    const res = await api().post('/api/v1/imports/group-members').set(helpdesk.auth).set('Content-Type', 'text/csv').send(`Name,Email,Group\nMe,${helpdesk.email},Engineering\n`);
+    const res = await api()
+      .post('/api/v1/imports/group-members')
+      .set(helpdesk.auth)
+      .set('Content-Type', 'text/csv')
+      .send(`Name,Email,Group\nMe,${helpdesk.email},Engineering\n`);
     assert.equal(res.status, 403);
     assert.deepEqual(await memberIds(engineering), []);
   });

@@ -1,17 +1,32 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { testDb } from '../../support/db.js';
-import { type TestTenant } from '../../support/factories.js';
+import type { TestTenant } from '../../support/factories.js';
 import { useApp, useTenant } from '../../support/harness.js';
 import { auditEvents, buildUser, type TestUser } from '../../support/management.js';
 import { addMembers, createAgent, createGroup } from '../../support/workspace.js';
 import { liveRuleRow } from '../../support/mapping.js';
 
 /** A membership row as a mapping rule writes it, with provenance. */
-async function derivedMembership(t: TestTenant, groupId: string, userId: string, role: 'member' | 'manager', ruleId = 'rule-1') {
+async function derivedMembership(
+  t: TestTenant,
+  groupId: string,
+  userId: string,
+  role: 'member' | 'manager',
+  ruleId = 'rule-1',
+) {
   const db = await testDb();
   await liveRuleRow(t, ruleId);
-  await db.knex('group_members').insert({ tenant_id: t.tenant.id, group_id: groupId, user_id: userId, role, rule_id: ruleId, rule_version: 1, idp_group_id: 'idp-1', created_at: Date.now() });
+  await db.knex('group_members').insert({
+    tenant_id: t.tenant.id,
+    group_id: groupId,
+    user_id: userId,
+    role,
+    rule_id: ruleId,
+    rule_version: 1,
+    idp_group_id: 'idp-1',
+    created_at: Date.now(),
+  });
 }
 
 interface Member {
@@ -27,7 +42,8 @@ describe('management API: local group members', () => {
   const t = useTenant();
 
   const api = () => request(app);
-  const members = async (groupId: string, auth = t.admin) => (await api().get(`/api/v1/groups/${groupId}/members`).set(auth).expect(200)).body.items as Member[];
+  const members = async (groupId: string, auth = t.admin) =>
+    (await api().get(`/api/v1/groups/${groupId}/members`).set(auth).expect(200)).body.items as Member[];
   const users = (n: number) => Promise.all(Array.from({ length: n }, () => buildUser(app, t)));
 
   it('adds users by id and by email in bulk, updates roles of members already there, one audit event per user', async () => {
@@ -53,16 +69,32 @@ describe('management API: local group members', () => {
       .expect(200);
     assert.deepEqual(second.body.added, [{ userId: c!.id, email: c!.email, role: 'member' }]);
     assert.deepEqual(
-      second.body.updated.map((u: { userId: string; role: string; previousRole: string }) => [u.userId, u.previousRole, u.role]),
+      second.body.updated.map((u: { userId: string; role: string; previousRole: string }) => [
+        u.userId,
+        u.previousRole,
+        u.role,
+      ]),
       [
         [a!.id, 'manager', 'member'],
         [b!.id, 'manager', 'member'],
       ],
     );
     // Without a role, members already there keep theirs.
-    await api().post(`/api/v1/groups/${g}/members`).set(t.admin).send({ userIds: [a!.id] }).expect(200);
-    await api().post(`/api/v1/groups/${g}/members`).set(t.admin).send({ userIds: [b!.id], role: 'manager' }).expect(200);
-    const keep = await api().post(`/api/v1/groups/${g}/members`).set(t.admin).send({ userIds: [b!.id] }).expect(200);
+    await api()
+      .post(`/api/v1/groups/${g}/members`)
+      .set(t.admin)
+      .send({ userIds: [a!.id] })
+      .expect(200);
+    await api()
+      .post(`/api/v1/groups/${g}/members`)
+      .set(t.admin)
+      .send({ userIds: [b!.id], role: 'manager' })
+      .expect(200);
+    const keep = await api()
+      .post(`/api/v1/groups/${g}/members`)
+      .set(t.admin)
+      .send({ userIds: [b!.id] })
+      .expect(200);
     assert.deepEqual(keep.body.unchanged, [{ userId: b!.id, email: b!.email, role: 'manager' }]);
 
     const list = await members(g);
@@ -99,19 +131,42 @@ describe('management API: local group members', () => {
     assert.equal(res.body.code, 'unknown_users');
     assert.deepEqual(res.body.unknownUserIds, ['ghost-1']);
     assert.deepEqual(res.body.unknownEmails, ['nobody@example.com']);
-    assert.deepEqual(res.body.fields.map((f: { path: string }) => f.path), ['body.userIds.1', 'body.emails.0']);
+    assert.deepEqual(
+      res.body.fields.map((f: { path: string }) => f.path),
+      ['body.userIds.1', 'body.emails.0'],
+    );
     assert.deepEqual(await members(g), []);
-    const removal = await api().post(`/api/v1/groups/${g}/members/remove`).set(t.admin).send({ userIds: ['ghost-2'] }).expect(400);
+    const removal = await api()
+      .post(`/api/v1/groups/${g}/members/remove`)
+      .set(t.admin)
+      .send({ userIds: ['ghost-2'] })
+      .expect(400);
     assert.deepEqual(removal.body.unknownUserIds, ['ghost-2']);
 
-    const none = await api().post(`/api/v1/groups/${g}/members`).set(t.admin).send({ userIds: [], role: 'member' }).expect(400);
+    const none = await api()
+      .post(`/api/v1/groups/${g}/members`)
+      .set(t.admin)
+      .send({ userIds: [], role: 'member' })
+      .expect(400);
     assert.equal(none.body.code, 'no_users');
     const tooMany = Array.from({ length: 600 }, (_, i) => `id-${i}`);
-    const over = await api().post(`/api/v1/groups/${g}/members`).set(t.admin).send({ userIds: tooMany, emails: tooMany.map((x) => `${x}@example.com`) }).expect(400);
+    const over = await api()
+      .post(`/api/v1/groups/${g}/members`)
+      .set(t.admin)
+      .send({ userIds: tooMany, emails: tooMany.map((x) => `${x}@example.com`) })
+      .expect(400);
     assert.equal(over.body.code, 'too_many_users');
-    const schema = await api().post(`/api/v1/groups/${g}/members`).set(t.admin).send({ userIds: [a!.id], role: 'owner' }).expect(400);
+    const schema = await api()
+      .post(`/api/v1/groups/${g}/members`)
+      .set(t.admin)
+      .send({ userIds: [a!.id], role: 'owner' })
+      .expect(400);
     assert.deepEqual(schema.body.fields, [{ path: 'body.role', message: 'must be one of member, manager' }]);
-    await api().post(`/api/v1/groups/nope/members`).set(t.admin).send({ userIds: [a!.id] }).expect(404);
+    await api()
+      .post(`/api/v1/groups/nope/members`)
+      .set(t.admin)
+      .send({ userIds: [a!.id] })
+      .expect(404);
   });
 
   it('removes manual memberships only: what a mapping rule gives stays', async () => {
@@ -147,10 +202,13 @@ describe('management API: local group members', () => {
       { userId: outsider!.id, email: outsider!.email, reason: 'not_a_member' },
     ]);
     const after = await members(g);
-    assert.deepEqual(after.map((m) => [m.userId, m.source, m.role]).sort(), [
-      [both!.id, 'rule', 'manager'],
-      [ruleOnly!.id, 'rule', 'member'],
-    ].sort());
+    assert.deepEqual(
+      after.map((m) => [m.userId, m.source, m.role]).sort(),
+      [
+        [both!.id, 'rule', 'manager'],
+        [ruleOnly!.id, 'rule', 'member'],
+      ].sort(),
+    );
 
     const removed = await auditEvents(app, t, 'group.member_removed');
     assert.equal(removed.length, 2);
@@ -167,10 +225,16 @@ describe('management API: local group members', () => {
     await api().delete(`/api/v1/groups/${g}/members/${u!.id}`).set(t.admin).expect(204);
     const again = await api().delete(`/api/v1/groups/${g}/members/${u!.id}`).set(t.admin).expect(404);
     assert.equal(again.body.code, 'not_a_member');
-    assert.equal((await api().delete(`/api/v1/groups/${g}/members/nobody`).set(t.admin).expect(404)).body.code, 'user_not_found');
+    assert.equal(
+      (await api().delete(`/api/v1/groups/${g}/members/nobody`).set(t.admin).expect(404)).body.code,
+      'user_not_found',
+    );
     const rule = await api().delete(`/api/v1/groups/${g}/members/${ruled!.id}`).set(t.admin).expect(409);
     assert.equal(rule.body.code, 'rule_membership');
-    assert.deepEqual((await members(g)).map((m) => m.userId), [ruled!.id]);
+    assert.deepEqual(
+      (await members(g)).map((m) => m.userId),
+      [ruled!.id],
+    );
     const [event] = await auditEvents(app, t, 'group.member_removed');
     assert.deepEqual(event!.after, { userId: u!.id, email: u!.email, role: null });
     // Another method on the bulk-remove path is not a user id.
@@ -180,7 +244,12 @@ describe('management API: local group members', () => {
   it('pages members by cursor, one entry per user', async () => {
     const g = await createGroup(app, t, 'Paged');
     const people = await users(5);
-    await addMembers(app, t, g, people.map((p) => p.id));
+    await addMembers(
+      app,
+      t,
+      g,
+      people.map((p) => p.id),
+    );
     await derivedMembership(t, g, people[0]!.id, 'member');
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -212,21 +281,45 @@ describe('management API: local group members', () => {
     it('read their group and add and remove its members', async () => {
       await api().get(`/api/v1/groups/${g}`).set(boss.auth).expect(200);
       assert.equal((await members(g, boss.auth)).length, 3);
-      await api().post(`/api/v1/groups/${g}/members`).set(boss.auth).send({ emails: [newcomer.email] }).expect(200);
-      await api().post(`/api/v1/groups/${g}/members`).set(boss.auth).send({ userIds: [staff.id], role: 'member' }).expect(200);
+      await api()
+        .post(`/api/v1/groups/${g}/members`)
+        .set(boss.auth)
+        .send({ emails: [newcomer.email] })
+        .expect(200);
+      await api()
+        .post(`/api/v1/groups/${g}/members`)
+        .set(boss.auth)
+        .send({ userIds: [staff.id], role: 'member' })
+        .expect(200);
       await api().delete(`/api/v1/groups/${g}/members/${newcomer.id}`).set(boss.auth).expect(204);
-      await api().post(`/api/v1/groups/${g}/members/remove`).set(boss.auth).send({ userIds: [staff.id] }).expect(200);
+      await api()
+        .post(`/api/v1/groups/${g}/members/remove`)
+        .set(boss.auth)
+        .send({ userIds: [staff.id] })
+        .expect(200);
       const [event] = await auditEvents(app, t, 'group.member_removed');
       assert.deepEqual(event!.actor, { type: 'user', id: boss.id, display: boss.email });
     });
 
     it('cannot make anyone a manager, nor demote or remove a manager', async () => {
-      const promote = await api().post(`/api/v1/groups/${g}/members`).set(boss.auth).send({ userIds: [staff.id], role: 'manager' }).expect(403);
+      const promote = await api()
+        .post(`/api/v1/groups/${g}/members`)
+        .set(boss.auth)
+        .send({ userIds: [staff.id], role: 'manager' })
+        .expect(403);
       assert.equal(promote.body.code, 'group_manager_limit');
-      const demote = await api().post(`/api/v1/groups/${g}/members`).set(boss.auth).send({ userIds: [deputy.id], role: 'member' }).expect(403);
+      const demote = await api()
+        .post(`/api/v1/groups/${g}/members`)
+        .set(boss.auth)
+        .send({ userIds: [deputy.id], role: 'member' })
+        .expect(403);
       assert.equal(demote.body.code, 'group_manager_limit');
       await api().delete(`/api/v1/groups/${g}/members/${deputy.id}`).set(boss.auth).expect(403);
-      const bulk = await api().post(`/api/v1/groups/${g}/members/remove`).set(boss.auth).send({ userIds: [staff.id, deputy.id] }).expect(403);
+      const bulk = await api()
+        .post(`/api/v1/groups/${g}/members/remove`)
+        .set(boss.auth)
+        .send({ userIds: [staff.id, deputy.id] })
+        .expect(403);
       assert.equal(bulk.body.code, 'group_manager_limit');
       assert.deepEqual((await members(g)).map((m) => m.userId).sort(), [boss.id, deputy.id, staff.id].sort());
     });
@@ -238,26 +331,50 @@ describe('management API: local group members', () => {
       await api().delete(`/api/v1/groups/${g}`).set(boss.auth).expect(403);
       await api().get('/api/v1/groups').set(boss.auth).expect(403);
       const agent = await createAgent(app, t, 'Agent');
-      await api().post(`/api/v1/agents/${agent}/grants`).set(boss.auth).send({ groupId: g, permission: 'edit' }).expect(403);
+      await api()
+        .post(`/api/v1/agents/${agent}/grants`)
+        .set(boss.auth)
+        .send({ groupId: g, permission: 'edit' })
+        .expect(403);
     });
 
     it('have no powers over another group, and none once their group is archived', async () => {
       const other = await createGroup(app, t, 'Other');
       await api().get(`/api/v1/groups/${other}`).set(boss.auth).expect(403);
-      await api().post(`/api/v1/groups/${other}/members`).set(boss.auth).send({ userIds: [newcomer.id] }).expect(403);
+      await api()
+        .post(`/api/v1/groups/${other}/members`)
+        .set(boss.auth)
+        .send({ userIds: [newcomer.id] })
+        .expect(403);
       // Plain members have no powers over their own group.
-      await api().post(`/api/v1/groups/${g}/members`).set(staff.auth).send({ userIds: [newcomer.id] }).expect(403);
+      await api()
+        .post(`/api/v1/groups/${g}/members`)
+        .set(staff.auth)
+        .send({ userIds: [newcomer.id] })
+        .expect(403);
       await api().get(`/api/v1/groups/${g}/members`).set(staff.auth).expect(403);
       await api().patch(`/api/v1/groups/${g}`).set(t.admin).send({ status: 'archived' }).expect(200);
-      const archived = await api().post(`/api/v1/groups/${g}/members`).set(boss.auth).send({ userIds: [newcomer.id] }).expect(403);
+      const archived = await api()
+        .post(`/api/v1/groups/${g}/members`)
+        .set(boss.auth)
+        .send({ userIds: [newcomer.id] })
+        .expect(403);
       assert.equal(archived.body.code, 'not_allowed');
       // Admins still tidy an archived group's members.
-      await api().post(`/api/v1/groups/${g}/members/remove`).set(t.admin).send({ userIds: [staff.id] }).expect(200);
+      await api()
+        .post(`/api/v1/groups/${g}/members/remove`)
+        .set(t.admin)
+        .send({ userIds: [staff.id] })
+        .expect(200);
     });
 
     it('include managers by mapping rule', async () => {
       await derivedMembership(t, g, newcomer.id, 'manager');
-      await api().post(`/api/v1/groups/${g}/members/remove`).set(newcomer.auth).send({ userIds: [staff.id] }).expect(200);
+      await api()
+        .post(`/api/v1/groups/${g}/members/remove`)
+        .set(newcomer.auth)
+        .send({ userIds: [staff.id] })
+        .expect(200);
     });
   });
 });

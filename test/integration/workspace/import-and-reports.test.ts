@@ -35,7 +35,10 @@ describe('CSV import', () => {
     await createGroup(app, t, 'Support Team');
     const file = `Name,Email,Group\nAda,${a.email.toUpperCase()},Sales Team\nBob,${b.email},support team\nAda,${a.email},Support Team\n`;
     const dry = await csvPost(app, t, 'group-members', file, true).expect(200);
-    assert.deepEqual({ rows: dry.body.rows, added: dry.body.added, dryRun: dry.body.dryRun }, { rows: 3, added: 3, dryRun: true });
+    assert.deepEqual(
+      { rows: dry.body.rows, added: dry.body.added, dryRun: dry.body.dryRun },
+      { rows: 3, added: 3, dryRun: true },
+    );
     assert.equal(await memberCount(t), 0, 'a dry run changes nothing');
     const real = await csvPost(app, t, 'group-members', file).expect(200);
     assert.equal(real.body.added, 3);
@@ -52,7 +55,15 @@ describe('CSV import', () => {
     const archived = await createGroup(app, t, 'Old Team');
     await request(app).patch(`/api/v1/groups/${archived}`).set(t.admin).send({ status: 'archived' }).expect(200);
     await createGroup(app, t, 'Sales Team');
-    const file = ['Name,Email,Group', `Ada,${a.email},Sales Team`, 'Nobody,nobody@example.com,Sales Team', `Ada,${a.email},No Such Team`, '', `Ada,${a.email},Old Team`, 'Empty,,'].join('\n');
+    const file = [
+      'Name,Email,Group',
+      `Ada,${a.email},Sales Team`,
+      'Nobody,nobody@example.com,Sales Team',
+      `Ada,${a.email},No Such Team`,
+      '',
+      `Ada,${a.email},Old Team`,
+      'Empty,,',
+    ].join('\n');
     const res = await csvPost(app, t, 'group-members', file).expect(422);
     assert.equal(res.body.code, 'import_rejected');
     assert.deepEqual(
@@ -70,7 +81,7 @@ describe('CSV import', () => {
     await request(app).post('/api/v1/imports/group-members').set(t.admin).send({ rows: [] }).expect(415);
   });
 
-  it('agent grants, with seed 004\'s permission names, dates and the tenant time zone', async () => {
+  it("agent grants, with seed 004's permission names, dates and the tenant time zone", async () => {
     const g1 = await createGroup(app, t, 'G1');
     const g2 = await createGroup(app, t, 'G2');
     const a1 = await createAgent(app, t, 'A1');
@@ -81,15 +92,26 @@ describe('CSV import', () => {
     assert.equal(ok.body.added, 3);
     const grants = await request(app).get(`/api/v1/agents/${a2}/grants`).set(t.admin).expect(200);
     assert.deepEqual(
-      grants.body.items.map((g: { permission: string; startDate: string; endDate: string; timeZone: string }) => [g.permission, g.startDate, g.endDate, g.timeZone]),
+      grants.body.items.map((g: { permission: string; startDate: string; endDate: string; timeZone: string }) => [
+        g.permission,
+        g.startDate,
+        g.endDate,
+        g.timeZone,
+      ]),
       [['view_use', '2024-01-01', '2024-12-31', 'UTC']],
     );
     assert.equal((await csvPost(app, t, 'agent-grants', file).expect(200)).body.unchanged, 3);
     const bad = `AgentId,GroupId,Permission,StartDate,EndDate\n${priv},${g1},EDIT,,\nnope,${g1},READ,2024-13-01,\n${a1},${g1},EDIT,2024-05-01,2024-04-01\n`;
     const res = await csvPost(app, t, 'agent-grants', bad).expect(422);
-    assert.deepEqual(res.body.report.errors.map((e: { line: number }) => e.line), [2, 3, 4]);
+    assert.deepEqual(
+      res.body.report.errors.map((e: { line: number }) => e.line),
+      [2, 3, 4],
+    );
     assert.match(res.body.report.errors[0].reason, /private/);
-    assert.match(res.body.report.errors[1].reason, /no agent "nope".*Permission must be VIEW_AND_USE or EDIT.*StartDate "2024-13-01"/);
+    assert.match(
+      res.body.report.errors[1].reason,
+      /no agent "nope".*Permission must be VIEW_AND_USE or EDIT.*StartDate "2024-13-01"/,
+    );
     assert.match(res.body.report.errors[2].reason, /EndDate is before StartDate/);
   });
 
@@ -101,7 +123,10 @@ describe('CSV import', () => {
     const lines = ['Name,Email,Group'];
     for (let i = 0; i < 100_000; i++) lines.push(`Person ${i},${users[i % 5]!.email},Bulk ${i % 20}`);
     const accepted = await csvPost(app, t, 'group-members', `${lines.join('\n')}\n`).expect(202);
-    assert.deepEqual([accepted.body.kind, accepted.body.state, accepted.body.progress], ['import.group-members', 'queued', { done: 0, total: 100_000 }]);
+    assert.deepEqual(
+      [accepted.body.kind, accepted.body.state, accepted.body.progress],
+      ['import.group-members', 'queued', { done: 0, total: 100_000 }],
+    );
     const job = await runJobInline(await testDb(), t.tenant.id, accepted.body.id, 120_000);
     assert.equal(job.state, 'succeeded');
     const res = await request(app).get(`/api/v1/jobs/${job.id}`).set(t.admin).expect(200);
@@ -129,9 +154,18 @@ describe('permission reports', () => {
     await grant(app, t, a, { userId: outside.id, permission: 'view_use', endDate: soon, timeZone: 'UTC' });
 
     const matrix = await request(app).get('/api/v1/reports/access-matrix').set(t.admin).expect(200);
-    const pairs = matrix.body.items.map((r: { userId: string; agentId: string; level: string }) => `${r.userId === inside.id ? 'inside' : 'outside'}:${r.agentId === a ? 'a' : 'org'}:${r.level}`).sort();
+    const pairs = matrix.body.items
+      .map(
+        (r: { userId: string; agentId: string; level: string }) =>
+          `${r.userId === inside.id ? 'inside' : 'outside'}:${r.agentId === a ? 'a' : 'org'}:${r.level}`,
+      )
+      .sort();
     assert.deepEqual(pairs, ['inside:a:edit', 'inside:org:view_use', 'outside:a:view_use', 'outside:org:view_use']);
-    const csv = await request(app).get('/api/v1/reports/access-matrix').query({ format: 'csv' }).set(t.admin).expect(200);
+    const csv = await request(app)
+      .get('/api/v1/reports/access-matrix')
+      .query({ format: 'csv' })
+      .set(t.admin)
+      .expect(200);
     assert.match(csv.headers['content-type']!, /text\/csv/);
     const rows = parse(csv.text, { columns: true }) as Record<string, string>[];
     assert.equal(rows.length, 4);
@@ -139,16 +173,36 @@ describe('permission reports', () => {
     assert.ok(rows.some((r) => r.agentName === "'=Org Agent"));
 
     const byGroup = await request(app).get('/api/v1/reports/group-membership').set(t.admin).expect(200);
-    assert.deepEqual(byGroup.body.items.map((r: { groupName: string; userId: string; role: string; source: string }) => [r.groupName, r.userId, r.role, r.source]), [['Reporters', inside.id, 'manager', 'manual']]);
+    assert.deepEqual(
+      byGroup.body.items.map((r: { groupName: string; userId: string; role: string; source: string }) => [
+        r.groupName,
+        r.userId,
+        r.role,
+        r.source,
+      ]),
+      [['Reporters', inside.id, 'manager', 'manual']],
+    );
 
     const cov = await request(app).get('/api/v1/reports/coverage').query({ days: 30 }).set(t.admin).expect(200);
     const sections = cov.body.items.map((r: { section: string; name: string }) => `${r.section}:${r.name}`).sort();
-    assert.deepEqual(sections, ['agent_without_groups:Lonely Agent', 'empty_group:Empty Group', 'grant_expiring:Reported Agent']);
+    assert.deepEqual(sections, [
+      'agent_without_groups:Lonely Agent',
+      'empty_group:Empty Group',
+      'grant_expiring:Reported Agent',
+    ]);
     const later = await request(app).get('/api/v1/reports/coverage').query({ days: 1 }).set(t.admin).expect(200);
     assert.ok(!later.body.items.some((r: { section: string }) => r.section === 'grant_expiring'));
-    await request(app).delete(`/api/v1/agents/${org}`).set(t.admin).expect((r) => assert.ok(r.status < 300));
+    await request(app)
+      .delete(`/api/v1/agents/${org}`)
+      .set(t.admin)
+      .expect((r) => assert.ok(r.status < 300));
     const none = await request(app).get('/api/v1/reports/coverage').set(t.admin).expect(200);
-    assert.ok(none.body.items.some((r: { section: string; id: string }) => r.section === 'user_without_access' && r.id === outside.id) === false, 'outside still has a direct grant');
+    assert.ok(
+      none.body.items.some(
+        (r: { section: string; id: string }) => r.section === 'user_without_access' && r.id === outside.id,
+      ) === false,
+      'outside still has a direct grant',
+    );
     const member = await buildUser(app, t);
     await request(app).get('/api/v1/reports/access-matrix').set(member.auth).expect(403);
   });

@@ -27,7 +27,11 @@ async function memberCount(t: TestTenant): Promise<number> {
 }
 
 async function stagedRows(t: TestTenant, jobId: string): Promise<number> {
-  const r = await (await testDb()).knex('job_rows').where({ tenant_id: t.tenant.id, job_id: jobId }).count({ n: '*' }).first();
+  const r = await (await testDb())
+    .knex('job_rows')
+    .where({ tenant_id: t.tenant.id, job_id: jobId })
+    .count({ n: '*' })
+    .first();
   return Number(r!.n);
 }
 
@@ -44,7 +48,11 @@ describe('CSV imports as jobs', () => {
   let users: string[];
   beforeEach(async () => {
     users = await Promise.all([0, 1, 2].map(async () => (await buildUser(app, t)).id));
-    const emails = await (await testDb()).knex('users').where({ tenant_id: t.tenant.id }).whereIn('id', users).pluck('email');
+    const emails = await (await testDb())
+      .knex('users')
+      .where({ tenant_id: t.tenant.id })
+      .whereIn('id', users)
+      .pluck('email');
     await createGroup(app, t, 'Big Team');
     await createGroup(app, t, 'Other Team');
     const lines = ['Name,Email,Group'];
@@ -53,12 +61,22 @@ describe('CSV imports as jobs', () => {
   });
 
   it(`up to ${IMPORT_JOB_THRESHOLD_ROWS} rows apply within the request; more answer 202 with a job that applies them, as the caller`, async () => {
-    const small = file.split('\n').slice(0, IMPORT_JOB_THRESHOLD_ROWS + 1).join('\n');
+    const small = file
+      .split('\n')
+      .slice(0, IMPORT_JOB_THRESHOLD_ROWS + 1)
+      .join('\n');
     assert.equal((await csvPost(app, t, small).expect(200)).body.rows, IMPORT_JOB_THRESHOLD_ROWS);
     assert.equal(await memberCount(t), 6);
     const res = await csvPost(app, t, file).expect(202);
-    assert.deepEqual([res.body.kind, res.body.state, res.body.progress, res.body.result], ['import.group-members', 'queued', { done: 0, total: ROWS }, null]);
-    assert.equal(await stagedRows(t, res.body.id), Math.ceil(ROWS / 100), 'checked rows are staged for any process, a hundred a row');
+    assert.deepEqual(
+      [res.body.kind, res.body.state, res.body.progress, res.body.result],
+      ['import.group-members', 'queued', { done: 0, total: ROWS }, null],
+    );
+    assert.equal(
+      await stagedRows(t, res.body.id),
+      Math.ceil(ROWS / 100),
+      'checked rows are staged for any process, a hundred a row',
+    );
     await drainJobs();
     const job = await request(app).get(`/api/v1/jobs/${res.body.id}`).set(t.admin).expect(200);
     assert.equal(job.body.state, 'succeeded');
@@ -70,7 +88,13 @@ describe('CSV imports as jobs', () => {
   });
 
   it('a dry run of a large file answers at once and changes nothing', async () => {
-    const res = await request(app).post('/api/v1/imports/group-members').query({ dryRun: 'true' }).set(t.admin).set('Content-Type', 'text/csv').send(file).expect(200);
+    const res = await request(app)
+      .post('/api/v1/imports/group-members')
+      .query({ dryRun: 'true' })
+      .set(t.admin)
+      .set('Content-Type', 'text/csv')
+      .send(file)
+      .expect(200);
     assert.deepEqual([res.body.rows, res.body.dryRun], [ROWS, true]);
     assert.equal(await memberCount(t), 0);
     assert.equal((await request(app).get('/api/v1/jobs').set(t.admin).expect(200)).body.items.length, 0);
@@ -88,7 +112,10 @@ describe('CSV imports as jobs', () => {
 
   it('rows that went bad between upload and apply fail the job with the report; nothing is applied', async () => {
     const res = await csvPost(app, t, file).expect(202);
-    const groups = (await request(app).get('/api/v1/groups').set(t.admin).expect(200)).body.items as { id: string; name: string }[];
+    const groups = (await request(app).get('/api/v1/groups').set(t.admin).expect(200)).body.items as {
+      id: string;
+      name: string;
+    }[];
     const big = groups.find((g) => g.name === 'Big Team')!;
     await request(app).patch(`/api/v1/groups/${big.id}`).set(t.admin).send({ status: 'archived' }).expect(200);
     await drainJobs();
@@ -130,7 +157,7 @@ describe('CSV imports as jobs', () => {
     await new Promise((res) => server.once('listening', res));
     const port = (server.address() as AddressInfo).port;
     try {
-      const head = file.split('\n').slice(0, 3).join('\n') + '\n';
+      const head = `${file.split('\n').slice(0, 3).join('\n')}\n`;
       const sock = net.connect(port, '127.0.0.1');
       await new Promise((res) => sock.once('connect', res));
       let response = '';

@@ -18,26 +18,64 @@ describe('area catalogue', () => {
     const tree = buildCatalogue(defaultCatalogue);
     assert.deepEqual(
       tree.map((a) => a.key),
-      ['analytics', 'behavior', 'knowledge', 'flows', 'tools', 'testing', 'real_time_config', 'voice', 'messaging', 'integrations', 'deployments', 'widgets', 'account'],
+      [
+        'analytics',
+        'behavior',
+        'knowledge',
+        'flows',
+        'tools',
+        'testing',
+        'real_time_config',
+        'voice',
+        'messaging',
+        'integrations',
+        'deployments',
+        'widgets',
+        'account',
+      ],
     );
     const all = keys(tree);
-    for (const k of ['analytics.smart_analyst', 'knowledge.faqs', 'deployments.a_b_testing', 'voice.audio_library', 'messaging.sms', 'account.api_keys', 'account.call_data']) {
+    for (const k of [
+      'analytics.smart_analyst',
+      'knowledge.faqs',
+      'deployments.a_b_testing',
+      'voice.audio_library',
+      'messaging.sms',
+      'account.api_keys',
+      'account.call_data',
+    ]) {
       assert.ok(all.includes(k), k);
     }
     assert.equal(all.length, 13 + 8 + 4 + 3 + 5 + 2 + 4 + 5);
-    const withManage = (t: Area[]): string[] => t.flatMap((a) => [...(a.actions.includes('manage') ? [a.key] : []), ...withManage(a.children)]);
-    assert.deepEqual(withManage(tree), ['integrations', 'account', 'account.settings', 'account.users', 'account.api_keys', 'account.call_data', 'account.legal']);
+    const withManage = (t: Area[]): string[] =>
+      t.flatMap((a) => [...(a.actions.includes('manage') ? [a.key] : []), ...withManage(a.children)]);
+    assert.deepEqual(withManage(tree), [
+      'integrations',
+      'account',
+      'account.settings',
+      'account.users',
+      'account.api_keys',
+      'account.call_data',
+      'account.legal',
+    ]);
     assert.deepEqual(tree[0]!.actions, ['view', 'create', 'edit', 'delete']);
   });
 
   it('refuses a malformed catalogue listing every problem', () => {
     assert.throws(
-      () => buildCatalogue([{ label: 'Sales' }, { label: 'sales!' }, { label: '---' }, { label: 'X', children: [{ label: 'Y', colour: 'red' }] }]),
+      () =>
+        buildCatalogue([
+          { label: 'Sales' },
+          { label: 'sales!' },
+          { label: '---' },
+          { label: 'X', children: [{ label: 'Y', colour: 'red' }] },
+        ]),
       (err: unknown) => err instanceof CatalogueError && /colour|additional/.test(err.message),
     );
     assert.throws(
       () => buildCatalogue([{ label: 'Sales' }, { label: 'sales!' }, { label: '---' }]),
-      (err: unknown) => err instanceof CatalogueError && err.problems.length === 2 && /"sales"/.test(err.problems.join()),
+      (err: unknown) =>
+        err instanceof CatalogueError && err.problems.length === 2 && /"sales"/.test(err.problems.join()),
     );
     assert.throws(() => buildCatalogue([]), CatalogueError);
   });

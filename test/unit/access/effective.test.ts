@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { buildCatalogue, type Action } from '../../../src/access/catalogue.js';
 import { defaultCatalogue } from '../../../src/access/catalogue-default.js';
 import { checkArea, checkInheritance, effectivePermissions, type Subject } from '../../../src/access/effective.js';
-import { actionsOf, indexCatalogue, levelOf, parseSettings, type AreaSettings, type Level } from '../../../src/access/levels.js';
+import {
+  actionsOf,
+  indexCatalogue,
+  levelOf,
+  parseSettings,
+  type AreaSettings,
+  type Level,
+} from '../../../src/access/levels.js';
 import { InvalidInput, Unprocessable } from '../../../src/errors.js';
 
 const catalogue = buildCatalogue(defaultCatalogue);
@@ -15,7 +22,12 @@ const tiny = buildCatalogue([
 const RANK: Record<Level, number> = { none: 0, read: 1, edit: 2, manage: 3 };
 const LEVELS = Object.keys(RANK) as Level[];
 
-const member = (own: AreaSettings, template: Subject['template'] = null): Subject => ({ role: 'member', status: 'active', own, template });
+const member = (own: AreaSettings, template: Subject['template'] = null): Subject => ({
+  role: 'member',
+  status: 'active',
+  own,
+  template,
+});
 const support = (areas: AreaSettings): Subject['template'] => ({ id: 't1', name: 'Support', areas });
 
 function fieldsOf(fn: () => unknown): { path: string; message: string }[] {
@@ -69,13 +81,21 @@ describe('area levels', () => {
     assert.deepEqual([...index.keys()], ['top', 'top.mid', 'top.mid.leaf', 'top.side', 'ops', 'ops.logs']);
     assert.equal(index.get('top')!.parent, null);
     assert.equal(index.get('top.mid.leaf')!.parent!.key, 'top.mid');
-    assert.deepEqual([...index.values()].map((e) => e.depth), [0, 1, 2, 1, 0, 1]);
+    assert.deepEqual(
+      [...index.values()].map((e) => e.depth),
+      [0, 1, 2, 1, 0, 1],
+    );
   });
 });
 
 describe('parseSettings', () => {
   it('answers the settings normalised: levels kept, action lists canonical and deduplicated, catalogue order', () => {
-    const parsed = parseSettings(catalogue, { 'knowledge.faqs': ['delete', 'view', 'delete'], knowledge: 'edit', account: 'manage', flows: [] });
+    const parsed = parseSettings(catalogue, {
+      'knowledge.faqs': ['delete', 'view', 'delete'],
+      knowledge: 'edit',
+      account: 'manage',
+      flows: [],
+    });
     assert.deepEqual(parsed, { knowledge: 'edit', 'knowledge.faqs': ['view', 'delete'], flows: [], account: 'manage' });
     assert.deepEqual(Object.keys(parsed), ['knowledge', 'knowledge.faqs', 'flows', 'account']);
   });
@@ -93,8 +113,23 @@ describe('parseSettings', () => {
         'account.users': ['view', 'manage'],
       }),
     );
-    const at = (path: string): string => fields.filter((f) => f.path === path).map((f) => f.message).join(' | ');
-    assert.deepEqual(new Set(fields.map((f) => f.path)), new Set(['areas.sales', 'areas.knowledge', 'areas.flows', 'areas.tools', 'areas.testing', 'areas.widgets', 'areas.voice.numbers']));
+    const at = (path: string): string =>
+      fields
+        .filter((f) => f.path === path)
+        .map((f) => f.message)
+        .join(' | ');
+    assert.deepEqual(
+      new Set(fields.map((f) => f.path)),
+      new Set([
+        'areas.sales',
+        'areas.knowledge',
+        'areas.flows',
+        'areas.tools',
+        'areas.testing',
+        'areas.widgets',
+        'areas.voice.numbers',
+      ]),
+    );
     assert.match(at('areas.sales'), /unknown area "sales"/);
     assert.match(at('areas.knowledge'), /"admin"/);
     assert.match(at('areas.flows'), /must be one of none, read, edit, manage or a list of actions/);
@@ -106,7 +141,10 @@ describe('parseSettings', () => {
 
   it('refuses anything but a plain object, at the prefix it is given', () => {
     for (const input of [null, ['read'], 'read', 3, new Map()]) {
-      assert.deepEqual(fieldsOf(() => parseSettings(catalogue, input, 'template.areas')).map((f) => f.path), ['template.areas']);
+      assert.deepEqual(
+        fieldsOf(() => parseSettings(catalogue, input, 'template.areas')).map((f) => f.path),
+        ['template.areas'],
+      );
     }
   });
 });
@@ -146,21 +184,42 @@ describe('checkInheritance', () => {
   });
 
   it('lets a manage parent have a child without manage at its top level', () => {
-    assert.equal(violation(() => checkInheritance(tiny, { ops: 'manage', 'ops.logs': 'edit' })), null);
-    assert.notEqual(violation(() => checkInheritance(tiny, { ops: 'read', 'ops.logs': 'edit' })), null);
+    assert.equal(
+      violation(() => checkInheritance(tiny, { ops: 'manage', 'ops.logs': 'edit' })),
+      null,
+    );
+    assert.notEqual(
+      violation(() => checkInheritance(tiny, { ops: 'read', 'ops.logs': 'edit' })),
+      null,
+    );
   });
 
   it('compares action sets: a subset passes, a superset is refused naming the parent', () => {
-    assert.equal(violation(() => checkInheritance(catalogue, { knowledge: ['view', 'edit'], 'knowledge.faqs': ['view'] })), null);
-    assert.equal(violation(() => checkInheritance(catalogue, { knowledge: 'edit', 'knowledge.faqs': ['view', 'edit'] })), null);
-    const err = violation(() => checkInheritance(catalogue, { knowledge: ['view', 'edit'], 'knowledge.faqs': ['view', 'create'] }));
+    assert.equal(
+      violation(() => checkInheritance(catalogue, { knowledge: ['view', 'edit'], 'knowledge.faqs': ['view'] })),
+      null,
+    );
+    assert.equal(
+      violation(() => checkInheritance(catalogue, { knowledge: 'edit', 'knowledge.faqs': ['view', 'edit'] })),
+      null,
+    );
+    const err = violation(() =>
+      checkInheritance(catalogue, { knowledge: ['view', 'edit'], 'knowledge.faqs': ['view', 'create'] }),
+    );
     assert.deepEqual(err?.extra.details, { area: 'knowledge.faqs', parent: 'knowledge', parentLevel: 'read' });
     assert.match(err!.message, /Knowledge \(knowledge\) is read \(view, edit\)/);
   });
 
   it('reports the first violation in tree order', () => {
-    const err = violation(() => checkInheritance(catalogue, { 'voice.numbers': 'edit', voice: 'none', analytics: 'read', 'analytics.csat': 'edit' }));
-    assert.equal(err?.extra.details?.['area'], 'analytics.csat');
+    const err = violation(() =>
+      checkInheritance(catalogue, {
+        'voice.numbers': 'edit',
+        voice: 'none',
+        analytics: 'read',
+        'analytics.csat': 'edit',
+      }),
+    );
+    assert.equal(err?.extra.details?.area, 'analytics.csat');
   });
 
   it('holds an area to its nearest set ancestor when its parent is unset', () => {
@@ -172,9 +231,18 @@ describe('checkInheritance', () => {
     const base = effectivePermissions(catalogue, member({}, support({ knowledge: 'read' })));
     const err = violation(() => checkInheritance(catalogue, { 'knowledge.faqs': 'edit' }, base));
     assert.deepEqual(err?.extra.details, { area: 'knowledge.faqs', parent: 'knowledge', parentLevel: 'read' });
-    assert.equal(violation(() => checkInheritance(catalogue, { 'knowledge.faqs': 'read' }, base)), null);
-    assert.equal(violation(() => checkInheritance(catalogue, { 'knowledge.faqs': 'edit' })), null);
-    assert.equal(violation(() => checkInheritance(catalogue, { knowledge: 'edit', 'knowledge.faqs': 'edit' }, base)), null);
+    assert.equal(
+      violation(() => checkInheritance(catalogue, { 'knowledge.faqs': 'read' }, base)),
+      null,
+    );
+    assert.equal(
+      violation(() => checkInheritance(catalogue, { 'knowledge.faqs': 'edit' })),
+      null,
+    );
+    assert.equal(
+      violation(() => checkInheritance(catalogue, { knowledge: 'edit', 'knowledge.faqs': 'edit' }, base)),
+      null,
+    );
   });
 });
 
@@ -192,13 +260,21 @@ describe('effectivePermissions', () => {
   it('makes every descendant of a parent at none none, whatever it sets', () => {
     const tree = effectivePermissions(catalogue, member({ knowledge: 'none', 'knowledge.faqs': 'edit' }));
     assert.deepEqual(all(tree, 'knowledge'), ['none', 'none', 'none', 'none']);
-    assert.deepEqual(tree['knowledge.faqs'], { level: 'none', actions: [], reason: 'parent Knowledge (knowledge) is none' });
+    assert.deepEqual(tree['knowledge.faqs'], {
+      level: 'none',
+      actions: [],
+      reason: 'parent Knowledge (knowledge) is none',
+    });
     assert.equal(tree['knowledge.sources']!.reason, 'parent Knowledge (knowledge) is none');
   });
 
   it('gives an unset child its parent’s actions, less those it does not have', () => {
     const tree = effectivePermissions(catalogue, member({ knowledge: 'edit', account: 'manage' }));
-    assert.deepEqual(tree['knowledge.sources'], { level: 'edit', actions: ['view', 'create', 'edit', 'delete'], reason: 'inherited from parent Knowledge (knowledge)' });
+    assert.deepEqual(tree['knowledge.sources'], {
+      level: 'edit',
+      actions: ['view', 'create', 'edit', 'delete'],
+      reason: 'inherited from parent Knowledge (knowledge)',
+    });
     assert.equal(tree['account.users']!.level, 'manage');
     const ops = effectivePermissions(tiny, member({ ops: 'manage' }));
     assert.deepEqual(ops['ops.logs']!.actions, ['view', 'create', 'edit', 'delete']);
@@ -207,58 +283,105 @@ describe('effectivePermissions', () => {
 
   it('leaves a top-level area none when nothing sets it, and its children none after it', () => {
     const tree = effectivePermissions(catalogue, member({ 'analytics.csat': 'read' }));
-    assert.deepEqual(tree['flows'], { level: 'none', actions: [], reason: 'no permission set' });
+    assert.deepEqual(tree.flows, { level: 'none', actions: [], reason: 'no permission set' });
     assert.equal(tree['analytics.kpis']!.reason, 'parent Analytics (analytics) is none');
-    assert.deepEqual(tree['analytics.csat'], { level: 'none', actions: [], reason: 'parent Analytics (analytics) is none' });
+    assert.deepEqual(tree['analytics.csat'], {
+      level: 'none',
+      actions: [],
+      reason: 'parent Analytics (analytics) is none',
+    });
   });
 
   it('keeps explicit action sets as given, their level the highest preset inside', () => {
     const tree = effectivePermissions(catalogue, member({ knowledge: ['view', 'edit'] }));
-    assert.deepEqual(tree['knowledge'], { level: 'read', actions: ['view', 'edit'], reason: 'own setting' });
+    assert.deepEqual(tree.knowledge, { level: 'read', actions: ['view', 'edit'], reason: 'own setting' });
     assert.deepEqual(tree['knowledge.faqs']!.actions, ['view', 'edit']);
   });
 
   describe('with a role template', () => {
     it('lays the user’s own sub-section setting over the template', () => {
-      const tree = effectivePermissions(catalogue, member({ 'knowledge.faqs': 'read' }, support({ knowledge: 'edit' })));
-      assert.deepEqual(tree['knowledge'], { level: 'edit', actions: ['view', 'create', 'edit', 'delete'], reason: 'role template "Support"' });
+      const tree = effectivePermissions(
+        catalogue,
+        member({ 'knowledge.faqs': 'read' }, support({ knowledge: 'edit' })),
+      );
+      assert.deepEqual(tree.knowledge, {
+        level: 'edit',
+        actions: ['view', 'create', 'edit', 'delete'],
+        reason: 'role template "Support"',
+      });
       assert.deepEqual(tree['knowledge.faqs'], { level: 'read', actions: ['view'], reason: 'own setting' });
-      assert.deepEqual(tree['knowledge.sources'], { level: 'edit', actions: ['view', 'create', 'edit', 'delete'], reason: 'inherited from parent Knowledge (knowledge)' });
+      assert.deepEqual(tree['knowledge.sources'], {
+        level: 'edit',
+        actions: ['view', 'create', 'edit', 'delete'],
+        reason: 'inherited from parent Knowledge (knowledge)',
+      });
     });
 
     it('lets the user’s own parent setting override the template’s parent and the children the user left unset', () => {
-      const tree = effectivePermissions(catalogue, member({ knowledge: 'read' }, support({ knowledge: 'edit', 'knowledge.faqs': 'edit' })));
-      assert.deepEqual(tree['knowledge'], { level: 'read', actions: ['view'], reason: 'own setting' });
-      assert.deepEqual(tree['knowledge.faqs'], { level: 'read', actions: ['view'], reason: 'inherited from parent Knowledge (knowledge)' });
+      const tree = effectivePermissions(
+        catalogue,
+        member({ knowledge: 'read' }, support({ knowledge: 'edit', 'knowledge.faqs': 'edit' })),
+      );
+      assert.deepEqual(tree.knowledge, { level: 'read', actions: ['view'], reason: 'own setting' });
+      assert.deepEqual(tree['knowledge.faqs'], {
+        level: 'read',
+        actions: ['view'],
+        reason: 'inherited from parent Knowledge (knowledge)',
+      });
       assert.deepEqual(all(tree, 'knowledge.'), ['read', 'read', 'read']);
     });
 
     it('gives none to a top-level area the template does not list', () => {
       const tree = effectivePermissions(catalogue, member({}, support({ knowledge: 'edit' })));
-      assert.deepEqual(tree['flows'], { level: 'none', actions: [], reason: 'role template "Support" does not grant this area' });
+      assert.deepEqual(tree.flows, {
+        level: 'none',
+        actions: [],
+        reason: 'role template "Support" does not grant this area',
+      });
       assert.equal(tree['voice.numbers']!.level, 'none');
     });
 
     it('takes a sub-section the template sets itself from the template', () => {
-      const tree = effectivePermissions(catalogue, member({}, support({ knowledge: 'edit', 'knowledge.faqs': 'read' })));
+      const tree = effectivePermissions(
+        catalogue,
+        member({}, support({ knowledge: 'edit', 'knowledge.faqs': 'read' })),
+      );
       assert.deepEqual(tree['knowledge.faqs'], { level: 'read', actions: ['view'], reason: 'role template "Support"' });
     });
 
     it('clamps the user’s own sub-section when the template was since narrowed to none', () => {
-      const tree = effectivePermissions(catalogue, member({ 'knowledge.faqs': 'edit' }, support({ knowledge: 'none' })));
-      assert.deepEqual(tree['knowledge.faqs'], { level: 'none', actions: [], reason: 'parent Knowledge (knowledge) is none' });
+      const tree = effectivePermissions(
+        catalogue,
+        member({ 'knowledge.faqs': 'edit' }, support({ knowledge: 'none' })),
+      );
+      assert.deepEqual(tree['knowledge.faqs'], {
+        level: 'none',
+        actions: [],
+        reason: 'parent Knowledge (knowledge) is none',
+      });
     });
 
     it('clamps the user’s own sub-section to a narrower template parent, saying so', () => {
-      const tree = effectivePermissions(catalogue, member({ 'knowledge.faqs': 'edit' }, support({ knowledge: 'read' })));
-      assert.deepEqual(tree['knowledge.faqs'], { level: 'read', actions: ['view'], reason: 'own setting, limited by parent Knowledge (knowledge) at read' });
+      const tree = effectivePermissions(
+        catalogue,
+        member({ 'knowledge.faqs': 'edit' }, support({ knowledge: 'read' })),
+      );
+      assert.deepEqual(tree['knowledge.faqs'], {
+        level: 'read',
+        actions: ['view'],
+        reason: 'own setting, limited by parent Knowledge (knowledge) at read',
+      });
     });
   });
 
   it('grants an admin every action of every area', () => {
     const tree = effectivePermissions(catalogue, { role: 'admin', status: 'active', own: { knowledge: 'none' } });
-    assert.deepEqual(tree['knowledge'], { level: 'edit', actions: ['view', 'create', 'edit', 'delete'], reason: 'admin role grants everything' });
-    assert.deepEqual(tree['integrations']!.actions, ['view', 'create', 'edit', 'delete', 'manage']);
+    assert.deepEqual(tree.knowledge, {
+      level: 'edit',
+      actions: ['view', 'create', 'edit', 'delete'],
+      reason: 'admin role grants everything',
+    });
+    assert.deepEqual(tree.integrations!.actions, ['view', 'create', 'edit', 'delete', 'manage']);
     assert.ok(Object.values(tree).every((e) => e.level === 'edit' || e.level === 'manage'));
     assert.deepEqual(all(tree, 'account'), ['manage', 'manage', 'manage', 'manage', 'manage', 'manage']);
   });
@@ -271,7 +394,12 @@ describe('effectivePermissions', () => {
     } as const;
     for (const [status, reason] of Object.entries(reasons) as [keyof typeof reasons, string][]) {
       for (const role of ['admin', 'member'] as const) {
-        const tree = effectivePermissions(catalogue, { role, status, own: { knowledge: 'edit' }, template: support({ flows: 'edit' }) });
+        const tree = effectivePermissions(catalogue, {
+          role,
+          status,
+          own: { knowledge: 'edit' },
+          template: support({ flows: 'edit' }),
+        });
         assert.ok(
           Object.values(tree).every((e) => e.level === 'none' && e.actions.length === 0 && e.reason === reason),
           `${role} ${status}`,
@@ -282,21 +410,36 @@ describe('effectivePermissions', () => {
 });
 
 describe('checkArea', () => {
-  const tree = effectivePermissions(catalogue, member({ knowledge: 'none', 'knowledge.faqs': 'edit', flows: 'read', 'account.users': 'edit', account: 'edit' }));
+  const tree = effectivePermissions(
+    catalogue,
+    member({ knowledge: 'none', 'knowledge.faqs': 'edit', flows: 'read', 'account.users': 'edit', account: 'edit' }),
+  );
   const check = (area: string, action: Action) => checkArea(tree, area, action);
 
   it('allows an action the area has, saying where it comes from', () => {
     assert.deepEqual(check('flows', 'view'), { allowed: true, reason: 'view on flows: allowed: own setting' });
-    assert.deepEqual(check('account.users', 'delete'), { allowed: true, reason: 'delete on account.users: allowed: own setting' });
+    assert.deepEqual(check('account.users', 'delete'), {
+      allowed: true,
+      reason: 'delete on account.users: allowed: own setting',
+    });
   });
 
   it('denies an action the area lacks, saying why', () => {
-    assert.deepEqual(check('knowledge.faqs', 'edit'), { allowed: false, reason: 'edit on knowledge.faqs: denied: parent Knowledge (knowledge) is none' });
-    assert.deepEqual(check('flows', 'edit'), { allowed: false, reason: 'edit on flows: denied: flows is read (own setting)' });
+    assert.deepEqual(check('knowledge.faqs', 'edit'), {
+      allowed: false,
+      reason: 'edit on knowledge.faqs: denied: parent Knowledge (knowledge) is none',
+    });
+    assert.deepEqual(check('flows', 'edit'), {
+      allowed: false,
+      reason: 'edit on flows: denied: flows is read (own setting)',
+    });
     assert.equal(check('account.users', 'manage').allowed, false);
   });
 
   it('refuses an area the catalogue does not have', () => {
-    assert.throws(() => check('sales', 'view'), (err: unknown) => err instanceof Error && 'status' in err && err.status === 404);
+    assert.throws(
+      () => check('sales', 'view'),
+      (err: unknown) => err instanceof Error && 'status' in err && err.status === 404,
+    );
   });
 });

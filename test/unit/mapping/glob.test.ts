@@ -2,11 +2,19 @@ import assert from 'node:assert/strict';
 import { globMatcher, matcher, type MatchableGroup, type RuleMatch } from '../../../src/mapping/rules.js';
 
 const group = (displayName: string): MatchableGroup => ({ id: 'g1', source: 'scim', externalId: 'Ext-1', displayName });
-const glob = (value: string, field: RuleMatch['field'] = 'displayName'): RuleMatch => ({ source: 'any', field, operator: 'glob', value });
+const glob = (value: string, field: RuleMatch['field'] = 'displayName'): RuleMatch => ({
+  source: 'any',
+  field,
+  operator: 'glob',
+  value,
+});
 
 /** What globs meant when they were regular expressions: the reference the matcher must agree with. */
 function reference(pattern: string, text: string): boolean {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 's').test(text);
 }
 
@@ -15,7 +23,7 @@ describe('mapping-rule globs', () => {
     const started = performance.now();
     const hostile = glob('*a*a*a*a*a*a*a*a*a*a*a*a*b');
     assert.equal(matcher(hostile)(group('a'.repeat(200))), false);
-    assert.equal(matcher(hostile)(group('a'.repeat(199) + 'b')), true);
+    assert.equal(matcher(hostile)(group(`${'a'.repeat(199)}b`)), true);
     assert.equal(globMatcher('*-*-*-*-*-*-*-*-admins')('-'.repeat(255)), false);
     assert.ok(performance.now() - started < 100, `took ${Math.round(performance.now() - started)} ms`);
   });
@@ -45,7 +53,8 @@ describe('mapping-rule globs', () => {
   it('agrees with the former regular expressions on random short patterns', () => {
     let seed = 7;
     const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const pick = (alphabet: string, max: number) => Array.from({ length: Math.floor(next() * max) }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
+    const pick = (alphabet: string, max: number) =>
+      Array.from({ length: Math.floor(next() * max) }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
     for (let n = 0; n < 5000; n++) {
       const p = pick('ab*?.', 7);
       const t = pick('ab.', 9);

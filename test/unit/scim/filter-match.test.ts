@@ -41,13 +41,16 @@ describe('matchesElement', () => {
     assert.deepEqual(matching('emails[type eq "home" or value ew ".net"]', emails), [1, 2]);
   });
 
-  it("evaluates Entra's emails[type eq \"work\"].value eq \"x\" as both conditions on one element", () => {
+  it('evaluates Entra\'s emails[type eq "work"].value eq "x" as both conditions on one element', () => {
     assert.deepEqual(matching('emails[type eq "work"].value eq "bob@example.com"', emails), [0]);
     assert.deepEqual(matching('emails[type eq "home"].value eq "bob@example.com"', emails), []);
   });
 
   it('selects the element a PATCH path such as addresses[type eq "work"].locality names', () => {
-    const addresses = [{ type: 'home', locality: 'Lyon' }, { type: 'work', locality: 'Paris' }];
+    const addresses = [
+      { type: 'home', locality: 'Lyon' },
+      { type: 'work', locality: 'Paris' },
+    ];
     assert.deepEqual(matching('addresses[type eq "work"]', addresses), [1]);
   });
 
@@ -89,7 +92,10 @@ describe('matchesElement', () => {
   });
 
   it('refuses a whole value path in place of its inner filter', () => {
-    assert.throws(() => matchesElement(parseFilter('emails[type eq "work"]', USER_RT), emails[0]!), /value path inside a value path/);
+    assert.throws(
+      () => matchesElement(parseFilter('emails[type eq "work"]', USER_RT), emails[0]!),
+      /value path inside a value path/,
+    );
   });
 
   it('rejects a hand-built boolean comparison with a non-boolean literal', () => {
@@ -97,7 +103,10 @@ describe('matchesElement', () => {
     if (f.kind !== 'compare') return assert.fail('unexpected shape');
     assert.throws(
       () => matchesElement({ ...f, value: 'yes' }, { primary: true }),
-      (err: unknown) => err instanceof InvalidInput && err.extra.scimType === 'invalidFilter' && err.message.includes('"yes" is not true or false'),
+      (err: unknown) =>
+        err instanceof InvalidInput &&
+        err.extra.scimType === 'invalidFilter' &&
+        err.message.includes('"yes" is not true or false'),
     );
   });
 });

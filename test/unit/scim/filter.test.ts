@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { InvalidInput } from '../../../src/errors.js';
 import type { Filter } from '../../../src/scim/filter/ast.js';
-import { MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, MAX_FILTER_NODES, MAX_FILTER_SUBSTRING_TERMS, parseDateTime, parseFilter } from '../../../src/scim/filter/parser.js';
+import {
+  MAX_FILTER_DEPTH,
+  MAX_FILTER_LENGTH,
+  MAX_FILTER_NODES,
+  MAX_FILTER_SUBSTRING_TERMS,
+  parseDateTime,
+  parseFilter,
+} from '../../../src/scim/filter/parser.js';
 import { filterToSql, sortToSql } from '../../../src/scim/filter/to-sql.js';
 import { canonicalPath, GROUP_RT, USER_RT, type ResourceType } from '../../../src/directory/model/registry.js';
 
@@ -50,7 +57,8 @@ function assertInvalid(fn: () => unknown, code: string, scimType: string, detail
   });
 }
 
-const label = (c: Case) => `${c.rt === 'Group' ? '[Group] ' : ''}${JSON.stringify(c.filter)}${c.why ? ` (${c.why})` : ''}`;
+const label = (c: Case) =>
+  `${c.rt === 'Group' ? '[Group] ' : ''}${JSON.stringify(c.filter)}${c.why ? ` (${c.why})` : ''}`;
 
 describe('SCIM filter parser', () => {
   describe('parses', () => {
@@ -83,19 +91,39 @@ describe('SCIM filter parser', () => {
     const ok = `${'('.repeat(MAX_FILTER_DEPTH)}title pr${')'.repeat(MAX_FILTER_DEPTH)}`;
     assert.deepEqual(compact(parseFilter(ok, USER_RT), USER_RT), ['pr', 'title']);
     const deep = `${'('.repeat(MAX_FILTER_DEPTH + 1)}title pr${')'.repeat(MAX_FILTER_DEPTH + 1)}`;
-    assertInvalid(() => parseFilter(deep, USER_RT), 'invalid_filter', 'invalidFilter', `deeper than ${MAX_FILTER_DEPTH} levels at position ${MAX_FILTER_DEPTH}`);
-    assertInvalid(() => parseFilter(`${'not '.repeat(1000)}title pr`, USER_RT), 'invalid_filter', 'invalidFilter', 'deeper than');
+    assertInvalid(
+      () => parseFilter(deep, USER_RT),
+      'invalid_filter',
+      'invalidFilter',
+      `deeper than ${MAX_FILTER_DEPTH} levels at position ${MAX_FILTER_DEPTH}`,
+    );
+    assertInvalid(
+      () => parseFilter(`${'not '.repeat(1000)}title pr`, USER_RT),
+      'invalid_filter',
+      'invalidFilter',
+      'deeper than',
+    );
   });
 
   it(`accepts a hundred or-ed ids but not more than ${MAX_FILTER_NODES} terms`, () => {
     const ids = (n: number) => Array.from({ length: n }, (_, i) => `id eq "${i}"`).join(' or ');
     assert.equal(parseFilter(ids(100), USER_RT).kind, 'or');
-    assertInvalid(() => parseFilter(ids(101), USER_RT), 'invalid_filter', 'invalidFilter', `more than ${MAX_FILTER_NODES} terms`);
+    assertInvalid(
+      () => parseFilter(ids(101), USER_RT),
+      'invalid_filter',
+      'invalidFilter',
+      `more than ${MAX_FILTER_NODES} terms`,
+    );
   });
 
   it(`refuses filters longer than ${MAX_FILTER_LENGTH} characters`, () => {
     const long = `title eq "${'x'.repeat(MAX_FILTER_LENGTH)}"`;
-    assertInvalid(() => parseFilter(long, USER_RT), 'invalid_filter', 'invalidFilter', `longer than ${MAX_FILTER_LENGTH} characters`);
+    assertInvalid(
+      () => parseFilter(long, USER_RT),
+      'invalid_filter',
+      'invalidFilter',
+      `longer than ${MAX_FILTER_LENGTH} characters`,
+    );
   });
 
   it(`refuses more than ${MAX_FILTER_SUBSTRING_TERMS} co/sw/ew comparisons, which no index serves`, () => {
@@ -103,8 +131,18 @@ describe('SCIM filter parser', () => {
     const subs = (n: number) => Array.from({ length: n }, (_, i) => `title ${ops[i % 3]} "${i}"`).join(' or ');
     assert.equal(parseFilter(`${subs(MAX_FILTER_SUBSTRING_TERMS)} or id eq "x"`, USER_RT).kind, 'or');
     const detail = `more than ${MAX_FILTER_SUBSTRING_TERMS} "co", "sw" or "ew" comparisons`;
-    assertInvalid(() => parseFilter(subs(MAX_FILTER_SUBSTRING_TERMS + 1), USER_RT), 'invalid_filter', 'invalidFilter', detail);
-    assertInvalid(() => parseFilter(`emails[${subs(MAX_FILTER_SUBSTRING_TERMS + 1).replaceAll('title', 'value')}]`, USER_RT), 'invalid_filter', 'invalidFilter', detail);
+    assertInvalid(
+      () => parseFilter(subs(MAX_FILTER_SUBSTRING_TERMS + 1), USER_RT),
+      'invalid_filter',
+      'invalidFilter',
+      detail,
+    );
+    assertInvalid(
+      () => parseFilter(`emails[${subs(MAX_FILTER_SUBSTRING_TERMS + 1).replaceAll('title', 'value')}]`, USER_RT),
+      'invalid_filter',
+      'invalidFilter',
+      detail,
+    );
   });
 });
 
@@ -138,23 +176,43 @@ describe('SCIM filter → SQL', () => {
 
   for (const c of cases.sqlErrors) {
     it(`rejects ${label(c)} → ${c.detail}`, () => {
-      assertInvalid(() => filterToSql(parseFilter(c.filter, rtOf(c)), rtOf(c)), 'invalid_filter', 'invalidFilter', c.detail);
+      assertInvalid(
+        () => filterToSql(parseFilter(c.filter, rtOf(c)), rtOf(c)),
+        'invalid_filter',
+        'invalidFilter',
+        c.detail,
+      );
     });
   }
 
   it('gives every subquery its own alias and uses the given outer alias', () => {
-    const { sql } = filterToSql(parseFilter('emails[type eq "work" and value co "x"] or name.givenName pr or groups eq "g"', USER_RT), USER_RT, 'u');
-    assert.deepEqual(sql.match(/\b(ua|gm|gg)\d+(?= )/g)?.filter((a, i, all) => all.indexOf(a) === i), ['ua1', 'ua2', 'ua3', 'ua4', 'gm5', 'gg5']);
+    const { sql } = filterToSql(
+      parseFilter('emails[type eq "work" and value co "x"] or name.givenName pr or groups eq "g"', USER_RT),
+      USER_RT,
+      'u',
+    );
+    assert.deepEqual(
+      sql.match(/\b(ua|gm|gg)\d+(?= )/g)?.filter((a, i, all) => all.indexOf(a) === i),
+      ['ua1', 'ua2', 'ua3', 'ua4', 'gm5', 'gg5'],
+    );
     assert.ok(!/\br\./.test(sql));
     assert.ok(sql.includes('u.tenant_id') && sql.includes('u.id'));
   });
 
   it('binds every literal: no quote of user input reaches the SQL text', () => {
     const evil = `x'); DROP TABLE users; --`;
-    for (const filter of [`userName eq "${evil}"`, `title co "${evil}"`, `emails[value sw "${evil}"]`, `groups.display eq "${evil}"`]) {
+    for (const filter of [
+      `userName eq "${evil}"`,
+      `title co "${evil}"`,
+      `emails[value sw "${evil}"]`,
+      `groups.display eq "${evil}"`,
+    ]) {
       const { sql, bindings } = filterToSql(parseFilter(filter, USER_RT), USER_RT);
       assert.ok(!sql.includes('DROP'), sql);
-      assert.ok(bindings.some((b) => String(b).includes('drop table')), filter);
+      assert.ok(
+        bindings.some((b) => String(b).includes('drop table')),
+        filter,
+      );
     }
   });
 
@@ -162,13 +220,21 @@ describe('SCIM filter → SQL', () => {
     const path = parseFilter('meta.created pr', USER_RT);
     if (path.kind !== 'present') return assert.fail('unexpected shape');
     const f: Filter = { kind: 'compare', path: path.path, op: 'gt', value: 'soon' };
-    assertInvalid(() => filterToSql(f, USER_RT), 'invalid_filter', 'invalidFilter', '"created" is a dateTime: "soon" is not a date');
+    assertInvalid(
+      () => filterToSql(f, USER_RT),
+      'invalid_filter',
+      'invalidFilter',
+      '"created" is a dateTime: "soon" is not a date',
+    );
   });
 });
 
 describe('SCIM sortBy → SQL', () => {
   it('sorts a column, missing values last when ascending and first when descending', () => {
-    assert.deepEqual(sortToSql('userName', USER_RT), { sql: 'CASE WHEN r.user_name_key IS NULL THEN 1 ELSE 0 END ASC, r.user_name_key ASC', bindings: [] });
+    assert.deepEqual(sortToSql('userName', USER_RT), {
+      sql: 'CASE WHEN r.user_name_key IS NULL THEN 1 ELSE 0 END ASC, r.user_name_key ASC',
+      bindings: [],
+    });
     assert.deepEqual(sortToSql('externalId', GROUP_RT, 'descending', 'g'), {
       sql: 'CASE WHEN g.external_id IS NULL THEN 1 ELSE 0 END DESC, g.external_id DESC',
       bindings: [],

@@ -33,7 +33,8 @@ function fixtures(idp: 'okta' | 'entra'): [string, Fixture][] {
 
 const add = (path: string, value: unknown) => ({ op: 'add', path, value });
 const replace = (path: string, value: unknown) => ({ op: 'replace', path, value });
-const remove = (path: string, value?: unknown) => (value === undefined ? { op: 'remove', path } : { op: 'remove', path, value });
+const remove = (path: string, value?: unknown) =>
+  value === undefined ? { op: 'remove', path } : { op: 'remove', path, value };
 
 function message(...ops: unknown[]): unknown {
   return { schemas: [PATCH_OP_SCHEMA], Operations: ops };
@@ -107,18 +108,32 @@ describe('SCIM PATCH', () => {
       );
       assert.deepEqual([a?.path?.target.attr.name, a?.path?.target.sub?.name], ['name', 'givenName']);
       assert.equal(b?.path?.target.attr.name, 'userName');
-      assert.deepEqual([c?.path?.target.attr.name, c?.path?.target.sub?.name, c?.path?.filter?.kind], ['emails', 'value', 'compare']);
+      assert.deepEqual(
+        [c?.path?.target.attr.name, c?.path?.target.sub?.name, c?.path?.filter?.kind],
+        ['emails', 'value', 'compare'],
+      );
     });
 
     it('keeps a "]" inside a quoted filter value', () => {
-      const doc = patchUser({ userName: 'u', emails: [{ value: 'odd]name@example.com' }] }, replace('emails[value eq "odd]name@example.com"].type', 'work'));
+      const doc = patchUser(
+        { userName: 'u', emails: [{ value: 'odd]name@example.com' }] },
+        replace('emails[value eq "odd]name@example.com"].type', 'work'),
+      );
       assert.deepEqual(doc.emails, [{ value: 'odd]name@example.com', type: 'work' }]);
     });
 
     it('refuses a body that is not a PatchOp message', () => {
       rejects(() => parsePatchOps([], USER_RT), 'invalidSyntax', /JSON object/);
-      rejects(() => parsePatchOps({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], Operations: [] }, USER_RT), 'invalidSyntax', /PatchOp/);
-      rejects(() => parsePatchOps({ schemas: [PATCH_OP_SCHEMA] }, USER_RT), 'invalidSyntax', /Operations must be a non-empty array/);
+      rejects(
+        () => parsePatchOps({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], Operations: [] }, USER_RT),
+        'invalidSyntax',
+        /PatchOp/,
+      );
+      rejects(
+        () => parsePatchOps({ schemas: [PATCH_OP_SCHEMA] }, USER_RT),
+        'invalidSyntax',
+        /Operations must be a non-empty array/,
+      );
       rejects(() => parseUser(), 'invalidSyntax', /Operations must be a non-empty array/);
     });
 
@@ -147,7 +162,11 @@ describe('SCIM PATCH', () => {
     });
 
     it('refuses paths naming nothing as invalidPath', () => {
-      rejects(() => parseUser(add('nickname', 'x'), add('adreses', 'x')), 'invalidPath', /^operation 2: path "adreses" names no attribute of User/);
+      rejects(
+        () => parseUser(add('nickname', 'x'), add('adreses', 'x')),
+        'invalidPath',
+        /^operation 2: path "adreses" names no attribute of User/,
+      );
       rejects(() => parseUser(add('name.nickName', 'x')), 'invalidPath', /name\.nickName/);
       rejects(() => parseUser(add('emails[type eq "work"].city', 'x')), 'invalidPath', /not a sub-attribute of emails/);
       rejects(() => parseUser(add('emails[type eq "work"', 'x')), 'invalidPath', /unclosed/);
@@ -160,7 +179,11 @@ describe('SCIM PATCH', () => {
       for (const path of ['id', 'meta', 'meta.created', 'groups', 'groups[value eq "g"]', `${MANAGER}.displayName`]) {
         rejects(() => parseUser(replace(path, 'x')), 'mutability', /read-only/);
       }
-      rejects(() => parsePatchOps(message(remove('members[value eq "u"].display')), GROUP_RT), 'mutability', /members\.display is read-only/);
+      rejects(
+        () => parsePatchOps(message(remove('members[value eq "u"].display')), GROUP_RT),
+        'mutability',
+        /members\.display is read-only/,
+      );
     });
 
     it('reports a malformed [filter] as invalidFilter', () => {
@@ -203,10 +226,17 @@ describe('SCIM PATCH', () => {
       });
 
       it("accepts the resource's own id, ignores meta and schemas, and refuses another id", () => {
-        const doc = patchUser(alice, { op: 'replace', value: { id: USER_ID, schemas: ['x'], meta: { resourceType: 'User' }, nickName: 'Al' } });
+        const doc = patchUser(alice, {
+          op: 'replace',
+          value: { id: USER_ID, schemas: ['x'], meta: { resourceType: 'User' }, nickName: 'Al' },
+        });
         assert.equal(doc.nickName, 'Al');
         assert.equal(doc.id, undefined);
-        rejects(() => patchUser(alice, { op: 'replace', value: { id: 'someone-else' } }), 'mutability', /^operation 1: id is read-only/);
+        rejects(
+          () => patchUser(alice, { op: 'replace', value: { id: 'someone-else' } }),
+          'mutability',
+          /^operation 1: id is read-only/,
+        );
       });
 
       it('skips unknown attributes, unregistered extension URNs and read-only attributes', () => {
@@ -222,7 +252,10 @@ describe('SCIM PATCH', () => {
 
       it('appends to multi-valued attributes on add and replaces them on replace', () => {
         const other = { value: 'a@other.example', type: 'other' };
-        assert.deepEqual(patchUser(alice, { op: 'add', value: { emails: [other] } }).emails, [...(alice.emails as unknown[]), other]);
+        assert.deepEqual(patchUser(alice, { op: 'add', value: { emails: [other] } }).emails, [
+          ...(alice.emails as unknown[]),
+          other,
+        ]);
         assert.deepEqual(patchUser(alice, { op: 'replace', value: { emails: [other] } }).emails, [other]);
       });
     });
@@ -265,7 +298,11 @@ describe('SCIM PATCH', () => {
       });
 
       it('sets a password and a new userName for the caller to hash and to check', () => {
-        const doc = patchUser(alice, replace('password', 's3cret!'), { op: 'Replace', path: 'userName', value: 'alice2@example.com' });
+        const doc = patchUser(alice, replace('password', 's3cret!'), {
+          op: 'Replace',
+          path: 'userName',
+          value: 'alice2@example.com',
+        });
         assert.equal(doc.password, 's3cret!');
         assert.equal(doc.userName, 'alice2@example.com');
       });
@@ -291,7 +328,10 @@ describe('SCIM PATCH', () => {
       });
 
       it('creates the element a conjunction of eq comparisons describes', () => {
-        const doc = patchUser(alice, replace('phoneNumbers[type eq "mobile" and primary eq true].value', '55555555555'));
+        const doc = patchUser(
+          alice,
+          replace('phoneNumbers[type eq "mobile" and primary eq true].value', '55555555555'),
+        );
         assert.deepEqual(doc.phoneNumbers, [{ type: 'mobile', primary: true, value: '55555555555' }]);
       });
 
@@ -301,16 +341,32 @@ describe('SCIM PATCH', () => {
           'noTarget',
           /^operation 1: emails\[value co "@nowhere"\]\.type matches no element of emails/,
         );
-        rejects(() => patchUser(alice, replace(`${MANAGER}[value eq "boss-9"].value`, 'boss-2')), 'noTarget', /matches no value of manager/);
+        rejects(
+          () => patchUser(alice, replace(`${MANAGER}[value eq "boss-9"].value`, 'boss-2')),
+          'noTarget',
+          /matches no value of manager/,
+        );
       });
 
       it('unsets an attribute replaced with null or "" (Entra SCIM_Null_Update_Test)', () => {
-        const doc = patchUser(alice, replace('name', null), replace('emails', ''), replace(`${ENTERPRISE}:department`, ''));
-        assert.deepEqual(doc, { userName: 'alice@example.com', active: true, [ENTERPRISE]: { manager: { value: 'boss-1' } } });
+        const doc = patchUser(
+          alice,
+          replace('name', null),
+          replace('emails', ''),
+          replace(`${ENTERPRISE}:department`, ''),
+        );
+        assert.deepEqual(doc, {
+          userName: 'alice@example.com',
+          active: true,
+          [ENTERPRISE]: { manager: { value: 'boss-1' } },
+        });
       });
 
       it("drops the previous manager's display name and $ref with a new manager", () => {
-        const bob = { userName: 'bob', [ENTERPRISE]: { manager: { value: 'boss-1', displayName: 'Boss', $ref: '../Users/boss-1' } } };
+        const bob = {
+          userName: 'bob',
+          [ENTERPRISE]: { manager: { value: 'boss-1', displayName: 'Boss', $ref: '../Users/boss-1' } },
+        };
         const doc = patchUser(bob, { op: 'Replace', path: MANAGER, value: 'boss-2' });
         assert.deepEqual(doc[ENTERPRISE], { manager: { value: 'boss-2' } });
       });
@@ -323,14 +379,24 @@ describe('SCIM PATCH', () => {
 
     describe('remove', () => {
       it('unsets a singular attribute, a sub-attribute, and an emptied extension', () => {
-        const doc = patchUser(alice, remove('active'), remove('name.familyName'), remove(`${ENTERPRISE}:department`), remove(MANAGER));
+        const doc = patchUser(
+          alice,
+          remove('active'),
+          remove('name.familyName'),
+          remove(`${ENTERPRISE}:department`),
+          remove(MANAGER),
+        );
         assert.deepEqual(doc, { userName: 'alice@example.com', name: { givenName: 'Alice' }, emails: alice.emails });
       });
 
       it('drops the elements a filter selects, or unsets a sub-attribute on them', () => {
-        assert.deepEqual(patchUser(alice, remove('emails[type eq "work"]')).emails, [{ value: 'alice@home.example', type: 'home' }]);
+        assert.deepEqual(patchUser(alice, remove('emails[type eq "work"]')).emails, [
+          { value: 'alice@home.example', type: 'home' },
+        ]);
         const withAddress = { ...alice, addresses: [{ type: 'work', locality: 'Oxford', country: 'GB' }] };
-        assert.deepEqual(patchUser(withAddress, remove('addresses[type eq "work"].locality')).addresses, [{ type: 'work', country: 'GB' }]);
+        assert.deepEqual(patchUser(withAddress, remove('addresses[type eq "work"].locality')).addresses, [
+          { type: 'work', country: 'GB' },
+        ]);
       });
 
       it('removes only the listed elements when a value list is given, by value', () => {
@@ -343,14 +409,22 @@ describe('SCIM PATCH', () => {
       });
 
       it('removes the manager through manager[value eq "…"] only when it matches', () => {
-        assert.deepEqual(patchUser(alice, remove('manager[value eq "boss-1"]'))[ENTERPRISE], { department: 'Research' });
+        assert.deepEqual(patchUser(alice, remove('manager[value eq "boss-1"]'))[ENTERPRISE], {
+          department: 'Research',
+        });
         assert.deepEqual(patchUser(alice, remove(`${MANAGER}[value eq "boss-2"]`)), alice);
         assert.deepEqual(patchUser(alice, remove(MANAGER, [{ value: 'boss-2' }])), alice);
       });
 
       it('changes nothing when what it names is absent', () => {
         const bare: ScimDoc = { userName: 'u' };
-        const doc = patchUser(bare, remove('title'), remove('emails[type eq "work"]'), remove('name.givenName'), remove(MANAGER));
+        const doc = patchUser(
+          bare,
+          remove('title'),
+          remove('emails[type eq "work"]'),
+          remove('name.givenName'),
+          remove(MANAGER),
+        );
         assert.deepEqual(doc, bare);
       });
     });
@@ -380,7 +454,14 @@ describe('SCIM PATCH', () => {
       const plan = planGroup(
         group,
         { op: 'add', value: { members: [{ value: 'u1' }] } },
-        { op: 'replace', value: { id: GROUP_ID, displayName: 'Platform', 'urn:ietf:params:scim:schemas:core:2.0:Group': { members: [{ value: 'u2' }] } } },
+        {
+          op: 'replace',
+          value: {
+            id: GROUP_ID,
+            displayName: 'Platform',
+            'urn:ietf:params:scim:schemas:core:2.0:Group': { members: [{ value: 'u2' }] },
+          },
+        },
         { op: 'Replace', path: 'externalId', value: 'platform' },
       );
       assert.deepEqual(plan.memberSteps, [
@@ -398,7 +479,11 @@ describe('SCIM PATCH', () => {
       );
       rejects(() => planGroup(group, add('members', [{ value: 42 }])), 'invalidValue', /got 42/);
       rejects(() => planGroup(group, add('members', [''])), 'invalidValue', /members\[0\]\.value/);
-      rejects(() => planGroup(group, add('members', [{ value: 'u1', type: 'Robot' }])), 'invalidValue', /type must be "User" or "Group"/);
+      rejects(
+        () => planGroup(group, add('members', [{ value: 'u1', type: 'Robot' }])),
+        'invalidValue',
+        /type must be "User" or "Group"/,
+      );
     });
 
     it('refuses member filters other than value eq joined with or, and other member paths', () => {
@@ -408,13 +493,25 @@ describe('SCIM PATCH', () => {
         /^operation 1: .*members can only be selected by value eq/,
       );
       rejects(() => planGroup(group, remove('members[value sw "u"]')), 'invalidFilter', /value eq/);
-      rejects(() => planGroup(group, add('members[value eq "u1"]', [{ value: 'u1' }])), 'invalidPath', /add takes the path "members" without a filter/);
-      rejects(() => planGroup(group, replace('members.value', 'u1')), 'invalidPath', /sub-attributes cannot be changed/);
+      rejects(
+        () => planGroup(group, add('members[value eq "u1"]', [{ value: 'u1' }])),
+        'invalidPath',
+        /add takes the path "members" without a filter/,
+      );
+      rejects(
+        () => planGroup(group, replace('members.value', 'u1')),
+        'invalidPath',
+        /sub-attributes cannot be changed/,
+      );
       rejects(() => planGroup(group, add('nickName', 'x')), 'invalidPath', /names no attribute of Group/);
     });
 
     it("refuses a rename carrying another group's id, naming the operation", () => {
-      rejects(() => planGroup(group, add('members', 'u1'), { op: 'replace', value: { id: 'other', displayName: 'X' } }), 'mutability', /^operation 2: id is read-only/);
+      rejects(
+        () => planGroup(group, add('members', 'u1'), { op: 'replace', value: { id: 'other', displayName: 'X' } }),
+        'mutability',
+        /^operation 2: id is read-only/,
+      );
     });
 
     it('refuses removing the displayName', () => {
