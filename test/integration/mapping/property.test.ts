@@ -9,23 +9,7 @@ import { check, createAgent, createGroup, idpGroup, idpPatch } from '../../suppo
 import type { Principal } from '../../../src/access/principal.js';
 import { systemCtx } from '../../../src/context.js';
 import { deleteRule, sweepChunk, updateRule, type SweepTarget } from '../../../src/provisioning/mapping.js';
-
-/** A small deterministic PRNG (mulberry32), so a failing sequence can be replayed from its seed. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (n: number) => Math.floor(next() * n),
-    pick: <T>(xs: T[]) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
+import { prng } from '../../support/prng.js';
 
 const ADMIN: Principal = { kind: 'admin_key', tokenId: 'test', name: 'test' };
 

@@ -2,23 +2,7 @@ import assert from 'node:assert/strict';
 import { buildTenant } from '../../support/factories.js';
 import { useApp } from '../../support/harness.js';
 import { ENTERPRISE, GROUP, patchBody, scimClient, USER } from '../../support/scim.js';
-
-/** A small deterministic PRNG (mulberry32), so a failing sequence can be replayed from its seed. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (n: number) => Math.floor(next() * n),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
+import { prng } from '../../support/prng.js';
 
 type Rnd = ReturnType<typeof prng>;
 
